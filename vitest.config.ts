@@ -1,0 +1,35 @@
+import { defineConfig } from 'vitest/config';
+
+// Projects follow CONVENTIONS.md: unit (pure logic, no network), integration (real RabbitMQ,
+// Redis, PostgreSQL), e2e (whole flows in local mode). Integration and e2e tests spawn the
+// compiled programs in dist/, so `scripts/setup` (which builds) runs before them.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          // End-to-end tests each start a scaler and runner processes; on 2 cores they run one file at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
