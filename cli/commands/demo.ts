@@ -1,0 +1,266 @@
+// `tidepool demo`: the whole loop on one machine, visibly. Registers demo connections, publishes
+// a batch of syncs, runs a scaler with local runners, shows the pool grow from 0, drain the
+// queue and shrink back to 0 as runners hit their idle timeout, then prints a summary.
+import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import pg from 'pg';
+import type { Connection } from '../../shared/connections.js';
+import { createLogger } from '../../shared/logger.js';
+import { newSyncRequest } from '../../shared/messages.js';
+import { publishSync } from '../../shared/broker/publisher.js';
+import { createRedis } from '../../shared/store/redis.js';
+import { createStore } from '../../shared/store/index.js';
+import { FINAL_STATUSES } from '../../shared/store/runs.js';
+import { parseDuration } from '../../shared/units.js';
+import { sleep } from '../../shared/backoff.js';
+import { LocalProcessRunnerLauncher } from '../../scaler/local-process.js';
+import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
+import { CONFIG_OPTION, UsageError, config, openBroker, parse, run, stdio, type Io } from '../common.js';
+
+const USAGE = `usage: tidepool demo [--syncs N] [--max-runners N] [--idle-timeout D] [--json] [options]
+
+Runs tidepool end to end on this machine: registers demo connections (fake data → JSON-lines
+files, fake data → PostgreSQL, PostgreSQL → PostgreSQL incremental), publishes N syncs, and
+runs a scaler that launches local runners. Shows queue depth, runners, syncs done and records
+moved while it runs, then a summary.
+
+  --syncs N          syncs to publish (default 24)
+  --max-runners N    pool ceiling (default 4)
+  --idle-timeout D   how long a runner waits with nothing to do before it leaves (default 3s)
+  --pg-url URL       PostgreSQL for the demo databases (default postgres://tidepool:tidepool@127.0.0.1:5432)
+  --out DIR          where the JSON-lines destination writes (default ./.tidepool/demo)
+  --timeout D        give up after D (default 10m)
+  --json             print only the summary, as one JSON object, on stdout
+                     {"published","succeeded","failed","deadLettered","maxRunners","runnersAtEnd","records","seconds"}
+
+The demo uses its own prefix (default "tidepool-demo") so it never mixes with real syncs.`;
+
+export interface DemoSummary {
+  published: number;
+  succeeded: number;
+  /** Syncs that did not succeed (in issue-2 tidepool every such sync is dead-lettered). */
+  failed: number;
+  deadLettered: number;
+  maxRunners: number;
+  runnersAtEnd: number;
+  records: number;
+  seconds: number;
+}
+
+const SOURCE_DB = 'tidepool_demo_source';
+const DEST_DB = 'tidepool_demo_dest';
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
+  return run(io, USAGE, async () => {
+    const { values } = parse(argv, {
+      ...CONFIG_OPTION,
+      syncs: { type: 'string' },
+      'max-runners': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'pg-url': { type: 'string' },
+      out: { type: 'string' },
+      timeout: { type: 'string' },
+      prefix: { type: 'string' },
+      json: { type: 'boolean' },
+    });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    const syncs = Number(values.syncs ?? 24);
+    if (!Number.isInteger(syncs) || syncs < 1 || syncs > 10_000) throw new UsageError('--syncs must be an integer from 1 to 10000');
+    const timeoutMs = parseDuration(values.timeout ?? '10m');
+    if (timeoutMs === undefined) throw new UsageError('--timeout: not a duration');
+    const cfg = config(env, values.config, {
+      prefix: values.prefix ?? 'tidepool-demo',
+      maxRunners: values['max-runners'] ?? 4,
+      idleTimeout: values['idle-timeout'] ?? '3s',
+      ...(env.TIDEPOOL_LOG_LEVEL ? {} : { logLevel: 'warn' as const }),
+    });
+    const pgUrl = values['pg-url'] ?? 'postgres://tidepool:tidepool@127.0.0.1:5432';
+    const outDir = resolve(values.out ?? '.tidepool/demo');
+    const json = values.json ?? false;
+    const say = (text: string) => (json ? io.err(text) : io.out(text));
+    const logger = createLogger({ level: cfg.logLevel, destination: 2 });
+
+    say(`tidepool demo: ${syncs} syncs, up to ${cfg.maxRunners} runners (concurrency ${cfg.concurrency}, idle timeout ${cfg.idleTimeout} ms), prefix "${cfg.prefix}"`);
+    const connections = await prepareDemo(pgUrl, outDir);
+    say(`prepared PostgreSQL databases ${SOURCE_DB} → ${DEST_DB}, JSON-lines files in ${outDir}`);
+
+    const redis = createRedis(cfg.redisUrl, logger);
+    const store = createStore(redis, cfg);
+    const broker = await openBroker(cfg, logger);
+    const launcher = new LocalProcessRunnerLauncher(cfg, logger);
+    let maxRunners = 0;
+    let lastSnapshot: ScalerSnapshot | undefined;
+    const scaler = new Scaler({
+      config: cfg,
+      logger,
+      launcher,
+      store,
+      onTick: (s) => {
+        lastSnapshot = s;
+        maxRunners = Math.max(maxRunners, s.running + s.starting);
+      },
+    });
+    const started = Date.now();
+    try {
+      for (const c of connections) await store.connections.apply(c);
+      say(`registered ${connections.length} connections: ${connections.map((c) => c.id).join(', ')}`);
+
+      const ids: string[] = [];
+      for (let i = 0; i < syncs; i++) {
+        const connection = connections[i % connections.length]!;
+        const request = newSyncRequest(connection.id, { requestedBy: 'demo' });
+        await publishSync(broker.channel, broker.topology, request);
+        ids.push(request.syncId);
+      }
+      say(`published ${syncs} syncs; starting the scaler (poll every ${cfg.pollInterval} ms)`);
+      await scaler.start();
+
+      let done = 0;
+      let succeeded = 0;
+      let deadLettered = 0;
+      let records = 0;
+      const tty = !json && process.stdout.isTTY;
+      const progress = () => {
+        const s = lastSnapshot;
+        const line = `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] queue ${String(s?.ready ?? '?').padStart(4)} ready | runners ${s?.running ?? 0} running, ${s?.starting ?? 0} starting | syncs ${done}/${syncs} done (${deadLettered} dead-lettered) | records ${records.toLocaleString('en-US')}`;
+        if (tty) process.stdout.write(`\r${line}\x1b[K`);
+        else say(line);
+      };
+      const deadline = started + timeoutMs;
+      let runnersAtEnd = -1;
+      while (Date.now() < deadline) {
+        await sleep(1000);
+        const runs = await store.runs.getMany(ids);
+        done = succeeded = deadLettered = records = 0;
+        for (const r of runs) {
+          if (!r) continue;
+          records += r.records;
+          if (!FINAL_STATUSES.has(r.status)) continue;
+          done++;
+          if (r.status === 'succeeded') succeeded++;
+          else deadLettered++;
+        }
+        progress();
+        const pool = (lastSnapshot?.running ?? 1) + (lastSnapshot?.starting ?? 1);
+        const alive = (await launcher.list()).filter((r) => r.phase !== 'finished').length;
+        if (done === syncs && pool === 0 && alive === 0) {
+          runnersAtEnd = 0;
+          break;
+        }
+      }
+      if (tty) process.stdout.write('\n');
+      if (runnersAtEnd < 0) {
+        runnersAtEnd = (lastSnapshot?.running ?? 0) + (lastSnapshot?.starting ?? 0);
+      }
+      const summary: DemoSummary = {
+        published: syncs,
+        succeeded,
+        failed: syncs - succeeded,
+        deadLettered,
+        maxRunners,
+        runnersAtEnd,
+        records,
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+      };
+      if (json) {
+        io.out(JSON.stringify(summary));
+      } else {
+        io.out(
+          [
+            '',
+            `summary: ${summary.succeeded}/${summary.published} syncs succeeded, ${summary.deadLettered} dead-lettered, ${summary.records.toLocaleString('en-US')} records moved in ${summary.seconds} s`,
+            `         pool grew from 0 to ${summary.maxRunners} runners and ended at ${summary.runnersAtEnd}`,
+            `         see: tidepool runs --limit 10   (with TIDEPOOL_PREFIX=${cfg.prefix})`,
+            `         runner logs: ${cfg.runnerLogDir}`,
+          ].join('\n'),
+        );
+      }
+      const complete = done === syncs && runnersAtEnd === 0;
+      if (!complete) io.err(`demo did not finish within ${timeoutMs} ms`);
+      return complete && summary.succeeded === syncs ? 0 : 1;
+    } finally {
+      await scaler.stop();
+      await broker.close();
+      await redis.quit().catch(() => redis.disconnect());
+    }
+  });
+}
+
+/** Creates the demo databases (idempotently), adds fresh source rows, and returns the connections. */
+async function prepareDemo(pgUrl: string, outDir: string): Promise<Connection[]> {
+  const url = new URL(pgUrl);
+  const admin = new pg.Client({ connectionString: pgUrl, database: 'postgres' });
+  await admin.connect().catch((err: unknown) => {
+    throw new Error(`cannot connect to PostgreSQL at ${url.host} as ${url.username}: ${(err as Error).message} (scripts/setup starts it and creates the role)`);
+  });
+  try {
+    for (const db of [SOURCE_DB, DEST_DB]) {
+      const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
+      if (exists.rowCount === 0) await admin.query(`CREATE DATABASE ${db}`);
+    }
+  } finally {
+    await admin.end();
+  }
+  const source = new pg.Client({ connectionString: pgUrl, database: SOURCE_DB });
+  await source.connect();
+  try {
+    await source.query(`CREATE TABLE IF NOT EXISTS orders (
+      id bigserial PRIMARY KEY,
+      customer text NOT NULL,
+      amount numeric(10,2) NOT NULL,
+      status text NOT NULL,
+      updated_at timestamptz NOT NULL DEFAULT now())`);
+    // Every demo adds rows, so the incremental connection has something new to move.
+    await source.query(`INSERT INTO orders (customer, amount, status, updated_at)
+      SELECT 'customer-' || (g % 97), round((random() * 500)::numeric, 2), (ARRAY['new','paid','shipped'])[1 + g % 3],
+             now() + (g || ' milliseconds')::interval
+      FROM generate_series(1, 2000) AS g`);
+  } finally {
+    await source.end();
+  }
+  await mkdir(outDir, { recursive: true });
+
+  const pgConfig = (database: string, schema: string) => ({
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    database,
+    username: decodeURIComponent(url.username),
+    password: decodeURIComponent(url.password),
+    schema,
+  });
+  const connections: Connection[] = [];
+  for (let i = 1; i <= 4; i++) {
+    connections.push({
+      id: `demo-faker-jsonl-${i}`,
+      description: 'fake users and purchases → JSON-lines files (full refresh)',
+      source: { connector: 'source-faker', config: { seed: i, count: 2000, purchasesPerUser: 2 } },
+      destination: { connector: 'destination-jsonl', config: { destination_path: `${outDir}/faker-${i}` } },
+      streams: [
+        { name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' },
+        { name: 'purchases', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' },
+      ],
+    });
+  }
+  for (let i = 1; i <= 2; i++) {
+    connections.push({
+      id: `demo-faker-postgres-${i}`,
+      description: 'fake users → PostgreSQL (upsert by id)',
+      source: { connector: 'source-faker', config: { seed: 100 + i, count: 3000 } },
+      destination: { connector: 'destination-postgres', config: pgConfig(DEST_DB, `faker_${i}`) },
+      streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
+    });
+  }
+  for (let i = 1; i <= 2; i++) {
+    connections.push({
+      id: `demo-postgres-postgres-${i}`,
+      description: 'orders table → PostgreSQL, incremental by updated_at',
+      source: { connector: 'source-postgres', config: pgConfig(SOURCE_DB, 'public') },
+      destination: { connector: 'destination-postgres', config: pgConfig(DEST_DB, `mirror_${i}`) },
+      streams: [{ name: 'orders', syncMode: 'incremental', cursorField: ['updated_at'], destinationSyncMode: 'append_dedup' }],
+    });
+  }
+  return connections;
+}

@@ -1,0 +1,45 @@
+// `tidepool runner`: consume syncs until idle or told to stop.
+import { randomBytes } from 'node:crypto';
+import { createLogger } from '../../shared/logger.js';
+import { onShutdownSignals } from '../../shared/signals.js';
+import { LocalProcessConnectorLauncher } from '../../runner/local-process.js';
+import { Runner } from '../../runner/runner.js';
+import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
+
+const USAGE = `usage: tidepool runner [--runner-id ID] [--config FILE]
+
+Consumes sync requests (prefetch = TIDEPOOL_CONCURRENCY), runs each through its connectors,
+commits state and records the run. Exits 0 after TIDEPOOL_IDLE_TIMEOUT with nothing to do.
+SIGTERM: stop consuming, finish in-flight syncs within TIDEPOOL_SHUTDOWN_GRACE, leave the rest
+unacked for another runner; a second SIGTERM aborts at once.`;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
+  return run(io, USAGE, async () => {
+    const { values } = parse(argv, { ...CONFIG_OPTION, 'runner-id': { type: 'string' } });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    const cfg = config(env, values.config);
+    const runnerId = values['runner-id'] ?? `runner-${randomBytes(4).toString('hex')}`;
+    const logger = createLogger({ level: cfg.logLevel, name: 'tidepool' });
+    const launcher = new LocalProcessConnectorLauncher();
+    const runner = new Runner({ config: cfg, logger, launcher, runnerId });
+    const unsubscribe = onShutdownSignals({
+      graceful: (signal) => {
+        logger.info({ signal }, 'shutdown requested: draining');
+        void runner.stop('signal');
+      },
+      force: (signal) => {
+        logger.warn({ signal }, 'second signal: aborting in-flight syncs');
+        void runner.stop('signal');
+      },
+    });
+    try {
+      await runner.start();
+      return await runner.done;
+    } finally {
+      unsubscribe();
+    }
+  });
+}

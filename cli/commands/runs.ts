@@ -1,0 +1,75 @@
+// `tidepool runs`: recent sync runs.
+import { RUN_STATUSES, type RunRecord, type RunStatus } from '../../shared/store/runs.js';
+import { formatDuration } from '../../shared/units.js';
+import { CONFIG_OPTION, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
+
+const USAGE = `usage: tidepool runs [--connection ID] [--status S] [--limit N] [--json] [--config FILE]
+
+Recent sync runs, newest first. S is one of ${RUN_STATUSES.join(', ')}.`;
+
+export function formatRun(r: RunRecord): string {
+  const lines = [
+    `sync ${r.syncId}  connection ${r.connectionId}  ${r.status}  attempt ${r.attempt}`,
+    `  runner ${r.runnerId}  started ${r.startedAt}${r.durationMs !== undefined ? `  took ${formatDuration(r.durationMs)}` : ''}`,
+    `  ${r.records} records, ${r.bytes} bytes${r.stateVersion !== undefined ? `, state v${r.stateVersion}` : ''}`,
+  ];
+  for (const [stream, s] of Object.entries(r.streams)) lines.push(`    ${stream}: ${s.records} records, ${s.bytes} bytes`);
+  if (r.error) {
+    lines.push(`  error (${r.error.origin}/${r.error.type}${r.error.retryable ? ', retryable' : ''}): ${r.error.message}`);
+    for (const [who, tail] of Object.entries(r.error.stderr ?? {})) {
+      if (tail && tail.length > 0) lines.push(`  ${who} stderr:`, ...tail.slice(-10).map((l) => `    ${l}`));
+    }
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
+  return run(io, USAGE, async () => {
+    const { values } = parse(argv, { ...CONFIG_OPTION, connection: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    const limit = values.limit === undefined ? 20 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be an integer from 1 to 10000');
+    if (values.status !== undefined && !RUN_STATUSES.includes(values.status as RunStatus)) {
+      throw new UsageError(`--status must be one of ${RUN_STATUSES.join(', ')}`);
+    }
+    const cfg = config(env, values.config);
+    const { store, close } = openStore(cfg, cliLogger(cfg));
+    try {
+      const runs = await store.runs.list({
+        limit,
+        ...(values.connection ? { connectionId: values.connection } : {}),
+        ...(values.status ? { status: values.status as RunStatus } : {}),
+      });
+      if (values.json) {
+        io.out(JSON.stringify(runs));
+        return 0;
+      }
+      if (runs.length === 0) {
+        io.out('no runs');
+        return 0;
+      }
+      io.out(
+        table([
+          ['SYNC', 'CONNECTION', 'STATUS', 'ATTEMPT', 'STARTED', 'DURATION', 'RECORDS', 'BYTES', 'RUNNER'],
+          ...runs.map((r) => [
+            r.syncId,
+            r.connectionId,
+            r.status,
+            String(r.attempt),
+            r.startedAt,
+            r.durationMs === undefined ? '-' : formatDuration(r.durationMs),
+            String(r.records),
+            String(r.bytes),
+            r.runnerId,
+          ]),
+        ]),
+      );
+      return 0;
+    } finally {
+      await close();
+    }
+  });
+}

@@ -1,0 +1,94 @@
+// Reading what connectors say besides records: stderr tails, LOG and TRACE messages, and the
+// short commands (discover, check, spec) whose whole output is a few messages.
+import type { Readable } from 'node:stream';
+import type { Logger } from '../shared/logger.js';
+import { ConnectorError, type FailureType } from '../shared/errors.js';
+import type { AirbyteMessage, AirbyteTraceMessage } from '../shared/protocol.js';
+import type { ConnectorLauncher, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { redactText } from '../shared/redact.js';
+import { readLines, TailBuffer } from './lines.js';
+
+const STDERR_LINE_LIMIT = 64 * 1024;
+
+/** Drains a connector's stderr into a tail buffer (redacted) and the debug log. */
+export async function collectStderr(stream: Readable, tail: TailBuffer, secrets: ReadonlySet<string>, logger: Logger): Promise<void> {
+  try {
+    for await (const line of readLines(stream, Number.MAX_SAFE_INTEGER)) {
+      const text = redactText(line.toString('utf8', 0, Math.min(line.length, STDERR_LINE_LIMIT)), secrets);
+      tail.push(text);
+      logger.debug({ stderr: text }, 'connector stderr');
+    }
+  } catch {
+    // stderr is best effort: a broken pipe here must not fail the sync.
+  }
+}
+
+const LOG_LEVELS: Record<string, 'error' | 'warn' | 'info' | 'debug' | 'trace'> = {
+  FATAL: 'error',
+  ERROR: 'error',
+  WARN: 'warn',
+  INFO: 'info',
+  DEBUG: 'debug',
+  TRACE: 'trace',
+};
+
+/** Logs a connector's LOG message at its level, redacted. */
+export function logConnectorMessage(logger: Logger, message: { level?: string; message?: string }, secrets: ReadonlySet<string>): void {
+  const level = LOG_LEVELS[message.level ?? 'INFO'] ?? 'info';
+  logger[level]({ connectorLog: redactText(String(message.message ?? ''), secrets) }, 'connector log');
+}
+
+/** Turns a connector's error TRACE into the error the sync fails with. */
+export function traceFailure(trace: AirbyteTraceMessage, origin: 'source' | 'destination', secrets: ReadonlySet<string>): ConnectorError {
+  const failureType = trace.error?.failure_type;
+  const type: FailureType = failureType === 'config_error' ? 'config_error' : failureType === 'transient_error' ? 'transient_error' : 'system_error';
+  const text = redactText(trace.error?.message ?? 'error without a message', secrets);
+  return new ConnectorError(`${origin} reported: ${text}`, origin, type !== 'config_error', type);
+}
+
+export interface CommandResult {
+  messages: AirbyteMessage[];
+  exitCode: number | null;
+  stderr: string[];
+}
+
+/** Runs a short protocol command (spec, check, discover) to completion and returns its messages. */
+export async function runConnectorCommand(
+  launcher: ConnectorLauncher,
+  run: ConnectorRun,
+  secrets: ReadonlySet<string>,
+  logger: Logger,
+  options: { timeoutMs: number; maxLineBytes: number; tailLines: number },
+): Promise<CommandResult> {
+  const proc = await launcher.start(run);
+  proc.stdin.end();
+  const tail = new TailBuffer(options.tailLines);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), options.timeoutMs);
+  const messages: AirbyteMessage[] = [];
+  let protocolError: Error | undefined;
+  try {
+    const stderr = collectStderr(proc.stderr, tail, secrets, logger);
+    try {
+      for await (const line of readLines(proc.stdout, options.maxLineBytes)) {
+        if (line.length === 0) continue;
+        try {
+          messages.push(JSON.parse(line.toString('utf8')) as AirbyteMessage);
+        } catch {
+          protocolError ??= new Error(`not a JSON message: ${line.toString('utf8', 0, 120)}`);
+        }
+      }
+    } catch (err) {
+      protocolError ??= err as Error;
+      proc.kill('SIGKILL');
+    }
+    await stderr;
+    const exit = await proc.exit;
+    if (protocolError) {
+      throw new ConnectorError(`${run.role} ${run.command}: ${protocolError.message}`, run.role, false, 'system_error');
+    }
+    for (const m of messages) if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
+    return { messages, exitCode: exit.code, stderr: tail.get() };
+  } finally {
+    clearTimeout(timer);
+  }
+}

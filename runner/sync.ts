@@ -1,0 +1,329 @@
+// One sync, start to end: lock the connection, load its state, run source and destination
+// through the ConnectorLauncher, pipe records, commit the state the destination echoes, record
+// the run. The consumer decides what happens to the message afterwards.
+import type { Config } from '../shared/config.js';
+import type { Connection } from '../shared/connections.js';
+import {
+  CancelledError,
+  ConnectorError,
+  LockLostError,
+  LockTimeoutError,
+  ProtocolError,
+  TidepoolError,
+  UnknownConnectionError,
+  toFailure,
+  type FailureInfo,
+} from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { SyncRequest } from '../shared/messages.js';
+import { mergeState, type AirbyteMessage, type AirbyteStateMessage, type AirbyteTraceMessage } from '../shared/protocol.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess } from '../shared/ports/connector-launcher.js';
+import { secretValues } from '../shared/redact.js';
+import type { Store } from '../shared/store/index.js';
+import type { LockHandle } from '../shared/store/locks.js';
+import type { RunRecord } from '../shared/store/runs.js';
+import { StaleLockError } from '../shared/store/state.js';
+import { backoffDelay, sleep } from '../shared/backoff.js';
+import { configureCatalog, discoverCatalog } from './catalog.js';
+import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
+import { LineTooLongError, readLines, TailBuffer } from './lines.js';
+import { PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
+
+export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'stderrTailLines' | 'syncTimeout'>;
+
+export interface SyncDeps {
+  store: Pick<Store, 'connections' | 'state' | 'runs' | 'locks'>;
+  launcher: ConnectorLauncher;
+  config: SyncConfig;
+  logger: Logger;
+  runnerId: string;
+}
+
+export interface SyncOutcome {
+  run: RunRecord;
+  /** Set when the sync failed. */
+  failure?: FailureInfo;
+}
+
+/**
+ * Runs one sync. Throws only for failures that happen before there is a run to record (unknown
+ * connection, lock timeout, cancelled while waiting); everything after is in the outcome.
+ */
+export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal): Promise<SyncOutcome> {
+  const { store, config, runnerId } = deps;
+  const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
+  const connection = await store.connections.get(request.connectionId);
+  if (!connection) throw new UnknownConnectionError(request.connectionId);
+
+  const lock = await acquireLock(deps, connection.id, signal, logger);
+  const started = Date.now();
+  const run: RunRecord = {
+    syncId: request.syncId,
+    connectionId: connection.id,
+    status: 'running',
+    attempt,
+    runnerId,
+    fullRefresh: request.fullRefresh,
+    requestedAt: request.requestedAt,
+    startedAt: new Date(started).toISOString(),
+    records: 0,
+    bytes: 0,
+    streams: {},
+    stateCommits: 0,
+  };
+  const lockLost = new AbortController();
+  const renewEvery = Math.max(500, Math.floor(config.lockTtl / 3));
+  const renewer = setInterval(() => {
+    store.locks.renew(lock, config.lockTtl).then(
+      (ok) => {
+        if (!ok) lockLost.abort(new LockLostError(connection.id));
+      },
+      (err: unknown) => logger.warn({ err: (err as Error).message }, 'lock renewal failed; retrying'),
+    );
+  }, renewEvery);
+  try {
+    await store.runs.put(run);
+    logger.info({ fullRefresh: request.fullRefresh, lockToken: lock.token }, 'sync started');
+    let failure: FailureInfo | undefined;
+    try {
+      await replicate(connection, request, attempt, lock, run, deps, AbortSignal.any([signal, lockLost.signal]), logger);
+    } catch (err) {
+      failure = err instanceof ReplicationError ? err.failure : toFailure(err);
+    }
+    const finished = Date.now();
+    run.finishedAt = new Date(finished).toISOString();
+    run.durationMs = finished - started;
+    run.status = failure ? 'failed' : 'succeeded';
+    if (failure) run.error = failure;
+    await store.runs.put(run);
+    logger[failure ? 'warn' : 'info'](
+      { status: run.status, records: run.records, bytes: run.bytes, durationMs: run.durationMs, stateVersion: run.stateVersion, ...(failure ? { error: failure.message, origin: failure.origin } : {}) },
+      failure ? 'sync failed' : 'sync succeeded',
+    );
+    return failure ? { run, failure } : { run };
+  } finally {
+    clearInterval(renewer);
+    await store.locks.release(lock).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'lock release failed; it expires by itself'));
+  }
+}
+
+/** Waits for the connection's lock, polling with jittered backoff up to lockWait. */
+async function acquireLock(deps: SyncDeps, connectionId: string, signal: AbortSignal, logger: Logger): Promise<LockHandle> {
+  const started = Date.now();
+  for (let attempt = 0; ; attempt++) {
+    if (signal.aborted) throw new CancelledError(`cancelled while waiting for the lock of connection "${connectionId}"`);
+    const lock = await deps.store.locks.tryAcquire(connectionId, deps.runnerId, deps.config.lockTtl);
+    if (lock) return lock;
+    const waited = Date.now() - started;
+    if (waited >= deps.config.lockWait) throw new LockTimeoutError(connectionId, waited);
+    if (attempt === 0) logger.info('connection busy with another sync; waiting for its lock');
+    await sleep(Math.min(backoffDelay(attempt, { baseMs: 100, factor: 2, capMs: 2000 }), deps.config.lockWait - waited), signal);
+  }
+}
+
+class ReplicationError extends Error {
+  constructor(readonly failure: FailureInfo) {
+    super(failure.message);
+  }
+}
+
+async function replicate(
+  connection: Connection,
+  request: SyncRequest,
+  attempt: number,
+  lock: LockHandle,
+  run: RunRecord,
+  deps: SyncDeps,
+  signal: AbortSignal,
+  logger: Logger,
+): Promise<void> {
+  const { store, launcher, config } = deps;
+  const secrets = secretValues(connection);
+  const runId = `${request.syncId}-a${attempt}`;
+  const catalog = configureCatalog(
+    await discoverCatalog(connection, runId, secrets, {
+      connections: store.connections,
+      launcher,
+      logger,
+      maxLineBytes: config.maxLineBytes,
+      tailLines: config.stderrTailLines,
+    }),
+    connection,
+    request.fullRefresh,
+  );
+  const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
+  let current: AirbyteStateMessage[] = committed?.state ?? [];
+
+  const sourceTail = new TailBuffer(config.stderrTailLines);
+  const destinationTail = new TailBuffer(config.stderrTailLines);
+  const stderrOf = () => ({ source: sourceTail.get(), destination: destinationTail.get() });
+
+  // The first failure wins; it aborts the rest.
+  const abort = new AbortController();
+  let failure: TidepoolError | undefined;
+  const fail = (err: TidepoolError) => {
+    if (!failure) {
+      failure = err;
+      abort.abort(err);
+    }
+  };
+  const onOuterAbort = () => {
+    const reason: unknown = signal.reason;
+    fail(reason instanceof TidepoolError ? reason : new CancelledError('sync cancelled: the runner is shutting down'));
+  };
+  if (signal.aborted) onOuterAbort();
+  signal.addEventListener('abort', onOuterAbort, { once: true });
+  const timeout = setTimeout(() => fail(new TidepoolError(`sync exceeded syncTimeout (${config.syncTimeout} ms)`, true, 'runner', 'timeout')), config.syncTimeout);
+
+  let destination: ConnectorProcess | undefined;
+  let source: ConnectorProcess | undefined;
+  try {
+    destination = await launcher.start({
+      runId: `${runId}-destination`,
+      role: 'destination',
+      connector: connection.destination,
+      command: 'write',
+      files: { config: connection.destination.config, catalog },
+    });
+    source = await launcher.start({
+      runId: `${runId}-source`,
+      role: 'source',
+      connector: connection.source,
+      command: 'read',
+      files: { config: connection.source.config, catalog, ...(current.length > 0 ? { state: current } : {}) },
+    });
+    const src = source;
+    const dst = destination;
+    abort.signal.addEventListener('abort', () => {
+      src.kill('SIGKILL');
+      dst.kill('SIGKILL');
+    }, { once: true });
+
+    let sourceStates = 0;
+    let echoedStates = 0;
+    let sourceTrace: AirbyteTraceMessage | undefined;
+    let destinationTrace: AirbyteTraceMessage | undefined;
+    let commits: Promise<void> = Promise.resolve();
+    const stats = new PumpStats();
+    const publishedAt = Date.parse(request.requestedAt);
+
+    const sourceStderr = collectStderr(src.stderr, sourceTail, secrets, logger.child({ connector: 'source' }));
+    const destinationStderr = collectStderr(dst.stderr, destinationTail, secrets, logger.child({ connector: 'destination' }));
+
+    const pump = pumpRecords(
+      src.stdout,
+      dst.stdin,
+      stats,
+      {
+        onState: () => {
+          sourceStates++;
+        },
+        onFirstRecord: () => {
+          run.firstRecordMs = Date.now() - publishedAt;
+        },
+        onMessage: (_type, line) => {
+          const m = parseMessage(line);
+          if (m?.type === 'LOG') logConnectorMessage(logger.child({ connector: 'source' }), m.log, secrets);
+          if (m?.type === 'TRACE' && m.trace.type === 'ERROR') sourceTrace = m.trace;
+        },
+      },
+      { maxLineBytes: config.maxLineBytes, signal: abort.signal },
+    ).then(
+      () => dst.stdin.end(),
+      (err: unknown) => {
+        if (err instanceof SourceProtocolError) fail(new ProtocolError(err.message, 'source'));
+        else if (err instanceof LineTooLongError) fail(new ProtocolError(`source wrote ${err.message}`, 'source'));
+        else if (!abort.signal.aborted) fail(new ConnectorError(`destination stopped reading its input: ${(err as Error).message}`, 'destination', true, 'system_error'));
+      },
+    );
+
+    const destinationOutput = (async () => {
+      try {
+        for await (const line of readLines(dst.stdout, config.maxLineBytes)) {
+          if (line.length === 0) continue;
+          const m = parseMessage(line);
+          if (!m) {
+            fail(new ProtocolError(`destination wrote a line that is not an Airbyte message: ${line.toString('utf8', 0, 120)}`, 'destination'));
+            return;
+          }
+          if (m.type === 'STATE') {
+            echoedStates++;
+            const checkpoint = m.state;
+            // Commits run one after another, in the order the destination confirmed them.
+            commits = commits.then(async () => {
+              if (failure instanceof LockLostError) return;
+              try {
+                current = mergeState(current, checkpoint);
+                run.stateVersion = await store.state.commit(lock, current, request.syncId);
+                run.stateCommits++;
+              } catch (err) {
+                fail(err instanceof StaleLockError ? new LockLostError(connection.id) : new TidepoolError(`state commit failed: ${(err as Error).message}`, true, 'store', 'system_error'));
+              }
+            });
+          } else if (m.type === 'LOG') {
+            logConnectorMessage(logger.child({ connector: 'destination' }), m.log, secrets);
+          } else if (m.type === 'TRACE' && m.trace.type === 'ERROR') {
+            destinationTrace = m.trace;
+          }
+        }
+      } catch (err) {
+        if (err instanceof LineTooLongError) fail(new ProtocolError(`destination wrote ${err.message}`, 'destination'));
+      }
+    })();
+
+    // The destination ending early (crash, or stops reading) makes the source pointless.
+    const destinationExit = dst.exit.then((e) => {
+      if (!isSuccess(e)) src.kill('SIGKILL');
+      return e;
+    });
+    const [sourceExit, destExit] = await Promise.all([src.exit, destinationExit, pump, destinationOutput, sourceStderr, destinationStderr]);
+    await commits;
+
+    run.records = stats.records;
+    run.bytes = stats.bytes;
+    run.streams = stats.toJSON();
+
+    // Precedence: what the connectors said about themselves, then how they ended, then what
+    // the runner saw. A runner-side failure (protocol, lock, cancel) already set `failure`.
+    if (!failure) {
+      if (sourceTrace) fail(traceFailure(sourceTrace, 'source', secrets));
+      else if (!isSuccess(sourceExit)) fail(exitFailure('source', sourceExit, sourceTail));
+      else if (destinationTrace) fail(traceFailure(destinationTrace, 'destination', secrets));
+      else if (!isSuccess(destExit)) fail(exitFailure('destination', destExit, destinationTail));
+      else if (sourceStates > 0 && echoedStates === 0) {
+        fail(new ConnectorError(`destination confirmed none of the source's ${sourceStates} STATE messages; no state was committed`, 'destination', true, 'system_error'));
+      }
+    }
+    if (failure) throw new ReplicationError({ ...failure.toFailure(), stderr: stderrOf() });
+    logger.debug({ sourceStates, echoedStates, streams: run.streams }, 'replication finished');
+  } catch (err) {
+    source?.kill('SIGKILL');
+    destination?.kill('SIGKILL');
+    await Promise.all([source?.exit, destination?.exit]);
+    if (err instanceof ReplicationError) throw err;
+    const f = err instanceof TidepoolError ? err.toFailure() : toFailure(err);
+    throw new ReplicationError({ ...f, stderr: stderrOf() });
+  } finally {
+    clearTimeout(timeout);
+    signal.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+function isSuccess(e: ConnectorExit): boolean {
+  return e.code === 0;
+}
+
+function exitFailure(origin: 'source' | 'destination', e: ConnectorExit, tail: TailBuffer): ConnectorError {
+  const how = e.reason ?? (e.signal ? `was killed by ${e.signal}` : `exited with code ${String(e.code)}`);
+  const last = tail.get().at(-1);
+  return new ConnectorError(`${origin} ${how}${last ? `: ${last}` : ''}`, origin, true, 'system_error');
+}
+
+function parseMessage(line: Buffer): AirbyteMessage | undefined {
+  try {
+    const m = JSON.parse(line.toString('utf8')) as unknown;
+    return m && typeof m === 'object' && typeof (m as { type?: unknown }).type === 'string' ? (m as AirbyteMessage) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,173 @@
+// All of tidepool's settings, in one zod schema. They come from an optional file (JSON or YAML,
+// keys as below) overlaid by TIDEPOOL_* environment variables (TIDEPOOL_ + the key in
+// SCREAMING_SNAKE_CASE: maxRunners → TIDEPOOL_MAX_RUNNERS). The result is parsed once, at start,
+// into a frozen Config; nothing deeper reads process.env. A bad value stops the process before
+// any connection is opened, with a message naming the variable.
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseBytes, parseDuration } from './units.js';
+
+const duration = z
+  .union([z.number().int().nonnegative(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: "${v}" (use e.g. 500ms, 30s, 5m, 1h)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const bytes = z
+  .union([z.number().int().positive(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'number') return v;
+    const n = parseBytes(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a size: "${v}" (use e.g. 512KiB, 64MiB)` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+const amqpUrl = z
+  .string()
+  .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL');
+const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
+
+export const configSchema = z
+  .object({
+    /** Names every queue, exchange and Redis key, so several installations (or tests) share a broker. */
+    prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'lowercase letters, digits, ".", "_" and "-"').default('tidepool'),
+    amqpUrl: amqpUrl.default('amqp://guest:guest@127.0.0.1:5672'),
+    redisUrl: redisUrl.default('redis://127.0.0.1:6379'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+    // Scaler
+    pollInterval: duration.default(1000),
+    minRunners: int(0).default(0),
+    maxRunners: int(1).default(10),
+    /** Launches per second, sustained, and the burst allowed above it (a token bucket). */
+    launchRate: z.coerce.number().positive().default(2),
+    launchBurst: int(1).default(4),
+    /** A launched runner that has not sent its first heartbeat after this long is no longer counted as starting. */
+    runnerStartTimeout: duration.default(120_000),
+    runnerLauncher: z.enum(['local']).default('local'),
+    /** Where the local launcher writes each runner's log. */
+    runnerLogDir: z.string().default(join(tmpdir(), 'tidepool', 'runners')),
+    /** How long the scaler's leader lock lives without renewal. */
+    leaderTtl: duration.default(10_000),
+
+    // Runner
+    concurrency: int(1, 64).default(2),
+    idleTimeout: duration.default(30_000),
+    heartbeatInterval: duration.default(2_000),
+    /** A runner whose heartbeat is older than this is considered gone. */
+    heartbeatTtl: duration.default(10_000),
+    lockTtl: duration.default(30_000),
+    /** How long a sync waits for its connection's lock before it is handed back to the queue. */
+    lockWait: duration.default(600_000),
+    shutdownGrace: duration.default(30_000),
+    maxLineBytes: bytes.default(64 * 1024 * 1024),
+    syncTimeout: duration.default(6 * 3600_000),
+    connectorLauncher: z.enum(['local', 'docker']).default('local'),
+    /** Lines of each connector's stderr kept for the run record. */
+    stderrTailLines: int(1, 10_000).default(50),
+    /** Run records kept in Redis (the recent-runs index is trimmed to this). */
+    runsKept: int(10).default(10_000),
+  })
+  .strict();
+
+export type Config = Readonly<z.output<typeof configSchema>>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+const ENV_PREFIX = 'TIDEPOOL_';
+
+export function envName(key: string): string {
+  return ENV_PREFIX + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+const KEYS = Object.keys(configSchema.shape) as (keyof ConfigInput)[];
+
+/**
+ * Reads settings from the environment (and TIDEPOOL_CONFIG_FILE, or `file`), validates them and
+ * returns a frozen Config. Throws ConfigError naming every bad setting.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, overrides: Partial<ConfigInput> = {}): Config {
+  const fromFile = readConfigFile(file ?? env[`${ENV_PREFIX}CONFIG_FILE`]);
+  const source: Record<string, unknown> = { ...fromFile.values };
+  const origin = new Map<string, string>();
+  for (const key of Object.keys(fromFile.values)) origin.set(key, `${key} in ${fromFile.path ?? ''}`);
+
+  const known = new Set<string>([...KEYS.map(envName), `${ENV_PREFIX}CONFIG_FILE`]);
+  const unknown = Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX) && !known.has(k) && !k.startsWith(`${ENV_PREFIX}TEST_`) && !k.startsWith(`${ENV_PREFIX}SETUP_`));
+  if (unknown.length > 0) {
+    throw new ConfigError(`unknown setting${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
+  }
+  for (const key of KEYS) {
+    const value = env[envName(key)];
+    if (value !== undefined && value !== '') {
+      source[key] = value;
+      origin.set(key, envName(key));
+    }
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) {
+      source[key] = value;
+      origin.set(key, `--${key.replace(/([A-Z])/g, '-$1').toLowerCase()}`);
+    }
+  }
+
+  const parsed = configSchema.safeParse(source);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const name = origin.get(key) ?? (key ? envName(key) : 'configuration');
+      const given = key && source[key] !== undefined ? ` (got ${JSON.stringify(source[key])})` : '';
+      return `${name}: ${issue.message}${given}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const config = parsed.data;
+  if (config.minRunners > config.maxRunners) {
+    throw new ConfigError(`invalid configuration:\n  ${envName('minRunners')} (${config.minRunners}) is above ${envName('maxRunners')} (${config.maxRunners})`);
+  }
+  if (config.heartbeatTtl <= config.heartbeatInterval) {
+    throw new ConfigError(`invalid configuration:\n  ${envName('heartbeatTtl')} must be longer than ${envName('heartbeatInterval')}`);
+  }
+  return Object.freeze(config);
+}
+
+function readConfigFile(path: string | undefined): { path?: string; values: Record<string, unknown> } {
+  if (!path) return { values: {} };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${ENV_PREFIX}CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  let values: unknown;
+  try {
+    values = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${ENV_PREFIX}CONFIG_FILE: ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  if (values === null || values === undefined) return { path, values: {} };
+  if (typeof values !== 'object' || Array.isArray(values)) {
+    throw new ConfigError(`${ENV_PREFIX}CONFIG_FILE: ${path} must hold a mapping of settings`);
+  }
+  return { path, values: values as Record<string, unknown> };
+}

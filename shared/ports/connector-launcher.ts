@@ -1,0 +1,40 @@
+// Port: how the runner starts a connector. Adapters: local child process
+// (runner/local-process.ts), `docker run -i`, a Kubernetes pod. Whatever runs the connector,
+// the runner sees the same three byte streams and an exit.
+import type { Readable, Writable } from 'node:stream';
+import type { ConnectorDefinition } from '../connections.js';
+
+export type ProtocolCommand = 'spec' | 'check' | 'discover' | 'read' | 'write';
+
+export interface ConnectorRun {
+  /** Unique per invocation, e.g. `<syncId>-a1-source`; names temp dirs, containers, pods. */
+  runId: string;
+  role: 'source' | 'destination';
+  connector: ConnectorDefinition;
+  command: ProtocolCommand;
+  /** JSON documents handed to the connector as files: --config, --catalog, --state. */
+  files: { config?: unknown; catalog?: unknown; state?: unknown };
+}
+
+export interface ConnectorExit {
+  /** Exit code; null when the process was ended by a signal. */
+  code: number | null;
+  signal: string | null;
+  /** What the platform says about the ending (OOMKilled, Evicted, DeadlineExceeded...). */
+  reason?: string;
+}
+
+export interface ConnectorProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** Resolves once the connector ended and its files are removed. Never rejects. */
+  readonly exit: Promise<ConnectorExit>;
+  /** Ends the connector (and anything it started). Safe to call more than once, or after exit. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface ConnectorLauncher {
+  readonly kind: string;
+  start(run: ConnectorRun): Promise<ConnectorProcess>;
+}

@@ -1,0 +1,44 @@
+// Keeping secrets out of logs, run records and error messages.
+
+const SECRET_KEY = /pass(word)?|secret|token|api[_-]?key|credential|private[_-]?key/i;
+
+/** amqp://user:pass@host → amqp://user:***@host */
+export function maskUrlCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)([^@\s]+)(@)/gi, '$1***$3');
+}
+
+/** Every string value under a secret-looking key, at any depth (e.g. a connector's password). */
+export function secretValues(value: unknown, out: Set<string> = new Set()): Set<string> {
+  if (Array.isArray(value)) {
+    for (const v of value) secretValues(v, out);
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') && String(v).length >= 3) {
+        out.add(String(v));
+      } else {
+        secretValues(v, out);
+      }
+    }
+  }
+  return out;
+}
+
+/** A copy of a config object with secret-looking values replaced, safe to show or log. */
+export function redactObject<T>(value: T): T {
+  if (Array.isArray(value)) return value.map((v: unknown) => redactObject(v)) as T;
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? '[redacted]' : redactObject(v);
+    }
+    return out as T;
+  }
+  return value;
+}
+
+/** Replaces each known secret in free text (a connector's stderr line, an error message). */
+export function redactText(text: string, secrets: ReadonlySet<string>): string {
+  let out = maskUrlCredentials(text);
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  return out;
+}

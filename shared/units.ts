@@ -1,0 +1,33 @@
+// Human-friendly durations and sizes for settings and CLI flags.
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "5m", "1h", "1.5s" or a bare number of milliseconds → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const value = Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1);
+  return Number.isFinite(value) ? Math.round(value) : undefined;
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, k: 1000, kb: 1000, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9,
+  kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
+};
+
+/** "64MiB", "512KiB", "1GB", "1000" → bytes. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) return undefined;
+  const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
+  if (unit === undefined) return undefined;
+  const value = Math.round(Number(m[1]) * unit);
+  return value > 0 ? value : undefined;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m${Math.round((ms % 60_000) / 1000)}s`;
+}
