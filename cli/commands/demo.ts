@@ -192,7 +192,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
 /** Creates the demo databases (idempotently), adds fresh source rows, and returns the connections. */
 async function prepareDemo(pgUrl: string, outDir: string): Promise<Connection[]> {
   const url = new URL(pgUrl);
-  const admin = new pg.Client({ connectionString: pgUrl, database: 'postgres' });
+  const urlFor = (database: string) => Object.assign(new URL(url.href), { pathname: `/${database}` }).href;
+  const admin = new pg.Client({ connectionString: urlFor('postgres') });
   await admin.connect().catch((err: unknown) => {
     throw new Error(`cannot connect to PostgreSQL at ${url.host} as ${url.username}: ${(err as Error).message} (scripts/setup starts it and creates the role)`);
   });
@@ -204,7 +205,7 @@ async function prepareDemo(pgUrl: string, outDir: string): Promise<Connection[]>
   } finally {
     await admin.end();
   }
-  const source = new pg.Client({ connectionString: pgUrl, database: SOURCE_DB });
+  const source = new pg.Client({ connectionString: urlFor(SOURCE_DB) });
   await source.connect();
   try {
     await source.query(`CREATE TABLE IF NOT EXISTS orders (

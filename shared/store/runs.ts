@@ -56,7 +56,7 @@ export class RunStore {
       .zadd(this.keys.runs(), score, run.syncId)
       .zadd(this.keys.connectionRuns(run.connectionId), score, run.syncId)
       .exec();
-    await this.trim(run.connectionId);
+    await this.trim();
   }
 
   async get(syncId: string): Promise<RunRecord | undefined> {
@@ -87,16 +87,17 @@ export class RunStore {
     return out;
   }
 
-  private async trim(connectionId: string): Promise<void> {
-    const excess = await this.redis.zcard(this.keys.runs()) - this.kept;
+  private async trim(): Promise<void> {
+    const excess = (await this.redis.zcard(this.keys.runs())) - this.kept;
     if (excess <= 0) return;
     const old = await this.redis.zrange(this.keys.runs(), 0, excess - 1);
     if (old.length === 0) return;
-    await this.redis
-      .multi()
-      .zrem(this.keys.runs(), ...old)
-      .zrem(this.keys.connectionRuns(connectionId), ...old)
-      .del(...old.map((id) => this.keys.run(id)))
-      .exec();
+    const records = await this.getMany(old);
+    const tx = this.redis.multi().zrem(this.keys.runs(), ...old).del(...old.map((id) => this.keys.run(id)));
+    // Each run is also in its connection's index: remove it there too, or those indexes grow.
+    records.forEach((r, i) => {
+      if (r) tx.zrem(this.keys.connectionRuns(r.connectionId), old[i]!);
+    });
+    await tx.exec();
   }
 }

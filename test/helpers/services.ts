@@ -1,0 +1,89 @@
+// Test isolation (CONVENTIONS: pg-boss test/hooks.ts): every test gets its own prefix, so its
+// queues and Redis keys are its own; tests run in parallel, and a failure leaves evidence.
+import { randomBytes } from 'node:crypto';
+import amqp from 'amqplib';
+import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import { topologyFor } from '../../shared/broker/topology.js';
+import { createRedis } from '../../shared/store/redis.js';
+import { createStore, type Store } from '../../shared/store/index.js';
+
+export function testPrefix(name: string): string {
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
+  return `t-${slug}-${randomBytes(3).toString('hex')}`;
+}
+
+/** A full Config for a test, on the local services, under its own prefix. */
+export function testConfig(name: string, overrides: Partial<ConfigInput> = {}): Config {
+  return loadConfig({}, undefined, { prefix: testPrefix(name), logLevel: 'warn', ...overrides });
+}
+
+export function testLogger(): Logger {
+  return createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', destination: 2 });
+}
+
+export interface TestServices {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  /** Deletes the prefix's queues, exchanges and keys, and closes connections. */
+  cleanup(): Promise<void>;
+}
+
+export function openTestServices(config: Config): TestServices {
+  const logger = testLogger();
+  const redis = createRedis(config.redisUrl, logger);
+  const store = createStore(redis, config);
+  return {
+    config,
+    store,
+    logger,
+    cleanup: async () => {
+      await deletePrefix(config);
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+export async function deletePrefix(config: Config): Promise<void> {
+  const t = topologyFor(config.prefix);
+  const connection = await amqp.connect(config.amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    for (const q of [t.syncsQueue, t.deadQueue]) await channel.deleteQueue(q).catch(() => undefined);
+    for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
+    await channel.close().catch(() => undefined);
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+  const redis = createRedis(config.redisUrl, testLogger());
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.prefix}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails with `what`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
