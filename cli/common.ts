@@ -61,7 +61,7 @@ export function cliLogger(cfg: Pick<Config, 'logLevel'>): Logger {
 
 export interface Services {
   store: Store;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export function openStore(cfg: Config, logger: Logger): Services {
@@ -79,7 +79,7 @@ export interface BrokerServices {
   connection: ChannelModel;
   channel: ConfirmChannel;
   topology: Topology;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 export async function openBroker(cfg: Config, logger: Logger): Promise<BrokerServices> {

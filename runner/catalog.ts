@@ -35,16 +35,22 @@ export async function discoverCatalog(connection: Connection, runId: string, sec
     { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
   );
   const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
-  if (trace?.type === 'TRACE') throw traceFailure(trace.trace, 'source', secrets);
+  if (trace?.type === 'TRACE') {
+    const err = traceFailure(trace.trace, 'source', secrets);
+    err.stderr = { source: result.stderr };
+    throw err;
+  }
   const catalog = result.messages.find((m) => m.type === 'CATALOG');
   if (result.exitCode !== 0 || catalog?.type !== 'CATALOG') {
     const last = result.stderr.at(-1);
-    throw new ConnectorError(
+    const err = new ConnectorError(
       `source discover ${result.exitCode !== 0 ? `exited with code ${String(result.exitCode)}` : 'printed no CATALOG'}${last ? `: ${last}` : ''}`,
       'source',
       true,
       'system_error',
     );
+    err.stderr = { source: result.stderr };
+    throw err;
   }
   await deps.connections.putCatalog(connection.id, hash, catalog.catalog);
   return catalog.catalog;

@@ -35,7 +35,7 @@ const LOG_LEVELS: Record<string, 'error' | 'warn' | 'info' | 'debug' | 'trace'> 
 /** Logs a connector's LOG message at its level, redacted. */
 export function logConnectorMessage(logger: Logger, message: { level?: string; message?: string }, secrets: ReadonlySet<string>): void {
   const level = LOG_LEVELS[message.level ?? 'INFO'] ?? 'info';
-  logger[level]({ connectorLog: redactText(String(message.message ?? ''), secrets) }, 'connector log');
+  logger[level]({ connectorLog: redactText(message.message ?? '', secrets) }, 'connector log');
 }
 
 /** Turns a connector's error TRACE into the error the sync fails with. */

@@ -4,7 +4,6 @@
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Topology } from '../shared/broker/topology.js';
 import { CancelledError, InvalidMessageError, LockTimeoutError, TidepoolError, UnknownConnectionError, toFailure, type FailureInfo } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
 import { HEADERS, parseSyncRequest, type SyncRequest } from '../shared/messages.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';

@@ -302,7 +302,7 @@ async function replicate(
     await Promise.all([source?.exit, destination?.exit]);
     if (err instanceof ReplicationError) throw err;
     const f = err instanceof TidepoolError ? err.toFailure() : toFailure(err);
-    throw new ReplicationError({ ...f, stderr: stderrOf() });
+    throw new ReplicationError({ ...f, stderr: f.stderr ?? stderrOf() });
   } finally {
     clearTimeout(timeout);
     signal.removeEventListener('abort', onOuterAbort);

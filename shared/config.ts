@@ -89,9 +89,6 @@ export type ConfigInput = z.input<typeof configSchema>;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-  constructor(message: string) {
-    super(message);
-  }
 }
 
 const ENV_PREFIX = 'TIDEPOOL_';

@@ -16,6 +16,8 @@ export interface FailureInfo {
 
 export class TidepoolError extends Error {
   override name = 'TidepoolError';
+  /** The connectors' last stderr lines when this error came from a connector run. */
+  stderr?: FailureInfo['stderr'];
   constructor(
     message: string,
     readonly retryable: boolean,
@@ -27,7 +29,7 @@ export class TidepoolError extends Error {
   }
 
   toFailure(): FailureInfo {
-    return { message: this.message, retryable: this.retryable, origin: this.origin, type: this.type };
+    return { message: this.message, retryable: this.retryable, origin: this.origin, type: this.type, ...(this.stderr ? { stderr: this.stderr } : {}) };
   }
 }
 

@@ -17,7 +17,7 @@ export function formatRun(r: RunRecord): string {
   if (r.error) {
     lines.push(`  error (${r.error.origin}/${r.error.type}${r.error.retryable ? ', retryable' : ''}): ${r.error.message}`);
     for (const [who, tail] of Object.entries(r.error.stderr ?? {})) {
-      if (tail && tail.length > 0) lines.push(`  ${who} stderr:`, ...tail.slice(-10).map((l) => `    ${l}`));
+      if (tail.length > 0) lines.push(`  ${who} stderr:`, ...tail.slice(-10).map((l) => `    ${l}`));
     }
   }
   return lines.join('\n');

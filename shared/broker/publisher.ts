@@ -24,7 +24,7 @@ export function confirmPublish(
         ...(options.expiration ? { expiration: options.expiration } : {}),
         headers: options.headers ?? {},
       },
-      (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(`broker refused the message: ${String(err)}`)) : resolve()),
+      (err: unknown) => (err ? reject(err instanceof Error ? err : new Error('broker refused the message')) : resolve()),
     );
   });
 }

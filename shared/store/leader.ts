@@ -1,7 +1,6 @@
 // One scaler leads at a time (local mode): a Redis key with a TTL, renewed every loop by its
 // holder. A scaler that stops renewing (crashed, partitioned) loses it after the TTL.
 import type { Redis } from 'ioredis';
-import type { Keys } from './redis.js';
 
 const ACQUIRE_OR_RENEW = `
 local holder = redis.call('GET', KEYS[1])
