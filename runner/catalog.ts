@@ -70,12 +70,15 @@ export class CatalogError extends ConnectorError {
  */
 export function configureCatalog(catalog: AirbyteCatalog, connection: Connection, fullRefresh: boolean): ConfiguredAirbyteCatalog {
   const chosen = connection.streams;
-  const byName = new Map(catalog.streams.map((s) => [`${s.namespace ?? ''}.${s.name}`, s]));
+  // NUL cannot occur in either part, so namespace "a.b" + stream "c" never meets "a" + "b.c".
+  const key = (namespace: string | undefined, name: string) => `${namespace ?? ''}\u0000${name}`;
+  const byName = new Map(catalog.streams.map((s) => [key(s.namespace, s.name), s]));
   const selections = chosen ?? catalog.streams.map((s) => ({ name: s.name, ...(s.namespace ? { namespace: s.namespace } : {}) }));
   const streams: ConfiguredAirbyteStream[] = selections.map((sel) => {
-    const stream = byName.get(`${sel.namespace ?? ''}.${sel.name}`);
+    const stream = byName.get(key(sel.namespace, sel.name));
     if (!stream) {
-      throw new CatalogError(`connection "${connection.id}" selects stream "${sel.name}", which the source does not have (it has: ${catalog.streams.map((s) => s.name).join(', ')})`);
+      const named = (s: { namespace?: string | undefined; name: string }) => (s.namespace ? `${s.namespace}.${s.name}` : s.name);
+      throw new CatalogError(`connection "${connection.id}" selects stream "${named(sel)}", which the source does not have (it has: ${catalog.streams.map(named).join(', ')}; give "namespace" for a namespaced stream)`);
     }
     const selection = sel as typeof sel & Partial<NonNullable<Connection['streams']>[number]>;
     const cursorField = selection.cursorField ?? stream.default_cursor_field;

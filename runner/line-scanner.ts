@@ -50,6 +50,9 @@ function keyIs(buf: Uint8Array, start: number, end: number, key: number[]): bool
   return true;
 }
 
+/** Open brackets of the value being skipped; reused, the scanner allocates nothing per line. */
+const NESTING = new Uint8Array(1024);
+
 /** Reused result object: the scanner runs once per record, so it allocates nothing. */
 const result: ScannedMessage = { type: '', streamStart: -1, streamEnd: -1, namespaceStart: -1, namespaceEnd: -1 };
 
@@ -184,17 +187,22 @@ function skipValue(buf: Uint8Array, i: number, end: number): number {
   const c = buf[i];
   if (c === QUOTE) return skipString(buf, i, end);
   if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-    // Objects and arrays: track nesting depth; strings are skipped whole so brackets inside
-    // them do not count.
+    // Objects and arrays: a stack of the open brackets, so "[1}" is caught here and blamed on
+    // the source rather than failing later in the destination. Strings are skipped whole so
+    // brackets inside them do not count.
     let depth = 0;
     for (let j = i; j < end; j++) {
       const b = buf[j]!;
       if (b === QUOTE) {
         j = skipString(buf, j, end) - 1;
       } else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
-        depth++;
+        if (depth === NESTING.length) throw new LineError(`nested deeper than ${NESTING.length} levels`);
+        NESTING[depth++] = b;
       } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
-        if (--depth === 0) return j + 1;
+        if (depth === 0 || NESTING[--depth] !== (b === CLOSE_BRACE ? OPEN_BRACE : OPEN_BRACKET)) {
+          throw new LineError('mismatched brackets');
+        }
+        if (depth === 0) return j + 1;
       }
     }
     throw new LineError('unbalanced brackets');

@@ -65,9 +65,9 @@ export class PumpStats {
 const NEWLINE = Buffer.from('\n');
 
 /**
- * Pumps until the source's stdout ends, then ends the destination's stdin (EOF travels on:
- * the destination flushes, echoes its last STATE and exits). Throws SourceProtocolError for a
- * line that breaks the protocol.
+ * Pumps until the source's stdout ends. The caller then ends the destination's stdin (EOF
+ * travels on: the destination flushes, echoes its last STATE and exits) — or, after a failure,
+ * does not. Throws SourceProtocolError for a line that breaks the protocol.
  */
 export async function pumpRecords(
   source: Readable,

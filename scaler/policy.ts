@@ -44,7 +44,8 @@ export function decideLaunches(input: ScalingInput): ScalingDecision {
   const launch = Math.max(0, Math.min(wanted, room, Math.floor(launchBudget)));
   let reason = forBacklog >= forMinimum ? `${unserved} syncs without a slot` : `below minRunners (${minRunners})`;
   if (launch < wanted) {
-    reason += room < wanted ? `; capped by maxRunners (${maxRunners})` : `; capped by launch rate`;
+    // Name the cap that actually binds: the smaller of the two limits.
+    reason += room <= Math.floor(launchBudget) ? `; capped by maxRunners (${maxRunners})` : '; capped by launch rate';
   }
   return { launch, reason };
 }

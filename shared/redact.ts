@@ -13,8 +13,8 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
     for (const v of value) secretValues(v, out);
   } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
-      if (SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') && String(v).length >= 3) {
-        out.add(String(v));
+      if (SECRET_KEY.test(k)) {
+        collectAll(v, out);
       } else {
         secretValues(v, out);
       }
@@ -23,13 +23,24 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
   return out;
 }
 
+/** Every string or number under a secret key, however nested (a list of API keys, say). */
+function collectAll(value: unknown, out: Set<string>): void {
+  if (typeof value === 'string' || typeof value === 'number') {
+    if (String(value).length >= 3) out.add(String(value));
+  } else if (Array.isArray(value)) {
+    for (const v of value) collectAll(v, out);
+  } else if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) collectAll(v, out);
+  }
+}
+
 /** A copy of a config object with secret-looking values replaced, safe to show or log. */
 export function redactObject<T>(value: T): T {
   if (Array.isArray(value)) return value.map((v: unknown) => redactObject(v)) as T;
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      out[k] = SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? '[redacted]' : redactObject(v);
+      out[k] = SECRET_KEY.test(k) && v !== null && v !== undefined ? '[redacted]' : redactObject(v);
     }
     return out as T;
   }
@@ -39,6 +50,7 @@ export function redactObject<T>(value: T): T {
 /** Replaces each known secret in free text (a connector's stderr line, an error message). */
 export function redactText(text: string, secrets: ReadonlySet<string>): string {
   let out = maskUrlCredentials(text);
-  for (const s of secrets) if (out.includes(s)) out = out.split(s).join('[redacted]');
+  // Longest first: a secret that contains a shorter one must go whole, not leave its rest.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (out.includes(s)) out = out.split(s).join('[redacted]');
   return out;
 }

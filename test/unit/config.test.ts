@@ -1,0 +1,256 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, envName, loadConfig } from '../../shared/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tidepool-config-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The ConfigError loadConfig throws for these arguments. */
+function configError(...args: Parameters<typeof loadConfig>): ConfigError {
+  try {
+    loadConfig(...args);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error('loadConfig did not throw');
+}
+
+describe('envName', () => {
+  it('turns camelCase keys into TIDEPOOL_SCREAMING_SNAKE_CASE', () => {
+    expect(envName('maxRunners')).toBe('TIDEPOOL_MAX_RUNNERS');
+    expect(envName('prefix')).toBe('TIDEPOOL_PREFIX');
+    expect(envName('amqpUrl')).toBe('TIDEPOOL_AMQP_URL');
+    expect(envName('heartbeatTtl')).toBe('TIDEPOOL_HEARTBEAT_TTL');
+  });
+});
+
+describe('loadConfig', () => {
+  it('has defaults for everything', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      prefix: 'tidepool',
+      amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      redisUrl: 'redis://127.0.0.1:6379',
+      logLevel: 'info',
+      minRunners: 0,
+      maxRunners: 10,
+      concurrency: 2,
+      idleTimeout: 30_000,
+      heartbeatInterval: 2_000,
+      heartbeatTtl: 10_000,
+      maxLineBytes: 64 * 1024 * 1024,
+      runnerLauncher: 'local',
+      connectorLauncher: 'local',
+    });
+  });
+
+  it('does not read process.env when given an env', () => {
+    const saved = process.env.TIDEPOOL_MAX_RUNNERS;
+    process.env.TIDEPOOL_MAX_RUNNERS = '77';
+    try {
+      expect(loadConfig({}).maxRunners).toBe(10);
+    } finally {
+      if (saved === undefined) delete process.env.TIDEPOOL_MAX_RUNNERS;
+      else process.env.TIDEPOOL_MAX_RUNNERS = saved;
+    }
+  });
+
+  it('reads numbers, durations and sizes from the environment', () => {
+    const c = loadConfig({
+      TIDEPOOL_MAX_RUNNERS: '25',
+      TIDEPOOL_MIN_RUNNERS: '1',
+      TIDEPOOL_LAUNCH_RATE: '0.5',
+      TIDEPOOL_IDLE_TIMEOUT: '2m',
+      TIDEPOOL_POLL_INTERVAL: '500ms',
+      TIDEPOOL_HEARTBEAT_TTL: '30s',
+      TIDEPOOL_SHUTDOWN_GRACE: '1500',
+      TIDEPOOL_MAX_LINE_BYTES: '64MiB',
+      TIDEPOOL_PREFIX: 'test-1',
+    });
+    expect(c.maxRunners).toBe(25);
+    expect(c.minRunners).toBe(1);
+    expect(c.launchRate).toBe(0.5);
+    expect(c.idleTimeout).toBe(120_000);
+    expect(c.pollInterval).toBe(500);
+    expect(c.heartbeatTtl).toBe(30_000);
+    expect(c.shutdownGrace).toBe(1_500);
+    expect(c.maxLineBytes).toBe(64 * 1024 * 1024);
+    expect(c.prefix).toBe('test-1');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ TIDEPOOL_MAX_RUNNERS: '' }).maxRunners).toBe(10);
+  });
+
+  it('rejects a non-number, naming the variable and the value', () => {
+    const err = configError({ TIDEPOOL_MAX_RUNNERS: 'abc' });
+    expect(err.message).toContain('TIDEPOOL_MAX_RUNNERS');
+    expect(err.message).toContain('"abc"');
+  });
+
+  it.each([
+    ['TIDEPOOL_MAX_RUNNERS', '0'],
+    ['TIDEPOOL_MAX_RUNNERS', '2.5'],
+    ['TIDEPOOL_CONCURRENCY', '65'],
+    ['TIDEPOOL_LAUNCH_RATE', '0'],
+    ['TIDEPOOL_LOG_LEVEL', 'loud'],
+    ['TIDEPOOL_PREFIX', 'Has Spaces'],
+    ['TIDEPOOL_CONNECTOR_LAUNCHER', 'k8s'],
+  ])('rejects %s=%s, naming it', (name, value) => {
+    expect(configError({ [name]: value }).message).toContain(name);
+  });
+
+  it('rejects a bad duration, naming the variable', () => {
+    const err = configError({ TIDEPOOL_IDLE_TIMEOUT: 'soon' });
+    expect(err.message).toContain('TIDEPOOL_IDLE_TIMEOUT');
+    expect(err.message).toMatch(/not a duration/);
+  });
+
+  it('rejects a bad size, naming the variable', () => {
+    const err = configError({ TIDEPOOL_MAX_LINE_BYTES: '64 parsecs' });
+    expect(err.message).toContain('TIDEPOOL_MAX_LINE_BYTES');
+    expect(err.message).toMatch(/not a size/);
+  });
+
+  it('names every bad setting at once', () => {
+    const err = configError({ TIDEPOOL_MAX_RUNNERS: 'x', TIDEPOOL_IDLE_TIMEOUT: 'y' });
+    expect(err.message).toContain('TIDEPOOL_MAX_RUNNERS');
+    expect(err.message).toContain('TIDEPOOL_IDLE_TIMEOUT');
+  });
+
+  it('rejects an unknown TIDEPOOL_ variable, naming it', () => {
+    const err = configError({ TIDEPOOL_FOO: '1' });
+    expect(err.message).toContain('TIDEPOOL_FOO');
+    expect(err.message).toMatch(/unknown setting/);
+  });
+
+  it('rejects a misspelt setting instead of ignoring it', () => {
+    expect(configError({ TIDEPOOL_MAXRUNNERS: '3' }).message).toContain('TIDEPOOL_MAXRUNNERS');
+  });
+
+  it('ignores variables without the prefix', () => {
+    expect(() => loadConfig({ PATH: '/bin', MAX_RUNNERS: 'abc' })).not.toThrow();
+  });
+
+  it('rejects minRunners above maxRunners', () => {
+    const err = configError({ TIDEPOOL_MIN_RUNNERS: '5', TIDEPOOL_MAX_RUNNERS: '2' });
+    expect(err.message).toContain('TIDEPOOL_MIN_RUNNERS');
+    expect(err.message).toContain('TIDEPOOL_MAX_RUNNERS');
+  });
+
+  it('accepts minRunners equal to maxRunners', () => {
+    expect(loadConfig({ TIDEPOOL_MIN_RUNNERS: '3', TIDEPOOL_MAX_RUNNERS: '3' }).minRunners).toBe(3);
+  });
+
+  it.each([
+    ['equal', '2s', '2s'],
+    ['shorter', '5s', '1s'],
+  ])('rejects a heartbeat TTL %s than the interval', (_what, interval, ttl) => {
+    const err = configError({ TIDEPOOL_HEARTBEAT_INTERVAL: interval, TIDEPOOL_HEARTBEAT_TTL: ttl });
+    expect(err.message).toContain('TIDEPOOL_HEARTBEAT_TTL');
+  });
+
+  it.each([
+    ['TIDEPOOL_AMQP_URL', 'http://guest:guest@localhost:5672'],
+    ['TIDEPOOL_AMQP_URL', 'localhost:5672'],
+    ['TIDEPOOL_REDIS_URL', 'http://localhost:6379'],
+    ['TIDEPOOL_REDIS_URL', 'amqp://localhost'],
+  ])('rejects %s=%s', (name, value) => {
+    expect(configError({ [name]: value }).message).toContain(name);
+  });
+
+  it('accepts amqps:// and rediss:// URLs', () => {
+    const c = loadConfig({ TIDEPOOL_AMQP_URL: 'amqps://u:p@mq:5671', TIDEPOOL_REDIS_URL: 'rediss://r:6380' });
+    expect(c.amqpUrl).toBe('amqps://u:p@mq:5671');
+    expect(c.redisUrl).toBe('rediss://r:6380');
+  });
+
+  it('returns a frozen config', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => {
+      (c as { maxRunners: number }).maxRunners = 99;
+    }).toThrow(TypeError);
+    expect(c.maxRunners).toBe(10);
+  });
+
+  it('applies overrides over the environment', () => {
+    const c = loadConfig({ TIDEPOOL_MAX_RUNNERS: '5' }, undefined, { maxRunners: 7, idleTimeout: '1s' });
+    expect(c.maxRunners).toBe(7);
+    expect(c.idleTimeout).toBe(1_000);
+  });
+
+  it('names a bad override as a CLI flag', () => {
+    expect(configError({}, undefined, { idleTimeout: 'never' }).message).toContain('--idle-timeout');
+  });
+
+  describe('config file', () => {
+    it('reads a YAML file, overlaid by the environment', () => {
+      const path = file('tidepool.yaml', 'maxRunners: 20\nminRunners: 2\nidleTimeout: 45s\nprefix: from-file\nmaxLineBytes: 1MiB\n');
+      const c = loadConfig({ TIDEPOOL_MAX_RUNNERS: '30' }, path);
+      expect(c.maxRunners).toBe(30);
+      expect(c.minRunners).toBe(2);
+      expect(c.idleTimeout).toBe(45_000);
+      expect(c.prefix).toBe('from-file');
+      expect(c.maxLineBytes).toBe(1024 * 1024);
+    });
+
+    it('reads a JSON file named by TIDEPOOL_CONFIG_FILE', () => {
+      const path = file('tidepool.json', JSON.stringify({ concurrency: 4, heartbeatInterval: 1000, heartbeatTtl: '5s' }));
+      const c = loadConfig({ TIDEPOOL_CONFIG_FILE: path, TIDEPOOL_CONCURRENCY: '8' });
+      expect(c.concurrency).toBe(8);
+      expect(c.heartbeatInterval).toBe(1_000);
+      expect(c.heartbeatTtl).toBe(5_000);
+    });
+
+    it('treats an empty file as no settings', () => {
+      expect(loadConfig({}, file('empty.yaml', '')).maxRunners).toBe(10);
+    });
+
+    it('names the file setting and the key for a bad value in the file', () => {
+      const path = file('bad-value.yaml', 'maxRunners: lots\n');
+      const err = configError({}, path);
+      expect(err.message).toContain('maxRunners');
+      expect(err.message).toContain(path);
+    });
+
+    it('rejects an unknown key in the file', () => {
+      const err = configError({}, file('unknown-key.yaml', 'maxRunners: 3\nturbo: true\n'));
+      expect(err.message).toContain('turbo');
+    });
+
+    it('names TIDEPOOL_CONFIG_FILE when the file is missing', () => {
+      const missing = join(dir, 'nope.yaml');
+      const err = configError({ TIDEPOOL_CONFIG_FILE: missing });
+      expect(err.message).toContain('TIDEPOOL_CONFIG_FILE');
+      expect(err.message).toContain(missing);
+    });
+
+    it('names TIDEPOOL_CONFIG_FILE for invalid JSON', () => {
+      const err = configError({}, file('broken.json', '{"maxRunners": '));
+      expect(err.message).toContain('TIDEPOOL_CONFIG_FILE');
+      expect(err.message).toMatch(/not valid JSON/);
+    });
+
+    it('names TIDEPOOL_CONFIG_FILE for invalid YAML', () => {
+      const err = configError({}, file('broken.yaml', 'maxRunners: [1, 2\n'));
+      expect(err.message).toContain('TIDEPOOL_CONFIG_FILE');
+      expect(err.message).toMatch(/not valid YAML/);
+    });
+
+    it('names TIDEPOOL_CONFIG_FILE when the file is not a mapping', () => {
+      const err = configError({}, file('list.yaml', '- maxRunners\n- 3\n'));
+      expect(err.message).toContain('TIDEPOOL_CONFIG_FILE');
+      expect(err.message).toMatch(/mapping/);
+    });
+  });
+});

@@ -1,0 +1,307 @@
+import { describe, expect, it } from 'vitest';
+import { LineError, scanMessage } from '../../runner/line-scanner.js';
+
+interface Scanned {
+  type: string;
+  stream: string | undefined;
+  namespace: string | undefined;
+}
+
+/** Scans buf[start, end) and copies out the result (the scanner reuses its result object). */
+function scanBuf(buf: Buffer, start = 0, end = buf.length): Scanned {
+  const m = scanMessage(buf, start, end);
+  return {
+    type: m.type,
+    stream: m.streamStart >= 0 ? buf.toString('utf8', m.streamStart, m.streamEnd) : undefined,
+    namespace: m.namespaceStart >= 0 ? buf.toString('utf8', m.namespaceStart, m.namespaceEnd) : undefined,
+  };
+}
+
+function scan(line: string): Scanned {
+  return scanBuf(Buffer.from(line));
+}
+
+function scanError(line: string): LineError {
+  try {
+    scan(line);
+  } catch (err) {
+    expect(err).toBeInstanceOf(LineError);
+    return err as LineError;
+  }
+  throw new Error(`no LineError for ${line}`);
+}
+
+describe('scanMessage: RECORD', () => {
+  it('finds the stream and namespace', () => {
+    expect(scan('{"type":"RECORD","record":{"stream":"users","namespace":"public","data":{"id":1},"emitted_at":1}}')).toEqual({
+      type: 'RECORD',
+      stream: 'users',
+      namespace: 'public',
+    });
+  });
+
+  it('reports no namespace when absent', () => {
+    const buf = Buffer.from('{"type":"RECORD","record":{"stream":"users","data":{}}}');
+    const m = scanMessage(buf, 0, buf.length);
+    expect(m.namespaceStart).toBe(-1);
+    expect(m.namespaceEnd).toBe(-1);
+    expect(buf.toString('utf8', m.streamStart, m.streamEnd)).toBe('users');
+  });
+
+  it.each([
+    ['record before type', '{"record":{"stream":"s","data":{"a":1}},"type":"RECORD"}'],
+    ['data before stream', '{"type":"RECORD","record":{"data":{"a":1},"emitted_at":5,"stream":"s"}}'],
+    ['Python-style spaces', '{"type": "RECORD", "record": {"stream": "s", "data": {"a": 1}, "emitted_at": 5}}'],
+    ['whitespace everywhere', ' { "type" : "RECORD" ,\t"record" : { "stream" : "s" , "data" : { } } } '],
+    ['extra top-level fields', '{"type":"RECORD","x":[1,{"y":"}"}],"record":{"stream":"s","data":{}},"z":null}'],
+    ['namespace null', '{"type":"RECORD","record":{"stream":"s","namespace":null,"data":{}}}'],
+  ])('accepts %s', (_name, line) => {
+    expect(scan(line)).toMatchObject({ type: 'RECORD', stream: 's' });
+  });
+
+  it.each([
+    ['escaped quote and braces in a string', String.raw`{"a\"}b":"x\"}]{["}`],
+    ['nested objects and arrays', '{"a":{"b":[1,[2,{"c":[]}],{}]},"d":[[[]]]}'],
+    ['brackets inside strings', '{"a":"[[[{{{","b":"]]]}}}"}'],
+    ['escaped backslash before a quote', String.raw`{"a":"x\\","b":"\\\""}`],
+    ['unicode', '{"name":"Zoë 😀 日本語","esc":"\\u00e9"}'],
+    ['literals and numbers', '{"t":true,"f":false,"n":null,"i":-12,"x":1.5e10}'],
+  ])('skips data with %s', (_name, data) => {
+    expect(() => JSON.parse(data)).not.toThrow();
+    expect(scan(`{"type":"RECORD","record":{"stream":"s","data":${data}}}`)).toMatchObject({ type: 'RECORD', stream: 's' });
+  });
+
+  it('does not take a "stream" key inside data for the stream', () => {
+    expect(scan('{"type":"RECORD","record":{"data":{"stream":"wrong"},"stream":"right"}}').stream).toBe('right');
+  });
+
+  it('gives unicode stream names as exact byte offsets', () => {
+    expect(scan('{"type":"RECORD","record":{"stream":"zoë_😀","namespace":"日本","data":{}}}')).toEqual({
+      type: 'RECORD',
+      stream: 'zoë_😀',
+      namespace: '日本',
+    });
+  });
+});
+
+describe('scanMessage: other types', () => {
+  it.each([
+    ['STATE', '{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"},"stream_state":{"c":"}"}}}}'],
+    ['LOG', '{"type":"LOG","log":{"level":"INFO","message":"hello {world]"}}'],
+    ['TRACE', '{"type":"TRACE","trace":{"type":"ERROR","emitted_at":1,"error":{"message":"boom"}}}'],
+    ['CONTROL', '{"type":"CONTROL","control":{"type":"CONNECTOR_CONFIG"}}'],
+    ['CATALOG', '{"type":"CATALOG","catalog":{"streams":[]}}'],
+    ['SOMETHING_NEW', '{"type":"SOMETHING_NEW"}'],
+  ])('reads type %s', (type, line) => {
+    const r = scan(line);
+    expect(r.type).toBe(type);
+    expect(r.stream).toBeUndefined();
+  });
+
+  it('does not leak a previous RECORD stream into the next result', () => {
+    scan('{"type":"RECORD","record":{"stream":"s","namespace":"n","data":{}}}');
+    expect(scan('{"type":"LOG","log":{"level":"INFO","message":"m"}}')).toEqual({ type: 'LOG', stream: undefined, namespace: undefined });
+  });
+});
+
+describe('scanMessage: errors', () => {
+  it.each<[string, string, RegExp]>([
+    ['empty line', '', /not a JSON object/],
+    ['an array', '[{"type":"LOG"}]', /not a JSON object/],
+    ['a string', '"RECORD"', /not a JSON object/],
+    ['plain text', 'Starting sync...', /not a JSON object/],
+    ['unterminated string', '{"type":"LOG","log":{"message":"abc}}', /unterminated string/],
+    ['unterminated key', '{"type', /unterminated string/],
+    ['string ending in an escaped quote', '{"type":"LOG","x":"abc\\"}', /unterminated string/],
+    ['mismatched brackets in a value', '{"type":"LOG","log":{"a":[1,2}', /mismatched brackets/],
+    ['mismatched brackets inside record data', '{"type":"RECORD","record":{"stream":"s","data":{"a":[1}]}}', /mismatched brackets/],
+    ['unclosed array in a value', '{"type":"LOG","log":{"a":[1,2', /unbalanced brackets/],
+    ['missing closing brace', '{"type":"LOG"', /line ends inside the object/],
+    ['missing closing brace after record', '{"type":"RECORD","record":{"stream":"s","data":{}}', /line ends inside/],
+    ['no type', '{"record":{"stream":"s","data":{}}}', /no "type" field/],
+    ['empty object', '{}', /no "type" field/],
+    ['type not a string', '{"type":1}', /"type" is not a string/],
+    ['RECORD without record', '{"type":"RECORD"}', /RECORD without a "record" object/],
+    ['RECORD with record not an object', '{"type":"RECORD","record":[]}', /RECORD without a "record" object/],
+    ['RECORD without stream', '{"type":"RECORD","record":{"data":{}}}', /RECORD without a "stream" name/],
+    ['RECORD with a non-string stream', '{"type":"RECORD","record":{"stream":5,"data":{}}}', /"stream" is not a string/],
+    ['RECORD without data', '{"type":"RECORD","record":{"stream":"s"}}', /RECORD without a "data" object/],
+    ['RECORD with data an array', '{"type":"RECORD","record":{"stream":"s","data":[1]}}', /"data" is not an object/],
+    ['RECORD with data a string', '{"type":"RECORD","record":{"stream":"s","data":"{}"}}', /"data" is not an object/],
+    ['RECORD with data null', '{"type":"RECORD","record":{"stream":"s","data":null}}', /"data" is not an object/],
+    ['trailing garbage', '{"type":"LOG","log":{}} x', /text after the JSON object/],
+    ['two objects on one line', '{"type":"LOG"}{"type":"LOG"}', /text after the JSON object/],
+    ['missing colon', '{"type" "LOG"}', /expected ":"/],
+    ['missing comma', '{"type":"LOG" "x":1}', /expected "," or "}"/],
+    ['unquoted key', '{type:"LOG"}', /expected a key/],
+    ['bare word value', '{"type":"LOG","x":abc}', /unexpected character/],
+    ['missing value', '{"type":"LOG","x":}', /expected a value/],
+  ])('rejects %s', (_name, line, message) => {
+    expect(scanError(line).message).toMatch(message);
+  });
+});
+
+describe('scanMessage: sub-ranges', () => {
+  it('scans one line inside a larger buffer, with offsets into that buffer', () => {
+    const lines = [
+      '{"type":"LOG","log":{"level":"INFO","message":"before"}}',
+      '{"type":"RECORD","record":{"namespace":"ns","stream":"orders","data":{"x":"}"}}}',
+      '{"type":"STATE","state":{"data":{}}}',
+    ];
+    const buf = Buffer.from(`${lines.join('\n')}\n`);
+    const start = lines[0]!.length + 1;
+    const end = start + lines[1]!.length;
+    const m = scanMessage(buf, start, end);
+    expect(m.type).toBe('RECORD');
+    expect(m.streamStart).toBeGreaterThan(start);
+    expect(m.namespaceEnd).toBeLessThan(end);
+    expect(buf.toString('utf8', m.streamStart, m.streamEnd)).toBe('orders');
+    expect(buf.toString('utf8', m.namespaceStart, m.namespaceEnd)).toBe('ns');
+
+    const s3 = end + 1;
+    expect(scanBuf(buf, s3, s3 + lines[2]!.length).type).toBe('STATE');
+    expect(scanBuf(buf, 0, lines[0]!.length).type).toBe('LOG');
+  });
+
+  it('does not read past `end` into the next line', () => {
+    // The range stops before the closing brace; the next bytes complete the object.
+    const buf = Buffer.from('{"type":"LOG","log":{}}}');
+    expect(() => scanMessage(buf, 0, buf.length - 2)).toThrow(LineError);
+    const buf2 = Buffer.from('{"type":"RECORD","record":{"stream":"s","data":{}}}');
+    expect(() => scanMessage(buf2, 0, buf2.length - 1)).toThrow(LineError);
+    expect(() => scanMessage(buf2, 0, buf2.indexOf('"s"') + 2)).toThrow(LineError);
+  });
+
+  it('works on a Uint8Array view with a byte offset', () => {
+    const backing = Buffer.from('xxxx{"type":"RECORD","record":{"stream":"abc","data":{}}}yyyy');
+    const view = new Uint8Array(backing.buffer, backing.byteOffset + 2, backing.length - 2);
+    const m = scanMessage(view, 2, view.length - 4);
+    expect(m.type).toBe('RECORD');
+    expect(Buffer.from(view.subarray(m.streamStart, m.streamEnd)).toString()).toBe('abc');
+  });
+});
+
+// --- property-style cross-check against JSON.parse -------------------------------------------
+
+function makeRandom(seed: number) {
+  let s = seed >>> 0;
+  return (n: number): number => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s % n;
+  };
+}
+
+const ALPHABET = ['a', 'Z', '0', ' ', '"', '\\', '{', '}', '[', ']', ':', ',', '\n', '\t', 'é', '😀', '日', '\u0001', '/'];
+
+function randomString(rand: (n: number) => number): string {
+  let out = '';
+  const len = rand(8);
+  for (let i = 0; i < len; i++) out += ALPHABET[rand(ALPHABET.length)] ?? '';
+  return out;
+}
+
+function randomValue(rand: (n: number) => number, depth: number): unknown {
+  switch (rand(depth > 3 ? 4 : 6)) {
+    case 0:
+      return randomString(rand);
+    case 1:
+      return rand(2) === 0 ? rand(100000) - 50000 : rand(1000) / 7;
+    case 2:
+      return [true, false, null][rand(3)];
+    case 3:
+      return rand(2) === 0 ? {} : [];
+    case 4:
+      return Array.from({ length: rand(4) }, () => randomValue(rand, depth + 1));
+    default:
+      return randomObject(rand, depth + 1);
+  }
+}
+
+function randomObject(rand: (n: number) => number, depth: number): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const n = rand(5);
+  for (let i = 0; i < n; i++) o[randomString(rand) + String(i)] = randomValue(rand, depth);
+  return o;
+}
+
+/** JSON with random whitespace around structural characters, on one line. */
+function serialize(value: unknown, rand: (n: number) => number): string {
+  const ws = () => [' ', '', '', '\t', '  '][rand(5)]!;
+  if (Array.isArray(value)) return `[${ws()}${value.map((v) => serialize(v, rand)).join(`${ws()},${ws()}`)}${ws()}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}${ws()}:${ws()}${serialize(v, rand)}`);
+    return `{${ws()}${entries.join(`${ws()},${ws()}`)}${ws()}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function shuffle<T>(items: T[], rand: (n: number) => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = rand(i + 1);
+    [items[i], items[j]] = [items[j]!, items[i]!];
+  }
+  return items;
+}
+
+function randomMessage(rand: (n: number) => number): Record<string, unknown> {
+  const type = ['RECORD', 'RECORD', 'RECORD', 'STATE', 'LOG', 'TRACE', 'CONTROL'][rand(7)]!;
+  const entries: [string, unknown][] = [['type', type]];
+  if (type === 'RECORD') {
+    const record: [string, unknown][] = [
+      ['stream', randomString(rand) + 's'],
+      ['data', randomObject(rand, 0)],
+      ['emitted_at', rand(1e9)],
+    ];
+    if (rand(2) === 0) record.push(['namespace', randomString(rand)]);
+    if (rand(3) === 0) record.push(['meta', randomValue(rand, 0)]);
+    entries.push(['record', Object.fromEntries(shuffle(record, rand))]);
+  } else {
+    entries.push([type.toLowerCase(), randomObject(rand, 0)]);
+  }
+  if (rand(3) === 0) entries.push(['extra', randomValue(rand, 0)]);
+  return Object.fromEntries(shuffle(entries, rand));
+}
+
+describe('scanMessage: cross-check against JSON.parse', () => {
+  it('agrees with JSON.parse on type, stream and namespace of random valid messages', () => {
+    const rand = makeRandom(42);
+    for (let i = 0; i < 500; i++) {
+      const msg = randomMessage(rand);
+      const line = serialize(msg, rand);
+      const parsed = JSON.parse(line) as { type: string; record?: { stream: string; namespace?: string } };
+      expect(parsed).toEqual(msg);
+      const prefix = 'X'.repeat(rand(5));
+      const buf = Buffer.from(`${prefix}${line}\n{"type":"LOG"}`);
+      const start = Buffer.byteLength(prefix);
+      const m = scanMessage(buf, start, start + Buffer.byteLength(line));
+      expect(m.type, line).toBe(parsed.type);
+      if (parsed.type === 'RECORD') {
+        // Offsets cover the raw (possibly escaped) JSON string content.
+        expect(JSON.parse(`"${buf.toString('utf8', m.streamStart, m.streamEnd)}"`), line).toBe(parsed.record!.stream);
+        if (parsed.record!.namespace === undefined) {
+          expect(m.namespaceStart, line).toBe(-1);
+        } else {
+          expect(JSON.parse(`"${buf.toString('utf8', m.namespaceStart, m.namespaceEnd)}"`), line).toBe(parsed.record!.namespace);
+        }
+      }
+    }
+  });
+
+  it('rejects every strict prefix of a valid message', () => {
+    const rand = makeRandom(7);
+    for (let i = 0; i < 60; i++) {
+      const line = serialize(randomMessage(rand), rand);
+      const buf = Buffer.from(line);
+      for (let end = 0; end < buf.length; end++) {
+        let threw = false;
+        try {
+          scanMessage(buf, 0, end);
+        } catch (err) {
+          expect(err).toBeInstanceOf(LineError);
+          threw = true;
+        }
+        expect(threw, `accepted a prefix: ${buf.toString('utf8', 0, end)}`).toBe(true);
+      }
+    }
+  });
+});

@@ -1,0 +1,140 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { LineTooLongError, TailBuffer, readLines } from '../../runner/lines.js';
+
+async function lines(chunks: string[], max = 1024): Promise<string[]> {
+  const out: string[] = [];
+  for await (const line of readLines(Readable.from(chunks.map((c) => Buffer.from(c))), max)) out.push(line.toString('utf8'));
+  return out;
+}
+
+async function lines2(stream: Readable): Promise<number> {
+  let n = 0;
+  for await (const line of readLines(stream, 1000)) n += line.length;
+  return n;
+}
+
+async function lineError(chunks: string[], max: number): Promise<unknown> {
+  try {
+    await lines(chunks, max);
+  } catch (err) {
+    return err;
+  }
+  throw new Error('no error');
+}
+
+describe('readLines', () => {
+  it('splits one chunk into lines', async () => {
+    expect(await lines(['a\nbb\nccc\n'])).toEqual(['a', 'bb', 'ccc']);
+  });
+
+  it('joins lines split across chunks', async () => {
+    expect(await lines(['he', 'llo\nwo', 'r', 'ld\n'])).toEqual(['hello', 'world']);
+  });
+
+  it('handles a newline at a chunk boundary and empty chunks', async () => {
+    expect(await lines(['abc', '\n', '', 'def\n', '\nghi'])).toEqual(['abc', 'def', '', 'ghi']);
+  });
+
+  it('gives the same lines whatever the chunking', async () => {
+    const text = 'first line\n\nthird {"x":1}\nzoë 😀\nlast';
+    const bytes = Buffer.from(text);
+    const expected = text.split('\n');
+    for (let size = 1; size <= bytes.length; size += 3) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+      const got: string[] = [];
+      for await (const line of readLines(Readable.from(chunks), 100)) got.push(line.toString('utf8'));
+      expect(got, `chunk size ${size}`).toEqual(expected);
+    }
+  });
+
+  it('keeps empty lines', async () => {
+    expect(await lines(['a\n\n\nb\n'])).toEqual(['a', '', '', 'b']);
+  });
+
+  it('does not treat CRLF specially', async () => {
+    expect(await lines(['a\r\nb\r', '\n'])).toEqual(['a\r', 'b\r']);
+  });
+
+  it('yields a last line without a newline', async () => {
+    expect(await lines(['a\nlast'])).toEqual(['a', 'last']);
+    expect(await lines(['par', 'tial'])).toEqual(['partial']);
+  });
+
+  it('yields nothing for an empty stream', async () => {
+    expect(await lines([])).toEqual([]);
+  });
+
+  it('accepts a line of exactly the limit', async () => {
+    expect(await lines(['x'.repeat(10) + '\n', 'y'.repeat(5), 'y'.repeat(5)], 10)).toEqual(['x'.repeat(10), 'y'.repeat(10)]);
+  });
+
+  it('throws LineTooLongError for a long line within one chunk', async () => {
+    const err = await lineError(['ok\n' + 'x'.repeat(11) + '\nmore\n'], 10);
+    expect(err).toBeInstanceOf(LineTooLongError);
+    expect((err as LineTooLongError).limit).toBe(10);
+    expect((err as Error).message).toContain('10 bytes');
+  });
+
+  it('throws LineTooLongError for a long line across chunks', async () => {
+    expect(await lineError(['ok\nxxxx', 'xxxx', 'xxx\n'], 10)).toBeInstanceOf(LineTooLongError);
+  });
+
+  it('throws LineTooLongError for a stream that never writes a newline', async () => {
+    expect(await lineError(Array.from({ length: 20 }, () => 'xxxx'), 10)).toBeInstanceOf(LineTooLongError);
+  });
+
+  it('throws LineTooLongError before the whole over-long line is buffered', async () => {
+    let pulled = 0;
+    function* source() {
+      for (;;) {
+        pulled++;
+        yield Buffer.alloc(100, 0x61);
+      }
+    }
+    await expect(async () => {
+      await lines2(Readable.from(source()));
+    }).rejects.toBeInstanceOf(LineTooLongError);
+    expect(pulled).toBeLessThan(50);
+  });
+
+  it('yields lines that stay valid after the next chunk arrives', async () => {
+    const got: Buffer[] = [];
+    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('c\nd\n')]), 100)) got.push(line);
+    expect(got.map(String)).toEqual(['a', 'bc', 'd']);
+  });
+});
+
+describe('TailBuffer', () => {
+  it('keeps the last N lines in order', () => {
+    const t = new TailBuffer(3);
+    for (const l of ['1', '2', '3', '4', '5']) t.push(l);
+    expect(t.get()).toEqual(['3', '4', '5']);
+  });
+
+  it('keeps fewer lines when fewer were pushed', () => {
+    const t = new TailBuffer(3);
+    t.push('only');
+    expect(t.get()).toEqual(['only']);
+    expect(new TailBuffer(3).get()).toEqual([]);
+  });
+
+  it('truncates long lines and marks them', () => {
+    const t = new TailBuffer(2, 5);
+    t.push('12345');
+    t.push('1234567890');
+    const [exact, cut] = t.get();
+    expect(exact).toBe('12345');
+    expect(cut!.startsWith('12345')).toBe(true);
+    expect(cut).not.toContain('6');
+    expect(cut!.length).toBeGreaterThan(5);
+  });
+
+  it('returns a copy', () => {
+    const t = new TailBuffer(2);
+    t.push('a');
+    t.get().push('b');
+    expect(t.get()).toEqual(['a']);
+  });
+});

@@ -1,0 +1,313 @@
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { LineTooLongError } from '../../runner/lines.js';
+import { PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/pipe.js';
+
+const rec = (stream: string, data: Record<string, unknown> = { id: 1 }, namespace?: string): string =>
+  JSON.stringify({ type: 'RECORD', record: { stream, ...(namespace === undefined ? {} : { namespace }), data, emitted_at: 1 } });
+const state = (cursor: number): string =>
+  JSON.stringify({ type: 'STATE', state: { type: 'STREAM', stream: { stream_descriptor: { name: 'users' }, stream_state: { cursor } } } });
+const log = (message: string): string => JSON.stringify({ type: 'LOG', log: { level: 'INFO', message } });
+const trace = (message: string): string => JSON.stringify({ type: 'TRACE', trace: { type: 'ERROR', emitted_at: 1, error: { message } } });
+
+/** Splits text into Buffers at the given byte sizes (cycled). */
+function chunked(text: string, sizes: number[] = [text.length || 1]): Buffer[] {
+  const bytes = Buffer.from(text);
+  const out: Buffer[] = [];
+  for (let i = 0, k = 0; i < bytes.length; k++) {
+    const size = sizes[k % sizes.length]!;
+    out.push(Buffer.from(bytes.subarray(i, i + size)));
+    i += size;
+  }
+  return out;
+}
+
+function collector(options: { highWaterMark?: number; delayMs?: number } = {}) {
+  const chunks: Buffer[] = [];
+  const writable = new Writable({
+    highWaterMark: options.highWaterMark ?? 16 * 1024,
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      if (options.delayMs !== undefined) setTimeout(cb, options.delayMs);
+      else cb();
+    },
+  });
+  return { writable, text: () => Buffer.concat(chunks).toString('utf8'), chunks };
+}
+
+interface Recorded {
+  states: string[];
+  messages: [string, string][];
+  firstRecord: number;
+  handlers: PumpHandlers;
+}
+
+function recorder(): Recorded {
+  const r: Recorded = {
+    states: [],
+    messages: [],
+    firstRecord: 0,
+    handlers: {
+      onState: (line) => r.states.push(line.toString('utf8')),
+      onMessage: (type, line) => r.messages.push([type, line.toString('utf8')]),
+      onFirstRecord: () => {
+        r.firstRecord++;
+      },
+    },
+  };
+  return r;
+}
+
+async function pump(chunks: Buffer[], options: { maxLineBytes?: number } = {}) {
+  const out = collector();
+  const stats = new PumpStats();
+  const r = recorder();
+  await pumpRecords(Readable.from(chunks), out.writable, stats, r.handlers, { maxLineBytes: options.maxLineBytes ?? 1024 * 1024 });
+  return { output: out.text(), stats, ...r, destination: out.writable };
+}
+
+async function pumpError(chunks: Buffer[], maxLineBytes = 1024 * 1024): Promise<Error> {
+  try {
+    await pump(chunks, { maxLineBytes });
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('pumpRecords did not throw');
+}
+
+describe('pumpRecords', () => {
+  const lines = [
+    rec('users', { id: 1, name: 'a"}b' }),
+    log('starting'),
+    rec('orders', { id: 10 }),
+    rec('users', { id: 2, nested: { deep: [1, { x: '\\' }] } }),
+    state(2),
+    trace('warning'),
+    rec('users', { id: 3, name: 'zoë 😀' }),
+    state(3),
+  ];
+  const input = `${lines.join('\n')}\n`;
+  const expected = `${lines.filter((l) => !l.includes('"LOG"') && !l.includes('"TRACE"')).join('\n')}\n`;
+
+  it('forwards RECORD and STATE lines byte for byte and drops LOG/TRACE', async () => {
+    const { output } = await pump(chunked(input));
+    expect(output).toBe(expected);
+  });
+
+  it('gives the same output whatever the chunking', async () => {
+    for (const sizes of [[1], [2, 3], [7], [64], [13, 1, 200], [input.length - 1]]) {
+      const { output, stats, states, messages } = await pump(chunked(input, sizes));
+      expect(output, `sizes ${sizes.join(',')}`).toBe(expected);
+      expect(stats.records).toBe(4);
+      expect(states).toEqual([state(2), state(3)]);
+      expect(messages.map(([t]) => t)).toEqual(['LOG', 'TRACE']);
+    }
+  });
+
+  it('hands LOG and TRACE lines to onMessage, whole', async () => {
+    const { messages } = await pump(chunked(input, [5]));
+    expect(messages).toEqual([
+      ['LOG', log('starting')],
+      ['TRACE', trace('warning')],
+    ]);
+  });
+
+  it('forwards CONTROL messages to onMessage, not to the destination', async () => {
+    const control = JSON.stringify({ type: 'CONTROL', control: { type: 'CONNECTOR_CONFIG' } });
+    const { output, messages } = await pump(chunked(`${rec('s')}\n${control}\n`));
+    expect(output).toBe(`${rec('s')}\n`);
+    expect(messages).toEqual([['CONTROL', control]]);
+  });
+
+  it('calls onState for every STATE line, before it reaches the destination', async () => {
+    const out = collector();
+    const seenBefore: boolean[] = [];
+    await pumpRecords(
+      Readable.from(chunked(input, [9])),
+      out.writable,
+      new PumpStats(),
+      {
+        onState: (line) => seenBefore.push(out.text().includes(line.toString('utf8'))),
+        onMessage: () => undefined,
+      },
+      { maxLineBytes: 1 << 20 },
+    );
+    expect(seenBefore).toEqual([false, false]);
+    expect(out.text()).toBe(expected);
+  });
+
+  it('calls onFirstRecord once', async () => {
+    const { firstRecord } = await pump(chunked(input, [3]));
+    expect(firstRecord).toBe(1);
+  });
+
+  it('does not call onFirstRecord without records', async () => {
+    const { firstRecord, output } = await pump(chunked(`${log('x')}\n${state(1)}\n`));
+    expect(firstRecord).toBe(0);
+    expect(output).toBe(`${state(1)}\n`);
+  });
+
+  it('counts records and bytes per stream, keyed namespace.stream', async () => {
+    const recLines = [
+      rec('aaaa', { i: 1 }),
+      rec('bbbb', { i: 22 }),
+      rec('aaaa', { i: 333 }),
+      rec('aaaa', { i: 4444 }),
+      rec('aaaa', { i: 5 }, 'ns'),
+      rec('bbbb', { i: 6 }),
+      rec('aaaa', { i: 7 }),
+    ];
+    const { stats } = await pump(chunked(`${recLines.join('\n')}\n${state(1)}\n${log('x')}\n`, [17]));
+    const len = (i: number) => Buffer.byteLength(recLines[i]!);
+    expect(stats.records).toBe(7);
+    expect(stats.bytes).toBe(recLines.reduce((n, l) => n + Buffer.byteLength(l), 0));
+    expect(stats.toJSON()).toEqual({
+      aaaa: { records: 4, bytes: len(0) + len(2) + len(3) + len(6) },
+      bbbb: { records: 2, bytes: len(1) + len(5) },
+      'ns.aaaa': { records: 1, bytes: len(4) },
+    });
+  });
+
+  it('counts unicode stream names by their decoded name', async () => {
+    const { stats } = await pump(chunked(`${rec('zoë')}\n${rec('zoë')}\n${rec('zoe')}\n`, [4]));
+    expect(Object.fromEntries(Object.entries(stats.toJSON()).map(([k, v]) => [k, v.records]))).toEqual({ 'zoë': 2, zoe: 1 });
+  });
+
+  it('serialises its stats as JSON', async () => {
+    const { stats } = await pump(chunked(`${rec('s')}\n`));
+    expect(JSON.parse(JSON.stringify(stats))).toEqual({ s: { records: 1, bytes: Buffer.byteLength(rec('s')) } });
+  });
+
+  it('forwards a last line without a newline, adding the newline', async () => {
+    const { output, stats } = await pump(chunked(`${rec('s')}\n${rec('t')}`, [10]));
+    expect(output).toBe(`${rec('s')}\n${rec('t')}\n`);
+    expect(stats.records).toBe(2);
+  });
+
+  it('forwards CRLF lines unchanged and counts them without the CR', async () => {
+    const { output, stats } = await pump(chunked(`${rec('s')}\r\n${log('x')}\r\n${state(1)}\r\n`, [11]));
+    expect(output).toBe(`${rec('s')}\r\n${state(1)}\r\n`);
+    expect(stats.bytes).toBe(Buffer.byteLength(rec('s')));
+  });
+
+  it('skips empty lines', async () => {
+    const { output } = await pump(chunked(`\n${rec('s')}\n\n\n${rec('t')}\n`, [6]));
+    expect(output).toBe(`${rec('s')}\n${rec('t')}\n`);
+  });
+
+  it('does not end the destination (the caller does)', async () => {
+    const { destination } = await pump(chunked(input));
+    expect(destination.writableEnded).toBe(false);
+    expect(destination.destroyed).toBe(false);
+  });
+
+  it('returns without error for an empty source', async () => {
+    const { output, stats } = await pump([]);
+    expect(output).toBe('');
+    expect(stats.records).toBe(0);
+    expect(stats.toJSON()).toEqual({});
+  });
+
+  it('throws SourceProtocolError naming the line number for a non-JSON line', async () => {
+    const err = await pumpError(chunked(`${rec('s')}\n${log('x')}\nTraceback (most recent call last):\n${rec('s')}\n`, [5]));
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toMatch(/line 3\b/);
+    expect(err.message).toContain('Traceback');
+  });
+
+  it('throws SourceProtocolError for a broken line carried across chunks', async () => {
+    const err = await pumpError(chunked(`${rec('s')}\n{"type":"RECORD","record":{"stream":"s"}}\n`, [30]));
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toMatch(/line 2\b/);
+    expect(err.message).toMatch(/data/);
+  });
+
+  it('throws SourceProtocolError for a last line without newline that is broken', async () => {
+    const err = await pumpError(chunked(`${rec('s')}\n{"type":"RECORD"`, [8]));
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toMatch(/line 2\b/);
+  });
+
+  it.each(['CATALOG', 'SPEC', 'CONNECTION_STATUS', 'SURPRISE'])('throws SourceProtocolError for type %s during read', async (type) => {
+    const err = await pumpError(chunked(`${rec('s')}\n{"type":"${type}","x":{}}\n`));
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toContain(type);
+    expect(err.message).toMatch(/line 2\b/);
+  });
+
+  it('throws LineTooLongError for an over-long line within one chunk', async () => {
+    const long = rec('s', { pad: 'x'.repeat(200) });
+    const err = await pumpError([Buffer.from(`${rec('s')}\n${long}\n`)], 100);
+    expect(err).toBeInstanceOf(LineTooLongError);
+  });
+
+  it('throws LineTooLongError for an over-long line across chunks', async () => {
+    const long = rec('s', { pad: 'x'.repeat(200) });
+    for (const sizes of [[10], [90], [150], [rec('s').length + 50]]) {
+      const err = await pumpError(chunked(`${rec('s')}\n${long}\n`, sizes), 100);
+      expect(err, `sizes ${sizes.join(',')}`).toBeInstanceOf(LineTooLongError);
+    }
+  });
+
+  it('throws LineTooLongError for a source that never writes a newline', async () => {
+    const err = await pumpError(Array.from({ length: 50 }, () => Buffer.from('{"type":"RECORD",')), 100);
+    expect(err).toBeInstanceOf(LineTooLongError);
+  });
+
+  it('accepts lines up to the limit', async () => {
+    const line = rec('s', { pad: 'x'.repeat(50) });
+    const { output } = await pump(chunked(`${line}\n${line}\n`, [7]), { maxLineBytes: Buffer.byteLength(line) });
+    expect(output).toBe(`${line}\n${line}\n`);
+  });
+
+  it('waits for a slow destination and still delivers everything in order', async () => {
+    const recLines = Array.from({ length: 300 }, (_, i) => rec(`s${i % 3}`, { i, pad: 'p'.repeat(i % 17) }));
+    const text = `${recLines.join('\n')}\n`;
+    const out = collector({ highWaterMark: 16, delayMs: 1 });
+    let maxBuffered = 0;
+    const source = Readable.from(
+      (function* () {
+        for (const c of chunked(text, [97, 5, 300])) {
+          maxBuffered = Math.max(maxBuffered, out.writable.writableLength);
+          yield c;
+        }
+      })(),
+    );
+    const stats = new PumpStats();
+    await pumpRecords(source, out.writable, stats, recorder().handlers, { maxLineBytes: 4096 });
+    expect(out.text()).toBe(text);
+    expect(stats.records).toBe(300);
+    // With backpressure honoured, at most about one chunk waits in the destination's buffer.
+    expect(maxBuffered).toBeLessThanOrEqual(300);
+  });
+
+  it('fails when the destination closes while it waits for drain', async () => {
+    const dest = new PassThrough({ highWaterMark: 8 }); // never read: fills up at once
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 100; i++) yield Buffer.from(`${rec('s', { i })}\n`);
+      })(),
+    );
+    const done = pumpRecords(source, dest, new PumpStats(), recorder().handlers, { maxLineBytes: 4096 });
+    setTimeout(() => dest.destroy(), 10);
+    await expect(done).rejects.toThrow(/destination stdin closed/);
+  });
+
+  it('stops reading when the signal is aborted', async () => {
+    const ac = new AbortController();
+    const out = collector();
+    let produced = 0;
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 1000; i++) {
+          produced++;
+          if (i === 5) ac.abort();
+          yield Buffer.from(`${rec('s', { i })}\n`);
+        }
+      })(),
+    );
+    await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, signal: ac.signal });
+    expect(produced).toBeLessThan(1000);
+    expect(out.text().split('\n').length - 1).toBeLessThanOrEqual(6);
+  });
+});
