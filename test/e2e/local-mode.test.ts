@@ -152,6 +152,14 @@ describe('local mode end to end', () => {
       expect(state?.version).toBeGreaterThan(0);
       expect(JSON.stringify(state?.state)).toContain('2026-01-01');
     }
+    // The per-connection lock held: no two syncs of one connection ever overlapped.
+    for (const c of connections) {
+      const spans = runs
+        .filter((r) => r.connectionId === c.id)
+        .map((r) => [Date.parse(r.startedAt), Date.parse(r.finishedAt!)] as const)
+        .sort((x, y) => x[0] - y[0]);
+      for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+    }
     // Records were counted: the first sync of each faker→jsonl connection moved everything.
     const jsonlRecords = runs.filter((r) => r.connectionId === 'faker-jsonl-1').reduce((n, r) => n + r.records, 0);
     expect(jsonlRecords).toBe(FAKER_USERS * (1 + PURCHASES_PER_USER));
