@@ -229,7 +229,15 @@ async function replicate(
       },
       { maxLineBytes: config.maxLineBytes, signal: abort.signal },
     ).then(
-      () => dst.stdin.end(),
+      async () => {
+        // EOF tells the destination the source *finished*: it commits and, for overwrite
+        // streams, removes the previous generation's rows. After a failed source that would
+        // replace good data with a partial read, so a failed source ends the destination
+        // without EOF instead; what it already confirmed stays committed.
+        const e = await src.exit;
+        if (isSuccess(e)) dst.stdin.end();
+        else dst.kill('SIGKILL');
+      },
       (err: unknown) => {
         if (err instanceof SourceProtocolError) fail(new ProtocolError(err.message, 'source'));
         else if (err instanceof LineTooLongError) fail(new ProtocolError(`source wrote ${err.message}`, 'source'));
