@@ -1,7 +1,7 @@
 // A real runner process against the real broker and store: what happens to good syncs, bad
 // messages, failing connectors, and a runner told to stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
@@ -13,6 +13,7 @@ import { confirmPublish, publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import { configEnv } from '../../scaler/local-process.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 interface Harness {
@@ -179,5 +180,52 @@ describe('runner: stopping', () => {
     await waitFor('a heartbeat', async () => (await h.services.store.runners.alive()).length === 1, 20_000);
     expect(await runner.exited).toBe(0);
     expect(await h.services.store.runners.alive()).toEqual([]);
+  });
+});
+
+describe('runner: a source that fails mid-read', () => {
+  let h: Harness;
+  let db: TestDatabase;
+  let dir: string;
+  beforeAll(async () => {
+    h = await harness('runner-source-fails');
+    db = await createTestDatabase('runner_source_fails');
+    dir = await mkdtemp(join(tmpdir(), 'tidepool-failing-source-'));
+    // A source that sends one record and dies: the destination must not take its EOF as the
+    // end of a complete full refresh.
+    const script = join(dir, 'source.sh');
+    await writeFile(
+      script,
+      `#!/bin/sh
+case "$1" in
+  discover) echo '{"type":"CATALOG","catalog":{"streams":[{"name":"users","json_schema":{"type":"object","properties":{"id":{"type":"integer"}}},"supported_sync_modes":["full_refresh"],"source_defined_primary_key":[["id"]]}]}}' ;;
+  read) echo '{"type":"RECORD","record":{"stream":"users","data":{"id":1},"emitted_at":0}}'; echo 'lost the database connection' >&2; exit 3 ;;
+  *) exit 1 ;;
+esac
+`,
+    );
+    await chmod(script, 0o755);
+    const destination = { connector: 'destination-postgres', config: { ...db.config, schema: 'shared' } };
+    await h.services.store.connections.apply({ id: 'good', source: { connector: 'source-faker', config: { count: 50 } }, destination, streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }] });
+    await h.services.store.connections.apply({ id: 'bad', source: { command: [script], config: {} }, destination, streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }] });
+    startRunner(h, 'source-fails-runner');
+  });
+  afterAll(async () => {
+    await close(h);
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the rows of the last complete overwrite, and reports the source with its stderr', async () => {
+    const good = newSyncRequest('good');
+    await publishSync(h.channel, topologyFor(h.config.prefix), good);
+    await waitFor('the first sync', async () => (await h.services.store.runs.get(good.syncId))?.status === 'succeeded', 30_000);
+    const bad = newSyncRequest('bad');
+    await publishSync(h.channel, topologyFor(h.config.prefix), bad);
+    const dead = await getDead(h);
+    expect(dead.properties.messageId).toBe(bad.syncId);
+    expect(dead.properties.headers?.[HEADERS.reason]).toMatch(/^source exited with code 3: lost the database connection/);
+    const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) AS n FROM shared.users');
+    expect(rows[0]?.n).toBe('50');
   });
 });
