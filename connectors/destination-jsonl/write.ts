@@ -76,7 +76,7 @@ function parseMessage(line: string, lineNumber: number): Parsed | undefined {
   const message = value as { type?: unknown; record?: unknown };
   if (message.type === 'STATE') return { type: 'STATE' };
   if (message.type !== 'RECORD') return { type: 'OTHER' };
-  const record = message.record as { stream?: unknown; namespace?: unknown; data?: unknown } | undefined;
+  const record = message.record as { stream?: unknown; namespace?: unknown; data?: unknown } | null | undefined;
   if (
     typeof record !== 'object' ||
     record === null ||

@@ -150,11 +150,11 @@ function parseLine(line: string, lineNumber: number): Message {
   if (typeof value !== 'object' || value === null) {
     throw new ProtocolError(`line ${lineNumber} of stdin is not a message object: ${line.slice(0, 200)}`);
   }
-  return value as Message;
+  return value;
 }
 
 function recordOf(message: Message, lineNumber: number): IncomingRecord {
-  const record = message.record as Partial<Record<keyof IncomingRecord, unknown>> | undefined;
+  const record = message.record as Partial<Record<keyof IncomingRecord, unknown>> | null | undefined;
   if (
     typeof record !== 'object' ||
     record === null ||

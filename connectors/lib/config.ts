@@ -21,5 +21,5 @@ export function describeIssues(error: z.ZodError): string {
 export function connectionSpecification(schema: z.ZodType): Record<string, unknown> {
   // io "input": fields with defaults are optional for the user. draft-7 is what Airbyte's
   // tooling reads.
-  return z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<string, unknown>;
+  return z.toJSONSchema(schema, { io: 'input', target: 'draft-7' });
 }

@@ -39,10 +39,13 @@ const PARSERS = new Map<number, (text: string) => unknown>([
   [1186, identity], // interval
 ]);
 
+// pg's typings declare getTypeParser with overloads an arrow function cannot restate.
+/* eslint-disable @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-enum-assignment */
 const TYPES = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
     (format ?? 'text') === 'text' ? (PARSERS.get(oid) ?? pg.types.getTypeParser(oid, format)) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
+/* eslint-enable @typescript-eslint/no-unsafe-return, @typescript-eslint/no-unsafe-enum-assignment */
 
 /**
  * Opens one connection. The session runs in UTC with ISO dates, so `::text` of a timestamp is

@@ -75,9 +75,9 @@ function unwrap(item: unknown, index: number): AirbyteStateMessage {
   if (item['type'] === 'STATE') {
     const inner = item['state'];
     if (!isObject(inner)) throw new ConfigError(`invalid state: entry ${index} has no state`);
-    return inner as AirbyteStateMessage;
+    return inner;
   }
-  return item as AirbyteStateMessage;
+  return item;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

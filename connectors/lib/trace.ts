@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { AirbyteMessage } from '../../shared/protocol.js';
 import { ConnectorError, errorMessage } from './errors.js';
 
@@ -25,7 +26,7 @@ function internalMessage(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   for (let depth = 0; current !== undefined && depth < 5; depth += 1) {
-    parts.push(current instanceof Error ? `${current.name}: ${current.message}` : String(current));
+    parts.push(current instanceof Error ? `${current.name}: ${current.message}` : inspect(current));
     current = current instanceof Error ? current.cause : undefined;
   }
   return parts.join(' <- caused by ');

@@ -8,7 +8,7 @@ import { describeConnectorLauncherConformance, localOutputDir } from '../conform
 
 describeConnectorLauncherConformance('local process', async () => {
   const out = await localOutputDir();
-  return { launcher: new LocalProcessConnectorLauncher(), outputDir: out.dir, cleanup: out.cleanup };
+  return { launcher: new LocalProcessConnectorLauncher(), outputDir: out.dir, cleanup: () => out.cleanup() };
 });
 
 describe('local process connector launcher', () => {
