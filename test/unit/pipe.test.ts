@@ -274,11 +274,33 @@ describe('pumpRecords', () => {
       })(),
     );
     const stats = new PumpStats();
-    await pumpRecords(source, out.writable, stats, recorder().handlers, { maxLineBytes: 4096 });
+    await pumpRecords(source, out.writable, stats, recorder().handlers, { maxLineBytes: 4096, maxBufferedBytes: 0 });
     expect(out.text()).toBe(text);
     expect(stats.records).toBe(300);
     // With backpressure honoured, at most about one chunk waits in the destination's buffer.
     expect(maxBuffered).toBeLessThanOrEqual(300);
+  });
+
+  it('buffers at most maxBufferedBytes (plus one chunk) for a destination that stops reading', async () => {
+    const dest = new PassThrough({ highWaterMark: 16 }); // never read
+    let produced = 0;
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 10_000; i++) {
+          const b = Buffer.from(`${rec('s', { i, pad: 'x'.repeat(200) })}\n`);
+          produced += b.length;
+          yield b;
+        }
+      })(),
+    );
+    const done = pumpRecords(source, dest, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, maxBufferedBytes: 64 * 1024 });
+    done.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(dest.writableLength).toBeGreaterThan(32 * 1024);
+    expect(dest.writableLength).toBeLessThanOrEqual(64 * 1024 + 4096);
+    expect(produced).toBeLessThan(200 * 1024);
+    dest.destroy();
+    await expect(done).rejects.toThrow(/destination stdin closed/);
   });
 
   it('fails when the destination closes while it waits for drain', async () => {
@@ -288,7 +310,7 @@ describe('pumpRecords', () => {
         for (let i = 0; i < 100; i++) yield Buffer.from(`${rec('s', { i })}\n`);
       })(),
     );
-    const done = pumpRecords(source, dest, new PumpStats(), recorder().handlers, { maxLineBytes: 4096 });
+    const done = pumpRecords(source, dest, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, maxBufferedBytes: 0 });
     setTimeout(() => dest.destroy(), 10);
     await expect(done).rejects.toThrow(/destination stdin closed/);
   });
