@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describeStream, indexStreams, streamKey } from '../lib/catalog.js';
 import type { WriteContext } from '../lib/cli.js';
 import { ConfigError, ProtocolError } from '../lib/errors.js';
-import { readLineBatches } from '../lib/input.js';
+import { parseInputMessage, readLineBatches } from '../lib/input.js';
 import { StreamFile } from './stream-file.js';
 
 export interface JsonlConfig {
@@ -31,7 +31,7 @@ export async function writeJsonl({ config, catalog, input, out }: WriteContext<J
     for await (const lines of readLineBatches(input)) {
       for (const line of lines) {
         lineNumber += 1;
-        const message = parseMessage(line, lineNumber);
+        const message = parseInputMessage(line, lineNumber);
         if (message === undefined) continue;
         if (message.type === 'RECORD') {
           const record = message.record;
@@ -54,47 +54,6 @@ export async function writeJsonl({ config, catalog, input, out }: WriteContext<J
   } finally {
     await Promise.allSettled([...files.values()].map((file) => file.close()));
   }
-}
-
-type Parsed =
-  | { type: 'RECORD'; record: { stream: string; namespace?: string; data: Record<string, unknown> } }
-  | { type: 'STATE' }
-  | { type: 'OTHER' };
-
-/** Only RECORD and STATE matter here; other message types (LOG, TRACE, ...) are ignored. */
-function parseMessage(line: string, lineNumber: number): Parsed | undefined {
-  if (line.trim().length === 0) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw new ProtocolError(`line ${lineNumber} of stdin is not JSON: ${line.slice(0, 200)}`);
-  }
-  if (typeof value !== 'object' || value === null) {
-    throw new ProtocolError(`line ${lineNumber} of stdin is not a message object: ${line.slice(0, 200)}`);
-  }
-  const message = value as { type?: unknown; record?: unknown };
-  if (message.type === 'STATE') return { type: 'STATE' };
-  if (message.type !== 'RECORD') return { type: 'OTHER' };
-  const record = message.record as { stream?: unknown; namespace?: unknown; data?: unknown } | null | undefined;
-  if (
-    typeof record !== 'object' ||
-    record === null ||
-    typeof record.stream !== 'string' ||
-    (record.namespace !== undefined && record.namespace !== null && typeof record.namespace !== 'string') ||
-    typeof record.data !== 'object' ||
-    record.data === null
-  ) {
-    throw new ProtocolError(`line ${lineNumber}: RECORD without stream and data object`);
-  }
-  return {
-    type: 'RECORD',
-    record: {
-      stream: record.stream,
-      ...optionalNamespace(record.namespace ?? undefined),
-      data: record.data as Record<string, unknown>,
-    },
-  };
 }
 
 function optionalNamespace(namespace: string | undefined): { namespace?: string } {

@@ -3,7 +3,7 @@ import type { Client } from 'pg';
 import { describeStream, indexStreams, streamKey } from '../lib/catalog.js';
 import type { WriteContext } from '../lib/cli.js';
 import { ProtocolError } from '../lib/errors.js';
-import { readLineBatches } from '../lib/input.js';
+import { parseInputMessage, readLineBatches } from '../lib/input.js';
 import { classifyPgError, connect, qualifiedName, quoteIdent, type PgConnectionConfig } from '../lib/postgres.js';
 import { GENERATION, prepareTable, targetTable } from './table.js';
 import { TableWriter } from './table-writer.js';
@@ -70,11 +70,11 @@ async function load(
   for await (const lines of readLineBatches(input)) {
     for (const line of lines) {
       lineNumber += 1;
-      if (line.trim().length === 0) continue;
-      const message = parseLine(line, lineNumber);
+      const message = parseInputMessage(line, lineNumber);
+      if (message === undefined) continue;
       switch (message.type) {
         case 'RECORD': {
-          const record = recordOf(message, lineNumber);
+          const record = message.record;
           const writer = writers.get(streamKey(record.stream, record.namespace));
           if (!writer) {
             throw new ProtocolError(
@@ -98,7 +98,7 @@ async function load(
           break;
         case 'TRACE':
           // A source that fails still ends our stdin normally; its TRACE ERROR is the only sign.
-          if (isErrorTrace(message)) sourceFailed = true;
+          if (message.error) sourceFailed = true;
           break;
         default:
           break;
@@ -125,54 +125,4 @@ async function load(
     );
   }
   await client.query('COMMIT');
-}
-
-interface Message {
-  type?: unknown;
-  record?: unknown;
-  trace?: unknown;
-}
-
-interface IncomingRecord {
-  stream: string;
-  namespace?: string;
-  data: Record<string, unknown>;
-  emitted_at: number;
-}
-
-function parseLine(line: string, lineNumber: number): Message {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw new ProtocolError(`line ${lineNumber} of stdin is not JSON: ${line.slice(0, 200)}`);
-  }
-  if (typeof value !== 'object' || value === null) {
-    throw new ProtocolError(`line ${lineNumber} of stdin is not a message object: ${line.slice(0, 200)}`);
-  }
-  return value;
-}
-
-function recordOf(message: Message, lineNumber: number): IncomingRecord {
-  const record = message.record as Partial<Record<keyof IncomingRecord, unknown>> | null | undefined;
-  if (
-    typeof record !== 'object' ||
-    record === null ||
-    typeof record.stream !== 'string' ||
-    typeof record.data !== 'object' ||
-    record.data === null ||
-    Array.isArray(record.data)
-  ) {
-    throw new ProtocolError(`line ${lineNumber}: RECORD without stream and data object`);
-  }
-  return {
-    stream: record.stream,
-    ...(typeof record.namespace === 'string' ? { namespace: record.namespace } : {}),
-    data: record.data as Record<string, unknown>,
-    emitted_at: typeof record.emitted_at === 'number' ? record.emitted_at : Date.now(),
-  };
-}
-
-function isErrorTrace(message: Message): boolean {
-  return typeof message.trace === 'object' && message.trace !== null && (message.trace as { type?: unknown }).type === 'ERROR';
 }

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { ProtocolError } from './errors.js';
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -49,4 +50,70 @@ function decodeLine(buffer: Buffer, start: number, end: number | undefined): str
   let stop = end ?? buffer.length;
   if (stop > start && buffer[stop - 1] === CARRIAGE_RETURN) stop -= 1;
   return buffer.toString('utf8', start, stop);
+}
+
+export interface InputRecord {
+  stream: string;
+  namespace?: string;
+  data: Record<string, unknown>;
+  emitted_at: number;
+}
+
+/** What a destination needs to know of a line on its stdin. */
+export type InputMessage =
+  | { type: 'RECORD'; record: InputRecord }
+  | { type: 'STATE' }
+  | { type: 'TRACE'; error: boolean }
+  | { type: 'OTHER' };
+
+/**
+ * Parses one stdin line of a destination; undefined for a blank line. A line that is not a
+ * JSON object, or a RECORD without a stream and a data object, is a ProtocolError naming the
+ * line: destinations fail rather than skip data.
+ */
+export function parseInputMessage(line: string, lineNumber: number): InputMessage | undefined {
+  if (line.trim().length === 0) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new ProtocolError(`line ${lineNumber} of stdin is not JSON: ${line.slice(0, 200)}`);
+  }
+  if (typeof value !== 'object' || value === null) {
+    throw new ProtocolError(`line ${lineNumber} of stdin is not a message object: ${line.slice(0, 200)}`);
+  }
+  const message = value as { type?: unknown; record?: unknown; trace?: unknown };
+  switch (message.type) {
+    case 'STATE':
+      return { type: 'STATE' };
+    case 'TRACE': {
+      const trace = message.trace as { type?: unknown } | null | undefined;
+      return { type: 'TRACE', error: typeof trace === 'object' && trace !== null && trace.type === 'ERROR' };
+    }
+    case 'RECORD':
+      return { type: 'RECORD', record: recordOf(message.record, lineNumber) };
+    default:
+      return { type: 'OTHER' };
+  }
+}
+
+function recordOf(value: unknown, lineNumber: number): InputRecord {
+  const record = value as Partial<Record<keyof InputRecord, unknown>> | null | undefined;
+  if (
+    typeof record !== 'object' ||
+    record === null ||
+    typeof record.stream !== 'string' ||
+    (record.namespace !== undefined && record.namespace !== null && typeof record.namespace !== 'string') ||
+    typeof record.data !== 'object' ||
+    record.data === null ||
+    Array.isArray(record.data)
+  ) {
+    throw new ProtocolError(`line ${lineNumber}: RECORD without stream and data object`);
+  }
+  return {
+    stream: record.stream,
+    ...(typeof record.namespace === 'string' ? { namespace: record.namespace } : {}),
+    data: record.data as Record<string, unknown>,
+    emitted_at: typeof record.emitted_at === 'number' ? record.emitted_at : Date.now(),
+  };
 }
