@@ -11,6 +11,7 @@ import { declareTopology, topologyFor } from '../shared/broker/topology.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
 import { LeaderLock } from '../shared/store/leader.js';
+import type { Leadership } from './leadership.js';
 import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from './policy.js';
 
 export interface ScalerSnapshot {
@@ -32,11 +33,13 @@ export interface ScalerOptions {
   store: Store;
   /** Called after every tick (the demo's progress display, tests). */
   onTick?: (snapshot: ScalerSnapshot) => void;
+  /** Who may launch; default a Redis lock under the prefix. */
+  leadership?: (scalerId: string) => Leadership;
 }
 
 export class Scaler {
   private readonly logger: Logger;
-  private readonly leader: LeaderLock;
+  private readonly leader: Leadership;
   private readonly topology;
   private broker: ChannelModel | undefined;
   private limiter: RateLimiterState;
@@ -50,7 +53,7 @@ export class Scaler {
     const { config, store } = options;
     this.logger = options.logger.child({ component: 'scaler', scalerId: this.id });
     this.topology = topologyFor(config.prefix);
-    this.leader = new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, config.leaderTtl);
+    this.leader = options.leadership?.(this.id) ?? new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, config.leaderTtl);
     this.limiter = { tokens: config.launchBurst, updatedAt: Date.now() };
   }
 

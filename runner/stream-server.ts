@@ -1,0 +1,160 @@
+// One TCP port per runner for every connector pod's stdio.
+//
+// Airbyte's first socat design needed a port per stream and found managing them "non-trivial".
+// Here connector pods dial the runner instead: each connection starts with one hello line,
+//
+//     TIDEPOOL/1 <token> <stream>\n        stream = stdin | stdout | stderr | heartbeat
+//
+// where the token is a random secret made per connector run. The server hands the socket to
+// that run's session; an unknown token, a stream already attached, or a malformed or late hello
+// closes the connection. So one port serves all runs, and no pod can read or inject into
+// another run's streams.
+//
+// EOF travels through: the source's stdout sidecar closes its socket when the connector exits
+// → the session's stdout ends; the runner ends the destination's stdin → the server ends that
+// socket → the sidecar's copy ends and closes the named pipe → the connector reads EOF.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { Logger } from '../shared/logger.js';
+
+export type StreamName = 'stdin' | 'stdout' | 'stderr' | 'heartbeat';
+const DATA_STREAMS = ['stdin', 'stdout', 'stderr'] as const;
+const HELLO = /^TIDEPOOL\/1 ([0-9a-f]{64}) (stdin|stdout|stderr|heartbeat)$/;
+const MAX_HELLO_BYTES = 256;
+
+export class StreamSession {
+  /** The runner writes here; bytes flow to the pod's stdin sidecar once it connects. */
+  readonly stdin = new PassThrough();
+  /** What the pod's stdout sidecar sends. Ends when that connection ends. */
+  readonly stdout = new PassThrough();
+  readonly stderr = new PassThrough();
+  private readonly attached = new Set<StreamName>();
+  private readonly sockets = new Set<Socket>();
+  private readonly waiters = new Map<StreamName, () => void>();
+  readonly connected: Record<'stdin' | 'stdout' | 'stderr', Promise<void>>;
+
+  constructor(readonly token: string) {
+    const make = (name: StreamName) => new Promise<void>((resolve) => this.waiters.set(name, resolve));
+    this.connected = { stdin: make('stdin'), stdout: make('stdout'), stderr: make('stderr') };
+  }
+
+  /** True when the stream was free and is now this socket's. */
+  attach(name: StreamName, socket: Socket, rest: Buffer): boolean {
+    if (name === 'heartbeat') {
+      socket.end('ok\n');
+      return true;
+    }
+    if (this.attached.has(name)) return false;
+    this.attached.add(name);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (name === 'stdin') {
+      // Anything the sidecar sends on its stdin connection is ignored; runner → pod only.
+      socket.resume();
+      this.stdin.pipe(socket);
+      socket.on('error', () => this.stdin.unpipe(socket));
+    } else {
+      const target = name === 'stdout' ? this.stdout : this.stderr;
+      if (rest.length > 0) target.write(rest);
+      socket.pipe(target);
+      // A reset connection ends the stream too: the pod's exit status says what happened.
+      socket.on('error', () => target.end());
+    }
+    this.waiters.get(name)?.();
+    return true;
+  }
+
+  /** Drops every connection of this session (after the run, or to abort it). */
+  destroy(): void {
+    for (const s of this.sockets) s.destroy();
+    this.stdout.end();
+    this.stderr.end();
+  }
+}
+
+export class StreamServer {
+  private server: Server | undefined;
+  private readonly sessions = new Map<string, StreamSession>();
+  port = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: { host: string; port: number; helloTimeoutMs?: number },
+  ) {}
+
+  async listen(): Promise<number> {
+    const server = createServer((socket) => this.accept(socket));
+    server.on('error', (err) => this.logger.error({ err: err.message }, 'stream server error'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    this.port = typeof address === 'object' && address ? address.port : this.options.port;
+    this.server = server;
+    return this.port;
+  }
+
+  /** A new session with a fresh secret token; the pod learns the token from its spec. */
+  open(): StreamSession {
+    const session = new StreamSession(randomBytes(32).toString('hex'));
+    this.sessions.set(session.token, session);
+    return session;
+  }
+
+  close(session: StreamSession): void {
+    this.sessions.delete(session.token);
+    session.destroy();
+  }
+
+  private accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => socket.destroy(), this.options.helloTimeoutMs ?? 10_000);
+    let buffered = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      const nl = buffered.indexOf(10);
+      if (nl < 0) {
+        if (buffered.length > MAX_HELLO_BYTES) reject('hello too long');
+        return;
+      }
+      socket.off('data', onData);
+      socket.pause();
+      clearTimeout(timer);
+      const hello = buffered.toString('latin1', 0, nl).replace(/\r$/, '');
+      const rest = buffered.subarray(nl + 1);
+      const m = HELLO.exec(hello);
+      if (!m) return reject('malformed hello');
+      const session = this.find(m[1]!);
+      if (!session) return reject('unknown token');
+      if (!session.attach(m[2] as StreamName, socket, rest)) return reject(`stream ${m[2]!} already attached`);
+    };
+    const reject = (why: string) => {
+      clearTimeout(timer);
+      this.logger.warn({ remote: socket.remoteAddress, why }, 'stream connection refused');
+      socket.destroy();
+    };
+    socket.on('data', onData);
+  }
+
+  private find(token: string): StreamSession | undefined {
+    const session = this.sessions.get(token);
+    // Map lookup already matched; the constant-time compare keeps the check honest if the
+    // lookup ever becomes a prefix or range search.
+    if (!session || !timingSafeEqual(Buffer.from(session.token), Buffer.from(token))) return undefined;
+    return session;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sessions.values()) s.destroy();
+    this.sessions.clear();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+export { DATA_STREAMS };

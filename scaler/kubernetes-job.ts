@@ -1,0 +1,224 @@
+// RunnerLauncher adapter for a cluster: each runner is a batch/v1 Job.
+//
+// - restartPolicy Never and backoffLimit 0: the queue retries a sync, not the Job.
+// - Names are chosen before the create call and reused when it is retried, so a create that
+//   timed out but succeeded answers 409 on retry instead of launching a second runner.
+// - What is running comes from an informer (one watch on the runner Jobs), never from polling
+//   pods: Airbyte brought an API server down by polling pod statuses. The scaler's request rate
+//   therefore stays flat however many Jobs there are.
+import { randomBytes } from 'node:crypto';
+import {
+  BatchV1Api,
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type V1Job,
+  type V1ResourceRequirements,
+} from '@kubernetes/client-node';
+import type { Logger } from '../shared/logger.js';
+import { backoffDelay, sleep } from '../shared/backoff.js';
+import type { LaunchedRunner, RunnerLauncher, RunnerPhase } from '../shared/ports/runner-launcher.js';
+import { isConflict, isNotFound, kubeErrorMessage } from '../shared/kube.js';
+
+export interface KubernetesJobOptions {
+  namespace: string;
+  /** The tidepool image; the Job runs `tidepool runner --runner-id <job name>` in it. */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  serviceAccountName?: string;
+  /** Settings for the runner, as TIDEPOOL_* variables (see scaler/local-process.ts configEnv). */
+  env: Record<string, string>;
+  /** Labels telling this installation's runners apart (e.g. its prefix). */
+  selector: Record<string, string>;
+  resources?: V1ResourceRequirements;
+  nodeSelector?: Record<string, string>;
+  /** The Job is ended after this long, whatever it is doing (a stuck runner). */
+  activeDeadlineSeconds: number;
+  /** Finished Jobs are deleted by Kubernetes after this long. */
+  ttlSecondsAfterFinished: number;
+  /** Prefix of Job names; the rest is unique per launch. */
+  namePrefix: string;
+}
+
+export class KubernetesJobRunnerLauncher implements RunnerLauncher {
+  readonly kind = 'kubernetes-job';
+  private readonly batch: BatchV1Api;
+  private informer: Informer<V1Job> | undefined;
+  private readonly jobs = new Map<string, V1Job>();
+  private readonly launchedAt = new Map<string, number>();
+  private started: Promise<void> | undefined;
+  private stopped = false;
+  private restarts = 0;
+  private sequence = 0;
+  private readonly instance = randomBytes(3).toString('hex');
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly options: KubernetesJobOptions,
+    private readonly logger: Logger,
+  ) {
+    this.batch = kc.makeApiClient(BatchV1Api);
+  }
+
+  private labelSelector(): string {
+    return Object.entries(this.options.selector)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+  }
+
+  /** Starts the informer and waits for its first list. */
+  start(): Promise<void> {
+    this.started ??= this.startInformer();
+    return this.started;
+  }
+
+  private async startInformer(): Promise<void> {
+    const { namespace } = this.options;
+    const labelSelector = this.labelSelector();
+    const informer = makeInformer(
+      this.kc,
+      `/apis/batch/v1/namespaces/${namespace}/jobs`,
+      () => this.batch.listNamespacedJob({ namespace, labelSelector }),
+      labelSelector,
+    );
+    const put = (job: V1Job) => {
+      const name = job.metadata?.name;
+      if (name) this.jobs.set(name, job);
+    };
+    informer.on('add', put);
+    informer.on('update', put);
+    informer.on('delete', (job) => {
+      const name = job.metadata?.name;
+      if (name) this.jobs.delete(name);
+    });
+    informer.on('error', (err: unknown) => {
+      if (this.stopped) return;
+      // The client does not back off by itself (kubernetes-client issue 1933: a restart storm).
+      const delay = backoffDelay(this.restarts++, { baseMs: 500, factor: 2, capMs: 30_000 });
+      this.logger.warn({ err: kubeErrorMessage(err), retryInMs: delay }, 'job informer stopped; restarting');
+      void sleep(delay).then(async () => {
+        if (this.stopped) return;
+        try {
+          await informer.start();
+          this.restarts = 0;
+        } catch (e) {
+          this.logger.warn({ err: kubeErrorMessage(e) }, 'job informer restart failed');
+        }
+      });
+    });
+    this.informer = informer;
+    await informer.start();
+  }
+
+  async launch(count: number): Promise<string[]> {
+    await this.start();
+    const names: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const name = `${this.options.namePrefix}-${Date.now().toString(36)}-${this.instance}-${this.sequence++}`.slice(0, 63);
+      await this.createJob(name);
+      this.launchedAt.set(name, Date.now());
+      names.push(name);
+    }
+    return names;
+  }
+
+  private async createJob(name: string): Promise<void> {
+    const body = this.jobManifest(name);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.batch.createNamespacedJob({ namespace: this.options.namespace, body });
+        this.logger.info({ runnerId: name, namespace: this.options.namespace }, 'runner job created');
+        return;
+      } catch (err) {
+        // 409: an earlier attempt did create it (its answer was lost). Same name, no duplicate.
+        if (isConflict(err)) return;
+        if (attempt >= 3) throw new Error(`cannot create runner job ${name}: ${kubeErrorMessage(err)}`, { cause: err });
+        await sleep(backoffDelay(attempt, { baseMs: 250, factor: 2, capMs: 4000 }));
+      }
+    }
+  }
+
+  jobManifest(name: string): V1Job {
+    const o = this.options;
+    const labels = { ...o.selector, 'app.kubernetes.io/name': 'tidepool', 'app.kubernetes.io/component': 'runner', 'tidepool.io/runner': name };
+    return {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name, namespace: o.namespace, labels },
+      spec: {
+        backoffLimit: 0,
+        activeDeadlineSeconds: o.activeDeadlineSeconds,
+        ttlSecondsAfterFinished: o.ttlSecondsAfterFinished,
+        template: {
+          metadata: { labels },
+          spec: {
+            restartPolicy: 'Never',
+            ...(o.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
+            ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+            securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+            containers: [
+              {
+                name: 'runner',
+                image: o.image,
+                imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
+                args: ['runner', '--runner-id', name],
+                env: [
+                  ...Object.entries(o.env).map(([k, v]) => ({ name: k, value: v })),
+                  { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
+                  { name: 'TIDEPOOL_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                ],
+                ...(o.resources ? { resources: o.resources } : {}),
+                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              },
+            ],
+            volumes: [{ name: 'tmp', emptyDir: {} }],
+          },
+        },
+      },
+    };
+  }
+
+  list(): Promise<LaunchedRunner[]> {
+    const out: LaunchedRunner[] = [];
+    for (const [name, job] of this.jobs) out.push(describeJob(name, job, this.launchedAt.get(name)));
+    // Launched moments ago and not yet seen by the watch: pending.
+    for (const [name, at] of this.launchedAt) {
+      if (!this.jobs.has(name) && Date.now() - at < 60_000) out.push({ runnerId: name, phase: 'pending', launchedAt: at });
+    }
+    return Promise.resolve(out);
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.informer?.stop();
+  }
+
+  /** Deletes every runner Job of this installation (tests, `down`). */
+  async deleteAll(): Promise<void> {
+    try {
+      await this.batch.deleteCollectionNamespacedJob({ namespace: this.options.namespace, labelSelector: this.labelSelector(), propagationPolicy: 'Background' });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+export function describeJob(name: string, job: V1Job, launchedAt?: number): LaunchedRunner {
+  const status = job.status ?? {};
+  const conditions = status.conditions ?? [];
+  const complete = conditions.find((c) => c.type === 'Complete' && c.status === 'True');
+  const failed = conditions.find((c) => c.type === 'Failed' && c.status === 'True');
+  let phase: RunnerPhase = 'pending';
+  if (complete || failed || (status.succeeded ?? 0) > 0 || (status.failed ?? 0) > 0) phase = 'finished';
+  else if ((status.ready ?? 0) > 0) phase = 'running';
+  const created = job.metadata?.creationTimestamp ? new Date(job.metadata.creationTimestamp).getTime() : Date.now();
+  return {
+    runnerId: name,
+    phase,
+    launchedAt: launchedAt ?? created,
+    ...(phase === 'finished' ? { exitCode: complete || (status.succeeded ?? 0) > 0 ? 0 : 1 } : {}),
+    ...(failed?.reason ? { reason: failed.reason } : {}),
+  };
+}

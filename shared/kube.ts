@@ -1,0 +1,29 @@
+// Kubernetes client plumbing shared by the adapters: loading a kubeconfig and reading the
+// status codes the conventions tell us to act on (409 exists, 404 gone, 429 back off).
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
+
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function statusCode(err: unknown): number | undefined {
+  if (err instanceof ApiException) return err.code;
+  const code = (err as { code?: unknown; statusCode?: unknown } | null)?.code ?? (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const isConflict = (err: unknown) => statusCode(err) === 409;
+export const isNotFound = (err: unknown) => statusCode(err) === 404;
+export const isTooManyRequests = (err: unknown) => statusCode(err) === 429;
+
+export function kubeErrorMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    const body = err.body as { message?: string } | string | undefined;
+    const message = typeof body === 'string' ? body : body?.message;
+    return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,117 @@
+// The connector-pod wiring without a cluster: the runner's stream server on one port, and on
+// the host the exact commands a connector pod runs (named pipes, socat sidecars, the connector
+// reading and writing the pipes). Checks the hello protocol, isolation and EOF end to end.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PACKAGE_ROOT } from '../../shared/paths.js';
+import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from '../../runner/pod-scripts.js';
+import { StreamServer, type StreamSession } from '../../runner/stream-server.js';
+import { fakerUsersCatalog, record, streamState } from '../helpers/connector-io.js';
+import { testLogger } from '../helpers/services.js';
+
+function sh(script: string, env: Record<string, string>, args: string[] = []): ChildProcess & { exited: Promise<number | null> } {
+  const child = spawn('sh', ['-c', script, 'sh', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { exited: Promise<number | null> };
+  child.stdout?.resume();
+  child.stderr?.resume();
+  child.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  return child;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function rawHello(port: number, line: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(line));
+    let got = '';
+    socket.on('data', (d) => (got += d.toString()));
+    socket.on('close', () => resolve(got));
+    socket.on('error', () => resolve(got));
+  });
+}
+
+describe('stream server and pod scripts', () => {
+  const server = new StreamServer(testLogger(), { host: '127.0.0.1', port: 0, helloTimeoutMs: 2000 });
+  let dir: string;
+  beforeAll(async () => {
+    await server.listen();
+    dir = await mkdtemp(join(tmpdir(), 'tidepool-pod-sim-'));
+  });
+  afterAll(async () => {
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function podOnHost(session: StreamSession, entrypoint: string, args: string[], readsStdin: boolean) {
+    const pipes = await mkdtemp(join(dir, 'pipes-'));
+    const env = { PIPES: pipes, TIDEPOOL_RUNNER_HOST: '127.0.0.1', TIDEPOOL_RUNNER_PORT: String(server.port), TIDEPOOL_TOKEN: session.token, AIRBYTE_ENTRYPOINT: entrypoint };
+    expect(await sh(MAKE_PIPES, env).exited).toBe(0);
+    const sidecars = [sh(outputSidecarScript('stdout'), env), sh(outputSidecarScript('stderr'), env), ...(readsStdin ? [sh(inputSidecarScript(), env)] : [])];
+    const main = sh(connectorScript(readsStdin), env, args);
+    return { main, sidecars };
+  }
+
+  it('carries a destination\'s stdin and stdout through sidecars, and EOF all the way', async () => {
+    const out = join(dir, 'jsonl');
+    await writeFile(join(dir, 'dest.json'), JSON.stringify({ destination_path: out }));
+    await writeFile(join(dir, 'cat.json'), JSON.stringify(fakerUsersCatalog()));
+    const session = server.open();
+    const pod = await podOnHost(session, `${process.execPath} ${join(PACKAGE_ROOT, 'dist/connectors/destination-jsonl/main.js')}`, ['write', '--config', join(dir, 'dest.json'), '--catalog', join(dir, 'cat.json')], true);
+    session.stdin.end([record('users', { id: 1 }), record('users', { id: 2 }), streamState('users', 2), ''].join('\n'));
+    const [stdout, stderr] = await Promise.all([readAll(session.stdout), readAll(session.stderr)]);
+    expect(await pod.main.exited).toBe(0);
+    expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
+    expect(stderr).toBe('');
+    expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim().split('\n')).toEqual(['{"id":1}', '{"id":2}']);
+    expect(await Promise.all(pod.sidecars.map((s) => s.exited))).toEqual([0, 0, 0]);
+    server.close(session);
+  });
+
+  it('carries a source\'s output and its end, with stdin from /dev/null', async () => {
+    await writeFile(join(dir, 'src.json'), JSON.stringify({ count: 1000 }));
+    const session = server.open();
+    const pod = await podOnHost(session, `${process.execPath} ${join(PACKAGE_ROOT, 'dist/connectors/source-faker/main.js')}`, ['read', '--config', join(dir, 'src.json'), '--catalog', join(dir, 'cat.json')], false);
+    const stdout = await readAll(session.stdout);
+    expect(await pod.main.exited).toBe(0);
+    expect(stdout.trim().split('\n').filter((l) => l.includes('"RECORD"'))).toHaveLength(1000);
+    server.close(session);
+  });
+
+  it('refuses unknown tokens, malformed hellos and a second connection for the same stream', async () => {
+    const session = server.open();
+    expect(await rawHello(server.port, `TIDEPOOL/1 ${'0'.repeat(64)} stdout\nhi`)).toBe('');
+    expect(await rawHello(server.port, 'GET / HTTP/1.1\r\n\r\n')).toBe('');
+    const first = connect(server.port, '127.0.0.1');
+    first.write(`TIDEPOOL/1 ${session.token} stdout\nfirst\n`);
+    await session.connected.stdout;
+    const second = await rawHello(server.port, `TIDEPOOL/1 ${session.token} stdout\ninjected\n`);
+    expect(second).toBe('');
+    first.end();
+    expect(await readAll(session.stdout)).toBe('first\n');
+    server.close(session);
+  });
+
+  it('answers heartbeats while the run is registered, and not after', async () => {
+    const session = server.open();
+    expect(await rawHello(server.port, `TIDEPOOL/1 ${session.token} heartbeat\n`)).toBe('ok\n');
+    server.close(session);
+    expect(await rawHello(server.port, `TIDEPOOL/1 ${session.token} heartbeat\n`)).toBe('');
+  });
+
+  it('the heartbeat sidecar ends everything it can see once the runner stops answering', async () => {
+    const session = server.open();
+    server.close(session); // the runner no longer knows this run
+    const env = { TIDEPOOL_RUNNER_HOST: '127.0.0.1', TIDEPOOL_RUNNER_PORT: String(server.port), TIDEPOOL_TOKEN: session.token };
+    // Run it in its own "pod": a shell whose children it may kill (kill -1 is scoped by user
+    // in a real pod's shared process namespace; here we only check it gives up and exits 1).
+    const hb = sh(HEARTBEAT_SCRIPT.replace('kill -9 -1; ', ''), env);
+    expect(await hb.exited).toBe(1);
+  }, 30_000);
+});
