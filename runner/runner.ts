@@ -20,6 +20,8 @@ export interface RunnerOptions {
   logger: Logger;
   launcher: ConnectorLauncher;
   runnerId: string;
+  /** Runs once the store is connected, before consuming (e.g. sweeping orphaned connector pods). */
+  prepare?: (store: Store) => Promise<void>;
 }
 
 type StopReason = 'idle' | 'signal' | 'broker-lost';
@@ -66,6 +68,8 @@ export class Runner {
     this.consumeChannel = await this.connection.createChannel();
     this.consumeChannel.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'consume channel error'));
     await this.consumeChannel.prefetch(config.concurrency);
+
+    await this.options.prepare?.(this.store);
 
     // First heartbeat before consuming: the scaler stops counting us as "starting" at once.
     await this.heartbeat();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { PACKAGE_VERSION } from './paths.js';
 import { parseBytes, parseDuration } from './units.js';
 
 const duration = z
@@ -58,7 +59,7 @@ export const configSchema = z
     launchBurst: int(1).default(4),
     /** A launched runner that has not sent its first heartbeat after this long is no longer counted as starting. */
     runnerStartTimeout: duration.default(120_000),
-    runnerLauncher: z.enum(['local']).default('local'),
+    runnerLauncher: z.enum(['local', 'kubernetes']).default('local'),
     /** Where the local launcher writes each runner's log. */
     runnerLogDir: z.string().default(join(tmpdir(), 'tidepool', 'runners')),
     /** How long the scaler's leader lock lives without renewal. */
@@ -76,11 +77,35 @@ export const configSchema = z
     shutdownGrace: duration.default(30_000),
     maxLineBytes: bytes.default(64 * 1024 * 1024),
     syncTimeout: duration.default(6 * 3600_000),
-    connectorLauncher: z.enum(['local']).default('local'),
+    connectorLauncher: z.enum(['local', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */
     stderrTailLines: int(1, 10_000).default(50),
     /** Run records kept in Redis (the recent-runs index is trimmed to this). */
     runsKept: int(10).default(10_000),
+
+    // Kubernetes mode
+    /** Namespace of runner Jobs and connector pods. */
+    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name').default('tidepool'),
+    /** Kubeconfig file; empty = in-cluster service account, else ~/.kube/config. */
+    kubeconfig: z.string().default(''),
+    /** Images: `<imagePrefix><name>:<imageTag>` for tidepool, socat and the reference connectors. */
+    imagePrefix: z.string().default('tidepool/'),
+    imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag').default(PACKAGE_VERSION),
+    imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+    /** Port of the runner's stream server, which connector pods dial. */
+    streamPort: int(0, 65535).default(7070),
+    /** Address connector pods dial to reach this runner; the runner's pod IP in a cluster. */
+    advertiseAddress: z.string().default(''),
+    /** This runner's own pod (downward API), for ownerReferences of its connector pods. */
+    podName: z.string().default(''),
+    podUid: z.string().default(''),
+    podIp: z.string().default(''),
+    /** A connector pod is ended after this long whatever it is doing. */
+    connectorDeadline: duration.default(6 * 3600_000),
+    /** A runner Job is ended after this long (a stuck runner). */
+    runnerDeadline: duration.default(12 * 3600_000),
+    /** Finished runner Jobs are removed by Kubernetes after this long. */
+    runnerJobTtl: duration.default(600_000),
   })
   .strict();
 

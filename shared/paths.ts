@@ -1,5 +1,5 @@
 // Where tidepool's own files are, whether running from dist/ (node) or from sources (vitest, tsx).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -14,6 +14,8 @@ function findRoot(): string {
 }
 
 export const PACKAGE_ROOT = findRoot();
+
+export const PACKAGE_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** The compiled CLI: what local runners are started with. */
 export const CLI_PATH = join(PACKAGE_ROOT, 'dist', 'cli', 'main.js');

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../shared/logger.js';
 import { onShutdownSignals } from '../../shared/signals.js';
-import { LocalProcessConnectorLauncher } from '../../runner/local-process.js';
+import { createConnectorLauncher } from '../../runner/launchers.js';
 import { Runner } from '../../runner/runner.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -23,8 +23,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const cfg = config(env, values.config);
     const runnerId = values['runner-id'] ?? `runner-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: cfg.logLevel, name: 'tidepool' });
-    const launcher = new LocalProcessConnectorLauncher();
-    const runner = new Runner({ config: cfg, logger, launcher, runnerId });
+    const connectors = await createConnectorLauncher(cfg, logger, runnerId);
+    const runner = new Runner({ config: cfg, logger, launcher: connectors.launcher, runnerId, prepare: (store) => connectors.prepare(store) });
     const unsubscribe = onShutdownSignals({
       graceful: (signal) => {
         logger.info({ signal }, 'shutdown requested: draining');
@@ -40,6 +40,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       return await runner.done;
     } finally {
       unsubscribe();
+      await connectors.close();
     }
   });
 }

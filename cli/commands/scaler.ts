@@ -3,7 +3,7 @@ import { createLogger } from '../../shared/logger.js';
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createRedis } from '../../shared/store/redis.js';
 import { createStore } from '../../shared/store/index.js';
-import { LocalProcessRunnerLauncher } from '../../scaler/local-process.js';
+import { createRunnerLauncher } from '../../scaler/launchers.js';
 import { Scaler } from '../../scaler/loop.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -27,8 +27,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const logger = createLogger({ level: values.once ? 'warn' : cfg.logLevel, name: 'tidepool', destination: values.once ? 2 : 1 });
     const redis = createRedis(cfg.redisUrl, logger);
     const store = createStore(redis, cfg);
-    const launcher = new LocalProcessRunnerLauncher(cfg, logger);
-    const scaler = new Scaler({ config: cfg, logger, launcher, store });
+    const { launcher, leadership } = await createRunnerLauncher(cfg, logger);
+    const scaler = new Scaler({ config: cfg, logger, launcher, store, ...(leadership ? { leadership } : {}) });
     try {
       if (values.once) {
         const s = await scaler.tick();

@@ -1,0 +1,326 @@
+// ConnectorLauncher adapter for a cluster: one pod per connector run.
+//
+//   init container      mkfifo stdin/stdout/stderr in an emptyDir
+//   connector           the connector image's own entrypoint, stdio on the pipes
+//   stdout, stderr      socat sidecars: pipe → runner's stream server (hello + token)
+//   stdin               socat sidecar: runner → pipe (destinations only)
+//   heartbeat           ends the pod when the runner stops answering
+//
+// Config, catalog and state reach the pod as a per-run Secret, deleted with the pod. The pod is
+// owned by the runner's pod (garbage-collected with it), has activeDeadlineSeconds, shares one
+// process namespace (so the heartbeat sidecar can end it), runs non-root with a read-only root
+// filesystem, no capabilities and no service-account token. Exit codes and OOMKilled / Evicted /
+// DeadlineExceeded come from container statuses, read through one watch (an informer) per
+// runner — never by polling.
+import { createHash } from 'node:crypto';
+import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import type { ConnectorDefinition } from '../shared/connections.js';
+import type { Logger } from '../shared/logger.js';
+import { isNotFound, kubeErrorMessage } from '../shared/kube.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { backoffDelay, sleep } from '../shared/backoff.js';
+import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
+import type { StreamServer } from './stream-server.js';
+
+export interface KubernetesPodOptions {
+  namespace: string;
+  runnerId: string;
+  server: StreamServer;
+  /** Address connector pods dial to reach `server`. */
+  advertiseAddress: string;
+  /** socat + shell image for the init container and sidecars. */
+  sidecarImage: string;
+  /** Image of a reference connector by name. */
+  builtinImage: (name: string) => string;
+  imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  /** The runner's own pod, when it runs in one: connector pods are owned by it. */
+  owner?: { name: string; uid: string };
+  activeDeadlineSeconds: number;
+  /** Labels of this installation (its prefix), added to every pod and secret. */
+  selector: Record<string, string>;
+  /** How long a pod may wait for its image or to be scheduled before the run fails. */
+  startTimeoutMs?: number;
+}
+
+/** Container waiting reasons that will not resolve by themselves. */
+const FATAL_WAITING = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+
+const PIPES = '/pipes';
+
+interface Tracked {
+  resolve: (exit: ConnectorExit) => void;
+  startedAt: number;
+  done: boolean;
+}
+
+export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
+  readonly kind = 'kubernetes';
+  private readonly core: CoreV1Api;
+  private informer: Informer<V1Pod> | undefined;
+  private started: Promise<void> | undefined;
+  private readonly tracked = new Map<string, Tracked>();
+  private stopped = false;
+  private restarts = 0;
+
+  constructor(
+    private readonly kc: KubeConfig,
+    private readonly options: KubernetesPodOptions,
+    private readonly logger: Logger,
+  ) {
+    this.core = kc.makeApiClient(CoreV1Api);
+  }
+
+  private runnerSelector(): string {
+    return [...Object.entries(this.options.selector).map(([k, v]) => `${k}=${v}`), 'app.kubernetes.io/component=connector', `tidepool.io/runner=${this.options.runnerId}`].join(',');
+  }
+
+  /** One watch on this runner's connector pods; started on first use. */
+  watch(): Promise<void> {
+    this.started ??= (async () => {
+      const { namespace } = this.options;
+      const labelSelector = this.runnerSelector();
+      const informer = makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods`, () => this.core.listNamespacedPod({ namespace, labelSelector }), labelSelector);
+      informer.on('add', (pod) => this.observe(pod, false));
+      informer.on('update', (pod) => this.observe(pod, false));
+      informer.on('delete', (pod) => this.observe(pod, true));
+      informer.on('error', (err: unknown) => {
+        if (this.stopped) return;
+        const delay = backoffDelay(this.restarts++, { baseMs: 500, factor: 2, capMs: 30_000 });
+        this.logger.warn({ err: kubeErrorMessage(err), retryInMs: delay }, 'connector pod watch stopped; restarting');
+        void sleep(delay).then(() => (this.stopped ? undefined : informer.start().then(() => (this.restarts = 0), (e: unknown) => this.logger.warn({ err: kubeErrorMessage(e) }, 'connector pod watch restart failed'))));
+      });
+      this.informer = informer;
+      await informer.start();
+    })();
+    return this.started;
+  }
+
+  async start(run: ConnectorRun): Promise<ConnectorProcess> {
+    await this.watch();
+    const { namespace, server } = this.options;
+    const name = podName(run);
+    const session = server.open();
+    const labels = this.labels(run);
+    const secret: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace, labels, ...this.ownerReferences() },
+      type: 'Opaque',
+      stringData: Object.fromEntries(Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [[`${k}.json`, JSON.stringify(v)]]))),
+    };
+    const exit = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, startedAt: Date.now(), done: false }));
+    try {
+      await this.core.createNamespacedSecret({ namespace, body: secret });
+      await this.core.createNamespacedPod({ namespace, body: this.podManifest(run, name, session.token, labels) });
+    } catch (err) {
+      this.tracked.delete(name);
+      server.close(session);
+      await this.cleanup(name);
+      throw new Error(`cannot create connector pod ${name}: ${kubeErrorMessage(err)}`, { cause: err });
+    }
+    this.logger.debug({ pod: name, runId: run.runId }, 'connector pod created');
+
+    // After the connector ends: let the sidecars deliver the last bytes, then drop the
+    // session (which ends stdout/stderr if a sidecar never came), delete the pod and secret.
+    const finished = exit.then(async (e) => {
+      const drained = Promise.all([ended(session.stdout), ended(session.stderr)]);
+      await Promise.race([drained, sleep(10_000)]);
+      server.close(session);
+      await this.cleanup(name);
+      this.tracked.delete(name);
+      return e;
+    });
+
+    return {
+      stdin: session.stdin,
+      stdout: session.stdout,
+      stderr: session.stderr,
+      exit: finished,
+      kill: () => {
+        void this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+      },
+    };
+  }
+
+  private labels(run: ConnectorRun): Record<string, string> {
+    return {
+      ...this.options.selector,
+      'app.kubernetes.io/name': 'tidepool',
+      'app.kubernetes.io/component': 'connector',
+      'tidepool.io/runner': this.options.runnerId,
+      'tidepool.io/role': run.role,
+    };
+  }
+
+  private ownerReferences() {
+    const owner = this.options.owner;
+    return owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }] } : {};
+  }
+
+  podManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Pod {
+    const o = this.options;
+    const image = connectorImage(run.connector, o.builtinImage);
+    const readsStdin = run.command === 'write';
+    const fileArgs = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, `/config/${k}.json`]));
+    const locked = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
+    const streamEnv = [
+      { name: 'PIPES', value: PIPES },
+      { name: 'TIDEPOOL_RUNNER_HOST', value: o.advertiseAddress },
+      { name: 'TIDEPOOL_RUNNER_PORT', value: String(o.server.port) },
+      { name: 'TIDEPOOL_TOKEN', value: token },
+    ];
+    const sidecar = (containerName: string, script: string) => ({
+      name: containerName,
+      image: o.sidecarImage,
+      imagePullPolicy: o.imagePullPolicy,
+      command: ['sh', '-c', script],
+      env: streamEnv,
+      securityContext: locked,
+      volumeMounts: [{ name: 'pipes', mountPath: PIPES }],
+      resources: { requests: { cpu: '10m', memory: '8Mi' }, limits: { memory: '64Mi' } },
+    });
+    return {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: o.namespace, labels, annotations: { 'tidepool.io/run-id': run.runId }, ...this.ownerReferences() },
+      spec: {
+        restartPolicy: 'Never',
+        activeDeadlineSeconds: o.activeDeadlineSeconds,
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        shareProcessNamespace: true,
+        terminationGracePeriodSeconds: 5,
+        securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+        initContainers: [
+          {
+            name: 'pipes',
+            image: o.sidecarImage,
+            imagePullPolicy: o.imagePullPolicy,
+            command: ['sh', '-c', MAKE_PIPES],
+            env: [{ name: 'PIPES', value: PIPES }],
+            securityContext: locked,
+            volumeMounts: [{ name: 'pipes', mountPath: PIPES }],
+          },
+        ],
+        containers: [
+          {
+            name: 'connector',
+            image,
+            imagePullPolicy: o.imagePullPolicy,
+            command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
+            env: [{ name: 'PIPES', value: PIPES }, ...Object.entries(run.connector.env ?? {}).map(([k, v]) => ({ name: k, value: v }))],
+            securityContext: locked,
+            volumeMounts: [
+              { name: 'pipes', mountPath: PIPES },
+              { name: 'config', mountPath: '/config', readOnly: true },
+              { name: 'tmp', mountPath: '/tmp' },
+            ],
+          },
+          sidecar('stdout', outputSidecarScript('stdout')),
+          sidecar('stderr', outputSidecarScript('stderr')),
+          ...(readsStdin ? [sidecar('stdin', inputSidecarScript())] : []),
+          sidecar('heartbeat', HEARTBEAT_SCRIPT),
+        ],
+        volumes: [
+          { name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+          { name: 'config', secret: { secretName: name, defaultMode: 0o440 } },
+          { name: 'tmp', emptyDir: {} },
+        ],
+      },
+    };
+  }
+
+  /** Turns a pod status into the connector's exit, once there is one. */
+  private observe(pod: V1Pod, deleted: boolean): void {
+    const name = pod.metadata?.name;
+    const t = name ? this.tracked.get(name) : undefined;
+    if (!name || !t || t.done) return;
+    const exit = connectorExit(pod, deleted, Date.now() - t.startedAt, this.options.startTimeoutMs ?? 120_000);
+    if (!exit) return;
+    t.done = true;
+    if (exit.reason && !deleted && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') {
+      // Stuck (an image that will never come): end the pod, the run fails with the reason.
+      void this.core.deleteNamespacedPod({ name, namespace: this.options.namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
+    }
+    t.resolve(exit);
+  }
+
+  private async cleanup(name: string): Promise<void> {
+    const { namespace } = this.options;
+    await Promise.all([
+      this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch((err: unknown) => {
+        if (!isNotFound(err)) this.logger.warn({ pod: name, err: kubeErrorMessage(err) }, 'could not delete connector pod');
+      }),
+      this.core.deleteNamespacedSecret({ name, namespace }).catch((err: unknown) => {
+        if (!isNotFound(err)) this.logger.warn({ secret: name, err: kubeErrorMessage(err) }, 'could not delete connector secret');
+      }),
+    ]);
+  }
+
+  /**
+   * Deletes connector pods (and their secrets) left by runners that are gone: called at runner
+   * start with the runners still alive (from heartbeats).
+   */
+  async sweepOrphans(aliveRunners: ReadonlySet<string>): Promise<number> {
+    const { namespace } = this.options;
+    const labelSelector = [...Object.entries(this.options.selector).map(([k, v]) => `${k}=${v}`), 'app.kubernetes.io/component=connector'].join(',');
+    const pods = await this.core.listNamespacedPod({ namespace, labelSelector });
+    let swept = 0;
+    for (const pod of pods.items) {
+      const runner = pod.metadata?.labels?.['tidepool.io/runner'];
+      const name = pod.metadata?.name;
+      if (!name || !runner || aliveRunners.has(runner) || runner === this.options.runnerId) continue;
+      await this.cleanup(name);
+      swept++;
+    }
+    if (swept > 0) this.logger.info({ swept }, 'deleted connector pods of runners that are gone');
+    return swept;
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.informer?.stop();
+  }
+}
+
+export function connectorImage(connector: ConnectorDefinition, builtinImage: (name: string) => string): string {
+  if (connector.image) return connector.image;
+  if (connector.connector) return builtinImage(connector.connector);
+  throw new Error('a connector given as a command cannot run in a pod: give it an image');
+}
+
+/** A DNS-1123 name unique per connector run: the run id is long, so it is hashed. */
+export function podName(run: ConnectorRun): string {
+  const hash = createHash('sha256').update(run.runId).digest('hex').slice(0, 20);
+  return `tp-${run.role === 'source' ? 'src' : 'dst'}-${hash}`;
+}
+
+/** The connector's exit from its pod's status, or undefined while it is still running. */
+export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, startTimeoutMs: number): ConnectorExit | undefined {
+  const status = pod.status ?? {};
+  const main = status.containerStatuses?.find((c) => c.name === 'connector');
+  const terminated = main?.state?.terminated;
+  if (terminated) {
+    const reason = terminated.reason && terminated.reason !== 'Completed' && terminated.reason !== 'Error' ? terminated.reason : undefined;
+    return { code: terminated.exitCode, signal: null, ...(reason ? { reason } : {}) };
+  }
+  if (status.phase === 'Failed') {
+    // Evicted, DeadlineExceeded...: the pod ended without the connector reporting an exit.
+    return { code: null, signal: null, reason: `pod failed: ${status.reason ?? 'unknown'}${status.message ? ` (${status.message})` : ''}` };
+  }
+  if (deleted) return { code: null, signal: 'SIGKILL', reason: 'pod deleted' };
+  const waiting = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && FATAL_WAITING.has(w.reason));
+  if (waiting) return { code: null, signal: null, reason: `${waiting.reason ?? ''}: ${waiting.message ?? ''}`.trim() };
+  if (status.phase === 'Pending' && ageMs > startTimeoutMs) {
+    return { code: null, signal: null, reason: `pod still pending after ${Math.round(ageMs / 1000)} s: ${status.conditions?.find((c) => c.status === 'False')?.message ?? 'not scheduled or started'}` };
+  }
+  return undefined;
+}
+
+async function ended(stream: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
+  if (stream.readableEnded) return;
+  await new Promise<void>((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+  });
+}

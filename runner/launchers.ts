@@ -1,0 +1,60 @@
+// Picks the ConnectorLauncher the configuration asks for. Everything above it is the same in
+// local and Kubernetes mode.
+import type { Config } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import { loadKubeConfig } from '../shared/kube.js';
+import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
+import type { Store } from '../shared/store/index.js';
+import { KubernetesPodConnectorLauncher } from './kubernetes-pod.js';
+import { LocalProcessConnectorLauncher } from './local-process.js';
+import { StreamServer } from './stream-server.js';
+
+export interface ConnectorLauncherHandle {
+  launcher: ConnectorLauncher;
+  /** Work to do once the store is up, before consuming (the orphan sweep). */
+  prepare(store: Store): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function installationSelector(config: Pick<Config, 'prefix'>): Record<string, string> {
+  return { 'tidepool.io/prefix': config.prefix };
+}
+
+export async function createConnectorLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
+  if (config.connectorLauncher === 'local') {
+    return { launcher: new LocalProcessConnectorLauncher(), prepare: () => Promise.resolve(), close: () => Promise.resolve() };
+  }
+  const advertiseAddress = config.advertiseAddress || config.podIp;
+  if (!advertiseAddress) {
+    throw new Error('TIDEPOOL_CONNECTOR_LAUNCHER=kubernetes needs TIDEPOOL_ADVERTISE_ADDRESS (or TIDEPOOL_POD_IP from the downward API): the address connector pods dial');
+  }
+  const server = new StreamServer(logger.child({ component: 'stream-server' }), { host: '0.0.0.0', port: config.streamPort });
+  await server.listen();
+  const adapter = new KubernetesPodConnectorLauncher(
+    loadKubeConfig(config.kubeconfig || undefined),
+    {
+      namespace: config.namespace,
+      runnerId,
+      server,
+      advertiseAddress,
+      sidecarImage: `${config.imagePrefix}socat:${config.imageTag}`,
+      builtinImage: (name) => `${config.imagePrefix}${name}:${config.imageTag}`,
+      imagePullPolicy: config.imagePullPolicy,
+      ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
+      activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
+      selector: installationSelector(config),
+    },
+    logger.child({ component: 'connector-pods' }),
+  );
+  return {
+    launcher: adapter,
+    prepare: async (store) => {
+      const alive = new Set((await store.runners.alive()).map((h) => h.runnerId));
+      await adapter.sweepOrphans(alive);
+    },
+    close: async () => {
+      await adapter.close();
+      await server.stop();
+    },
+  };
+}

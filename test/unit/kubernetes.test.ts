@@ -1,0 +1,98 @@
+// Pure parts of the Kubernetes adapters: reading exits from pod statuses, Job phases, names,
+// and the lockdown of the pod spec. The adapters themselves are tested on the real cluster.
+import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { describeJob, KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
+import { connectorExit, KubernetesPodConnectorLauncher, podName } from '../../runner/kubernetes-pod.js';
+import { StreamServer } from '../../runner/stream-server.js';
+import { testLogger } from '../helpers/services.js';
+
+const pod = (status: V1Pod['status']): V1Pod => ({ status });
+
+/** A client config that names a cluster; nothing here talks to it (only pure methods are used). */
+function offlineKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+  return kc;
+}
+
+describe('connectorExit', () => {
+  it('is undefined while the connector runs', () => {
+    expect(connectorExit(pod({ phase: 'Running', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: true, restartCount: 0, state: { running: {} } }] }), false, 1000, 60_000)).toBeUndefined();
+  });
+  it('takes the exit code of the connector container, and OOMKilled as the reason', () => {
+    const terminated = (exitCode: number, reason: string) => pod({ phase: 'Running', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, reason } } }] });
+    expect(connectorExit(terminated(0, 'Completed'), false, 1, 1)).toEqual({ code: 0, signal: null });
+    expect(connectorExit(terminated(1, 'Error'), false, 1, 1)).toEqual({ code: 1, signal: null });
+    expect(connectorExit(terminated(137, 'OOMKilled'), false, 1, 1)).toEqual({ code: 137, signal: null, reason: 'OOMKilled' });
+  });
+  it('reports a pod that failed without a connector exit (eviction, deadline)', () => {
+    expect(connectorExit(pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'too long' }), false, 1, 1)?.reason).toBe('pod failed: DeadlineExceeded (too long)');
+  });
+  it('fails fast on an image that will never come, and on a pod pending too long', () => {
+    const waiting = pod({ phase: 'Pending', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ErrImageNeverPull', message: 'not present' } } }] });
+    expect(connectorExit(waiting, false, 1, 60_000)?.reason).toBe('ErrImageNeverPull: not present');
+    expect(connectorExit(pod({ phase: 'Pending' }), false, 61_000, 60_000)?.reason).toMatch(/still pending after 61 s/);
+    expect(connectorExit(pod({ phase: 'Pending' }), false, 1000, 60_000)).toBeUndefined();
+  });
+  it('treats a deleted pod as killed', () => {
+    expect(connectorExit(pod({ phase: 'Running' }), true, 1, 1)).toEqual({ code: null, signal: 'SIGKILL', reason: 'pod deleted' });
+  });
+});
+
+describe('runner Jobs', () => {
+  it('reads phases from Job status', () => {
+    expect(describeJob('j', { status: {} }).phase).toBe('pending');
+    expect(describeJob('j', { status: { active: 1, ready: 0 } }).phase).toBe('pending');
+    expect(describeJob('j', { status: { active: 1, ready: 1 } }).phase).toBe('running');
+    expect(describeJob('j', { status: { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] } })).toMatchObject({ phase: 'finished', exitCode: 0 });
+    expect(describeJob('j', { status: { failed: 1, conditions: [{ type: 'Failed', status: 'True', reason: 'DeadlineExceeded' }] } })).toMatchObject({ phase: 'finished', exitCode: 1, reason: 'DeadlineExceeded' });
+  });
+  it('builds a Job the queue retries, not Kubernetes, with a locked-down pod', () => {
+    const launcher = new KubernetesJobRunnerLauncher(offlineKubeConfig(), { namespace: 'ns', image: 'tidepool/tidepool:1', env: { TIDEPOOL_PREFIX: 'p' }, selector: { 'tidepool.io/prefix': 'p' }, activeDeadlineSeconds: 60, ttlSecondsAfterFinished: 30, namePrefix: 'p-runner' }, testLogger());
+    const job = launcher.jobManifest('p-runner-1');
+    expect(job.spec).toMatchObject({ backoffLimit: 0, activeDeadlineSeconds: 60, ttlSecondsAfterFinished: 30 });
+    const spec = job.spec!.template.spec!;
+    expect(spec.restartPolicy).toBe('Never');
+    expect(spec.containers[0]!.args).toEqual(['runner', '--runner-id', 'p-runner-1']);
+    expect(spec.containers[0]!.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(job.metadata!.labels).toMatchObject({ 'tidepool.io/prefix': 'p', 'tidepool.io/runner': 'p-runner-1' });
+  });
+});
+
+describe('connector pods', () => {
+  const adapter = new KubernetesPodConnectorLauncher(
+    offlineKubeConfig(),
+    { namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 'tidepool/socat:1', builtinImage: (n) => `tidepool/${n}:1`, imagePullPolicy: 'Never', owner: { name: 'runner-pod', uid: 'u1' }, activeDeadlineSeconds: 600, selector: { 'tidepool.io/prefix': 'p' } },
+    testLogger(),
+  );
+  const run = { runId: 'sync-1-a1-destination', role: 'destination' as const, connector: { connector: 'destination-jsonl', config: {} }, command: 'write' as const, files: { config: { a: 1 }, catalog: { streams: [] } } };
+
+  it('names pods uniquely and within DNS limits', () => {
+    expect(podName(run)).toMatch(/^tp-dst-[0-9a-f]{20}$/);
+    expect(podName({ ...run, runId: 'sync-2-a1-destination' })).not.toBe(podName(run));
+  });
+
+  it('builds a locked-down pod owned by the runner, with sidecars for the streams it needs', () => {
+    const p = adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), { a: 'b' });
+    const spec = p.spec!;
+    expect(p.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'runner-pod', uid: 'u1', blockOwnerDeletion: false }]);
+    expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 });
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true });
+    expect(spec.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'stdin', 'heartbeat']);
+    for (const c of [...spec.containers, ...spec.initContainers!]) {
+      expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    }
+    expect(spec.containers[0]!.image).toBe('tidepool/destination-jsonl:1');
+    expect(spec.containers[0]!.command).toEqual(['sh', '-c', expect.stringContaining('"$PIPES/stdin"'), 'sh', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
+    const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: 'f'.repeat(64) });
+    expect(spec.volumes!.find((v) => v.name === 'config')!.secret!.secretName).toBe('tp-dst-x');
+  });
+
+  it('gives a source no stdin sidecar', () => {
+    const p = adapter.podManifest({ ...run, role: 'source', command: 'read' }, 'tp-src-x', 'f'.repeat(64), {});
+    expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'heartbeat']);
+    expect(p.spec!.containers[0]!.command![2]).toContain('< /dev/null');
+  });
+});
