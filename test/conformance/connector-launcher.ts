@@ -1,17 +1,20 @@
 // The ConnectorLauncher contract. Every adapter (local process, docker, Kubernetes pod) runs
 // this same suite against real connectors; it only uses the reference connectors by name, which
 // each adapter knows how to run (a program locally, an image in a pod).
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type pg from 'pg';
 import type { ConnectorLauncher, ConnectorRun } from '../../shared/ports/connector-launcher.js';
 import { collect, fakerUsersCatalog, record, streamState } from '../helpers/connector-io.js';
 
 export interface ConformanceTarget {
   launcher: ConnectorLauncher;
-  /** A directory the destination-jsonl connector can write and the test can read. */
-  outputDir: string;
+  /**
+   * A database the connectors can write (destination-postgres config, as seen from where the
+   * adapter runs connectors) and the test can read (pool): the only way to see what a
+   * connector wrote that works for a child process and a pod alike.
+   */
+  database: { connectorConfig: Record<string, unknown>; pool: pg.Pool };
   cleanup(): Promise<void>;
 }
 
@@ -54,24 +57,25 @@ export function describeConnectorLauncherConformance(name: string, setup: () => 
       expect(ids).toEqual([7, 8, 9, 10]);
     });
 
-    it('carries stdin to the connector and EOF through it: the destination flushes, echoes STATE and exits 0', async () => {
-      const dir = await mkdtemp(join(target.outputDir, 'eof-'));
+    it('carries stdin to the connector and EOF through it: the destination commits, echoes STATE and exits 0', async () => {
+      const schema = `conf_${randomBytes(4).toString('hex')}`;
+      const config = { ...target.database.connectorConfig, schema };
       const proc = await start({
         role: 'destination',
-        connector: { connector: 'destination-jsonl', config: { destination_path: dir } },
+        connector: { connector: 'destination-postgres', config },
         command: 'write',
-        files: { config: { destination_path: dir }, catalog: fakerUsersCatalog() },
+        files: { config, catalog: fakerUsersCatalog('incremental', 'append_dedup') },
       });
       const input = [record('users', { id: 1 }), record('users', { id: 2 }), streamState('users', 2)].join('\n') + '\n';
       const out = await collect(proc, input);
       expect(out.exit.code).toBe(0);
       expect(out.messages.filter((m) => m.type === 'STATE')).toHaveLength(1);
-      const lines = (await readFile(join(dir, 'users.jsonl'), 'utf8')).trim().split('\n');
-      expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([{ id: 1 }, { id: 2 }]);
+      const { rows } = await target.database.pool.query<{ id: string }>(`SELECT id FROM ${schema}.users ORDER BY id`);
+      expect(rows.map((r) => Number(r.id))).toEqual([1, 2]);
     });
 
     it('ends a destination that gets no input at all (EOF with nothing before it)', async () => {
-      const dir = await mkdtemp(join(target.outputDir, 'empty-'));
+      const dir = `/tmp/tidepool-conformance-${randomBytes(4).toString('hex')}`;
       const proc = await start({
         role: 'destination',
         connector: { connector: 'destination-jsonl', config: { destination_path: dir } },
@@ -116,10 +120,4 @@ export function describeConnectorLauncherConformance(name: string, setup: () => 
       expect(runs.map((r) => r.messages.filter((m) => m.type === 'RECORD').length)).toEqual([3, 4, 5]);
     });
   });
-}
-
-/** A scratch directory for the local adapters. */
-export async function localOutputDir(): Promise<{ dir: string; cleanup(): Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'tidepool-conformance-'));
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }

@@ -4,11 +4,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalProcessConnectorLauncher } from '../../runner/local-process.js';
 import { collect, fakerUsersCatalog } from '../helpers/connector-io.js';
-import { describeConnectorLauncherConformance, localOutputDir } from '../conformance/connector-launcher.js';
+import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
+import { createTestDatabase } from '../helpers/pg.js';
 
 describeConnectorLauncherConformance('local process', async () => {
-  const out = await localOutputDir();
-  return { launcher: new LocalProcessConnectorLauncher(), outputDir: out.dir, cleanup: () => out.cleanup() };
+  const db = await createTestDatabase('conformance_local');
+  return { launcher: new LocalProcessConnectorLauncher(), database: { connectorConfig: { ...db.config }, pool: db.pool }, cleanup: () => db.drop() };
 });
 
 describe('local process connector launcher', () => {

@@ -7,7 +7,7 @@ import { connectorExit, KubernetesPodConnectorLauncher, podName } from '../../ru
 import { StreamServer } from '../../runner/stream-server.js';
 import { testLogger } from '../helpers/services.js';
 
-const pod = (status: V1Pod['status']): V1Pod => ({ status });
+const pod = (status: NonNullable<V1Pod['status']>): V1Pod => ({ status });
 
 /** A client config that names a cluster; nothing here talks to it (only pure methods are used). */
 function offlineKubeConfig(): KubeConfig {
