@@ -122,9 +122,14 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
 
     // After the connector ends: let the sidecars deliver the last bytes, then drop the
     // session (which ends stdout/stderr if a sidecar never came), delete the pod and secret.
+    // A killed or failed pod is dropped at once: its network namespace is gone, so no FIN
+    // will ever arrive. After a clean exit what is left is at most a pipe and a socket buffer;
+    // the bound only guards against a sidecar that never connected.
     const finished = exit.then(async (e) => {
-      const drained = Promise.all([ended(session.stdout), ended(session.stderr)]);
-      await Promise.race([drained, sleep(10_000)]);
+      if (e.code !== null) {
+        const drained = Promise.all([ended(session.stdout), ended(session.stderr)]);
+        await Promise.race([drained, sleep(60_000)]);
+      }
       server.close(session);
       await this.cleanup(name);
       this.tracked.delete(name);
