@@ -6,6 +6,7 @@ import { loadKubeConfig } from '../shared/kube.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import type { Store } from '../shared/store/index.js';
 import { KubernetesPodConnectorLauncher } from './kubernetes-pod.js';
+import { DockerConnectorLauncher } from './docker.js';
 import { LocalProcessConnectorLauncher } from './local-process.js';
 import { StreamServer } from './stream-server.js';
 
@@ -21,9 +22,10 @@ export function installationSelector(config: Pick<Config, 'prefix'>): Record<str
 }
 
 export async function createConnectorLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
-  if (config.connectorLauncher === 'local') {
-    return { launcher: new LocalProcessConnectorLauncher(), prepare: () => Promise.resolve(), close: () => Promise.resolve() };
-  }
+  const builtinImage = (name: string) => `${config.imagePrefix}${name}:${config.imageTag}`;
+  const none = { prepare: () => Promise.resolve(), close: () => Promise.resolve() };
+  if (config.connectorLauncher === 'docker') return { launcher: new DockerConnectorLauncher({ builtinImage }), ...none };
+  if (config.connectorLauncher === 'local') return { launcher: new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage })), ...none };
   const advertiseAddress = config.advertiseAddress || config.podIp;
   if (!advertiseAddress) {
     throw new Error('TIDEPOOL_CONNECTOR_LAUNCHER=kubernetes needs TIDEPOOL_ADVERTISE_ADDRESS (or TIDEPOOL_POD_IP from the downward API): the address connector pods dial');
@@ -38,7 +40,7 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
       server,
       advertiseAddress,
       sidecarImage: `${config.imagePrefix}socat:${config.imageTag}`,
-      builtinImage: (name) => `${config.imagePrefix}${name}:${config.imageTag}`,
+      builtinImage,
       imagePullPolicy: config.imagePullPolicy,
       ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
       activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
@@ -57,4 +59,20 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
       await server.stop();
     },
   };
+}
+
+/**
+ * Local mode: programs run as child processes, connectors that name an image with
+ * `docker run -i` (which fails with docker's own message when no engine answers).
+ */
+export class LocalOrImageLauncher implements ConnectorLauncher {
+  readonly kind = 'local';
+  constructor(
+    private readonly processes: ConnectorLauncher,
+    private readonly images: ConnectorLauncher,
+  ) {}
+
+  start(run: Parameters<ConnectorLauncher['start']>[0]) {
+    return run.connector.image !== undefined ? this.images.start(run) : this.processes.start(run);
+  }
 }

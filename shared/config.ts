@@ -77,7 +77,8 @@ export const configSchema = z
     shutdownGrace: duration.default(30_000),
     maxLineBytes: bytes.default(64 * 1024 * 1024),
     syncTimeout: duration.default(6 * 3600_000),
-    connectorLauncher: z.enum(['local', 'kubernetes']).default('local'),
+    /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
+    connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */
     stderrTailLines: int(1, 10_000).default(50),
     /** Run records kept in Redis (the recent-runs index is trimmed to this). */

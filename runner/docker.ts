@@ -1,0 +1,106 @@
+// ConnectorLauncher adapter for one machine with a container engine: `docker run -i`.
+//
+// The connector's image runs with its stdio attached to the runner, exactly as Airbyte runs
+// connectors under Docker. Config, catalog and state are written to a private directory that is
+// mounted read-only at /config and removed after the run. Containers run non-root with a
+// read-only root filesystem and no capabilities; --network host lets a connector reach the
+// same addresses the runner can (a database on 127.0.0.1 in local mode).
+import { spawn, execFile } from 'node:child_process';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { writeRunFiles } from './local-process.js';
+
+const exec = promisify(execFile);
+
+export interface DockerOptions {
+  /** Image of a reference connector by name. */
+  builtinImage: (name: string) => string;
+  /** The docker CLI. */
+  docker?: string;
+  /** User the container runs as; the run's files are made readable to it. */
+  uid?: number;
+  /** Memory limit per connector container, e.g. "2g". */
+  memory?: string;
+}
+
+/** True when a container engine answers. */
+export async function dockerAvailable(docker = 'docker'): Promise<boolean> {
+  try {
+    await exec(docker, ['info', '--format', '{{.ServerVersion}}'], { timeout: 10_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class DockerConnectorLauncher implements ConnectorLauncher {
+  readonly kind = 'docker';
+  private readonly docker: string;
+  private readonly uid: number;
+
+  constructor(private readonly options: DockerOptions) {
+    this.docker = options.docker ?? 'docker';
+    this.uid = options.uid ?? 10001;
+  }
+
+  async start(run: ConnectorRun): Promise<ConnectorProcess> {
+    const c = run.connector;
+    const image = c.image ?? (c.connector !== undefined ? this.options.builtinImage(c.connector) : undefined);
+    if (!image) throw new Error(`connector of ${run.runId} is a command, not an image: use the local launcher`);
+    const dir = await mkdtemp(join(tmpdir(), `tidepool-${run.runId.slice(0, 60)}-`));
+    const name = `tidepool-${run.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 100)}`;
+    let args: string[];
+    try {
+      const fileArgs = await writeRunFiles(dir, run, (file) => `/config/${file}`);
+      // The directory stays 0700; only the container's user may read it.
+      if (process.getuid?.() === 0) {
+        await chown(dir, this.uid, this.uid);
+        for (const f of ['config', 'catalog', 'state']) await chown(join(dir, `${f}.json`), this.uid, this.uid).catch(() => undefined);
+      }
+      args = [
+        'run', '-i', '--rm', '--name', name,
+        '--network', 'host',
+        '--user', `${this.uid}:${this.uid}`,
+        '--read-only', '--tmpfs', '/tmp',
+        '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+        ...(this.options.memory ? ['--memory', this.options.memory] : []),
+        '--label', 'tidepool.io/component=connector',
+        '-v', `${dir}:/config:ro`,
+        ...Object.entries(c.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+        image, run.command, ...fileArgs,
+      ];
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const child = spawn(this.docker, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin.on('error', () => undefined);
+    const exit = new Promise<ConnectorExit>((resolve) => {
+      let settled = false;
+      const finish = (e: ConnectorExit) => {
+        if (settled) return;
+        settled = true;
+        void rm(dir, { recursive: true, force: true }).finally(() => resolve(e));
+      };
+      child.once('error', (err) => finish({ code: null, signal: null, reason: `failed to start docker: ${err.message}` }));
+      // docker run exits with the container's code; 125-127 are docker's own failures.
+      child.once('exit', (code, signal) => finish(code !== null && code >= 125 && code <= 127 ? { code, signal, reason: `docker run failed (exit ${code})` } : { code, signal }));
+    });
+    let killed = false;
+    return {
+      stdin: child.stdin,
+      stdout: child.stdout,
+      stderr: child.stderr,
+      exit,
+      kill: (signal: NodeJS.Signals = 'SIGKILL') => {
+        if (killed || child.exitCode !== null) return;
+        killed = true;
+        // Killing the CLI does not stop the container: ask the engine.
+        void exec(this.docker, ['kill', '--signal', signal, name]).catch(() => undefined);
+      },
+    };
+  }
+}
