@@ -30,6 +30,17 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          // The real local cluster (scripts/cluster up, which `npm run test:k8s` runs first).
+          name: 'k8s',
+          include: ['test/k8s/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 120_000,
+          // One node on 2 cores: files share it one at a time.
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });
