@@ -38,7 +38,15 @@ export interface KubernetesJobOptions {
   ttlSecondsAfterFinished: number;
   /** Prefix of Job names; the rest is unique per launch. */
   namePrefix: string;
+  /**
+   * Where runner pods reach the API server, when the in-cluster Service address does not work
+   * (a cluster without kube-proxy): sets KUBERNETES_SERVICE_HOST/PORT in the runner pods.
+   */
+  apiServer?: { host: string; port: number };
 }
+
+/** Set from the downward API in every runner pod; never copied from the scaler's settings. */
+const POD_IDENTITY = ['TIDEPOOL_POD_NAME', 'TIDEPOOL_POD_UID', 'TIDEPOOL_POD_IP'];
 
 export class KubernetesJobRunnerLauncher implements RunnerLauncher {
   readonly kind = 'kubernetes-job';
@@ -163,7 +171,15 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                 imagePullPolicy: o.imagePullPolicy ?? 'IfNotPresent',
                 args: ['runner', '--runner-id', name],
                 env: [
-                  ...Object.entries(o.env).map(([k, v]) => ({ name: k, value: v })),
+                  ...Object.entries(o.env)
+                    .filter(([k]) => !POD_IDENTITY.includes(k))
+                    .map(([k, v]) => ({ name: k, value: v })),
+                  ...(o.apiServer
+                    ? [
+                        { name: 'KUBERNETES_SERVICE_HOST', value: o.apiServer.host },
+                        { name: 'KUBERNETES_SERVICE_PORT', value: String(o.apiServer.port) },
+                      ]
+                    : []),
                   { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                   { name: 'TIDEPOOL_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

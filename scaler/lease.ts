@@ -1,7 +1,7 @@
 // Leader election through a coordination.k8s.io Lease, for scalers with several replicas.
 // Optimistic concurrency does the arbitration: every update carries the resourceVersion read,
 // so of two replicas racing for an expired lease one gets 409 and stays a follower.
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
 import { isConflict, isNotFound } from '../shared/kube.js';
 import type { Leadership } from './leadership.js';
 
@@ -20,7 +20,9 @@ export class KubernetesLease implements Leadership {
   }
 
   async acquireOrRenew(): Promise<boolean> {
-    const now = this.now();
+    // Lease times are MicroTime: a plain Date serialises with milliseconds, which the API server
+    // rejects ("cannot be handled as a Lease: parsing time"), so every time written is one.
+    const now = new V1MicroTime(this.now());
     const durationSeconds = Math.max(1, Math.ceil(this.ttlMs / 1000));
     let lease: V1Lease;
     try {
@@ -47,6 +49,7 @@ export class KubernetesLease implements Leadership {
     const mine = spec.holderIdentity === this.holder;
     if (!mine && !expired && spec.holderIdentity) return false;
     lease.spec = spec;
+    asMicroTimes(spec);
     spec.holderIdentity = this.holder;
     spec.leaseDurationSeconds = durationSeconds;
     spec.renewTime = now;
@@ -68,11 +71,18 @@ export class KubernetesLease implements Leadership {
       const lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
       if (lease.spec?.holderIdentity !== this.holder) return;
       // An empty holder and an expired renewTime let the next replica take over at once.
+      asMicroTimes(lease.spec);
       lease.spec.holderIdentity = '';
-      lease.spec.renewTime = new Date(0);
+      lease.spec.renewTime = new V1MicroTime(0);
       await this.api.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body: lease });
     } catch (err) {
       if (!isNotFound(err) && !isConflict(err)) throw err;
     }
   }
+}
+
+/** Times read back from the server are plain Dates; written back as such they are rejected. */
+function asMicroTimes(spec: V1LeaseSpec): void {
+  if (spec.acquireTime) spec.acquireTime = new V1MicroTime(spec.acquireTime);
+  if (spec.renewTime) spec.renewTime = new V1MicroTime(spec.renewTime);
 }
