@@ -58,6 +58,8 @@ export class StreamSession {
       const target = name === 'stdout' ? this.stdout : this.stderr;
       if (rest.length > 0) target.write(rest);
       socket.pipe(target);
+      // Half-open sockets: when the sidecar is done sending, close our (unused) side too.
+      socket.once('end', () => socket.end());
       // A reset connection ends the stream too: the pod's exit status says what happened.
       socket.on('error', () => target.end());
     }
@@ -84,7 +86,12 @@ export class StreamServer {
   ) {}
 
   async listen(): Promise<number> {
-    const server = createServer((socket) => this.accept(socket));
+    // allowHalfOpen: the stdin sidecar's hello side ends right after the hello, and socat then
+    // half-closes towards us. Node's default answers a FIN by ending its own side too, which
+    // silently dropped every byte the runner wrote afterwards: the destination saw EOF and
+    // nothing else (found on the real cluster; the EOF gotcha Airbyte lists). Output streams
+    // end our side themselves, below.
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     server.on('error', (err) => this.logger.error({ err: err.message }, 'stream server error'));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -74,6 +74,25 @@ describe('stream server and pod scripts', () => {
     server.close(session);
   });
 
+  it('delivers stdin written long after the sidecar connected (its hello half-closes the socket)', async () => {
+    const out = join(dir, 'jsonl-late');
+    await writeFile(join(dir, 'dest-late.json'), JSON.stringify({ destination_path: out }));
+    await writeFile(join(dir, 'cat.json'), JSON.stringify(fakerUsersCatalog()));
+    const session = server.open();
+    const pod = await podOnHost(session, `${process.execPath} ${join(PACKAGE_ROOT, 'dist/connectors/destination-jsonl/main.js')}`, ['write', '--config', join(dir, 'dest-late.json'), '--catalog', join(dir, 'cat.json')], true);
+    await session.connected.stdin;
+    // The sidecar's hello side has ended by now; the runner's side must still be writable.
+    await new Promise((r) => setTimeout(r, 500));
+    session.stdin.write(`${record('users', { id: 7 })}\n`);
+    await new Promise((r) => setTimeout(r, 200));
+    session.stdin.end(`${streamState('users', 7)}\n`);
+    const stdout = await readAll(session.stdout);
+    expect(await pod.main.exited).toBe(0);
+    expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
+    expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim()).toBe('{"id":7}');
+    server.close(session);
+  });
+
   it('carries a source\'s output and its end, with stdin from /dev/null', async () => {
     await writeFile(join(dir, 'src.json'), JSON.stringify({ count: 1000 }));
     const session = server.open();
