@@ -60,7 +60,11 @@ describe('kubernetes mode end to end', () => {
     // The runners' ServiceAccount and Role exactly as shipped in k8s/base.
     const objects = kc.makeApiClient(KubernetesObjectApi);
     const docs = parseAllDocuments(await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8')).map((d) => d.toJSON() as KubernetesObject);
-    for (const doc of docs) await objects.create({ ...doc, metadata: { ...doc.metadata, namespace } });
+    for (const doc of docs) {
+      doc.metadata = doc.metadata ?? {};
+      doc.metadata.namespace = namespace;
+      await objects.create(doc);
+    }
 
     [source, dest] = await Promise.all([createTestDatabase('k8s_e2e_source'), createTestDatabase('k8s_e2e_dest')]);
     await source.pool.query('CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL)');
