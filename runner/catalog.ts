@@ -44,7 +44,7 @@ export async function discoverCatalog(connection: Connection, runId: string, sec
   if (result.exitCode !== 0 || catalog?.type !== 'CATALOG') {
     const last = result.stderr.at(-1);
     const err = new ConnectorError(
-      `source discover ${result.exitCode !== 0 ? `exited with code ${String(result.exitCode)}` : 'printed no CATALOG'}${last ? `: ${last}` : ''}`,
+      `source discover ${result.exitCode !== 0 ? (result.exitReason ?? `exited with code ${String(result.exitCode)}`) : 'printed no CATALOG'}${last ? `: ${last}` : ''}`,
       'source',
       true,
       'system_error',

@@ -49,6 +49,8 @@ export function traceFailure(trace: AirbyteTraceMessage, origin: 'source' | 'des
 export interface CommandResult {
   messages: AirbyteMessage[];
   exitCode: number | null;
+  /** What the platform said about the ending (pod deleted, OOMKilled...), if anything. */
+  exitReason?: string;
   stderr: string[];
 }
 
@@ -87,7 +89,7 @@ export async function runConnectorCommand(
       throw new ConnectorError(`${run.role} ${run.command}: ${protocolError.message}`, run.role, false, 'system_error');
     }
     for (const m of messages) if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
-    return { messages, exitCode: exit.code, stderr: tail.get() };
+    return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: tail.get() };
   } finally {
     clearTimeout(timer);
   }

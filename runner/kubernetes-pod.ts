@@ -263,18 +263,22 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
   }
 
   /**
-   * Deletes connector pods (and their secrets) left by runners that are gone: called at runner
-   * start with the runners still alive (from heartbeats).
+   * Deletes connector pods (and their secrets) left by runners that are gone; called at runner
+   * start. Order matters: pods are listed *before* the live runners are read, so a runner that
+   * heartbeats and creates a pod meanwhile is seen alive (the other order deleted a live
+   * runner's pod when several runners started at once). Young pods are left alone as well.
    */
-  async sweepOrphans(aliveRunners: ReadonlySet<string>): Promise<number> {
+  async sweepOrphans(aliveRunners: () => Promise<ReadonlySet<string>>, minAgeMs = 60_000): Promise<number> {
     const { namespace } = this.options;
     const labelSelector = [...Object.entries(this.options.selector).map(([k, v]) => `${k}=${v}`), 'app.kubernetes.io/component=connector'].join(',');
     const pods = await this.core.listNamespacedPod({ namespace, labelSelector });
+    const alive = await aliveRunners();
     let swept = 0;
     for (const pod of pods.items) {
       const runner = pod.metadata?.labels?.['tidepool.io/runner'];
       const name = pod.metadata?.name;
-      if (!name || !runner || aliveRunners.has(runner) || runner === this.options.runnerId) continue;
+      const created = pod.metadata?.creationTimestamp ? new Date(pod.metadata.creationTimestamp).getTime() : 0;
+      if (!name || !runner || alive.has(runner) || runner === this.options.runnerId || Date.now() - created < minAgeMs) continue;
       await this.cleanup(name);
       swept++;
     }

@@ -51,8 +51,7 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
   return {
     launcher: adapter,
     prepare: async (store) => {
-      const alive = new Set((await store.runners.alive()).map((h) => h.runnerId));
-      await adapter.sweepOrphans(alive);
+      await adapter.sweepOrphans(async () => new Set((await store.runners.alive()).map((h) => h.runnerId)));
     },
     close: async () => {
       await adapter.close();
