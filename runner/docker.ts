@@ -5,13 +5,13 @@
 // mounted read-only at /config and removed after the run. Containers run non-root with a
 // read-only root filesystem and no capabilities; --network host lets a connector reach the
 // same addresses the runner can (a database on 127.0.0.1 in local mode).
-import { spawn, execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
-import { writeRunFiles } from './local-process.js';
+import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { exitThenRemove, writeRunFiles } from './local-process.js';
 
 const exec = promisify(execFile);
 
@@ -78,17 +78,10 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     }
     const child = spawn(this.docker, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.on('error', () => undefined);
-    const exit = new Promise<ConnectorExit>((resolve) => {
-      let settled = false;
-      const finish = (e: ConnectorExit) => {
-        if (settled) return;
-        settled = true;
-        void rm(dir, { recursive: true, force: true }).finally(() => resolve(e));
-      };
-      child.once('error', (err) => finish({ code: null, signal: null, reason: `failed to start docker: ${err.message}` }));
-      // docker run exits with the container's code; 125-127 are docker's own failures.
-      child.once('exit', (code, signal) => finish(code !== null && code >= 125 && code <= 127 ? { code, signal, reason: `docker run failed (exit ${code})` } : { code, signal }));
-    });
+    // docker run exits with the container's code; 125-127 are docker's own failures.
+    const exit = exitThenRemove(child, dir, this.docker, (code, signal) =>
+      code !== null && code >= 125 && code <= 127 ? { code, signal, reason: `docker run failed (exit ${code})` } : { code, signal },
+    );
     let killed = false;
     return {
       stdin: child.stdin,

@@ -1,7 +1,7 @@
 // ConnectorLauncher adapter: each connector run is a child process of the runner.
 // Config, catalog and state go to a private temp directory (0700, files 0600) that is removed
 // when the connector exits: connector configs carry credentials.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,28 @@ export async function writeRunFiles(dir: string, run: ConnectorRun, pathInConnec
     args.push(`--${name}`, pathInConnector(`${name}.json`));
   }
   return args;
+}
+
+/**
+ * The connector's exit, resolved once its private directory is removed (the files hold
+ * credentials). `describe` turns the process's own exit into the connector's.
+ */
+export function exitThenRemove(
+  child: ChildProcess,
+  dir: string,
+  program: string,
+  describe: (code: number | null, signal: NodeJS.Signals | null) => ConnectorExit,
+): Promise<ConnectorExit> {
+  return new Promise<ConnectorExit>((resolve) => {
+    let settled = false;
+    const finish = (e: ConnectorExit) => {
+      if (settled) return;
+      settled = true;
+      void rm(dir, { recursive: true, force: true }).finally(() => resolve(e));
+    };
+    child.once('error', (err) => finish({ code: null, signal: null, reason: `failed to start ${program}: ${err.message}` }));
+    child.once('exit', (code, signal) => finish(describe(code, signal)));
+  });
 }
 
 export class LocalProcessConnectorLauncher implements ConnectorLauncher {
@@ -52,16 +74,7 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
     // EPIPE when the connector exits before reading all of stdin is expected; the exit says why.
     child.stdin.on('error', () => undefined);
 
-    const exit = new Promise<ConnectorExit>((resolve) => {
-      let settled = false;
-      const finish = (e: ConnectorExit) => {
-        if (settled) return;
-        settled = true;
-        void rm(dir, { recursive: true, force: true }).finally(() => resolve(e));
-      };
-      child.once('error', (err) => finish({ code: null, signal: null, reason: `failed to start ${file}: ${err.message}` }));
-      child.once('exit', (code, signal) => finish({ code, signal }));
-    });
+    const exit = exitThenRemove(child, dir, file, (code, signal) => ({ code, signal }));
 
     return {
       stdin: child.stdin,

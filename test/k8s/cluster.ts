@@ -1,5 +1,15 @@
-// Where the test cluster is (scripts/cluster writes the kubeconfig and creates the node address).
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+// Where the test cluster is (scripts/cluster writes the kubeconfig and creates the node
+// address), and the setup the Kubernetes tests share.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import type { Config, ConfigInput } from '../../shared/config.js';
+import type { Logger } from '../../shared/logger.js';
+import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
+import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
+import { configEnv } from '../../scaler/local-process.js';
+import { testConfig } from '../helpers/services.js';
 
 export const CLUSTER = {
   kubeconfig: process.env.TIDEPOOL_KUBECONFIG ?? '/var/lib/tidepool-cluster/kubeconfig',
@@ -10,4 +20,47 @@ export const CLUSTER = {
 export async function createNamespace(kc: KubeConfig, name: string): Promise<string> {
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'tidepool.io/test': 'true' } } } });
   return name;
+}
+
+/** A test config whose runners (in pods) reach RabbitMQ and Redis at the node address. */
+export function clusterTestConfig(name: string, overrides: Partial<ConfigInput>): Config {
+  return testConfig(name, {
+    amqpUrl: `amqp://guest:guest@${CLUSTER.nodeIp}:5672`,
+    redisUrl: `redis://${CLUSTER.nodeIp}:6379`,
+    runnerLauncher: 'kubernetes',
+    connectorLauncher: 'kubernetes',
+    imagePullPolicy: 'Never',
+    ...overrides,
+  });
+}
+
+/** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */
+export async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promise<void> {
+  const objects = kc.makeApiClient(KubernetesObjectApi);
+  const text = await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8');
+  for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject)) {
+    doc.metadata = doc.metadata ?? {};
+    doc.metadata.namespace = namespace;
+    await objects.create(doc);
+  }
+}
+
+/** Runner Jobs as the scaler makes them, from the local images, on this API-server address. */
+export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: string, logger: Logger): KubernetesJobRunnerLauncher {
+  return new KubernetesJobRunnerLauncher(
+    kc,
+    {
+      namespace: config.namespace,
+      image: `tidepool/tidepool:${PACKAGE_VERSION}`,
+      imagePullPolicy: 'Never',
+      serviceAccountName: 'tidepool-runner',
+      env: configEnv(config),
+      selector: { 'tidepool.io/prefix': config.prefix },
+      activeDeadlineSeconds: 900,
+      ttlSecondsAfterFinished: 600,
+      namePrefix,
+      apiServer: { host: CLUSTER.nodeIp, port: 6443 },
+    },
+    logger,
+  );
 }

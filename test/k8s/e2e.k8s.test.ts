@@ -2,10 +2,7 @@
 // runs every connector in a pod of its own, records move into PostgreSQL; the pool returns to
 // zero and no connector pod is left behind.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { BatchV1Api, CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { BatchV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../shared/connections.js';
 import { loadKubeConfig } from '../../shared/kube.js';
@@ -13,15 +10,13 @@ import { newSyncRequest } from '../../shared/messages.js';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
-import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { KubernetesLease } from '../../scaler/lease.js';
-import { configEnv } from '../../scaler/local-process.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { openTestServices, waitFor, type TestServices } from '../helpers/services.js';
+import { CLUSTER, applyRunnerRbac, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
 
 const USERS = 200;
 const ORDERS = 300;
@@ -30,19 +25,14 @@ describe('kubernetes mode end to end', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `tp-e2e-${randomBytes(3).toString('hex')}`;
-  const config = testConfig('e2e-k8s', {
-    amqpUrl: `amqp://guest:guest@${CLUSTER.nodeIp}:5672`,
-    redisUrl: `redis://${CLUSTER.nodeIp}:6379`,
+  const config = clusterTestConfig('e2e-k8s', {
     maxRunners: 3,
     concurrency: 2,
     idleTimeout: '5s',
     heartbeatInterval: '1s',
     heartbeatTtl: '6s',
     pollInterval: '1s',
-    runnerLauncher: 'kubernetes',
-    connectorLauncher: 'kubernetes',
     namespace,
-    imagePullPolicy: 'Never',
     connectorDeadline: '10m',
     logLevel: (process.env.TEST_RUNNER_LOG_LEVEL ?? 'warn') as 'warn',
   });
@@ -52,19 +42,11 @@ describe('kubernetes mode end to end', () => {
   let scaler: Scaler;
   let launcher: KubernetesJobRunnerLauncher;
   const snapshots: ScalerSnapshot[] = [];
-  const selector = { 'tidepool.io/prefix': config.prefix };
 
   beforeAll(async () => {
     services = openTestServices(config);
     await createNamespace(kc, namespace);
-    // The runners' ServiceAccount and Role exactly as shipped in k8s/base.
-    const objects = kc.makeApiClient(KubernetesObjectApi);
-    const docs = parseAllDocuments(await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8')).map((d) => d.toJSON() as KubernetesObject);
-    for (const doc of docs) {
-      doc.metadata = doc.metadata ?? {};
-      doc.metadata.namespace = namespace;
-      await objects.create(doc);
-    }
+    await applyRunnerRbac(kc, namespace);
 
     [source, dest] = await Promise.all([createTestDatabase('k8s_e2e_source'), createTestDatabase('k8s_e2e_dest')]);
     await source.pool.query('CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL)');
@@ -86,22 +68,7 @@ describe('kubernetes mode end to end', () => {
     ];
     for (const c of connections) await services.store.connections.apply(c);
 
-    launcher = new KubernetesJobRunnerLauncher(
-      kc,
-      {
-        namespace,
-        image: `tidepool/tidepool:${PACKAGE_VERSION}`,
-        imagePullPolicy: 'Never',
-        serviceAccountName: 'tidepool-runner',
-        env: configEnv(config),
-        selector,
-        activeDeadlineSeconds: 900,
-        ttlSecondsAfterFinished: 600,
-        namePrefix: 'e2e-runner',
-        apiServer: { host: CLUSTER.nodeIp, port: 6443 },
-      },
-      services.logger,
-    );
+    launcher = runnerJobLauncher(kc, config, 'e2e-runner', services.logger);
     await launcher.start();
     scaler = new Scaler({
       config,

@@ -2,23 +2,17 @@
 // garbage-collected by Kubernetes) and the sync, never acked, is redelivered and completed by
 // another runner once the dead runner's connection lock expires.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { CoreV1Api, KubernetesObjectApi, type KubernetesObject } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../shared/kube.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
-import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
-import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { configEnv } from '../../scaler/local-process.js';
 import { Scaler } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { openTestServices, waitFor, type TestServices } from '../helpers/services.js';
+import { CLUSTER, applyRunnerRbac, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
 
 const USERS = 300_000;
 
@@ -26,19 +20,14 @@ describe('a runner pod lost mid-sync', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `tp-loss-${randomBytes(3).toString('hex')}`;
-  const config = testConfig('runner-loss-k8s', {
-    amqpUrl: `amqp://guest:guest@${CLUSTER.nodeIp}:5672`,
-    redisUrl: `redis://${CLUSTER.nodeIp}:6379`,
+  const config = clusterTestConfig('runner-loss-k8s', {
     maxRunners: 2,
     concurrency: 1,
     idleTimeout: '5s',
     heartbeatInterval: '1s',
     heartbeatTtl: '5s',
     lockTtl: '5s',
-    runnerLauncher: 'kubernetes',
-    connectorLauncher: 'kubernetes',
     namespace,
-    imagePullPolicy: 'Never',
   });
   let services: TestServices;
   let dest: TestDatabase;
@@ -47,12 +36,7 @@ describe('a runner pod lost mid-sync', () => {
   beforeAll(async () => {
     services = openTestServices(config);
     await createNamespace(kc, namespace);
-    const objects = kc.makeApiClient(KubernetesObjectApi);
-    for (const doc of parseAllDocuments(await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8')).map((d) => d.toJSON() as KubernetesObject)) {
-      doc.metadata = doc.metadata ?? {};
-      doc.metadata.namespace = namespace;
-      await objects.create(doc);
-    }
+    await applyRunnerRbac(kc, namespace);
     dest = await createTestDatabase('k8s_loss_dest');
     await services.store.connections.apply({
       id: 'big',
@@ -60,22 +44,7 @@ describe('a runner pod lost mid-sync', () => {
       destination: { connector: 'destination-postgres', config: { ...dest.config, host: CLUSTER.nodeIp, schema: 'big' } },
       streams: [{ name: 'users' }],
     });
-    const launcher = new KubernetesJobRunnerLauncher(
-      kc,
-      {
-        namespace,
-        image: `tidepool/tidepool:${PACKAGE_VERSION}`,
-        imagePullPolicy: 'Never',
-        serviceAccountName: 'tidepool-runner',
-        env: configEnv(config),
-        selector: { 'tidepool.io/prefix': config.prefix },
-        activeDeadlineSeconds: 900,
-        ttlSecondsAfterFinished: 600,
-        namePrefix: 'loss-runner',
-        apiServer: { host: CLUSTER.nodeIp, port: 6443 },
-      },
-      services.logger,
-    );
+    const launcher = runnerJobLauncher(kc, config, 'loss-runner', services.logger);
     scaler = new Scaler({ config, logger: services.logger, launcher, store: services.store });
   });
 
