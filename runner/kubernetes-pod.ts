@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import type { ConnectorDefinition } from '../shared/connections.js';
 import type { Logger } from '../shared/logger.js';
-import { isNotFound, kubeErrorMessage } from '../shared/kube.js';
+import { isNotFound, kubeErrorMessage, resourceRequirements, type ResourceSettings } from '../shared/kube.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
@@ -40,6 +40,9 @@ export interface KubernetesPodOptions {
   selector: Record<string, string>;
   /** How long a pod may wait for its image or to be scheduled before the run fails. */
   startTimeoutMs?: number;
+  /** The connector container's resources, unless a connector overrides them. */
+  resources?: ResourceSettings | undefined;
+  nodeSelector?: Record<string, string> | undefined;
 }
 
 /** Container waiting reasons that will not resolve by themselves. */
@@ -165,6 +168,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
   podManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Pod {
     const o = this.options;
     const image = connectorImage(run.connector, o.builtinImage);
+    const resources = resourceRequirements(o.resources, run.connector.resources);
     const readsStdin = run.command === 'write';
     const fileArgs = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, `/config/${k}.json`]));
     const locked = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
@@ -194,6 +198,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         automountServiceAccountToken: false,
         enableServiceLinks: false,
         shareProcessNamespace: true,
+        ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
         terminationGracePeriodSeconds: 5,
         securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
         initContainers: [
@@ -215,6 +220,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
             command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
             env: [{ name: 'PIPES', value: PIPES }, ...Object.entries(run.connector.env ?? {}).map(([k, v]) => ({ name: k, value: v }))],
             securityContext: locked,
+            ...(resources ? { resources } : {}),
             volumeMounts: [
               { name: 'pipes', mountPath: PIPES },
               { name: 'config', mountPath: '/config', readOnly: true },

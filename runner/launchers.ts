@@ -1,6 +1,6 @@
 // Picks the ConnectorLauncher the configuration asks for. Everything above it is the same in
 // local and Kubernetes mode.
-import type { Config } from '../shared/config.js';
+import { parseNodeSelector, type Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { loadKubeConfig } from '../shared/kube.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
@@ -44,6 +44,11 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
       imagePullPolicy: config.imagePullPolicy,
       ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
       activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
+      resources: {
+        requests: { cpu: config.connectorCpuRequest, memory: config.connectorMemoryRequest },
+        limits: { cpu: config.connectorCpuLimit, memory: config.connectorMemoryLimit },
+      },
+      nodeSelector: parseNodeSelector(config.connectorNodeSelector),
       selector: installationSelector(config),
     },
     logger.child({ component: 'connector-pods' }),

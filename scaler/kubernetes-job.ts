@@ -30,8 +30,8 @@ export interface KubernetesJobOptions {
   env: Record<string, string>;
   /** Labels telling this installation's runners apart (e.g. its prefix). */
   selector: Record<string, string>;
-  resources?: V1ResourceRequirements;
-  nodeSelector?: Record<string, string>;
+  resources?: V1ResourceRequirements | undefined;
+  nodeSelector?: Record<string, string> | undefined;
   /** The Job is ended after this long, whatever it is doing (a stuck runner). */
   activeDeadlineSeconds: number;
   /** Finished Jobs are deleted by Kubernetes after this long. */

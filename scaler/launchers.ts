@@ -1,7 +1,7 @@
 // Picks the RunnerLauncher and the leadership the configuration asks for.
-import type { Config } from '../shared/config.js';
+import { parseNodeSelector, type Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { loadKubeConfig } from '../shared/kube.js';
+import { loadKubeConfig, resourceRequirements } from '../shared/kube.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import { installationSelector } from '../runner/launchers.js';
 import { KubernetesJobRunnerLauncher } from './kubernetes-job.js';
@@ -31,6 +31,11 @@ export async function createRunnerLauncher(config: Config, logger: Logger): Prom
       env,
       selector: installationSelector(config),
       activeDeadlineSeconds: Math.ceil(config.runnerDeadline / 1000),
+      resources: resourceRequirements({
+        requests: { cpu: config.runnerCpuRequest, memory: config.runnerMemoryRequest },
+        limits: { cpu: config.runnerCpuLimit, memory: config.runnerMemoryLimit },
+      }),
+      nodeSelector: parseNodeSelector(config.runnerNodeSelector),
       ttlSecondsAfterFinished: Math.ceil(config.runnerJobTtl / 1000),
       namePrefix: `${config.prefix.replace(/[^a-z0-9-]/g, '-').slice(0, 20)}-runner`,
     },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_VERSION } from './paths.js';
-import { parseBytes, parseDuration } from './units.js';
+import { KUBERNETES_QUANTITY, parseBytes, parseDuration } from './units.js';
 
 const duration = z
   .union([z.number().int().nonnegative(), z.string()])
@@ -36,6 +36,20 @@ const bytes = z
   });
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** A Kubernetes resource quantity (250m, 0.5, 512Mi, 2Gi), or empty for none. */
+const quantity = z.string().refine((v) => v === '' || KUBERNETES_QUANTITY.test(v), 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi (or empty for none)');
+
+/**
+ * A node selector as `key=value,key=value` (empty: none). Kept as text so it survives being
+ * handed to runner pods as an environment variable; `parseNodeSelector` reads it.
+ */
+const nodeSelector = z.string().regex(/^$|^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*)*$/, 'key=value pairs separated by commas');
+
+export function parseNodeSelector(text: string): Record<string, string> | undefined {
+  if (!text) return undefined;
+  return Object.fromEntries(text.split(',').map((pair) => pair.split('=', 2) as [string, string]));
+}
 
 const amqpUrl = z
   .string()
@@ -107,6 +121,19 @@ export const configSchema = z
     runnerDeadline: duration.default(12 * 3600_000),
     /** Finished runner Jobs are removed by Kubernetes after this long. */
     runnerJobTtl: duration.default(600_000),
+    // Requests are what the scheduler packs the node by; a memory limit is what turns a runaway
+    // connector into an OOMKilled pod (reported as such) instead of a starved node. Connectors
+    // can override these per connection (`resources` in the connection's source/destination).
+    runnerCpuRequest: quantity.default('100m'),
+    runnerMemoryRequest: quantity.default('128Mi'),
+    runnerCpuLimit: quantity.default(''),
+    runnerMemoryLimit: quantity.default('1Gi'),
+    runnerNodeSelector: nodeSelector.default(''),
+    connectorCpuRequest: quantity.default('50m'),
+    connectorMemoryRequest: quantity.default('128Mi'),
+    connectorCpuLimit: quantity.default(''),
+    connectorMemoryLimit: quantity.default('2Gi'),
+    connectorNodeSelector: nodeSelector.default(''),
   })
   .strict();
 

@@ -1,8 +1,11 @@
 // A connection: which source feeds which destination, with their configs and stream choices.
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
+import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'destination-jsonl', 'destination-postgres'] as const;
+
+const quantity = z.string().regex(KUBERNETES_QUANTITY, 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi');
 
 const connectorSchema = z
   .object({
@@ -14,6 +17,14 @@ const connectorSchema = z
     image: z.string().min(1).optional(),
     config: z.record(z.string(), z.unknown()).default({}),
     env: z.record(z.string(), z.string()).optional(),
+    /** Kubernetes mode: this connector's pod resources, over the installation's defaults. */
+    resources: z
+      .object({
+        requests: z.object({ cpu: quantity.optional(), memory: quantity.optional() }).strict().optional(),
+        limits: z.object({ cpu: quantity.optional(), memory: quantity.optional() }).strict().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((c) => [c.connector, c.command, c.image].filter((x) => x !== undefined).length === 1, {

@@ -1,6 +1,6 @@
 // Kubernetes client plumbing shared by the adapters: loading a kubeconfig and reading the
 // status codes the conventions tell us to act on (409 exists, 404 gone, 429 back off).
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
 
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -26,4 +26,27 @@ export function kubeErrorMessage(err: unknown): string {
     return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+export interface ResourceSettings {
+  requests?: { cpu?: string | undefined; memory?: string | undefined } | undefined;
+  limits?: { cpu?: string | undefined; memory?: string | undefined } | undefined;
+}
+
+/**
+ * A container's resources from layered settings (installation defaults, then per-connector
+ * overrides): later layers win per field, and empty values mean "not set".
+ */
+export function resourceRequirements(...layers: (ResourceSettings | undefined)[]): V1ResourceRequirements | undefined {
+  const pick = (part: 'requests' | 'limits') => {
+    const merged: Record<string, string> = {};
+    for (const layer of layers) {
+      for (const [k, v] of Object.entries(layer?.[part] ?? {})) if (v) merged[k] = v;
+    }
+    return Object.keys(merged).length > 0 ? merged : undefined;
+  };
+  const requests = pick('requests');
+  const limits = pick('limits');
+  if (!requests && !limits) return undefined;
+  return { ...(requests ? { requests } : {}), ...(limits ? { limits } : {}) };
 }

@@ -33,3 +33,6 @@ export function formatDuration(ms: number): string {
   const seconds = Math.round(ms / 1000);
   return `${Math.floor(seconds / 60)}m${seconds % 60}s`;
 }
+
+/** A Kubernetes resource quantity as tidepool accepts it: 250m, 0.5, 1, 512Mi, 2Gi. */
+export const KUBERNETES_QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;

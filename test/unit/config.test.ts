@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envName, loadConfig } from '../../shared/config.js';
+import { ConfigError, envName, loadConfig, parseNodeSelector } from '../../shared/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidepool-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -119,6 +119,16 @@ describe('loadConfig', () => {
     const err = configError({ TIDEPOOL_MAX_LINE_BYTES: '64 parsecs' });
     expect(err.message).toContain('TIDEPOOL_MAX_LINE_BYTES');
     expect(err.message).toMatch(/not a size/);
+  });
+
+  it('reads Kubernetes quantities and node selectors, and rejects bad ones naming the variable', () => {
+    const config = loadConfig({ TIDEPOOL_CONNECTOR_MEMORY_LIMIT: '512Mi', TIDEPOOL_RUNNER_CPU_LIMIT: '1.5', TIDEPOOL_RUNNER_NODE_SELECTOR: 'pool=runners,kubernetes.io/arch=amd64' });
+    expect(config.connectorMemoryLimit).toBe('512Mi');
+    expect(config.runnerCpuLimit).toBe('1.5');
+    expect(parseNodeSelector(config.runnerNodeSelector)).toEqual({ pool: 'runners', 'kubernetes.io/arch': 'amd64' });
+    expect(parseNodeSelector(loadConfig({}).connectorNodeSelector)).toBeUndefined();
+    expect(configError({ TIDEPOOL_CONNECTOR_MEMORY_LIMIT: '2 gigs' }).message).toContain('TIDEPOOL_CONNECTOR_MEMORY_LIMIT');
+    expect(configError({ TIDEPOOL_CONNECTOR_NODE_SELECTOR: 'pool' }).message).toContain('TIDEPOOL_CONNECTOR_NODE_SELECTOR');
   });
 
   it('names every bad setting at once', () => {

@@ -95,4 +95,23 @@ describe('connector pods', () => {
     expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'heartbeat']);
     expect(p.spec!.containers[0]!.command![2]).toContain('< /dev/null');
   });
+
+  it('gives the connector container the installation resources, overridden per connector field by field', () => {
+    const limited = new KubernetesPodConnectorLauncher(
+      offlineKubeConfig(),
+      {
+        namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 's', builtinImage: (n) => n, imagePullPolicy: 'Never', activeDeadlineSeconds: 1, selector: {},
+        resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '', memory: '2Gi' } },
+        nodeSelector: { pool: 'connectors' },
+      },
+      testLogger(),
+    );
+    const plain = limited.podManifest(run, 'tp-dst-x', 'f'.repeat(64), {}).spec!;
+    expect(plain.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
+    expect(plain.nodeSelector).toEqual({ pool: 'connectors' });
+    const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', 'f'.repeat(64), {}).spec!;
+    expect(small.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '96Mi', cpu: '1' } });
+    // Without settings the container asks for nothing (the cluster's LimitRange, if any, applies).
+    expect(adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), {}).spec!.containers[0]!.resources).toBeUndefined();
+  });
 });
