@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { KUBERNETES_QUANTITY } from './units.js';
 
-export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'destination-jsonl', 'destination-postgres'] as const;
+export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
 
 const quantity = z.string().regex(KUBERNETES_QUANTITY, 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi');
 

@@ -1,5 +1,5 @@
 # tidepool (scaler and runner) and its reference connectors: one target per image, all on one
-# shared app layer, so the five images cost the disk and the node pull of one.
+# shared app layer, so the seven images cost the disk and the node pull of one.
 #
 #   docker build --build-arg BASE_IMAGE=node:20-bookworm-slim --build-arg VERSION=0.1.0 \
 #     -f k8s/images/app.Dockerfile --target source-faker -t tidepool/source-faker:0.1.0 .
@@ -53,3 +53,16 @@ ARG VERSION=0.0.0-dev
 ENV AIRBYTE_ENTRYPOINT="node /app/dist/connectors/destination-postgres/main.js"
 ENTRYPOINT ["node", "/app/dist/connectors/destination-postgres/main.js"]
 LABEL io.airbyte.name="tidepool/destination-postgres" io.airbyte.version="${VERSION}"
+
+# Test connectors that misbehave on purpose (hang, OOM, garbage output, ...): see README.
+FROM app AS source-e2e-test
+ARG VERSION=0.0.0-dev
+ENV AIRBYTE_ENTRYPOINT="node /app/dist/connectors/source-e2e-test/main.js"
+ENTRYPOINT ["node", "/app/dist/connectors/source-e2e-test/main.js"]
+LABEL io.airbyte.name="tidepool/source-e2e-test" io.airbyte.version="${VERSION}"
+
+FROM app AS destination-e2e-test
+ARG VERSION=0.0.0-dev
+ENV AIRBYTE_ENTRYPOINT="node /app/dist/connectors/destination-e2e-test/main.js"
+ENTRYPOINT ["node", "/app/dist/connectors/destination-e2e-test/main.js"]
+LABEL io.airbyte.name="tidepool/destination-e2e-test" io.airbyte.version="${VERSION}"

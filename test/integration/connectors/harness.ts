@@ -10,7 +10,13 @@ import type { AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog } fr
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-export type ConnectorName = 'source-faker' | 'destination-jsonl' | 'source-postgres' | 'destination-postgres';
+export type ConnectorName =
+  | 'source-faker'
+  | 'destination-jsonl'
+  | 'source-postgres'
+  | 'destination-postgres'
+  | 'source-e2e-test'
+  | 'destination-e2e-test';
 
 export function connectorPath(name: ConnectorName): string {
   const path = join(ROOT, 'dist', 'connectors', name, 'main.js');

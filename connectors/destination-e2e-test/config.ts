@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+export const MODES = ['echo', 'no_state', 'stop_reading', 'fail', 'hang'] as const;
+
+// Strict: a misspelt key in a test's config would otherwise test the default behaviour silently.
+export const configSchema = z.strictObject({
+  mode: z.enum(MODES).default('echo').describe('How the destination behaves; none stores anything.'),
+  stopAfterBytes: z
+    .int()
+    .min(0)
+    .default(64 * 1024)
+    .describe('mode=stop_reading: stdin bytes read before reading stops for good.'),
+  failAfterRecords: z
+    .int()
+    .min(0)
+    .default(0)
+    .describe('mode=fail: records read (STATEs echoed meanwhile) before failing; at end of input at the latest.'),
+  failureType: z
+    .enum(['config_error', 'system_error', 'transient_error'])
+    .default('system_error')
+    .describe('mode=fail: failure_type of the error TRACE.'),
+  message: z.string().default('e2e-test: told to fail').describe('mode=fail: message of the error TRACE.'),
+  exitCode: z.int().min(0).max(255).default(1).describe('mode=fail: the exit code.'),
+});
+
+export type E2eDestinationConfig = z.output<typeof configSchema>;
