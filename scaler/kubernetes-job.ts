@@ -38,11 +38,6 @@ export interface KubernetesJobOptions {
   ttlSecondsAfterFinished: number;
   /** Prefix of Job names; the rest is unique per launch. */
   namePrefix: string;
-  /**
-   * Where runner pods reach the API server, when the in-cluster Service address does not work
-   * (a cluster without kube-proxy): sets KUBERNETES_SERVICE_HOST/PORT in the runner pods.
-   */
-  apiServer?: { host: string; port: number };
 }
 
 /** Set from the downward API in every runner pod; never copied from the scaler's settings. */
@@ -174,12 +169,6 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                   ...Object.entries(o.env)
                     .filter(([k]) => !POD_IDENTITY.includes(k))
                     .map(([k, v]) => ({ name: k, value: v })),
-                  ...(o.apiServer
-                    ? [
-                        { name: 'KUBERNETES_SERVICE_HOST', value: o.apiServer.host },
-                        { name: 'KUBERNETES_SERVICE_PORT', value: String(o.apiServer.port) },
-                      ]
-                    : []),
                   { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                   { name: 'TIDEPOOL_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

@@ -45,7 +45,7 @@ export async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promis
   }
 }
 
-/** Runner Jobs as the scaler makes them, from the local images, on this API-server address. */
+/** Runner Jobs as the scaler makes them, from the local images. */
 export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: string, logger: Logger): KubernetesJobRunnerLauncher {
   return new KubernetesJobRunnerLauncher(
     kc,
@@ -59,7 +59,6 @@ export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: st
       activeDeadlineSeconds: 900,
       ttlSecondsAfterFinished: 600,
       namePrefix,
-      apiServer: { host: CLUSTER.nodeIp, port: 6443 },
     },
     logger,
   );
