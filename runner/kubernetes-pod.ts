@@ -16,7 +16,8 @@ import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import type { ConnectorDefinition } from '../shared/connections.js';
 import type { Logger } from '../shared/logger.js';
-import { isNotFound, kubeErrorMessage, resourceRequirements, type ResourceSettings } from '../shared/kube.js';
+import { ConnectorError } from '../shared/errors.js';
+import { isNotFound, kubeErrorMessage, resourceRequirements, statusCode, type ResourceSettings } from '../shared/kube.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
@@ -119,7 +120,10 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       this.tracked.delete(name);
       server.close(session);
       await this.cleanup(name);
-      throw new Error(`cannot create connector pod ${name}: ${kubeErrorMessage(err)}`, { cause: err });
+      // 422: a pod spec the cluster will never accept (bad resources, image name...) is the
+      // connection's configuration at fault, not worth a retry. Anything else may pass.
+      const invalid = statusCode(err) === 422;
+      throw new ConnectorError(`cannot create connector pod ${name}: ${kubeErrorMessage(err)}`, run.role, !invalid, invalid ? 'config_error' : 'system_error');
     }
     this.logger.debug({ pod: name, runId: run.runId }, 'connector pod created');
 
@@ -315,14 +319,15 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
   const status = pod.status ?? {};
   const main = status.containerStatuses?.find((c) => c.name === 'connector');
   const terminated = main?.state?.terminated;
+  // Evicted, DeadlineExceeded...: the kubelet marks the pod Failed, then stops its containers
+  // (the connector then exits 143, which alone would hide why).
+  const podFailure = status.phase === 'Failed' ? `pod failed: ${status.reason ?? 'unknown'}${status.message ? ` (${status.message})` : ''}` : undefined;
   if (terminated) {
-    const reason = terminated.reason && terminated.reason !== 'Completed' && terminated.reason !== 'Error' ? terminated.reason : undefined;
+    const own = terminated.reason && terminated.reason !== 'Completed' && terminated.reason !== 'Error' ? terminated.reason : undefined;
+    const reason = [own, status.reason ? podFailure : undefined].filter(Boolean).join('; ');
     return { code: terminated.exitCode, signal: null, ...(reason ? { reason } : {}) };
   }
-  if (status.phase === 'Failed') {
-    // Evicted, DeadlineExceeded...: the pod ended without the connector reporting an exit.
-    return { code: null, signal: null, reason: `pod failed: ${status.reason ?? 'unknown'}${status.message ? ` (${status.message})` : ''}` };
-  }
+  if (podFailure) return { code: null, signal: null, reason: podFailure };
   if (deleted) return { code: null, signal: 'SIGKILL', reason: 'pod deleted' };
   const waiting = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && FATAL_WAITING.has(w.reason));
   if (waiting) return { code: null, signal: null, reason: `${waiting.reason ?? ''}: ${waiting.message ?? ''}`.trim() };

@@ -1,6 +1,7 @@
 // Kubernetes client plumbing shared by the adapters: loading a kubeconfig and reading the
 // status codes the conventions tell us to act on (409 exists, 404 gone, 429 back off).
 import { ApiException, KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
+import { parseQuantity } from './units.js';
 
 export function loadKubeConfig(path?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -21,7 +22,14 @@ export const isTooManyRequests = (err: unknown) => statusCode(err) === 429;
 
 export function kubeErrorMessage(err: unknown): string {
   if (err instanceof ApiException) {
-    const body = err.body as { message?: string } | string | undefined;
+    let body = err.body as { message?: string } | string | undefined;
+    if (typeof body === 'string') {
+      try {
+        body = JSON.parse(body) as { message?: string }; // a Status object, usually
+      } catch {
+        // plain text: keep it
+      }
+    }
     const message = typeof body === 'string' ? body : body?.message;
     return `HTTP ${err.code}${message ? `: ${message}` : ''}`;
   }
@@ -47,6 +55,12 @@ export function resourceRequirements(...layers: (ResourceSettings | undefined)[]
   };
   const requests = pick('requests');
   const limits = pick('limits');
+  // A connection that lowers a limit below the installation's default request means "this
+  // little": the API server would refuse request > limit, so the request comes down with it.
+  for (const [k, limit] of Object.entries(limits ?? {})) {
+    const request = requests?.[k];
+    if (request !== undefined && (parseQuantity(request) ?? 0) > (parseQuantity(limit) ?? Infinity)) requests![k] = limit;
+  }
   if (!requests && !limits) return undefined;
   return { ...(requests ? { requests } : {}), ...(limits ? { limits } : {}) };
 }

@@ -36,3 +36,11 @@ export function formatDuration(ms: number): string {
 
 /** A Kubernetes resource quantity as tidepool accepts it: 250m, 0.5, 1, 512Mi, 2Gi. */
 export const KUBERNETES_QUANTITY = /^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/;
+
+const QUANTITY_SUFFIX: Record<string, number> = { '': 1, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/** A quantity's value (cores, bytes), to compare two of them; undefined if it is not one. */
+export function parseQuantity(text: string): number | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(text);
+  return m ? Number(m[1]) * (QUANTITY_SUFFIX[m[2] ?? ''] ?? 1) : undefined;
+}

@@ -26,6 +26,10 @@ describe('connectorExit', () => {
     expect(connectorExit(terminated(1, 'Error'), false, 1, 1)).toEqual({ code: 1, signal: null });
     expect(connectorExit(terminated(137, 'OOMKilled'), false, 1, 1)).toEqual({ code: 137, signal: null, reason: 'OOMKilled' });
   });
+  it('names the pod failure when the kubelet stopped the connector for it (deadline, eviction)', () => {
+    const stopped = pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 143, reason: 'Error' } } }] });
+    expect(connectorExit(stopped, false, 1, 1)).toEqual({ code: 143, signal: null, reason: 'pod failed: DeadlineExceeded (Pod was active on the node longer than the specified deadline)' });
+  });
   it('reports a pod that failed without a connector exit (eviction, deadline)', () => {
     expect(connectorExit(pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'too long' }), false, 1, 1)?.reason).toBe('pod failed: DeadlineExceeded (too long)');
   });
@@ -110,7 +114,8 @@ describe('connector pods', () => {
     expect(plain.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
     expect(plain.nodeSelector).toEqual({ pool: 'connectors' });
     const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', 'f'.repeat(64), {}).spec!;
-    expect(small.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '96Mi', cpu: '1' } });
+    // A limit below the default request brings the request down with it (the API refuses request > limit).
+    expect(small.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '96Mi', cpu: '1' } });
     // Without settings the container asks for nothing (the cluster's LimitRange, if any, applies).
     expect(adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), {}).spec!.containers[0]!.resources).toBeUndefined();
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseBytes, parseDuration } from '../../shared/units.js';
+import { formatDuration, parseBytes, parseDuration, parseQuantity } from '../../shared/units.js';
 
 describe('parseDuration', () => {
   it.each<[string, number]>([
@@ -76,5 +76,16 @@ describe('formatDuration', () => {
       const back = Number(parts![1] ?? 0) * 60_000 + Number(parts![2]) * (parts![3] === 's' ? 1000 : 1);
       expect(Math.abs(back - ms)).toBeLessThan(1000);
     }
+  });
+});
+
+describe('parseQuantity', () => {
+  it('reads Kubernetes quantities so two can be compared', () => {
+    expect(parseQuantity('250m')).toBe(0.25);
+    expect(parseQuantity('1.5')).toBe(1.5);
+    expect(parseQuantity('96Mi')).toBe(96 * 2 ** 20);
+    expect(parseQuantity('1G')).toBe(1e9);
+    expect(parseQuantity('128Mi')! > parseQuantity('96Mi')!).toBe(true);
+    expect(parseQuantity('lots')).toBeUndefined();
   });
 });
