@@ -83,7 +83,7 @@ export interface BrokerServices {
 }
 
 export async function openBroker(cfg: Config, logger: Logger): Promise<BrokerServices> {
-  const topology = topologyFor(cfg.prefix);
+  const topology = topologyFor(cfg.prefix, cfg);
   const connection = await connectBroker({ url: cfg.amqpUrl, logger, timeoutMs: 10_000, connectionName: 'tidepool-cli' });
   const channel = await openConfirmChannel(connection, topology, logger);
   return {

@@ -43,11 +43,12 @@ export async function discoverCatalog(connection: Connection, runId: string, sec
   const catalog = result.messages.find((m) => m.type === 'CATALOG');
   if (result.exitCode !== 0 || catalog?.type !== 'CATALOG') {
     const last = result.stderr.at(-1);
-    const err = new ConnectorError(
+    // A discover that exits 0 without a CATALOG broke the protocol (it will again); one that
+    // died may not next time.
+    const err = ConnectorError.of(
+      { kind: result.exitCode !== 0 ? 'exit' : 'protocol' },
       `source discover ${result.exitCode !== 0 ? (result.exitReason ?? `exited with code ${String(result.exitCode)}`) : 'printed no CATALOG'}${last ? `: ${last}` : ''}`,
       'source',
-      true,
-      'system_error',
     );
     err.stderr = { source: result.stderr };
     throw err;

@@ -2,7 +2,7 @@
 // short commands (discover, check, spec) whose whole output is a few messages.
 import type { Readable } from 'node:stream';
 import type { Logger } from '../shared/logger.js';
-import { ConnectorError, type FailureType } from '../shared/errors.js';
+import { ConnectorError } from '../shared/errors.js';
 import type { AirbyteMessage, AirbyteTraceMessage } from '../shared/protocol.js';
 import type { ConnectorLauncher, ConnectorRun } from '../shared/ports/connector-launcher.js';
 import { redactText } from '../shared/redact.js';
@@ -40,10 +40,8 @@ export function logConnectorMessage(logger: Logger, message: { level?: string; m
 
 /** Turns a connector's error TRACE into the error the sync fails with. */
 export function traceFailure(trace: AirbyteTraceMessage, origin: 'source' | 'destination', secrets: ReadonlySet<string>): ConnectorError {
-  const failureType = trace.error?.failure_type;
-  const type: FailureType = failureType === 'config_error' ? 'config_error' : failureType === 'transient_error' ? 'transient_error' : 'system_error';
   const text = redactText(trace.error?.message ?? 'error without a message', secrets);
-  return new ConnectorError(`${origin} reported: ${text}`, origin, type !== 'config_error', type);
+  return ConnectorError.of({ kind: 'trace', failureType: trace.error?.failure_type }, `${origin} reported: ${text}`, origin);
 }
 
 export interface CommandResult {
@@ -86,7 +84,7 @@ export async function runConnectorCommand(
     await stderr;
     const exit = await proc.exit;
     if (protocolError) {
-      throw new ConnectorError(`${run.role} ${run.command}: ${protocolError.message}`, run.role, false, 'system_error');
+      throw ConnectorError.of({ kind: 'protocol' }, redactText(`${run.role} ${run.command}: ${protocolError.message}`, secrets), run.role);
     }
     for (const m of messages) if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
     return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: tail.get() };

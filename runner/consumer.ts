@@ -1,81 +1,127 @@
 // What happens to one delivered message: parse it, run the sync, record the run, then settle the
-// message. Ack only after the run is recorded (and, for a failure, after the dead letter is
-// confirmed); a sync that could not finish here is left for redelivery.
+// message. A failed sync is retried later through a delay queue (retryable, attempts left) or
+// dead-lettered (permanent, or out of attempts); either way its successor message is confirmed
+// by the broker before the original is acked. A sync that could not finish here (shutdown, a
+// busy connection) is handed back for redelivery, without using up an attempt.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Config } from '../shared/config.js';
+import { retryDelay } from '../shared/backoff.js';
 import type { Topology } from '../shared/broker/topology.js';
-import { CancelledError, InvalidMessageError, LockTimeoutError, TidepoolError, UnknownConnectionError, toFailure, type FailureInfo } from '../shared/errors.js';
+import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
 import { HEADERS, parseSyncRequest, type SyncRequest } from '../shared/messages.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
-import { runSync, type SyncDeps } from './sync.js';
+import { idsFromBody } from './failure-headers.js';
+import { scheduleRetry } from './retry.js';
+import { runSync, type SyncConfig, type SyncDeps } from './sync.js';
 
-/** ack: done with it (succeeded or dead-lettered). requeue: give it back for another runner. */
+/** ack: done with it (succeeded, retry scheduled, or dead-lettered). requeue: give it back for another runner. */
 export type Settlement = 'ack' | 'requeue';
 
+export type ConsumerConfig = SyncConfig & Pick<Config, 'maxAttempts' | 'retryBaseDelay' | 'retryFactor' | 'retryMaxDelay'>;
+
 export interface ConsumerDeps extends SyncDeps {
+  config: ConsumerConfig;
   publishChannel: ConfirmChannel;
   topology: Topology;
 }
 
+/** The attempt a delivery is: the header, or 1 for a message published without one. */
+export function attemptOf(message: Pick<ConsumeMessage, 'properties'>): number {
+  const n = Number(message.properties.headers?.[HEADERS.attempt]);
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
-  const attempt = Number(message.properties.headers?.[HEADERS.attempt] ?? 1) || 1;
+  const attempt = attemptOf(message);
   let request: SyncRequest;
   try {
     request = parseSyncRequest(message.content);
   } catch (err) {
     const failure = toFailure(err);
     deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
-    await deadLetterSafely(message, failure, attempt, deps);
+    await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId, ...idsFromBody(message.content) });
     return 'ack';
   }
 
-  const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId });
+  const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
+  let failure: FailureInfo;
+  let run: RunRecord;
   try {
     const outcome = await runSync(request, attempt, deps, signal);
     if (!outcome.failure) return 'ack';
     if (outcome.failure.type === 'cancelled') {
-      await recordStatus(deps, outcome.run, 'requeued');
+      await deps.store.runs.put({ ...outcome.run, status: 'requeued' });
       logger.info('sync interrupted by shutdown: left for redelivery');
       return 'requeue';
     }
-    // Retries with backoff are the next step (delay queues); until then a failed sync goes
-    // straight to the dead-letter queue with its reason and stderr, where it can be replayed.
-    await deadLetterSafely(message, outcome.failure, attempt, deps);
-    await recordStatus(deps, outcome.run, 'dead_lettered');
-    return 'ack';
+    failure = outcome.failure;
+    run = outcome.run;
   } catch (err) {
     if (err instanceof LockTimeoutError || err instanceof CancelledError) {
       logger.info({ reason: err.message }, 'sync not started: left for redelivery');
       return 'requeue';
     }
-    if (err instanceof UnknownConnectionError || err instanceof InvalidMessageError) {
-      const failure = err.toFailure();
-      logger.warn({ reason: failure.message }, 'permanent failure: dead-lettering');
-      await deadLetterSafely(message, failure, attempt, deps);
-      await deps.store.runs.put(deadRun(request, attempt, deps.runnerId, failure));
-      return 'ack';
-    }
-    // The store or broker failed under us: nothing is recorded, so let another runner retry.
-    // The queue's delivery limit dead-letters a message that keeps failing this way.
-    logger.error({ err: err instanceof Error ? err.message : String(err), retryable: err instanceof TidepoolError ? err.retryable : true }, 'sync could not run: left for redelivery');
-    return 'requeue';
+    // Before the sync could start: an unknown connection (permanent), or the store failing
+    // under us (retryable, so it waits in a delay queue instead of coming straight back).
+    failure = toFailure(err);
+    run = notStartedRun(request, attempt, deps.runnerId);
+  }
+  return settleFailure(message, request, attempt, failure, run, deps, logger);
+}
+
+/** Retry later or dead-letter; the successor is confirmed before this returns 'ack'. */
+async function settleFailure(
+  message: ConsumeMessage,
+  request: SyncRequest,
+  attempt: number,
+  failure: FailureInfo,
+  run: RunRecord,
+  deps: ConsumerDeps,
+  logger: Logger,
+): Promise<Settlement> {
+  const { config, topology } = deps;
+  const ids = { syncId: request.syncId, connectionId: request.connectionId };
+  const finishedAt = run.finishedAt ?? new Date().toISOString();
+  // The delay queue of level `attempt` exists when attempt < maxAttempts (same settings here as
+  // where the topology was declared); checking it too keeps a mismatch from losing the message.
+  if (failure.retryable && attempt < config.maxAttempts && topology.retryQueues[attempt - 1] !== undefined) {
+    const delayMs = retryDelay(attempt, { baseMs: config.retryBaseDelay, factor: config.retryFactor, maxMs: config.retryMaxDelay });
+    const retryAt = new Date(Date.now() + delayMs).toISOString();
+    await scheduleRetry(deps.publishChannel, topology, message, failure, { ...ids, runnerId: deps.runnerId, failedAttempt: attempt, delayMs });
+    logger.warn({ reason: failure.message, origin: failure.origin, type: failure.type, retryInMs: delayMs, nextAttempt: attempt + 1, maxAttempts: config.maxAttempts }, 'sync failed: retry scheduled');
+    await recordAfterSettling(deps, logger, { ...run, status: 'retrying', finishedAt, retryAt, error: failure });
+    return 'ack';
+  }
+  await deadLetter(deps.publishChannel, topology, message, failure, { ...ids, attempt, runnerId: deps.runnerId });
+  logger.warn(
+    { reason: failure.message, origin: failure.origin, type: failure.type, retryable: failure.retryable, attempts: attempt },
+    failure.retryable ? 'sync failed: out of attempts, dead-lettered' : 'sync failed permanently: dead-lettered',
+  );
+  await recordAfterSettling(deps, logger, { ...run, status: 'dead_lettered', finishedAt, error: failure });
+  return 'ack';
+}
+
+/**
+ * The record after the successor message is confirmed. If it cannot be written the message is
+ * still acked: handing it back would run the sync twice (the successor exists); the record is
+ * left saying "failed".
+ */
+async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord): Promise<void> {
+  try {
+    await deps.store.runs.put(run);
+  } catch (err) {
+    logger.error({ err: (err as Error).message, status: run.status }, 'could not record the run after settling its message');
   }
 }
 
-async function deadLetterSafely(message: ConsumeMessage, failure: FailureInfo, attempt: number, deps: ConsumerDeps): Promise<void> {
-  await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId });
-}
-
-async function recordStatus(deps: ConsumerDeps, run: RunRecord, status: RunRecord['status']): Promise<void> {
-  await deps.store.runs.put({ ...run, status });
-}
-
-function deadRun(request: SyncRequest, attempt: number, runnerId: string, failure: FailureInfo): RunRecord {
+function notStartedRun(request: SyncRequest, attempt: number, runnerId: string): RunRecord {
   const now = new Date().toISOString();
   return {
     syncId: request.syncId,
     connectionId: request.connectionId,
-    status: 'dead_lettered',
+    status: 'failed',
     attempt,
     runnerId,
     fullRefresh: request.fullRefresh,
@@ -87,6 +133,5 @@ function deadRun(request: SyncRequest, attempt: number, runnerId: string, failur
     bytes: 0,
     streams: {},
     stateCommits: 0,
-    error: failure,
   };
 }

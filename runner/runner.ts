@@ -56,7 +56,7 @@ export class Runner {
     const { config } = this;
     const redis = createRedis(config.redisUrl, this.logger);
     this.store = createStore(redis, config);
-    const topology = topologyFor(config.prefix);
+    const topology = topologyFor(config.prefix, config);
     this.connection = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 60_000, connectionName: `tidepool-runner-${this.options.runnerId}` });
     this.connection.on('close', () => {
       if (!this.stopping) {

@@ -18,7 +18,7 @@ import type { Logger } from '../shared/logger.js';
 import type { SyncRequest } from '../shared/messages.js';
 import { mergeState, type AirbyteMessage, type AirbyteStateMessage, type AirbyteTraceMessage } from '../shared/protocol.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess } from '../shared/ports/connector-launcher.js';
-import { secretValues } from '../shared/redact.js';
+import { redactText, secretValues } from '../shared/redact.js';
 import type { Store } from '../shared/store/index.js';
 import type { LockHandle } from '../shared/store/locks.js';
 import type { RunRecord } from '../shared/store/runs.js';
@@ -238,8 +238,8 @@ async function replicate(
         if (isSuccess(e)) dst.stdin.end();
         else dst.kill('SIGKILL');
       },
-      (err: unknown) => {
-        if (err instanceof SourceProtocolError) fail(new ProtocolError(err.message, 'source'));
+      async (err: unknown) => {
+        if (err instanceof SourceProtocolError) fail(await protocolOrDeath(new ProtocolError(err.message, 'source'), src, sourceTail));
         else if (err instanceof LineTooLongError) fail(new ProtocolError(`source wrote ${err.message}`, 'source'));
         else if (!abort.signal.aborted) fail(new ConnectorError(`destination stopped reading its input: ${(err as Error).message}`, 'destination', true, 'system_error'));
       },
@@ -251,7 +251,7 @@ async function replicate(
           if (line.length === 0) continue;
           const m = parseMessage(line);
           if (!m) {
-            fail(new ProtocolError(`destination wrote a line that is not an Airbyte message: ${line.toString('utf8', 0, 120)}`, 'destination'));
+            fail(await protocolOrDeath(new ProtocolError(`destination wrote a line that is not an Airbyte message: ${line.toString('utf8', 0, 120)}`, 'destination'), dst, destinationTail));
             return;
           }
           if (m.type === 'STATE') {
@@ -299,10 +299,14 @@ async function replicate(
       else if (destinationTrace) fail(traceFailure(destinationTrace, 'destination', secrets));
       else if (!isSuccess(destExit)) fail(exitFailure('destination', destExit, destinationTail));
       else if (sourceStates > 0 && echoedStates === 0) {
-        fail(new ConnectorError(`destination confirmed none of the source's ${sourceStates} STATE messages; no state was committed`, 'destination', true, 'system_error'));
+        // A destination that exits 0 without echoing any STATE breaks the protocol (it must
+        // confirm what it committed), and will do so again: permanent.
+        fail(new ProtocolError(`destination confirmed none of the source's ${sourceStates} STATE messages; no state was committed`, 'destination'));
       }
     }
-    if (failure) throw new ReplicationError({ ...failure.toFailure(), stderr: stderrOf() });
+    // Messages quote connector output (a TRACE, a line that is not a message): redacted like
+    // the stderr tails before they reach the run record and the dead-letter headers.
+    if (failure) throw new ReplicationError({ ...failure.toFailure(), message: redactText(failure.message, secrets), stderr: stderrOf() });
     logger.debug({ sourceStates, echoedStates, streams: run.streams }, 'replication finished');
   } catch (err) {
     source?.kill('SIGKILL');
@@ -310,7 +314,7 @@ async function replicate(
     await Promise.all([source?.exit, destination?.exit]);
     if (err instanceof ReplicationError) throw err;
     const f = err instanceof TidepoolError ? err.toFailure() : toFailure(err);
-    throw new ReplicationError({ ...f, stderr: f.stderr ?? stderrOf() });
+    throw new ReplicationError({ ...f, message: redactText(f.message, secrets), stderr: f.stderr ?? stderrOf() });
   } finally {
     clearTimeout(timeout);
     signal.removeEventListener('abort', onOuterAbort);
@@ -324,7 +328,23 @@ function isSuccess(e: ConnectorExit): boolean {
 function exitFailure(origin: 'source' | 'destination', e: ConnectorExit, tail: TailBuffer): ConnectorError {
   const how = e.reason ?? (e.signal ? `was killed by ${e.signal}` : `exited with code ${String(e.code)}`);
   const last = tail.get().at(-1);
-  return new ConnectorError(`${origin} ${how}${last ? `: ${last}` : ''}`, origin, true, 'system_error');
+  return ConnectorError.of({ kind: 'exit' }, `${origin} ${how}${last ? `: ${last}` : ''}`, origin);
+}
+
+/** How long a connector whose output already ended gets to report its exit. */
+const EXIT_AFTER_EOF_WAIT_MS = 10_000;
+
+/**
+ * A protocol violation is permanent, but a connector killed mid-write (OOMKilled, a lost pod)
+ * leaves a last line cut short that looks like one. When the bad line was the last of its
+ * output and the connector then ended badly, its death is the failure: retryable, like any exit.
+ */
+async function protocolOrDeath(err: ProtocolError, proc: ConnectorProcess, tail: TailBuffer): Promise<TidepoolError> {
+  if (!proc.stdout.readableEnded) return err;
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), EXIT_AFTER_EOF_WAIT_MS)))]);
+  clearTimeout(timer);
+  return exit && !isSuccess(exit) ? exitFailure(err.origin === 'destination' ? 'destination' : 'source', exit, tail) : err;
 }
 
 function parseMessage(line: Buffer): AirbyteMessage | undefined {

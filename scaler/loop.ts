@@ -52,7 +52,7 @@ export class Scaler {
   constructor(private readonly options: ScalerOptions) {
     const { config, store } = options;
     this.logger = options.logger.child({ component: 'scaler', scalerId: this.id });
-    this.topology = topologyFor(config.prefix);
+    this.topology = topologyFor(config.prefix, config);
     this.leader = options.leadership?.(this.id) ?? new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, config.leaderTtl);
     this.limiter = { tokens: config.launchBurst, updatedAt: Date.now() };
   }

@@ -24,3 +24,35 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+/** How long a failed sync waits before its next attempt (settings retryBaseDelay, retryFactor, retryMaxDelay). */
+export interface RetryBackoff {
+  baseMs: number;
+  factor: number;
+  maxMs: number;
+}
+
+/**
+ * ± this fraction of the level's delay. Retries of syncs that failed together (a database
+ * restart fails every sync reading from it) come back spread out, not as one wave; and since
+ * each level has its own delay queue, a message at a queue's head holds the ones behind it by
+ * at most the spread (2 × RETRY_JITTER of the level's delay).
+ */
+export const RETRY_JITTER = 0.2;
+
+/**
+ * The delay of retry level `level` (1 = the wait after the first failed attempt): base ×
+ * factor^(level-1), capped at maxMs, ± RETRY_JITTER, and never above maxMs.
+ * Defaults (s): 10, 30, 90, 270, then 600 (the cap) for any further level.
+ */
+export function retryDelay(level: number, o: RetryBackoff, random: () => number = Math.random): number {
+  const nominal = retryNominalDelay(level, o);
+  const jittered = nominal * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random());
+  return Math.max(1, Math.min(o.maxMs, Math.round(jittered)));
+}
+
+/** The level's delay before jitter. */
+export function retryNominalDelay(level: number, o: RetryBackoff): number {
+  if (!Number.isInteger(level) || level < 1) throw new RangeError(`retry level must be an integer ≥ 1, got ${level}`);
+  return Math.min(o.maxMs, o.baseMs * o.factor ** (level - 1));
+}

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS } from './broker/topology.js';
 import { PACKAGE_VERSION } from './paths.js';
 import { KUBERNETES_QUANTITY, parseBytes, parseDuration } from './units.js';
 
@@ -95,6 +96,18 @@ export const configSchema = z
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */
     stderrTailLines: int(1, 10_000).default(50),
+    /** Attempts a sync gets in all (the first and its retries) before a retryable failure is dead-lettered; 1 = no retries. */
+    maxAttempts: int(1, 50).default(DEFAULT_MAX_ATTEMPTS),
+    /** Wait before the first retry; each further one waits retryFactor times longer, up to retryMaxDelay (± 20 % jitter). */
+    retryBaseDelay: duration.default(10_000),
+    retryFactor: z.coerce.number().min(1).max(100).default(3),
+    retryMaxDelay: duration.default(600_000),
+    /**
+     * The broker dead-letters a message delivered this many times without an ack (a runner that
+     * crashes on it). An argument of the syncs queue: the broker refuses to redeclare a queue
+     * with another value, so it is fixed when the queue is first declared.
+     */
+    deliveryLimit: int(1, 1000).default(DEFAULT_DELIVERY_LIMIT),
     /** Run records kept in Redis (the recent-runs index is trimmed to this). */
     runsKept: int(10).default(10_000),
 
@@ -194,6 +207,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
   const config = parsed.data;
   if (config.minRunners > config.maxRunners) {
     throw new ConfigError(`invalid configuration:\n  ${envName('minRunners')} (${config.minRunners}) is above ${envName('maxRunners')} (${config.maxRunners})`);
+  }
+  if (config.retryBaseDelay < 1 || config.retryMaxDelay < config.retryBaseDelay) {
+    throw new ConfigError(`invalid configuration:\n  ${envName('retryBaseDelay')} must be at least 1ms and not above ${envName('retryMaxDelay')}`);
   }
   if (config.heartbeatTtl <= config.heartbeatInterval) {
     throw new ConfigError(`invalid configuration:\n  ${envName('heartbeatTtl')} must be longer than ${envName('heartbeatInterval')}`);

@@ -48,11 +48,60 @@ export class UnknownConnectionError extends TidepoolError {
   }
 }
 
-/** A connector broke the Airbyte Protocol (a line that is not a message, an unknown type...). */
+/** How a connector run went wrong, as far as classifying it goes. */
+export type ConnectorFailureKind =
+  /** It said so itself: an error TRACE, with the Airbyte failure_type if it gave one. */
+  | { kind: 'trace'; failureType?: string | undefined }
+  /** It ended badly without saying why: non-zero exit, a signal, OOMKilled, its pod lost. */
+  | { kind: 'exit' }
+  /** It broke the Airbyte Protocol: a line that is not a message, an unexpected type, a line over maxLineBytes, a destination that confirms no STATE. */
+  | { kind: 'protocol' }
+  /** `check` answered FAILED: the connector cannot work with this configuration. */
+  | { kind: 'check_failed' };
+
+export interface Classification {
+  retryable: boolean;
+  type: FailureType;
+}
+
+/**
+ * The one table of what a connector failure means (README, "Failures and retries"):
+ *
+ * - error TRACE `config_error` → permanent: only a person changing the configuration helps, and
+ *   retrying just repeats the error maxAttempts times.
+ * - error TRACE `transient_error` → retryable: the connector says it may go away by itself.
+ * - error TRACE `system_error`, or no or an unknown failure_type → retryable system_error:
+ *   Airbyte's default type, and a crash is as likely an environment hiccup as a bug.
+ * - ended badly without a TRACE (exit ≠ 0, a signal, OOMKilled, pod lost) → retryable
+ *   system_error: what kills a process (memory pressure, a node going away) usually passes.
+ * - a protocol violation → permanent system_error: the connector is the same program, with the
+ *   same configuration and state, reading the same data on the next attempt, so it breaks the
+ *   protocol at the same place again, after redoing the work before it. (A line cut short by a
+ *   connector killed mid-write is not classified as one: the runner reports the death, see
+ *   runner/sync.ts.)
+ * - `check` answered FAILED → permanent config_error.
+ */
+export function classifyConnectorFailure(how: ConnectorFailureKind): Classification {
+  switch (how.kind) {
+    case 'trace':
+      if (how.failureType === 'config_error') return { retryable: false, type: 'config_error' };
+      if (how.failureType === 'transient_error') return { retryable: true, type: 'transient_error' };
+      return { retryable: true, type: 'system_error' };
+    case 'exit':
+      return { retryable: true, type: 'system_error' };
+    case 'protocol':
+      return { retryable: false, type: 'system_error' };
+    case 'check_failed':
+      return { retryable: false, type: 'config_error' };
+  }
+}
+
+/** A connector broke the Airbyte Protocol (a line that is not a message, an unknown type...). Permanent: see classifyConnectorFailure. */
 export class ProtocolError extends TidepoolError {
   override name = 'ProtocolError';
   constructor(message: string, origin: 'source' | 'destination') {
-    super(message, false, origin, 'system_error');
+    const { retryable, type } = classifyConnectorFailure({ kind: 'protocol' });
+    super(message, retryable, origin, type);
   }
 }
 
@@ -61,6 +110,12 @@ export class ConnectorError extends TidepoolError {
   override name = 'ConnectorError';
   constructor(message: string, origin: 'source' | 'destination', retryable: boolean, type: FailureType) {
     super(message, retryable, origin, type);
+  }
+
+  /** A failure classified by what the connector did (classifyConnectorFailure). */
+  static of(how: ConnectorFailureKind, message: string, origin: 'source' | 'destination'): ConnectorError {
+    const { retryable, type } = classifyConnectorFailure(how);
+    return new ConnectorError(message, origin, retryable, type);
   }
 }
 

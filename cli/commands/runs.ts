@@ -14,11 +14,15 @@ export function formatRun(r: RunRecord): string {
     `  ${r.records} records, ${r.bytes} bytes${r.stateVersion !== undefined ? `, state v${r.stateVersion}` : ''}`,
   ];
   for (const [stream, s] of Object.entries(r.streams)) lines.push(`    ${stream}: ${s.records} records, ${s.bytes} bytes`);
+  if (r.retryAt) lines.push(`  next attempt at ${r.retryAt}`);
   if (r.error) {
     lines.push(`  error (${r.error.origin}/${r.error.type}${r.error.retryable ? ', retryable' : ''}): ${r.error.message}`);
     for (const [who, tail] of Object.entries(r.error.stderr ?? {})) {
       if (tail.length > 0) lines.push(`  ${who} stderr:`, ...tail.slice(-10).map((l) => `    ${l}`));
     }
+  }
+  for (const p of r.previousAttempts ?? []) {
+    lines.push(`  earlier: attempt ${p.attempt} ${p.status} on ${p.runnerId} at ${p.startedAt}${p.error ? ` (${p.error.origin}/${p.error.type}): ${p.error.message}` : ''}`);
   }
   return lines.join('\n');
 }

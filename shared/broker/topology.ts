@@ -2,6 +2,19 @@
 // every process declares at start and after each reconnect, and none depends on another having
 // run first.
 import type { Channel } from 'amqplib';
+import type { Config } from '../config.js';
+
+/** Attempts a sync gets by default (the first and four retries); setting maxAttempts. */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+
+/**
+ * The broker gives up on a message redelivered this many times (a runner crashing on it again
+ * and again) and dead-letters it: the last line of defence against a poison message. Setting
+ * deliveryLimit; fixed when the syncs queue is first declared.
+ */
+export const DEFAULT_DELIVERY_LIMIT = 10;
+/** The delivery limit of a syncs queue declared with the default settings (kept for its users; prefer Topology.deliveryLimit). */
+export const DELIVERY_LIMIT = DEFAULT_DELIVERY_LIMIT;
 
 export interface Topology {
   /** Direct exchange sync requests are published to. */
@@ -14,9 +27,18 @@ export interface Topology {
   deadQueue: string;
   syncRoutingKey: string;
   deadRoutingKey: string;
+  /**
+   * Delay queues, one per retry level: `retryQueues[n - 1]` (`<prefix>.retry.<n>`) holds syncs
+   * whose attempt n failed, until their expiration sends them back to `exchange` for attempt
+   * n + 1. Published to through the default exchange (routing key = queue name).
+   */
+  retryQueues: string[];
+  /** x-delivery-limit of the syncs queue. */
+  deliveryLimit: number;
 }
 
-export function topologyFor(prefix: string): Topology {
+export function topologyFor(prefix: string, settings: Partial<Pick<Config, 'maxAttempts' | 'deliveryLimit'>> = {}): Topology {
+  const maxAttempts = settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   return {
     exchange: prefix,
     syncsQueue: `${prefix}.syncs`,
@@ -24,14 +46,14 @@ export function topologyFor(prefix: string): Topology {
     deadQueue: `${prefix}.dead`,
     syncRoutingKey: 'sync',
     deadRoutingKey: 'dead',
+    retryQueues: Array.from({ length: Math.max(0, maxAttempts - 1) }, (_, i) => retryQueueName(prefix, i + 1)),
+    deliveryLimit: settings.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT,
   };
 }
 
-/**
- * The broker gives up on a message redelivered this many times (a runner crashing on it again
- * and again) and dead-letters it: the last line of defence against a poison message.
- */
-export const DELIVERY_LIMIT = 10;
+export function retryQueueName(prefix: string, level: number): string {
+  return `${prefix}.retry.${level}`;
+}
 
 export async function declareTopology(channel: Channel, t: Topology): Promise<void> {
   await channel.assertExchange(t.exchange, 'direct', { durable: true });
@@ -42,7 +64,7 @@ export async function declareTopology(channel: Channel, t: Topology): Promise<vo
     durable: true,
     arguments: {
       'x-queue-type': 'quorum',
-      'x-delivery-limit': DELIVERY_LIMIT,
+      'x-delivery-limit': t.deliveryLimit,
       'x-dead-letter-exchange': t.deadExchange,
       'x-dead-letter-routing-key': t.deadRoutingKey,
       // at-least-once dead-lettering (RabbitMQ ≥ 3.10) needs reject-publish overflow: a message
@@ -52,4 +74,36 @@ export async function declareTopology(channel: Channel, t: Topology): Promise<vo
     },
   });
   await channel.bindQueue(t.syncsQueue, t.exchange, t.syncRoutingKey);
+
+  // Delay queues for retries. Each message carries its own `expiration` (the jittered backoff
+  // of its level, shared/backoff.ts retryDelay); nothing consumes these queues, and an expired
+  // message is dead-lettered back to the syncs exchange with the sync routing key (the broker
+  // drops its expiration on the way, so it does not expire again).
+  //
+  // One queue per level, not one for all: a queue expires messages only at its head, so in a
+  // single queue a 10 s retry would wait behind a 10 min one. Within a level the delays differ
+  // only by the jitter, which bounds that head-of-line wait to the jitter spread.
+  //
+  // Quorum, at-least-once dead-lettering: measured on RabbitMQ 3.10.8, quorum queues honour
+  // per-message expiration and dead-letter on expiry, head-of-line included, just like classic
+  // ones. The difference is a message expiring while its target cannot take it (no queue
+  // bound to the routing key yet, a target refusing): with at-most-once dead-lettering (classic
+  // queues, or quorum by default) it was dropped, a retry silently lost; with at-least-once it
+  // stayed in the delay queue and reached the target once it could (the broker retries after
+  // ~3 min). At-least-once needs reject-publish overflow.
+  //
+  // No queue-wide TTL: the arguments are the same for every level and every setting, so changing
+  // retryBaseDelay or maxAttempts never makes a declaration fail with PRECONDITION_FAILED.
+  for (const queue of t.retryQueues) {
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: {
+        'x-queue-type': 'quorum',
+        'x-dead-letter-exchange': t.exchange,
+        'x-dead-letter-routing-key': t.syncRoutingKey,
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      },
+    });
+  }
 }

@@ -1,13 +1,41 @@
-// Run records: one per sync (the latest attempt), with a recent-runs index overall and per
-// connection. The runner writes the record before it acks, so an acked sync always has one.
+// Run records: one per sync (its latest attempt, with a summary of the earlier ones), with a
+// recent-runs index overall and per connection. The runner writes the record before it acks, so
+// an acked sync always has one.
 import type { Redis } from 'ioredis';
 import type { FailureInfo } from '../errors.js';
 import type { Keys } from './redis.js';
 
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'dead_lettered' | 'requeued';
-export const RUN_STATUSES: readonly RunStatus[] = ['running', 'succeeded', 'failed', 'dead_lettered', 'requeued'];
+/**
+ * - running: an attempt is under way.
+ * - succeeded: done (final).
+ * - failed: the attempt failed and the runner is settling the message; it becomes retrying or
+ *   dead_lettered a moment later (or, if the runner dies first, the broker redelivers it).
+ * - retrying: the attempt failed with a retryable error and the sync waits in a delay queue
+ *   until `retryAt` for its next attempt; `error` says why.
+ * - dead_lettered: in the dead-letter queue, waiting for an operator (final).
+ * - requeued: handed back to the queue unfinished (runner shutdown, connection lock busy): not
+ *   a failure, and it does not use up an attempt.
+ */
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'retrying' | 'dead_lettered' | 'requeued';
+export const RUN_STATUSES: readonly RunStatus[] = ['running', 'succeeded', 'failed', 'retrying', 'dead_lettered', 'requeued'];
 /** Statuses after which the sync will not run again by itself. */
 export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'dead_lettered']);
+
+/** Earlier executions of a sync kept in its record (retries and requeues), oldest first. */
+export const PREVIOUS_ATTEMPTS_KEPT = 20;
+
+/** What is kept of an earlier execution of the same sync. */
+export interface AttemptSummary {
+  attempt: number;
+  status: RunStatus;
+  runnerId: string;
+  startedAt: string;
+  finishedAt?: string;
+  durationMs?: number;
+  records: number;
+  retryAt?: string;
+  error?: FailureInfo;
+}
 
 export interface StreamStats {
   records: number;
@@ -33,6 +61,10 @@ export interface RunRecord {
   stateCommits: number;
   stateVersion?: number;
   error?: FailureInfo;
+  /** When status is retrying: when the next attempt is due (it starts once a runner is free). */
+  retryAt?: string;
+  /** Earlier executions of this sync, oldest first (maintained by RunStore.put). */
+  previousAttempts?: AttemptSummary[];
 }
 
 export interface RunQuery {
@@ -48,11 +80,22 @@ export class RunStore {
     private readonly kept: number,
   ) {}
 
+  /**
+   * Writes a sync's record. A record of a new execution (another attempt, or the same one
+   * redelivered) moves the stored one into previousAttempts. Read-then-write without a
+   * transaction: a sync's record is written only by the runner holding its message, one write
+   * after another, so there is no concurrent writer whose update this could lose.
+   */
   async put(run: RunRecord): Promise<void> {
     const score = Date.parse(run.startedAt);
+    const stored = await this.get(run.syncId);
+    const previousAttempts = stored ? attemptHistory(stored, run) : run.previousAttempts;
+    const record: RunRecord = { ...run };
+    delete record.previousAttempts;
+    if (previousAttempts && previousAttempts.length > 0) record.previousAttempts = previousAttempts;
     await this.redis
       .multi()
-      .set(this.keys.run(run.syncId), JSON.stringify(run))
+      .set(this.keys.run(run.syncId), JSON.stringify(record))
       .zadd(this.keys.runs(), score, run.syncId)
       .zadd(this.keys.connectionRuns(run.connectionId), score, run.syncId)
       .exec();
@@ -100,4 +143,39 @@ export class RunStore {
     });
     await tx.exec();
   }
+}
+
+/**
+ * The previousAttempts of `next` given the `stored` record of the same sync: unchanged while
+ * `next` is the same execution (same attempt, same start), else the stored one appended.
+ */
+export function attemptHistory(stored: RunRecord, next: RunRecord): AttemptSummary[] | undefined {
+  const earlier = stored.previousAttempts ?? [];
+  if (stored.attempt === next.attempt && stored.startedAt === next.startedAt) return earlier.length > 0 ? earlier : undefined;
+  return [...earlier, summarize(stored)].slice(-PREVIOUS_ATTEMPTS_KEPT);
+}
+
+function summarize(r: RunRecord): AttemptSummary {
+  return {
+    attempt: r.attempt,
+    status: r.status,
+    runnerId: r.runnerId,
+    startedAt: r.startedAt,
+    ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
+    ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
+    records: r.records,
+    ...(r.retryAt !== undefined ? { retryAt: r.retryAt } : {}),
+    ...(r.error !== undefined ? { error: summarizeError(r.error) } : {}),
+  };
+}
+
+/** Stderr lines kept per connector in an earlier attempt's error (the latest attempt keeps stderrTailLines). */
+const PREVIOUS_STDERR_LINES = 10;
+
+function summarizeError(e: FailureInfo): FailureInfo {
+  if (!e.stderr) return e;
+  const stderr: NonNullable<FailureInfo['stderr']> = {};
+  if (e.stderr.source) stderr.source = e.stderr.source.slice(-PREVIOUS_STDERR_LINES);
+  if (e.stderr.destination) stderr.destination = e.stderr.destination.slice(-PREVIOUS_STDERR_LINES);
+  return { ...e, stderr };
 }

@@ -46,12 +46,12 @@ export function openTestServices(config: Config): TestServices {
 }
 
 export async function deletePrefix(config: Config): Promise<void> {
-  const t = topologyFor(config.prefix);
+  const t = topologyFor(config.prefix, config);
   const connection = await amqp.connect(config.amqpUrl);
   try {
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
-    for (const q of [t.syncsQueue, t.deadQueue]) await channel.deleteQueue(q).catch(() => undefined);
+    for (const q of [t.syncsQueue, t.deadQueue, ...t.retryQueues]) await channel.deleteQueue(q).catch(() => undefined);
     for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
     await channel.close().catch(() => undefined);
   } finally {

@@ -188,7 +188,9 @@ describe('runner: a source that fails mid-read', () => {
   let db: TestDatabase;
   let dir: string;
   beforeAll(async () => {
-    h = await harness('runner-source-fails');
+    // A source dying with exit 3 is retryable; one attempt sends it straight to the dead queue
+    // (retries have their own tests in retries.test.ts).
+    h = await harness('runner-source-fails', { maxAttempts: 1 });
     db = await createTestDatabase('runner_source_fails');
     dir = await mkdtemp(join(tmpdir(), 'tidepool-failing-source-'));
     // A source that sends one record and dies: the destination must not take its EOF as the

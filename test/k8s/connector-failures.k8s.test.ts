@@ -35,6 +35,8 @@ describe('connector failures in pods', () => {
     idleTimeout: '10m',
     // The hanging connector is ended by its pod's activeDeadlineSeconds.
     connectorDeadline: '25s',
+    // Each failure here is retryable; one attempt shows how it is reported.
+    maxAttempts: 1,
     logLevel: 'warn',
   });
   const topology = topologyFor(config.prefix);

@@ -1,0 +1,299 @@
+// Failed syncs against the real broker, store and a real runner process: retryable failures
+// come back through the delay queues until they succeed or run out of attempts; permanent ones
+// are dead-lettered at once; the dead letter says why, where, how often, and what the
+// connectors said on stderr (secrets redacted); a message that crashes its consumers again and
+// again is dead-lettered by the broker's delivery limit.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Config, ConfigInput } from '../../shared/config.js';
+import type { Connection } from '../../shared/connections.js';
+import { HEADERS, newSyncRequest } from '../../shared/messages.js';
+import { connectBroker, openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
+import { confirmPublish, publishSync } from '../../shared/broker/publisher.js';
+import { topologyFor, type Topology } from '../../shared/broker/topology.js';
+import { CLI_PATH } from '../../shared/paths.js';
+import type { RunRecord } from '../../shared/store/runs.js';
+import { configEnv } from '../../scaler/local-process.js';
+import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
+
+interface Harness {
+  config: Config;
+  topology: Topology;
+  services: TestServices;
+  broker: ChannelModel;
+  channel: ConfirmChannel;
+  runners: ChildProcess[];
+  dir: string;
+  /** Dead letters read so far, by message id. */
+  dead: Map<string, GetMessage>;
+}
+
+async function harness(name: string, overrides: Partial<ConfigInput> = {}): Promise<Harness> {
+  const config = testConfig(name, { idleTimeout: '60s', heartbeatInterval: '300ms', heartbeatTtl: '3s', ...overrides });
+  const services = openTestServices(config);
+  const topology = topologyFor(config.prefix, config);
+  const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
+  const channel = await openConfirmChannel(broker, topology, services.logger);
+  const dir = await mkdtemp(join(tmpdir(), `${config.prefix}-`));
+  return { config, topology, services, broker, channel, runners: [], dir, dead: new Map() };
+}
+
+function startRunner(h: Harness, id: string): ChildProcess {
+  const child = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', id], {
+    env: { PATH: process.env.PATH ?? '', ...configEnv(h.config) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.resume();
+  h.runners.push(child);
+  return child;
+}
+
+async function close(h: Harness): Promise<void> {
+  for (const r of h.runners) if (r.exitCode === null) r.kill('SIGKILL');
+  await h.broker.close().catch(() => undefined);
+  await h.services.cleanup();
+  await rm(h.dir, { recursive: true, force: true });
+}
+
+/** Moves every ready dead letter into h.dead. */
+async function drainDead(h: Harness): Promise<void> {
+  for (;;) {
+    const m = await h.channel.get(h.topology.deadQueue, { noAck: false });
+    if (!m) return;
+    h.channel.ack(m);
+    h.dead.set(String(m.properties.messageId), m);
+  }
+}
+
+async function deadLetterOf(h: Harness, messageId: string, timeoutMs = 30_000): Promise<GetMessage> {
+  return waitFor(`the dead letter of ${messageId}`, async () => {
+    await drainDead(h);
+    return h.dead.get(messageId);
+  }, timeoutMs, 100);
+}
+
+async function runOf(h: Harness, syncId: string, done: (r: RunRecord) => boolean, what: string, timeoutMs = 30_000): Promise<RunRecord> {
+  return waitFor(what, async () => {
+    const r = await h.services.store.runs.get(syncId);
+    return r && done(r) ? r : undefined;
+  }, timeoutMs);
+}
+
+async function sync(h: Harness, connectionId: string): Promise<string> {
+  const request = newSyncRequest(connectionId);
+  await publishSync(h.channel, h.topology, request);
+  return request.syncId;
+}
+
+const header = (m: GetMessage, name: string): unknown => m.properties.headers?.[name];
+const stderrOf = (m: GetMessage, name: string): string[] => JSON.parse(String(header(m, name))) as string[];
+
+const destination = { connector: 'destination-e2e-test', config: { mode: 'echo' } } as const;
+
+/** A source that is a shell script: `read` runs `body`; `discover` offers one stream. */
+async function scriptSource(h: Harness, name: string, body: string): Promise<string> {
+  const path = join(h.dir, `${name}.sh`);
+  await writeFile(
+    path,
+    `#!/bin/sh
+case "$1" in
+  discover) echo '{"type":"CATALOG","catalog":{"streams":[{"name":"items","json_schema":{"type":"object","properties":{"id":{"type":"integer"}}},"supported_sync_modes":["full_refresh"]}]}}' ;;
+  read) ${body} ;;
+  *) exit 1 ;;
+esac
+`,
+  );
+  await chmod(path, 0o755);
+  return path;
+}
+
+describe('retries through delay queues', () => {
+  let h: Harness;
+  const counter = (name: string) => join(h.dir, `${name}.count`);
+  const attemptsCounted = async (name: string) => Number((await readFile(counter(name), 'utf8')).trim());
+  const apply = (c: Connection) => h.services.store.connections.apply(c);
+
+  beforeAll(async () => {
+    h = await harness('retries', { retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
+    startRunner(h, 'retry-runner');
+  });
+  afterAll(() => close(h));
+
+  it('declares one delay queue per retry level, quorum, dead-lettering back to the syncs exchange', async () => {
+    expect(h.topology.retryQueues).toEqual([`${h.config.prefix}.retry.1`, `${h.config.prefix}.retry.2`]);
+    for (const q of h.topology.retryQueues) expect((await queueDepth(h.broker, q)).ready).toBe(0);
+    // Declaring again with the same settings is accepted (every process does it at start).
+    await openConfirmChannel(h.broker, h.topology, h.services.logger).then((c) => c.close());
+  });
+
+  it('a source failing transiently twice succeeds on attempt 3; the record shows both retries; no dead letter', async () => {
+    await apply({
+      id: 'flaky',
+      source: { connector: 'source-e2e-test', config: { records: 3, then: 'transient', counterFile: counter('flaky'), failTimes: 2, message: 'database is restarting' } },
+      destination,
+    });
+    const syncId = await sync(h, 'flaky');
+    const run = await runOf(h, syncId, (r) => r.status === 'succeeded', 'the sync to succeed');
+    expect(run.attempt).toBe(3);
+    expect(await attemptsCounted('flaky')).toBe(3);
+    const previous = run.previousAttempts ?? [];
+    expect(previous.map((p) => [p.attempt, p.status])).toEqual([[1, 'retrying'], [2, 'retrying']]);
+    for (const p of previous) {
+      expect(p.error).toMatchObject({ retryable: true, origin: 'source', type: 'transient_error' });
+      expect(p.error?.message).toMatch(/database is restarting/);
+      expect(p.retryAt).toBeDefined();
+    }
+    // Each attempt waited for its level's delay (200 ms, then 400 ms, ± 20 %) in the delay queue.
+    const starts = [...previous.map((p) => p.startedAt), run.startedAt].map(Date.parse);
+    const finishes = previous.map((p) => Date.parse(p.finishedAt ?? ''));
+    expect(starts[1]! - finishes[0]!).toBeGreaterThanOrEqual(160);
+    expect(starts[2]! - finishes[1]!).toBeGreaterThanOrEqual(320);
+    await drainDead(h);
+    expect(h.dead.has(syncId)).toBe(false);
+    for (const q of h.topology.retryQueues) expect((await queueDepth(h.broker, q)).ready).toBe(0);
+  });
+
+  it('a source that always fails transiently is dead-lettered after maxAttempts, with the reason and its stderr', async () => {
+    await apply({
+      id: 'always-down',
+      source: { connector: 'source-e2e-test', config: { records: 0, then: 'transient', counterFile: counter('always-down'), failTimes: 1000, message: 'upstream unavailable' } },
+      destination,
+    });
+    const syncId = await sync(h, 'always-down');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.attempt)).toBe(3);
+    expect(header(dead, HEADERS.reason)).toMatch(/^source reported: upstream unavailable \(attempt 3 of 1000 failing\)/);
+    expect(header(dead, HEADERS.origin)).toBe('source');
+    expect(header(dead, HEADERS.type)).toBe('transient_error');
+    expect(header(dead, HEADERS.retryable)).toBe(true);
+    expect(header(dead, HEADERS.syncId)).toBe(syncId);
+    expect(header(dead, HEADERS.connectionId)).toBe('always-down');
+    expect(header(dead, HEADERS.runner)).toBe('retry-runner');
+    expect(Date.parse(String(header(dead, HEADERS.firstFailureAt)))).toBeLessThan(Date.parse(String(header(dead, HEADERS.lastFailureAt))));
+    expect(stderrOf(dead, HEADERS.stderrSource).join('\n')).toMatch(/upstream unavailable \(attempt 3 of 1000 failing\)/);
+    expect(stderrOf(dead, HEADERS.stderrDestination)).toBeInstanceOf(Array);
+    // The broker's bookkeeping from the delay queues is not carried along.
+    expect(header(dead, 'x-death')).toBeUndefined();
+    expect(await attemptsCounted('always-down')).toBe(3);
+    const run = await runOf(h, syncId, (r) => r.status === 'dead_lettered', 'the run record to say dead_lettered');
+    expect(run).toMatchObject({ attempt: 3, error: { retryable: true, type: 'transient_error' } });
+    expect(run.previousAttempts?.map((p) => [p.attempt, p.status])).toEqual([[1, 'retrying'], [2, 'retrying']]);
+  });
+
+  it('a permanent failure (TRACE config_error) is dead-lettered at once', async () => {
+    await apply({
+      id: 'misconfigured',
+      source: { connector: 'source-e2e-test', config: { records: 0, then: 'exit', exitCode: 1, failureType: 'config_error', message: 'password authentication failed' } },
+      destination,
+    });
+    const syncId = await sync(h, 'misconfigured');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.attempt)).toBe(1);
+    expect(header(dead, HEADERS.reason)).toBe('source reported: password authentication failed');
+    expect(header(dead, HEADERS.type)).toBe('config_error');
+    expect(header(dead, HEADERS.retryable)).toBe(false);
+    const run = await runOf(h, syncId, (r) => r.status === 'dead_lettered', 'the run record to say dead_lettered');
+    expect(run.attempt).toBe(1);
+    expect(run.previousAttempts).toBeUndefined();
+  });
+
+  it('a protocol violation is permanent: dead-lettered at once', async () => {
+    await apply({ id: 'garbage', source: { connector: 'source-e2e-test', config: { records: 2, then: 'garbage' } }, destination });
+    const syncId = await sync(h, 'garbage');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.attempt)).toBe(1);
+    expect(header(dead, HEADERS.reason)).toMatch(/is not an Airbyte message/);
+    expect(header(dead, HEADERS.type)).toBe('system_error');
+    expect(header(dead, HEADERS.retryable)).toBe(false);
+  });
+
+  it('a connector killed mid-line is a crash, not a protocol violation: retried', async () => {
+    const script = await scriptSource(h, 'killed', `printf '{"type":"RECORD","record":{"stream":"items","da'; kill -9 $$`);
+    await apply({ id: 'killed', source: { command: [script], config: {} }, destination });
+    const syncId = await sync(h, 'killed');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.attempt)).toBe(3);
+    expect(header(dead, HEADERS.reason)).toMatch(/^source was killed by SIGKILL/);
+    expect(header(dead, HEADERS.type)).toBe('system_error');
+    expect(header(dead, HEADERS.retryable)).toBe(true);
+  });
+
+  it('a non-zero exit without a TRACE is retried; stderr and reason keep the connection’s secrets out', async () => {
+    const secret = 'hunter2-very-secret';
+    const script = await scriptSource(h, 'leaky', `echo "connecting as admin:${secret}@db" >&2; echo "connection refused" >&2; exit 2`);
+    await apply({ id: 'leaky', source: { command: [script], config: { password: secret } }, destination });
+    const syncId = await sync(h, 'leaky');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.attempt)).toBe(3);
+    expect(header(dead, HEADERS.reason)).toBe('source exited with code 2: connection refused');
+    expect(header(dead, HEADERS.type)).toBe('system_error');
+    const stderr = stderrOf(dead, HEADERS.stderrSource);
+    expect(stderr).toEqual(['connecting as admin:[redacted]@db', 'connection refused']);
+    expect(JSON.stringify(dead.properties.headers)).not.toContain(secret);
+    expect(JSON.stringify(await h.services.store.runs.get(syncId))).not.toContain(secret);
+  });
+
+  it('a malformed message and an unknown connection are dead-lettered at once, with the reason', async () => {
+    await confirmPublish(h.channel, h.topology.exchange, h.topology.syncRoutingKey, Buffer.from('{"syncId":"half-a-request"'), { messageId: 'not-json-1' });
+    const notJson = await deadLetterOf(h, 'not-json-1');
+    expect(notJson.content.toString()).toBe('{"syncId":"half-a-request"');
+    expect(header(notJson, HEADERS.reason)).toMatch(/not JSON/);
+    expect(header(notJson, HEADERS.attempt)).toBe(1);
+    expect(header(notJson, HEADERS.retryable)).toBe(false);
+
+    const syncId = await sync(h, 'no-such-connection');
+    const unknown = await deadLetterOf(h, syncId);
+    expect(header(unknown, HEADERS.reason)).toBe('unknown connection "no-such-connection"');
+    expect(header(unknown, HEADERS.attempt)).toBe(1);
+    expect(header(unknown, HEADERS.origin)).toBe('runner');
+    expect(header(unknown, HEADERS.type)).toBe('config_error');
+    expect(header(unknown, HEADERS.connectionId)).toBe('no-such-connection');
+    expect(await h.services.store.runs.get(syncId)).toMatchObject({ status: 'dead_lettered', attempt: 1, error: { retryable: false } });
+  });
+});
+
+describe('a message that crashes its consumer again and again', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // deliveryLimit is an argument of the syncs queue, fixed when it is first declared: a
+    // fresh prefix gets its own.
+    h = await harness('poison', { deliveryLimit: 2 });
+  });
+  afterAll(() => close(h));
+
+  it('is dead-lettered by the broker at the delivery limit, not redelivered for ever', async () => {
+    const syncId = await sync(h, 'whatever');
+    let deliveries = 0;
+    // A consumer that dies holding the message: its channel closes without an ack, as when a
+    // runner process is killed mid-sync.
+    const crashOnce = async (): Promise<boolean> => {
+      const channel = await h.broker.createChannel();
+      channel.on('error', () => undefined);
+      await channel.prefetch(1);
+      const got = new Promise<boolean>((resolve) => {
+        void channel.consume(h.topology.syncsQueue, (m) => resolve(m !== null), { noAck: false });
+      });
+      const timeout = new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000).unref());
+      const delivered = await Promise.race([got, timeout]);
+      await channel.close().catch(() => undefined);
+      return delivered;
+    };
+    const dead = await waitFor('the poison message in the dead queue', async () => {
+      await drainDead(h);
+      const letter = h.dead.get(syncId);
+      if (letter) return letter;
+      if (await crashOnce()) deliveries++;
+      return undefined;
+    }, 30_000, 10);
+    expect(deliveries).toBeGreaterThanOrEqual(2);
+    expect(deliveries).toBeLessThanOrEqual(h.config.deliveryLimit + 1);
+    // The broker says why; the runner never saw it through, so there is no tidepool reason.
+    expect(header(dead, 'x-first-death-reason')).toBe('delivery_limit');
+    expect(header(dead, HEADERS.reason)).toBeUndefined();
+    expect((await queueDepth(h.broker, h.topology.syncsQueue)).ready).toBe(0);
+  });
+});
