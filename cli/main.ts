@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { load: () => Promise<Pick<Command, 'main'>>; sum
   publish: { load: () => import('./commands/publish.js'), summary: 'request a sync of a connection' },
   connections: { load: () => import('./commands/connections.js'), summary: 'apply, list and show connections' },
   runs: { load: () => import('./commands/runs.js'), summary: 'recent sync runs' },
+  dlq: { load: () => import('./commands/dlq.js'), summary: 'list, show, replay and purge dead letters' },
   demo: { load: () => import('./commands/demo.js'), summary: 'run the whole loop on this machine' },
 };
 
