@@ -10,11 +10,16 @@ import { readLines, TailBuffer } from './lines.js';
 
 const STDERR_LINE_LIMIT = 64 * 1024;
 
-/** Drains a connector's stderr into a tail buffer (redacted) and the debug log. */
+/**
+ * Drains a connector's stderr into a tail buffer (redacted) and the debug log, as fast as it
+ * comes: a connector blocked on a full stderr pipe would stall the sync.
+ */
 export async function collectStderr(stream: Readable, tail: TailBuffer, secrets: ReadonlySet<string>, logger: Logger): Promise<void> {
   try {
-    for await (const line of readLines(stream, Number.MAX_SAFE_INTEGER)) {
-      const text = redactText(line.toString('utf8', 0, Math.min(line.length, STDERR_LINE_LIMIT)), secrets);
+    // Lines are cut at STDERR_LINE_LIMIT as they are read: a connector writing megabytes without
+    // a newline must not grow the runner (the tail keeps 1000 characters of a line anyway).
+    for await (const line of readLines(stream, STDERR_LINE_LIMIT, { truncate: true })) {
+      const text = redactText(line.toString('utf8'), secrets);
       tail.push(text);
       logger.debug({ stderr: text }, 'connector stderr');
     }

@@ -10,6 +10,8 @@
 // It is not a full JSON validator (number syntax inside data is not checked): the destination
 // parses every record anyway and fails loudly on a bad one.
 
+import { SAMPLE_BYTES } from './lines.js';
+
 export class LineError extends Error {
   override readonly name = 'LineError';
 }
@@ -229,4 +231,286 @@ function skipValue(buf: Uint8Array, i: number, end: number): number {
     throw new LineError(`unexpected character "${String.fromCharCode(first)}"`);
   }
   return j;
+}
+
+/** What LineScan.finish() returns: as scanMessage, with the names copied into `names`. */
+export interface ScannedLongMessage extends ScannedMessage {
+  /** Holds the stream name and namespace the offsets point into. */
+  names: Buffer;
+}
+
+// LineScan's states: where in the line the next byte is.
+const S_BEGIN = 0; // before the opening "{"
+const S_OPEN = 1; // after "{" of the message or the record: a key or "}"
+const S_KEY_NEXT = 2; // after ",": a key
+const S_KEY = 3; // inside a key
+const S_COLON = 4; // after a key
+const S_VALUE = 5; // after ":"
+const S_CAPTURE = 6; // inside a string value kept: type, stream, namespace
+const S_STRING = 7; // inside a string value skipped
+const S_NESTED = 8; // inside an object or array skipped
+const S_NESTED_STRING = 9; // inside a string in there
+const S_LITERAL = 10; // inside a number, true, false or null
+const S_AFTER_VALUE = 11; // a "," or "}"
+const S_END = 12; // after the message's "}": only whitespace
+
+// Which key's value comes next, as far as the scanner cares.
+const KEY_OTHER = 0;
+const KEY_TYPE = 1;
+const KEY_RECORD = 2;
+const KEY_STREAM = 3;
+const KEY_NAMESPACE = 4;
+const KEY_DATA = 5;
+
+const KEY_BYTES = 16;
+/** Longest type, stream or namespace kept: a name this long is not a name (and must not grow memory). */
+const MAX_NAME_BYTES = 64 * 1024;
+
+function keyOf(bytes: Uint8Array, length: number, inRecord: boolean): number {
+  if (length > KEY_BYTES) return KEY_OTHER;
+  if (!inRecord) {
+    if (keyIs(bytes, 0, length, K_TYPE)) return KEY_TYPE;
+    if (keyIs(bytes, 0, length, K_RECORD)) return KEY_RECORD;
+    return KEY_OTHER;
+  }
+  if (keyIs(bytes, 0, length, K_STREAM)) return KEY_STREAM;
+  if (keyIs(bytes, 0, length, K_NAMESPACE)) return KEY_NAMESPACE;
+  if (keyIs(bytes, 0, length, K_DATA)) return KEY_DATA;
+  return KEY_OTHER;
+}
+
+/**
+ * scanMessage for a line that arrives in pieces, so the pipe can check a very long line without
+ * holding it whole (a RECORD goes on to the destination as it arrives). The same checks and the
+ * same result as scanMessage, as a byte-at-a-time state machine: slower, and used only for lines
+ * past the pipe's long-line threshold. `type` is known as soon as the message's "type" string
+ * has gone by, which is what the pipe waits for before forwarding.
+ */
+export class LineScan {
+  /** The message's type, once its "type" value has been read. */
+  type: string | undefined;
+  /** The line's first SAMPLE_BYTES bytes, for error messages. */
+  readonly head = Buffer.alloc(SAMPLE_BYTES);
+  headLength = 0;
+
+  private state = S_BEGIN;
+  private inRecord = false;
+  private key = KEY_OTHER;
+  private readonly keyBytes = new Uint8Array(KEY_BYTES);
+  private keyLength = 0;
+  private escaped = false;
+  private captured: number[] = [];
+  private readonly nesting = new Uint8Array(NESTING.length);
+  private depth = 0;
+  private recordSeen = false;
+  private dataInRecord = false;
+  private hasData = false;
+  private stream: number[] | undefined;
+  private namespace: number[] | undefined;
+
+  push(buf: Uint8Array, start: number, end: number): void {
+    if (this.headLength < SAMPLE_BYTES) {
+      const n = Math.min(end - start, SAMPLE_BYTES - this.headLength);
+      this.head.set(buf.subarray(start, start + n), this.headLength);
+      this.headLength += n;
+    }
+    let i = start;
+    while (i < end) {
+      const c = buf[i]!;
+      switch (this.state) {
+        case S_BEGIN:
+          if (c === OPEN_BRACE) this.state = S_OPEN;
+          else if (!isWs(c)) throw new LineError('not a JSON object');
+          break;
+        case S_OPEN:
+        case S_KEY_NEXT:
+          if (c === QUOTE) {
+            this.state = S_KEY;
+            this.keyLength = 0;
+            this.escaped = false;
+          } else if (c === CLOSE_BRACE && this.state === S_OPEN) {
+            this.closeObject();
+          } else if (!isWs(c)) {
+            throw new LineError(this.inRecord ? 'expected a key in "record"' : 'expected a key');
+          }
+          break;
+        case S_KEY:
+          if (this.escaped) this.escaped = false;
+          else if (c === BACKSLASH) this.escaped = true;
+          else if (c === QUOTE) {
+            this.key = keyOf(this.keyBytes, this.keyLength, this.inRecord);
+            this.state = S_COLON;
+            break;
+          }
+          if (this.keyLength < KEY_BYTES) this.keyBytes[this.keyLength] = c;
+          this.keyLength++;
+          break;
+        case S_COLON:
+          if (c === COLON) this.state = S_VALUE;
+          else if (!isWs(c)) throw new LineError(this.inRecord ? 'expected ":" in "record"' : 'expected ":"');
+          break;
+        case S_VALUE:
+          if (!isWs(c)) this.value(c);
+          break;
+        case S_CAPTURE:
+          if (this.escaped) this.escaped = false;
+          else if (c === BACKSLASH) this.escaped = true;
+          else if (c === QUOTE) {
+            this.captureDone();
+            break;
+          }
+          if (this.captured.length === MAX_NAME_BYTES) throw new LineError(`a name longer than ${MAX_NAME_BYTES} bytes`);
+          this.captured.push(c);
+          break;
+        case S_STRING:
+        case S_NESTED_STRING: {
+          // The bulk of a long line is string content: find its end without a switch per byte.
+          let j = i;
+          let escaped = this.escaped;
+          for (; j < end; j++) {
+            const b = buf[j]!;
+            if (escaped) escaped = false;
+            else if (b === BACKSLASH) escaped = true;
+            else if (b === QUOTE) break;
+          }
+          this.escaped = escaped;
+          i = j;
+          if (j < end) this.state = this.state === S_STRING ? S_AFTER_VALUE : S_NESTED;
+          break;
+        }
+        case S_NESTED:
+          if (c === QUOTE) {
+            this.state = S_NESTED_STRING;
+            this.escaped = false;
+          } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+            if (this.depth === this.nesting.length) throw new LineError(`nested deeper than ${this.nesting.length} levels`);
+            this.nesting[this.depth++] = c;
+          } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+            if (this.depth === 0 || this.nesting[--this.depth] !== (c === CLOSE_BRACE ? OPEN_BRACE : OPEN_BRACKET)) {
+              throw new LineError('mismatched brackets');
+            }
+            if (this.depth === 0) this.state = S_AFTER_VALUE;
+          }
+          break;
+        case S_LITERAL:
+          if (c === COMMA || c === CLOSE_BRACE || c === CLOSE_BRACKET || isWs(c)) {
+            // The delimiter belongs to what follows the value: look at it again there.
+            this.state = S_AFTER_VALUE;
+            continue;
+          }
+          break;
+        case S_AFTER_VALUE:
+          if (c === COMMA) this.state = S_KEY_NEXT;
+          else if (c === CLOSE_BRACE) this.closeObject();
+          else if (!isWs(c)) throw new LineError(this.inRecord ? 'expected "," or "}" in "record"' : 'expected "," or "}"');
+          break;
+        case S_END:
+          if (!isWs(c)) throw new LineError('text after the JSON object');
+          break;
+      }
+      i++;
+    }
+  }
+
+  /** The line has ended: the result, or a LineError saying what is wrong. */
+  finish(): ScannedLongMessage {
+    switch (this.state) {
+      case S_END:
+        break;
+      case S_BEGIN:
+        throw new LineError('not a JSON object');
+      case S_KEY:
+      case S_CAPTURE:
+      case S_STRING:
+        throw new LineError('unterminated string');
+      case S_NESTED:
+      case S_NESTED_STRING:
+        throw new LineError(this.state === S_NESTED_STRING ? 'unterminated string' : 'unbalanced brackets');
+      default:
+        throw new LineError(this.inRecord ? 'line ends inside "record"' : 'line ends inside the object');
+    }
+    const type = this.type ?? '';
+    if (type === '') throw new LineError('no "type" field');
+    const stream = this.stream ?? [];
+    const namespace = this.namespace ?? [];
+    const names = Buffer.from([...stream, ...namespace]);
+    const scanned: ScannedLongMessage = {
+      type,
+      names,
+      streamStart: this.stream ? 0 : -1,
+      streamEnd: this.stream ? stream.length : -1,
+      namespaceStart: this.namespace ? stream.length : -1,
+      namespaceEnd: this.namespace ? names.length : -1,
+    };
+    if (type === 'RECORD') {
+      if (!this.recordSeen) throw new LineError('RECORD without a "record" object');
+      if (!this.stream) throw new LineError('RECORD without a "stream" name');
+      if (!this.hasData) throw new LineError('RECORD without a "data" object');
+    }
+    return scanned;
+  }
+
+  /** The first byte of a value (not whitespace). */
+  private value(c: number): void {
+    const key = this.key;
+    if (key === KEY_TYPE || key === KEY_STREAM) {
+      if (c !== QUOTE) throw new LineError(key === KEY_TYPE ? '"type" is not a string' : '"stream" is not a string');
+      this.startCapture();
+      return;
+    }
+    if (key === KEY_NAMESPACE && c === QUOTE) {
+      this.startCapture();
+      return;
+    }
+    if (key === KEY_RECORD && c === OPEN_BRACE) {
+      this.recordSeen = true;
+      this.inRecord = true;
+      this.dataInRecord = false;
+      this.state = S_OPEN;
+      return;
+    }
+    if (key === KEY_DATA) {
+      if (c !== OPEN_BRACE) throw new LineError('"data" is not an object');
+      this.dataInRecord = true;
+    }
+    // Skipped, as scanMessage's skipValue.
+    if (c === QUOTE) {
+      this.state = S_STRING;
+      this.escaped = false;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      this.nesting[0] = c;
+      this.depth = 1;
+      this.state = S_NESTED;
+    } else if (c === COMMA || c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      throw new LineError('expected a value');
+    } else if (c === 0x74 || c === 0x66 || c === 0x6e || c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      this.state = S_LITERAL;
+    } else {
+      throw new LineError(`unexpected character "${String.fromCharCode(c)}"`);
+    }
+  }
+
+  private startCapture(): void {
+    this.captured = [];
+    this.escaped = false;
+    this.state = S_CAPTURE;
+  }
+
+  private captureDone(): void {
+    if (this.key === KEY_TYPE) this.type = typeName(Uint8Array.from(this.captured), 0, this.captured.length);
+    else if (this.key === KEY_STREAM) this.stream = this.captured;
+    else this.namespace = this.captured;
+    this.captured = [];
+    this.state = S_AFTER_VALUE;
+  }
+
+  private closeObject(): void {
+    if (this.inRecord) {
+      this.inRecord = false;
+      this.hasData = this.dataInRecord;
+      this.state = S_AFTER_VALUE;
+    } else {
+      this.state = S_END;
+    }
+  }
 }

@@ -1,43 +1,100 @@
 // Splitting a byte stream into lines with a bounded buffer: a connector that writes one
-// enormous line (or never a newline) fails with a clear error instead of growing the runner's
-// memory without limit.
+// enormous line (or never a newline) fails with a clear error, or has the line cut short,
+// instead of growing the runner's memory without limit.
 import type { Readable } from 'node:stream';
 
 export class LineTooLongError extends Error {
   override readonly name = 'LineTooLongError';
-  constructor(readonly limit: number) {
-    super(`a line longer than ${limit} bytes (the runner's maxLineBytes)`);
+  constructor(
+    readonly limit: number,
+    /** 1-based number of the line, when the reader counts them. */
+    readonly lineNumber?: number,
+    /** The line's start, for the message (cut short). */
+    readonly sample?: string,
+  ) {
+    super(`${lineNumber === undefined ? 'a line is' : `line ${lineNumber} is`} longer than maxLineBytes (${describeBytes(limit)})${sample === undefined ? '' : `: ${sample}`}`);
   }
 }
 
-/** Lines (without the newline) as Buffers. For low-volume streams; the record path uses pipe.ts. */
-export async function* readLines(stream: Readable, maxLineBytes: number): AsyncGenerator<Buffer> {
+/** 67108864 → "64 MiB", 1536 → "1.5 KiB (1536 bytes)", 1000 → "1000 bytes". */
+export function describeBytes(n: number): string {
+  const units: [number, string][] = [[1024 ** 3, 'GiB'], [1024 ** 2, 'MiB'], [1024, 'KiB']];
+  for (const [size, unit] of units) {
+    if (n >= size) return n % size === 0 ? `${n / size} ${unit}` : `${(n / size).toFixed(1)} ${unit} (${n} bytes)`;
+  }
+  return `${n} bytes`;
+}
+
+/** Bytes of connector output quoted in an error message. */
+export const SAMPLE_BYTES = 120;
+
+/**
+ * The start of buf[start, end) as text, at most SAMPLE_BYTES (120) bytes, with "…" when
+ * cut (or when `more`: the line goes on beyond buf): connector output quoted in an error.
+ */
+export function sampleOf(buf: Uint8Array, start: number, end: number, more = false): string {
+  const cut = end - start > SAMPLE_BYTES;
+  return Buffer.from(buf.buffer, buf.byteOffset + start, Math.min(end - start, SAMPLE_BYTES)).toString('utf8') + (cut || more ? '…' : '');
+}
+
+export interface ReadLinesOptions {
+  /**
+   * Cut a longer line to maxLineBytes and drop the rest of it, instead of throwing
+   * LineTooLongError: for stderr, where a line is only ever shown, never parsed.
+   */
+  truncate?: boolean;
+  /** Called with the size of each chunk read: the stream's activity (runner/watchdog.ts). */
+  onChunk?: (bytes: number) => void;
+}
+
+/**
+ * Lines (without the newline) as Buffers, each a slice of what was read when it fits in one
+ * chunk. For low-volume streams; the record path uses pipe.ts. At most maxLineBytes of a line
+ * are held.
+ */
+export async function* readLines(stream: Readable, maxLineBytes: number, options: ReadLinesOptions = {}): AsyncGenerator<Buffer> {
+  const { truncate = false, onChunk } = options;
+  // The start of a line whose end has not arrived yet.
   let parts: Buffer[] = [];
   let partsLength = 0;
+  let lineNumber = 1;
+  /** Adds buf[s, e) to the line being carried; beyond maxLineBytes it throws or drops. */
+  const carry = (buf: Buffer, s: number, e: number): void => {
+    const room = maxLineBytes - partsLength;
+    if (e - s > room) {
+      if (!truncate) throw new LineTooLongError(maxLineBytes, lineNumber);
+      e = s + room;
+    }
+    if (e > s) {
+      parts.push(buf.subarray(s, e));
+      partsLength += e - s;
+    }
+  };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
+    onChunk?.(chunk.length);
     let start = 0;
     for (;;) {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
-      if (partsLength > 0) {
-        parts.push(chunk.subarray(start, nl));
-        if (partsLength + nl - start > maxLineBytes) throw new LineTooLongError(maxLineBytes);
-        yield Buffer.concat(parts);
+      if (parts.length === 0) {
+        if (nl - start > maxLineBytes) {
+          if (!truncate) throw new LineTooLongError(maxLineBytes, lineNumber);
+          yield chunk.subarray(start, start + maxLineBytes);
+        } else {
+          yield chunk.subarray(start, nl);
+        }
+      } else {
+        carry(chunk, start, nl);
+        yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, partsLength);
         parts = [];
         partsLength = 0;
-      } else {
-        if (nl - start > maxLineBytes) throw new LineTooLongError(maxLineBytes);
-        yield chunk.subarray(start, nl);
       }
+      lineNumber++;
       start = nl + 1;
     }
-    if (start < chunk.length) {
-      parts.push(chunk.subarray(start));
-      partsLength += chunk.length - start;
-      if (partsLength > maxLineBytes) throw new LineTooLongError(maxLineBytes);
-    }
+    if (start < chunk.length) carry(chunk, start, chunk.length);
   }
-  if (partsLength > 0) yield Buffer.concat(parts);
+  if (partsLength > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, partsLength);
 }
 
 /** Keeps the last `size` lines of a stream (a connector's stderr), each cut to `maxLength`. */

@@ -6,9 +6,11 @@
 // write. Other messages (LOG, TRACE, CONTROL) are handed to `onMessage` and not forwarded.
 // Backpressure: when the destination's stdin is full we wait for 'drain' before reading more,
 // so a slow destination slows the source instead of growing the runner's memory.
+// Memory is bounded per line too: a line past LONG_LINE_BYTES is checked as it arrives, and a
+// RECORD forwarded as it arrives, so the runner never holds a huge record whole.
 import type { Readable, Writable } from 'node:stream';
-import { LineError, scanMessage } from './line-scanner.js';
-import { LineTooLongError } from './lines.js';
+import { LineError, LineScan, scanMessage } from './line-scanner.js';
+import { LineTooLongError, sampleOf } from './lines.js';
 import type { StreamStats } from '../shared/store/runs.js';
 
 export interface PumpHandlers {
@@ -25,10 +27,22 @@ export interface PumpOptions {
   /** Bytes allowed in the destination's write buffer before waiting for 'drain' (default 1 MiB). */
   maxBufferedBytes?: number;
   signal?: AbortSignal;
+  /** Counters the pump keeps up to date, for the watchdog (runner/watchdog.ts). */
+  progress?: PumpProgress;
 }
 
 export class SourceProtocolError extends Error {
   override readonly name = 'SourceProtocolError';
+}
+
+/** How far the pump got, updated once per chunk read and per write, not per line. */
+export class PumpProgress {
+  /** Bytes read from the source's stdout. */
+  read = 0;
+  /** Bytes handed to the destination's stdin (some may still wait in its write buffer). */
+  written = 0;
+  /** The pump waits for the destination to take what it was given, and reads nothing meanwhile. */
+  waiting = false;
 }
 
 export class PumpStats {
@@ -80,9 +94,39 @@ function sameBytes(a: Buffer, buf: Buffer, s: number, e: number): boolean {
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 
 /**
+ * A line still unfinished past this many bytes is scanned as it arrives (LineScan) instead of
+ * whole at its end; once it is known to be a RECORD its bytes go on to the destination as they
+ * arrive, so the runner never holds more of it than a chunk. Other long lines (a STATE, a LOG)
+ * are held up to maxLineBytes, as their handlers need them whole. Without this a 100 MiB line
+ * was held up to maxLineBytes (64 MiB) before being rejected, and a long line that fits twice
+ * over (its pieces, then their concatenation).
+ */
+const LONG_LINE_BYTES = 1024 * 1024;
+
+/**
+ * The line unfinished at the end of the last chunk: its pieces, and its length so far. Once it
+ * is long, `scan` checks it as it comes; when that finds a RECORD, `streaming` is set, its bytes
+ * so far are forwarded, and `pieces` stays empty until its newline.
+ */
+class PartialLine {
+  pieces: Buffer[] = [];
+  length = 0;
+  scan: LineScan | undefined;
+  streaming = false;
+
+  reset(): void {
+    this.pieces = [];
+    this.length = 0;
+    this.scan = undefined;
+    this.streaming = false;
+  }
+}
+
+/**
  * Pumps until the source's stdout ends. The caller then ends the destination's stdin (EOF
  * travels on: the destination flushes, echoes its last STATE and exits) — or, after a failure,
- * does not. Throws SourceProtocolError for a line that breaks the protocol.
+ * does not. Throws SourceProtocolError for a line that breaks the protocol, LineTooLongError
+ * for a line over maxLineBytes.
  */
 export async function pumpRecords(
   source: Readable,
@@ -93,18 +137,27 @@ export async function pumpRecords(
 ): Promise<void> {
   const { maxLineBytes, signal } = options;
   const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
-  let carry: Buffer[] = [];
-  let carryLength = 0;
+  const progress = options.progress ?? new PumpProgress();
+  const partial = new PartialLine();
   let lineNo = 0;
   let firstRecordSeen = false;
 
   const write = async (data: Buffer): Promise<void> => {
     if (data.length === 0) return;
+    progress.written += data.length;
     if (!destination.write(data) && destination.writableLength > maxBuffered) {
       if (destination.destroyed || destination.writableEnded) throw new Error('destination stdin closed');
-      await waitDrain(destination, signal);
+      progress.waiting = true;
+      try {
+        await waitDrain(destination, signal);
+      } finally {
+        progress.waiting = false;
+      }
     }
   };
+
+  const notAMessage = (err: LineError, sample: string): SourceProtocolError =>
+    new SourceProtocolError(`source line ${lineNo} is not an Airbyte message (${err.message}): ${sample}`);
 
   // Handles one complete line; returns true when it is to be forwarded.
   const handle = (buf: Buffer, start: number, end: number): boolean => {
@@ -115,10 +168,7 @@ export async function pumpRecords(
     try {
       m = scanMessage(buf, start, end);
     } catch (err) {
-      if (err instanceof LineError) {
-        const sample = buf.toString('utf8', start, Math.min(end, start + 120));
-        throw new SourceProtocolError(`source line ${lineNo} is not an Airbyte message (${err.message}): ${sample}`);
-      }
+      if (err instanceof LineError) throw notAMessage(err, sampleOf(buf, start, end));
       throw err;
     }
     if (m.type === 'RECORD') {
@@ -140,24 +190,91 @@ export async function pumpRecords(
     return false;
   };
 
+  const tooLong = (): LineTooLongError => {
+    const first = partial.pieces[0];
+    const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, true) : first ? sampleOf(first, 0, first.length, true) : undefined;
+    return new LineTooLongError(maxLineBytes, lineNo + 1, sample);
+  };
+
+  const scanPiece = (scan: LineScan, buf: Buffer, s: number, e: number): void => {
+    try {
+      scan.push(buf, s, e);
+    } catch (err) {
+      if (!(err instanceof LineError)) throw err;
+      lineNo++;
+      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, true));
+    }
+  };
+
+  // Adds buf[s, e), which holds no newline, to the unfinished line.
+  const extend = async (buf: Buffer, s: number, e: number): Promise<void> => {
+    if (e === s) return;
+    if (partial.length + (e - s) > maxLineBytes) throw tooLong();
+    partial.length += e - s;
+    if (partial.scan) scanPiece(partial.scan, buf, s, e);
+    if (partial.streaming) {
+      await write(buf.subarray(s, e));
+      return;
+    }
+    partial.pieces.push(s === 0 && e === buf.length ? buf : buf.subarray(s, e));
+    if (partial.length <= LONG_LINE_BYTES) return;
+    if (!partial.scan) {
+      partial.scan = new LineScan();
+      for (const piece of partial.pieces) scanPiece(partial.scan, piece, 0, piece.length);
+    }
+    if (partial.scan.type === 'RECORD') {
+      // Forwarded before it is complete: if its end breaks the protocol, the sync fails and the
+      // destination is stopped before the newline that would complete it.
+      partial.streaming = true;
+      const pieces = partial.pieces;
+      partial.pieces = [];
+      for (const piece of pieces) await write(piece);
+    }
+  };
+
+  // The streamed line has ended: check it whole, and count it.
+  const endStreamed = (): void => {
+    const scan = partial.scan!;
+    let m;
+    try {
+      m = scan.finish();
+    } catch (err) {
+      if (!(err instanceof LineError)) throw err;
+      lineNo++;
+      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, true));
+    }
+    lineNo++;
+    if (m.type !== 'RECORD') throw new SourceProtocolError(`source line ${lineNo}: "type" given twice, RECORD and then "${m.type}"`);
+    stats.count(m.names, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, partial.length);
+    if (!firstRecordSeen) {
+      firstRecordSeen = true;
+      handlers.onFirstRecord?.();
+    }
+    partial.reset();
+  };
+
   for await (const chunk of source as AsyncIterable<Buffer>) {
     if (signal?.aborted) return;
+    progress.read += chunk.length;
     let pos = 0;
-    if (carryLength > 0) {
+    if (partial.length > 0) {
       // Finish the line carried over from the previous chunk.
       const nl = chunk.indexOf(10);
       if (nl < 0) {
-        carry.push(chunk);
-        carryLength += chunk.length;
-        if (carryLength > maxLineBytes) throw new LineTooLongError(maxLineBytes);
+        await extend(chunk, 0, chunk.length);
         continue;
       }
-      if (carryLength + nl > maxLineBytes) throw new LineTooLongError(maxLineBytes);
-      carry.push(chunk.subarray(0, nl + 1));
-      const line = Buffer.concat(carry);
-      carry = [];
-      carryLength = 0;
-      if (handle(line, 0, line.length - 1)) await write(line);
+      if (partial.streaming) {
+        await extend(chunk, 0, nl);
+        endStreamed();
+        await write(NEWLINE);
+      } else {
+        if (partial.length + nl > maxLineBytes) throw tooLong();
+        partial.pieces.push(chunk.subarray(0, nl + 1));
+        const line = Buffer.concat(partial.pieces);
+        partial.reset();
+        if (handle(line, 0, line.length - 1)) await write(line);
+      }
       pos = nl + 1;
     }
     // Forward [forwardFrom, lineStart) in one write; break the run at lines not forwarded.
@@ -166,7 +283,7 @@ export async function pumpRecords(
     for (;;) {
       const nl = chunk.indexOf(10, lineStart);
       if (nl < 0) break;
-      if (nl - lineStart > maxLineBytes) throw new LineTooLongError(maxLineBytes);
+      if (nl - lineStart > maxLineBytes) throw new LineTooLongError(maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl));
       if (!handle(chunk, lineStart, nl)) {
         if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
         forwardFrom = nl + 1;
@@ -174,15 +291,16 @@ export async function pumpRecords(
       lineStart = nl + 1;
     }
     if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
-    if (lineStart < chunk.length) {
-      carry.push(chunk.subarray(lineStart));
-      carryLength += chunk.length - lineStart;
-      if (carryLength > maxLineBytes) throw new LineTooLongError(maxLineBytes);
-    }
+    if (lineStart < chunk.length) await extend(chunk, lineStart, chunk.length);
   }
-  if (carryLength > 0 && !signal?.aborted) {
+  if (partial.length > 0 && !signal?.aborted) {
     // A last line without a newline.
-    const line = Buffer.concat(carry);
+    if (partial.streaming) {
+      endStreamed();
+      await write(NEWLINE);
+      return;
+    }
+    const line = Buffer.concat(partial.pieces);
     if (handle(line, 0, line.length)) {
       await write(line);
       await write(NEWLINE);

@@ -24,12 +24,14 @@ import type { LockHandle } from '../shared/store/locks.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { StaleLockError } from '../shared/store/state.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
+import { formatDuration } from '../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
-import { LineTooLongError, readLines, TailBuffer } from './lines.js';
-import { PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
+import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
+import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
+import { watchConnectors } from './watchdog.js';
 
-export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'stderrTailLines' | 'syncTimeout'>;
+export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'stderrTailLines' | 'syncTimeout'>;
 
 export interface SyncDeps {
   store: Pick<Store, 'connections' | 'state' | 'runs' | 'locks'>;
@@ -177,6 +179,7 @@ async function replicate(
 
   let destination: ConnectorProcess | undefined;
   let source: ConnectorProcess | undefined;
+  let stopWatching = (): void => undefined;
   try {
     destination = await launcher.start({
       runId: `${runId}-destination`,
@@ -210,6 +213,42 @@ async function replicate(
     const sourceStderr = collectStderr(src.stderr, sourceTail, secrets, logger.child({ connector: 'source' }));
     const destinationStderr = collectStderr(dst.stderr, destinationTail, secrets, logger.child({ connector: 'destination' }));
 
+    // What the watchdog samples: see runner/watchdog.ts for what counts as a sign of life.
+    const progress = new PumpProgress();
+    let sourceExited = false;
+    let sourceOutputEnded = false;
+    let destinationExited = false;
+    let destinationInputEnded = false;
+    let destinationOutputBytes = 0;
+    void src.exit.then(() => (sourceExited = true));
+    void dst.exit.then(() => (destinationExited = true));
+    const silence = formatDuration(config.messageTimeout);
+    const hung = (origin: 'source' | 'destination', what: string) =>
+      fail(new ConnectorError(`${origin} ${what} (messageTimeout): considered hung and stopped`, origin, true, 'timeout'));
+    stopWatching = watchConnectors(config.messageTimeout, [
+      {
+        sample: () => ({ progress: progress.read, expected: !sourceExited && !progress.waiting }),
+        onHung: () => hung('source', sourceOutputEnded ? `closed its output but did not exit for ${silence}` : `wrote nothing on stdout for ${silence}`),
+      },
+      {
+        // Input counts as taken once it left the runner's buffer for the pipe (or socket).
+        sample: () => ({
+          progress: destinationOutputBytes + progress.written - dst.stdin.writableLength,
+          expected: !destinationExited && (destinationInputEnded || dst.stdin.writableLength > 0),
+        }),
+        onHung: () => {
+          const queued = dst.stdin.writableLength;
+          hung(
+            'destination',
+            queued > 0
+              ? `neither read its input nor wrote anything on stdout for ${silence}, with ${describeBytes(queued)} of input waiting`
+              : `neither exited nor wrote anything on stdout for ${silence} after its input ended`,
+          );
+        },
+      },
+    ]);
+    abort.signal.addEventListener('abort', () => stopWatching(), { once: true });
+
     const pump = pumpRecords(
       src.stdout,
       dst.stdin,
@@ -227,31 +266,39 @@ async function replicate(
           if (m?.type === 'TRACE' && m.trace.type === 'ERROR') sourceTrace = m.trace;
         },
       },
-      { maxLineBytes: config.maxLineBytes, signal: abort.signal },
+      { maxLineBytes: config.maxLineBytes, signal: abort.signal, progress },
     ).then(
       async () => {
+        sourceOutputEnded = true;
         // EOF tells the destination the source *finished*: it commits and, for overwrite
         // streams, removes the previous generation's rows. After a failed source that would
         // replace good data with a partial read, so a failed source ends the destination
         // without EOF instead; what it already confirmed stays committed.
         const e = await src.exit;
-        if (isSuccess(e)) dst.stdin.end();
-        else dst.kill('SIGKILL');
+        if (isSuccess(e)) {
+          destinationInputEnded = true;
+          dst.stdin.end();
+        } else {
+          dst.kill('SIGKILL');
+        }
       },
       async (err: unknown) => {
         if (err instanceof SourceProtocolError) fail(await protocolOrDeath(new ProtocolError(err.message, 'source'), src, sourceTail));
-        else if (err instanceof LineTooLongError) fail(new ProtocolError(`source wrote ${err.message}`, 'source'));
+        else if (err instanceof LineTooLongError) fail(new ProtocolError(`source ${err.message}`, 'source'));
         else if (!abort.signal.aborted) fail(new ConnectorError(`destination stopped reading its input: ${(err as Error).message}`, 'destination', true, 'system_error'));
       },
     );
 
     const destinationOutput = (async () => {
       try {
-        for await (const line of readLines(dst.stdout, config.maxLineBytes)) {
+        const onChunk = (bytes: number) => {
+          destinationOutputBytes += bytes;
+        };
+        for await (const line of readLines(dst.stdout, config.maxLineBytes, { onChunk })) {
           if (line.length === 0) continue;
           const m = parseMessage(line);
           if (!m) {
-            fail(await protocolOrDeath(new ProtocolError(`destination wrote a line that is not an Airbyte message: ${line.toString('utf8', 0, 120)}`, 'destination'), dst, destinationTail));
+            fail(await protocolOrDeath(new ProtocolError(`destination wrote a line that is not an Airbyte message: ${sampleOf(line, 0, line.length)}`, 'destination'), dst, destinationTail));
             return;
           }
           if (m.type === 'STATE') {
@@ -275,7 +322,7 @@ async function replicate(
           }
         }
       } catch (err) {
-        if (err instanceof LineTooLongError) fail(new ProtocolError(`destination wrote ${err.message}`, 'destination'));
+        if (err instanceof LineTooLongError) fail(new ProtocolError(`destination ${err.message}`, 'destination'));
       }
     })();
 
@@ -316,6 +363,7 @@ async function replicate(
     const f = err instanceof TidepoolError ? err.toFailure() : toFailure(err);
     throw new ReplicationError({ ...f, message: redactText(f.message, secrets), stderr: f.stderr ?? stderrOf() });
   } finally {
+    stopWatching();
     clearTimeout(timeout);
     signal.removeEventListener('abort', onOuterAbort);
   }

@@ -92,6 +92,12 @@ export const configSchema = z
     shutdownGrace: duration.default(30_000),
     maxLineBytes: bytes.default(64 * 1024 * 1024),
     syncTimeout: duration.default(6 * 3600_000),
+    /**
+     * A connector the runner waits on that gives no sign of life for this long is hung and the
+     * sync fails (Airbyte's heartbeat): a source that writes nothing on stdout, a destination
+     * that neither takes its input nor writes anything (runner/watchdog.ts). 0 = never.
+     */
+    messageTimeout: duration.default(30 * 60_000),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineError, scanMessage } from '../../runner/line-scanner.js';
+import { LineError, LineScan, scanMessage } from '../../runner/line-scanner.js';
 
 interface Scanned {
   type: string;
@@ -303,5 +303,145 @@ describe('scanMessage: cross-check against JSON.parse', () => {
         expect(threw, `accepted a prefix: ${buf.toString('utf8', 0, end)}`).toBe(true);
       }
     }
+  });
+});
+
+// --- LineScan: the same verdicts on a line fed in pieces -------------------------------------
+
+type Verdict = { ok: true; type: string; stream: string | undefined; namespace: string | undefined } | { ok: false };
+
+function wholeVerdict(buf: Buffer): Verdict {
+  try {
+    return { ok: true, ...scanBuf(buf) };
+  } catch (err) {
+    expect(err).toBeInstanceOf(LineError);
+    return { ok: false };
+  }
+}
+
+/** Feeds buf to a LineScan cut at `cuts`; the verdict, and whether it failed before the end. */
+function pieceVerdict(buf: Buffer, cuts: number[]): Verdict & { early?: boolean } {
+  const scan = new LineScan();
+  const bounds = [0, ...cuts, buf.length];
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    try {
+      scan.push(buf, bounds[i]!, bounds[i + 1]!);
+    } catch (err) {
+      expect(err).toBeInstanceOf(LineError);
+      return { ok: false, early: true };
+    }
+  }
+  try {
+    const m = scan.finish();
+    return {
+      ok: true,
+      type: m.type,
+      stream: m.streamStart >= 0 ? m.names.toString('utf8', m.streamStart, m.streamEnd) : undefined,
+      namespace: m.namespaceStart >= 0 ? m.names.toString('utf8', m.namespaceStart, m.namespaceEnd) : undefined,
+    };
+  } catch (err) {
+    expect(err).toBeInstanceOf(LineError);
+    return { ok: false };
+  }
+}
+
+function randomCuts(rand: (n: number) => number, length: number): number[] {
+  return Array.from({ length: rand(4) }, () => rand(length + 1)).sort((a, b) => a - b);
+}
+
+/** A valid line with one byte replaced, inserted or removed, or cut short. */
+function corrupt(line: string, rand: (n: number) => number): string {
+  const at = rand(line.length);
+  const ch = ['"', '\\', '{', '}', '[', ']', ':', ',', ' ', 'x', '1'][rand(11)]!;
+  switch (rand(4)) {
+    case 0:
+      return line.slice(0, at) + ch + line.slice(at + 1);
+    case 1:
+      return line.slice(0, at) + ch + line.slice(at);
+    case 2:
+      return line.slice(0, at) + line.slice(at + 1);
+    default:
+      return line.slice(0, at);
+  }
+}
+
+describe('LineScan (a line in pieces) agrees with scanMessage', () => {
+  const fixed = [
+    '{"type":"RECORD","record":{"stream":"users","namespace":"public","data":{"id":1},"emitted_at":1}}',
+    '{"record":{"stream":"s","data":{"a":1}},"type":"RECORD"}',
+    '{"type":"RECORD","record":{"data":{"stream":"wrong"},"stream":"right"}}',
+    ' { "type" : "RECORD" ,\t"record" : { "stream" : "s" , "data" : { } } } ',
+    '{"type":"RECORD","record":{"stream":"zoë_😀","namespace":"日本","data":{}}}',
+    String.raw`{"type":"RECORD","record":{"stream":"s","data":{"a\"}b":"x\"}]{[","t":true,"n":null,"x":-1.5e10}}}`,
+    '{"type":"LOG","log":{"level":"INFO","message":"hello {world]"}}',
+    '{"type":"SOMETHING_NEW"}',
+    '',
+    'Starting sync...',
+    '{"type":"LOG","log":{"a":[1,2}',
+    '{"type":"LOG","log":{"a":[1,2',
+    '{"type":"RECORD","record":{"stream":5,"data":{}}}',
+    '{"type":"RECORD","record":{"stream":"s","data":[1]}}',
+    '{"type":"RECORD","record":{"stream":"s"}}',
+    '{"type":"RECORD","record":[]}',
+    '{"type":"LOG","log":{}} x',
+    '{"type" "LOG"}',
+    '{"type":"LOG","x":abc}',
+    '{"type":"LOG","x":}',
+    '{"type":"LOG","x":1,}',
+    '{}',
+    '{"type":""}',
+    '{"hello":"world"}',
+    '[{"type":"LOG"}]',
+    '["type":"LOG"}',
+    '"RECORD"',
+  ];
+
+  it('on fixed lines, cut at every position', () => {
+    for (const line of fixed) {
+      const buf = Buffer.from(line);
+      const expected = wholeVerdict(buf);
+      for (let cut = 0; cut <= buf.length; cut++) {
+        const { early: _early, ...got } = pieceVerdict(buf, [cut]);
+        expect(got, `${line} cut at ${cut}`).toEqual(expected);
+      }
+    }
+  });
+
+  it('on random valid and corrupted messages, cut at random positions', () => {
+    const rand = makeRandom(1234);
+    let invalid = 0;
+    for (let i = 0; i < 3000; i++) {
+      const valid = serialize(randomMessage(rand), rand);
+      const line = i % 2 === 0 ? valid : corrupt(valid, rand);
+      const buf = Buffer.from(line);
+      const expected = wholeVerdict(buf);
+      if (!expected.ok) invalid++;
+      const { early: _early, ...got } = pieceVerdict(buf, randomCuts(rand, buf.length));
+      expect(got, line).toEqual(expected);
+    }
+    // The corruptions do produce invalid lines (else this tests little).
+    expect(invalid).toBeGreaterThan(500);
+  });
+
+  it('knows the type as soon as it has gone by, before the line ends', () => {
+    const scan = new LineScan();
+    const head = Buffer.from('{"type":"RECORD","record":{"stream":"s","data":{"blob":"');
+    scan.push(head, 0, 10);
+    expect(scan.type).toBeUndefined();
+    scan.push(head, 10, head.length);
+    expect(scan.type).toBe('RECORD');
+    const filler = Buffer.alloc(1024 * 1024, 'x');
+    for (let i = 0; i < 8; i++) scan.push(filler, 0, filler.length);
+    const tail = Buffer.from('"}}}');
+    scan.push(tail, 0, tail.length);
+    const m = scan.finish();
+    expect(m.names.toString('utf8', m.streamStart, m.streamEnd)).toBe('s');
+    expect(scan.head.toString('utf8', 0, scan.headLength)).toBe(Buffer.concat([head, filler]).toString('utf8', 0, 120));
+  });
+
+  it('fails at the first bad byte, without waiting for the end of the line', () => {
+    const scan = new LineScan();
+    const line = Buffer.from('this is not json');
+    expect(() => scan.push(line, 0, line.length)).toThrow(/not a JSON object/);
   });
 });

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { LineTooLongError, TailBuffer, readLines } from '../../runner/lines.js';
+import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from '../../runner/lines.js';
 
 async function lines(chunks: string[], max = 1024): Promise<string[]> {
   const out: string[] = [];
@@ -99,6 +99,41 @@ describe('readLines', () => {
     expect(pulled).toBeLessThan(50);
   });
 
+  it('names the line and the limit in LineTooLongError', async () => {
+    const err = (await lineError(['a\nb\n', 'c'.repeat(20), '\n'], 16)) as LineTooLongError;
+    expect(err.lineNumber).toBe(3);
+    expect(err.message).toBe('line 3 is longer than maxLineBytes (16 bytes)');
+  });
+
+  it('with truncate, cuts long lines to the limit and goes on with the next ones', async () => {
+    const got: string[] = [];
+    const chunks = ['ok\n' + 'x'.repeat(25) + '\nmid', 'dle' + 'y'.repeat(30), 'y'.repeat(30) + '\n', 'z'.repeat(12) + '\nend'];
+    for await (const line of readLines(Readable.from(chunks.map((c) => Buffer.from(c))), 10, { truncate: true })) got.push(line.toString());
+    expect(got).toEqual(['ok', 'x'.repeat(10), 'middleyyyy', 'z'.repeat(10), 'end']);
+  });
+
+  it('with truncate, holds at most the limit of a line that never ends', async () => {
+    let pulled = 0;
+    function* source() {
+      for (let i = 0; i < 10_000; i++) {
+        pulled++;
+        yield Buffer.alloc(1000, 0x61);
+      }
+    }
+    const got: Buffer[] = [];
+    for await (const line of readLines(Readable.from(source()), 64, { truncate: true })) got.push(line);
+    expect(pulled).toBe(10_000);
+    expect(got.map((l) => l.length)).toEqual([64]);
+  });
+
+  it('reports the size of every chunk read', async () => {
+    const sizes: number[] = [];
+    const got: string[] = [];
+    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('cd'), Buffer.from('\n')]), 100, { onChunk: (n) => sizes.push(n) })) got.push(line.toString());
+    expect(sizes).toEqual([3, 2, 1]);
+    expect(got).toEqual(['a', 'bcd']);
+  });
+
   it('yields lines that stay valid after the next chunk arrives', async () => {
     const got: Buffer[] = [];
     for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('c\nd\n')]), 100)) got.push(line);
@@ -136,5 +171,21 @@ describe('TailBuffer', () => {
     t.push('a');
     t.get().push('b');
     expect(t.get()).toEqual(['a']);
+  });
+});
+
+describe('describeBytes and sampleOf', () => {
+  it('describes sizes', () => {
+    expect(describeBytes(64 * 1024 * 1024)).toBe('64 MiB');
+    expect(describeBytes(512 * 1024)).toBe('512 KiB');
+    expect(describeBytes(1000)).toBe('1000 bytes');
+    expect(describeBytes(1536)).toBe('1.5 KiB (1536 bytes)');
+  });
+
+  it('quotes at most 120 bytes, marking a cut', () => {
+    const b = Buffer.from('x'.repeat(200));
+    expect(sampleOf(b, 0, 200)).toBe(`${'x'.repeat(120)}…`);
+    expect(sampleOf(b, 0, 5)).toBe('xxxxx');
+    expect(sampleOf(b, 0, 5, true)).toBe('xxxxx…');
   });
 });

@@ -1,7 +1,7 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineTooLongError } from '../../runner/lines.js';
-import { PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/pipe.js';
+import { PumpProgress, PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/pipe.js';
 
 const rec = (stream: string, data: Record<string, unknown> = { id: 1 }, namespace?: string): string =>
   JSON.stringify({ type: 'RECORD', record: { stream, ...(namespace === undefined ? {} : { namespace }), data, emitted_at: 1 } });
@@ -331,5 +331,150 @@ describe('pumpRecords', () => {
     await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, signal: ac.signal });
     expect(produced).toBeLessThan(1000);
     expect(out.text().split('\n').length - 1).toBeLessThanOrEqual(6);
+  });
+});
+
+describe('pumpRecords: long lines (past 1 MiB) are checked as they arrive', () => {
+  const MiB = 1024 * 1024;
+  /** A RECORD line of about `bytes` bytes: the bulk is one string in data. */
+  const bigRecord = (bytes: number, stream = 'big'): string => rec(stream, { id: 1, blob: 'x'.repeat(bytes) });
+
+  /** 64 KiB pieces, as a pipe delivers them. */
+  const pipeChunks = (text: string) => chunked(text, [64 * 1024, 1000, 64 * 1024 - 7]);
+
+  it('forwards a long RECORD byte for byte and counts it, with lines around it in the same chunks', async () => {
+    const big = bigRecord(3 * MiB);
+    const text = `${rec('a')}\n${big}\n${state(1)}\n${rec('b')}\n`;
+    const { output, stats, states, firstRecord } = await pump(pipeChunks(text), { maxLineBytes: 8 * MiB });
+    expect(output === text).toBe(true); // a boolean: a mismatch would print megabytes
+    expect(stats.records).toBe(3);
+    expect(stats.toJSON()['big']).toEqual({ records: 1, bytes: Buffer.byteLength(big) });
+    expect(states).toEqual([state(1)]);
+    expect(firstRecord).toBe(1);
+  });
+
+  it('forwards a long RECORD that is the last line, without a newline', async () => {
+    const big = bigRecord(2 * MiB, 'ns_last');
+    const { output, stats } = await pump(pipeChunks(`${rec('a')}\n${big}`), { maxLineBytes: 8 * MiB });
+    expect(output === `${rec('a')}\n${big}\n`).toBe(true);
+    expect(stats.toJSON()['ns_last']?.records).toBe(1);
+  });
+
+  it('handles a long RECORD whose type comes after the record (held whole, then checked)', async () => {
+    const big = JSON.stringify({ record: { stream: 's', data: { blob: 'y'.repeat(2 * MiB) } }, type: 'RECORD' });
+    const { output, stats } = await pump(pipeChunks(`${big}\n`), { maxLineBytes: 8 * MiB });
+    expect(output === `${big}\n`).toBe(true);
+    expect(stats.records).toBe(1);
+  });
+
+  it('hands a long LOG line to onMessage whole, and a long STATE to onState', async () => {
+    const bigLog = log('z'.repeat(2 * MiB));
+    const bigState = JSON.stringify({ type: 'STATE', state: { type: 'STREAM', stream: { stream_descriptor: { name: 'users' }, stream_state: { blob: 's'.repeat(2 * MiB) } } } });
+    const { output, messages, states } = await pump(pipeChunks(`${bigLog}\n${bigState}\n${rec('a')}\n`), { maxLineBytes: 8 * MiB });
+    expect(messages.length === 1 && messages[0]![0] === 'LOG' && messages[0]![1] === bigLog).toBe(true);
+    expect(states.length === 1 && states[0] === bigState).toBe(true);
+    expect(output === `${bigState}\n${rec('a')}\n`).toBe(true);
+  });
+
+  it('rejects a RECORD over maxLineBytes while holding none of it: what it read went on to the destination', async () => {
+    const out = collector();
+    const progress = new PumpProgress();
+    const limit = 4 * MiB;
+    const head = '{"type":"RECORD","record":{"stream":"items","data":{"id":11,"blob":"';
+    const source = Readable.from(
+      (function* () {
+        yield Buffer.from(`${rec('a')}\n${head}`);
+        const filler = Buffer.alloc(64 * 1024, 'x');
+        for (let i = 0; i < 200; i++) yield filler; // 12.5 MiB, never a newline
+      })(),
+    );
+    const err = await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: limit, progress }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(LineTooLongError);
+    expect(err.message).toMatch(/^line 2 is longer than maxLineBytes \(4 MiB\): \{"type":"RECORD","record":\{"stream":"items"/);
+    expect(err.message).toMatch(/…$/);
+    // Everything up to the limit was forwarded as it came (a line is never held whole) — but
+    // never its newline: the destination does not see a complete line.
+    const forwarded = out.text();
+    expect(forwarded.length).toBeGreaterThan(limit - 128 * 1024);
+    expect(forwarded.length).toBeLessThanOrEqual(Buffer.byteLength(rec('a')) + 1 + limit);
+    expect(forwarded.indexOf('\n')).toBe(Buffer.byteLength(rec('a')));
+    expect(progress.written).toBe(Buffer.byteLength(forwarded));
+    expect(progress.read).toBeLessThan(limit + 256 * 1024);
+  });
+
+  it('rejects a long line that is not JSON as soon as it is long, not at its end', async () => {
+    let produced = 0;
+    const source = Readable.from(
+      (function* () {
+        const filler = Buffer.alloc(64 * 1024, 'g');
+        for (let i = 0; i < 1000; i++) {
+          produced += filler.length;
+          yield filler;
+        }
+      })(),
+    );
+    const err = await pumpRecords(source, collector().writable, new PumpStats(), recorder().handlers, { maxLineBytes: 64 * MiB }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toMatch(/^source line 1 is not an Airbyte message \(not a JSON object\): g{120}…$/);
+    expect(produced).toBeLessThan(2 * MiB);
+  });
+
+  it('rejects a long RECORD broken at its end, without sending the destination its newline', async () => {
+    const broken = bigRecord(2 * MiB).slice(0, -1); // one closing brace short
+    const out = collector();
+    const err = await pumpRecords(Readable.from(pipeChunks(`${broken}\n${rec('after')}\n`)), out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 8 * MiB }).then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
+    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err.message).toMatch(/^source line 1 is not an Airbyte message \(line ends inside the object\)/);
+    expect(out.text()).not.toContain('\n');
+  });
+
+  it('keeps backpressure while streaming a long RECORD to a slow destination', async () => {
+    const big = bigRecord(3 * MiB);
+    const out = collector({ highWaterMark: 16 * 1024, delayMs: 0 });
+    let maxBuffered = 0;
+    const source = Readable.from(
+      (function* () {
+        for (const c of pipeChunks(`${big}\n${rec('a')}\n`)) {
+          maxBuffered = Math.max(maxBuffered, out.writable.writableLength);
+          yield c;
+        }
+      })(),
+    );
+    await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 8 * MiB, maxBufferedBytes: 256 * 1024 });
+    await new Promise<void>((resolve) => out.writable.end(resolve));
+    // Compared as a boolean: a mismatch would print megabytes.
+    expect(out.text() === `${big}\n${rec('a')}\n`).toBe(true);
+    expect(maxBuffered).toBeLessThanOrEqual(256 * 1024 + 128 * 1024);
+  });
+});
+
+describe('pumpRecords: progress for the watchdog', () => {
+  it('counts bytes read and written, and says when it waits for the destination', async () => {
+    const dest = new PassThrough({ highWaterMark: 16 }); // never read
+    const progress = new PumpProgress();
+    const line = `${rec('s', { pad: 'x'.repeat(200) })}\n`;
+    const source = Readable.from(
+      (function* () {
+        for (let i = 0; i < 1000; i++) yield Buffer.from(line);
+      })(),
+    );
+    const done = pumpRecords(source, dest, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, maxBufferedBytes: 8 * 1024, progress });
+    done.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(progress.waiting).toBe(true);
+    expect(progress.read).toBeGreaterThan(8 * 1024);
+    expect(progress.written).toBe(progress.read);
+    dest.destroy();
+    await expect(done).rejects.toThrow(/destination stdin closed/);
+    expect(progress.waiting).toBe(false);
   });
 });
