@@ -1,12 +1,17 @@
 // The scaler's loop: every pollInterval, read the queue depth and the runners' heartbeats,
 // count the runners still starting, ask the policy how many to launch, launch them. Only the
 // leader launches; others observe, so two scalers never double-launch.
+//
+// A lost broker connection does not stop the loop: the connection comes back in the
+// background with jittered backoff (topology declared again), and meanwhile every tick fails
+// before deciding anything — a scaler that cannot read the queue depth launches nobody.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ChannelModel } from 'amqplib';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { connectBroker, queueDepth } from '../shared/broker/connection.js';
+import { backoffDelay, sleep } from '../shared/backoff.js';
+import { BrokerUnavailableError, connectBroker, queueDepth, RECONNECT_BACKOFF } from '../shared/broker/connection.js';
 import { declareTopology, topologyFor } from '../shared/broker/topology.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
@@ -35,6 +40,8 @@ export interface ScalerOptions {
   onTick?: (snapshot: ScalerSnapshot) => void;
   /** Who may launch; default a Redis lock under the prefix. */
   leadership?: (scalerId: string) => Leadership;
+  /** Called each time a lost broker connection is restored (e.g. tidepool_broker_reconnects_total). */
+  onBrokerRestored?: (downMs: number) => void;
 }
 
 export class Scaler {
@@ -42,6 +49,11 @@ export class Scaler {
   private readonly leader: Leadership;
   private readonly topology;
   private broker: ChannelModel | undefined;
+  private reconnecting: Promise<void> | undefined;
+  /** Aborted by stop(): ends reconnection waits. */
+  private readonly lifetime = new AbortController();
+  /** Since when ticks have been failing (logged once per streak, not once per poll). */
+  private failingSince: number | undefined;
   private limiter: RateLimiterState;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -58,7 +70,7 @@ export class Scaler {
   }
 
   async start(): Promise<void> {
-    await this.ensureBroker();
+    this.broker ??= await this.connect(30_000);
     this.running = true;
     this.logger.info({ pollIntervalMs: this.options.config.pollInterval, maxRunners: this.options.config.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');
     this.schedule(0);
@@ -68,30 +80,92 @@ export class Scaler {
     if (!this.running) return;
     this.timer = setTimeout(() => {
       this.ticking = this.tick()
-        .catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'scaler tick failed; retrying next poll'))
+        .then(
+          () => {
+            if (this.failingSince !== undefined) this.logger.info({ failedForMs: Date.now() - this.failingSince }, 'scaler ticks succeed again');
+            this.failingSince = undefined;
+          },
+          (err: unknown) => {
+            // Once per streak at warn: a broker outage must not write a line every poll.
+            const first = this.failingSince === undefined;
+            this.failingSince ??= Date.now();
+            this.logger[first ? 'warn' : 'debug']({ err: (err as Error).message }, 'scaler tick failed; launching nothing, retrying every poll');
+          },
+        )
         .finally(() => this.schedule(this.options.config.pollInterval));
     }, delay);
   }
 
-  private async ensureBroker(): Promise<ChannelModel> {
-    if (this.broker) return this.broker;
-    const connection = await connectBroker({ url: this.options.config.amqpUrl, logger: this.logger, timeoutMs: 30_000, connectionName: this.id });
+  /** A connection with the topology declared (0: one try). */
+  private async connect(timeoutMs: number): Promise<ChannelModel> {
+    const connection = await connectBroker({ url: this.options.config.amqpUrl, logger: this.logger, timeoutMs, connectionName: this.id, signal: this.lifetime.signal });
+    // On before anything is awaited, so a loss while declaring is not missed.
+    const seen = { closed: false };
     connection.on('close', () => {
-      if (this.broker === connection) this.broker = undefined;
+      seen.closed = true;
+      this.onBrokerLost(connection);
     });
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    await declareTopology(channel, this.topology);
-    await channel.close();
-    this.broker = connection;
-    return connection;
+    try {
+      const channel = await connection.createChannel();
+      channel.on('error', () => undefined);
+      await declareTopology(channel, this.topology);
+      await channel.close();
+      if (seen.closed) throw new Error('broker connection closed while declaring the topology');
+      return connection;
+    } catch (err) {
+      await connection.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private onBrokerLost(connection: ChannelModel): void {
+    if (this.broker !== connection) return;
+    this.broker = undefined;
+    if (!this.running) return;
+    this.logger.warn('broker connection lost: launching nothing until the queue depth can be read again; reconnecting');
+    this.reconnecting ??= this.reconnect().finally(() => (this.reconnecting = undefined));
+  }
+
+  /** Keeps trying while the loop runs: a scaler that gave up would leave the queue unserved. */
+  private async reconnect(): Promise<void> {
+    const lostAt = Date.now();
+    for (let attempt = 0; this.isRunning(); attempt++) {
+      await sleep(backoffDelay(attempt, RECONNECT_BACKOFF), this.lifetime.signal);
+      if (!this.isRunning()) return;
+      try {
+        const connection = await this.connect(0);
+        if (!this.isRunning()) {
+          await connection.close().catch(() => undefined);
+          return;
+        }
+        this.broker = connection;
+        this.logger.info({ downMs: Date.now() - lostAt, tries: attempt + 1 }, 'broker connection restored: topology declared');
+        this.options.onBrokerRestored?.(Date.now() - lostAt);
+        return;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message, tries: attempt + 1, downMs: Date.now() - lostAt }, 'broker still unreachable; retrying');
+      }
+    }
+  }
+
+  /** A method, not the field: stop() changes it under awaits, where TypeScript's narrowing does not see it. */
+  private isRunning(): boolean {
+    return this.running;
+  }
+
+  /** The connection to read the queue with; a scaler whose loop is not running (--once, tests) connects here. */
+  private async brokerForTick(): Promise<ChannelModel> {
+    if (this.broker) return this.broker;
+    if (this.running) throw new BrokerUnavailableError('broker unavailable (reconnecting): queue depth unknown');
+    this.broker = await this.connect(30_000);
+    return this.broker;
   }
 
   /** One observation and decision. Exposed for tests and for `tidepool scaler --once`. */
   async tick(): Promise<ScalerSnapshot> {
     const { config, store, launcher } = this.options;
     const now = Date.now();
-    const broker = await this.ensureBroker();
+    const broker = await this.brokerForTick();
     const [isLeader, depth, dead, heartbeats, launched] = await Promise.all([
       this.leader.acquireOrRenew(),
       queueDepth(broker, this.topology.syncsQueue),
@@ -147,12 +221,15 @@ export class Scaler {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.lifetime.abort();
     if (this.timer) clearTimeout(this.timer);
     await this.ticking;
+    await this.reconnecting;
     await this.leader.resign().catch(() => undefined);
     await this.options.launcher.close();
-    await this.broker?.close().catch(() => undefined);
+    const broker = this.broker;
     this.broker = undefined;
+    await broker?.close().catch(() => undefined);
     this.logger.info('scaler stopped');
   }
 }

@@ -90,6 +90,11 @@ export const configSchema = z
     /** How long a sync waits for its connection's lock before it is handed back to the queue. */
     lockWait: duration.default(600_000),
     shutdownGrace: duration.default(30_000),
+    /**
+     * How long a runner that lost its broker connection keeps reconnecting (with jittered
+     * backoff) before it gives up and exits 1. Its unacked syncs are redelivered either way.
+     */
+    brokerReconnectTimeout: duration.default(300_000),
     maxLineBytes: bytes.default(64 * 1024 * 1024),
     syncTimeout: duration.default(6 * 3600_000),
     /**

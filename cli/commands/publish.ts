@@ -1,20 +1,23 @@
 // `tidepool publish <connection>`: request a sync.
 import { newSyncRequest } from '../../shared/messages.js';
-import { publishSync } from '../../shared/broker/publisher.js';
+import { publishSyncWithRetries } from '../../shared/broker/publisher.js';
+import { topologyFor } from '../../shared/broker/topology.js';
 import { parseDuration } from '../../shared/units.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { sleep } from '../../shared/backoff.js';
-import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openBroker, openStore, parse, run, stdio, type Io } from '../common.js';
+import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, type Io } from '../common.js';
 import { formatRun } from './runs.js';
 
-const USAGE = `usage: tidepool publish <connection> [--full-refresh] [--wait [--timeout 10m]] [--json] [--config FILE]
+const USAGE = `usage: tidepool publish <connection> [--full-refresh] [--wait] [--timeout D] [--json] [--config FILE]
 
 Publishes a sync request for the connection (confirmed by the broker before this returns) and
-prints its sync id.
+prints its sync id. While the broker is unreachable or restarting, the publish is tried again
+with backoff until the timeout; exit 1 if it never was confirmed.
 
   --full-refresh  ignore committed state, re-read everything, overwrite the destination
   --wait          wait until the sync succeeds (exit 0) or is dead-lettered (exit 1)
-  --timeout D     with --wait: give up after D (exit 1; the sync still runs)
+  --timeout D     give up after D (exit 1): publishing, and with --wait the wait too (the sync
+                  still runs); default 30s, or 10m with --wait
   --json          print the request (and with --wait, the run) as JSON`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
@@ -29,7 +32,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError('give exactly one connection id');
-    const timeoutMs = values.timeout === undefined ? 600_000 : parseDuration(values.timeout);
+    const timeoutMs = values.timeout === undefined ? (values.wait ? 600_000 : 30_000) : parseDuration(values.timeout);
     if (timeoutMs === undefined) throw new UsageError(`--timeout: not a duration: ${values.timeout ?? ''}`);
     const cfg = config(env, values.config);
     const logger = cliLogger(cfg);
@@ -41,18 +44,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         return EXIT.notFound;
       }
       const request = newSyncRequest(connectionId, { fullRefresh: values['full-refresh'] ?? false, requestedBy: 'cli' });
-      const broker = await openBroker(cfg, logger);
-      try {
-        await publishSync(broker.channel, broker.topology, request);
-      } finally {
-        await broker.close();
-      }
+      const started = Date.now();
+      // Resolves only once the broker confirmed it; a PublishError says why not (exit 1).
+      await publishSyncWithRetries(request, { url: cfg.amqpUrl, topology: topologyFor(cfg.prefix, cfg), logger, timeoutMs, connectionName: 'tidepool-cli' });
       if (!values.wait) {
         io.out(values.json ? JSON.stringify(request) : request.syncId);
         return 0;
       }
       if (!values.json) io.err(`published ${request.syncId}; waiting…`);
-      const deadline = Date.now() + timeoutMs;
+      const deadline = started + timeoutMs;
       let last: RunRecord | undefined;
       while (Date.now() < deadline) {
         last = await store.runs.get(request.syncId);

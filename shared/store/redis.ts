@@ -3,15 +3,51 @@ import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { backoffDelay } from '../backoff.js';
 
+/**
+ * Reconnection waits: 200 ms doubling to 5 s, each 50–100 % of its ceiling (shared/backoff.ts),
+ * for ever — a store outage is waited out, not turned into a crash.
+ */
+export const REDIS_RECONNECT_BACKOFF = { baseMs: 200, factor: 2, capMs: 5_000 };
+
+/**
+ * Commands issued while Redis is away wait in ioredis' offline queue through this many
+ * reconnection tries, then fail to their caller with MaxRetriesPerRequestError. With
+ * REDIS_RECONNECT_BACKOFF that is about a minute (20 tries: ~4 s for the first five, then
+ * 2.5–5 s each): a restart (seconds) is ridden out — a sync just pauses — while a longer outage
+ * fails the sync's store call, and the sync is retried later through the delay queues.
+ */
+export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
+
 export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean } = {}): Redis {
   const redis = new Redis(url, {
     lazyConnect: options.lazyConnect ?? false,
-    // Reconnect for ever with jittered backoff; commands queue meanwhile (maxRetriesPerRequest
-    // bounds how long one command waits before it fails back to its caller).
-    retryStrategy: (times) => backoffDelay(times, { baseMs: 100, factor: 2, capMs: 3000 }),
-    maxRetriesPerRequest: 20,
+    // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
+    // back spread out instead of all at once. `times` counts from 1.
+    retryStrategy: (times) => backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF),
+    maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
+    // Commands wait for the connection instead of failing at once: a sync outlives a restart.
+    enableOfflineQueue: true,
+    // Commands sent but unanswered when the connection dropped are sent again on reconnect
+    // (the default, and deliberate: turning it off leaves their promises pending for ever in
+    // ioredis 5). A command may thus run twice, so every write is safe to repeat: SET / HSET /
+    // ZADD / PEXPIRE overwrite; lock acquisition and release compare the lock's value; a state
+    // commit carries an id and a repeated one is a no-op (state.ts), so a commit whose reply was
+    // lost is never counted twice.
+    autoResendUnfulfilledCommands: true,
+    // Wait for Redis to finish loading its AOF after a restart before sending (LOADING errors).
+    enableReadyCheck: true,
+    // No commandTimeout: a command that timed out may still run, and callers could not tell.
   });
+  let lost = false;
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
+  redis.on('reconnecting', (delayMs: number) => {
+    if (!lost) logger.warn({ retryInMs: delayMs }, 'redis connection lost; reconnecting (commands wait)');
+    lost = true;
+  });
+  redis.on('ready', () => {
+    if (lost) logger.info('redis connection restored');
+    lost = false;
+  });
   return redis;
 }
 

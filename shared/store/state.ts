@@ -1,6 +1,7 @@
 // Committed state per connection: the checkpoints the destination has confirmed, versioned.
 // Commits are fenced by the connection lock, so a runner that lost its lock cannot overwrite
 // the state of the runner that took over.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AirbyteStateMessage } from '../protocol.js';
 import type { LockHandle } from './locks.js';
@@ -13,14 +14,18 @@ export interface CommittedState {
   syncId: string;
 }
 
+// ARGV[5] is an id of this commit: a client that lost the reply sends the command again after
+// reconnecting (ioredis resends unanswered commands, shared/store/redis.ts), and that repeat
+// must not make a second version.
 const COMMIT = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'commitId') == ARGV[5] then return tonumber(redis.call('HGET', KEYS[2], 'version')) end
 local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
-redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'syncId', ARGV[4])
+redis.call('HSET', KEYS[2], 'state', ARGV[2], 'updatedAt', ARGV[3], 'syncId', ARGV[4], 'commitId', ARGV[5])
 return version`;
 
 type StateRedis = Redis & {
-  tpStateCommit(lock: string, state: string, value: string, json: string, at: string, syncId: string): Promise<number>;
+  tpStateCommit(lock: string, state: string, value: string, json: string, at: string, syncId: string, commitId: string): Promise<number>;
 };
 
 export class StaleLockError extends Error {
@@ -55,6 +60,7 @@ export class StateStore {
       JSON.stringify(state),
       new Date().toISOString(),
       syncId,
+      randomUUID(),
     );
     if (version < 0) throw new StaleLockError(`state of connection "${lock.connectionId}" not committed: lock token ${lock.token} is no longer current`);
     return version;
