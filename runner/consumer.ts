@@ -12,6 +12,7 @@ import type { Logger } from '../shared/logger.js';
 import { HEADERS, parseSyncRequest, type SyncRequest } from '../shared/messages.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
+import { recordRun } from './metrics.js';
 import { idsFromBody } from './failure-headers.js';
 import { scheduleRetry } from './retry.js';
 import { runSync, type SyncConfig, type SyncDeps } from './sync.js';
@@ -50,8 +51,12 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
   let run: RunRecord;
   try {
     const outcome = await runSync(request, attempt, deps, signal);
-    if (!outcome.failure) return 'ack';
+    if (!outcome.failure) {
+      recordRun(outcome.run);
+      return 'ack';
+    }
     if (outcome.failure.type === 'cancelled') {
+      recordRun({ ...outcome.run, status: 'requeued' });
       await deps.store.runs.put({ ...outcome.run, status: 'requeued' });
       logger.info('sync interrupted by shutdown: left for redelivery');
       return 'requeue';
@@ -109,6 +114,7 @@ async function settleFailure(
  * left saying "failed".
  */
 async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord): Promise<void> {
+  recordRun(run);
   try {
     await deps.store.runs.put(run);
   } catch (err) {

@@ -19,6 +19,7 @@ import { declareTopology, topologyFor, type Topology } from '../shared/broker/to
 import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { createRedis } from '../shared/store/redis.js';
+import { runnerMetrics } from './metrics.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { attemptOf, handleDelivery, type ConsumerDeps, type Settlement } from './consumer.js';
 import { idsFromBody } from './failure-headers.js';
@@ -92,6 +93,7 @@ export class Runner {
   async start(): Promise<void> {
     const { config } = this;
     const redis = createRedis(config.redisUrl, this.logger);
+    runnerMetrics().reconnects.watchRedis(redis);
     this.store = createStore(redis, config);
     const session = await this.openSession(60_000);
     this.session = session;

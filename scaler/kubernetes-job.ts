@@ -38,6 +38,8 @@ export interface KubernetesJobOptions {
   ttlSecondsAfterFinished: number;
   /** Prefix of Job names; the rest is unique per launch. */
   namePrefix: string;
+  /** The runner's /metrics port (TIDEPOOL_METRICS_PORT): announced to Prometheus by the pods' scrape annotations. 0 or unset: none. */
+  metricsPort?: number | undefined;
 }
 
 /** Set from the downward API in every runner pod; never copied from the scaler's settings. */
@@ -144,6 +146,9 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
   jobManifest(name: string): V1Job {
     const o = this.options;
     const labels = { ...o.selector, 'app.kubernetes.io/name': 'tidepool', 'app.kubernetes.io/component': 'runner', 'tidepool.io/runner': name };
+    const metricsPort = o.metricsPort ?? 0;
+    // The prometheus.io/* annotations Prometheus' kubernetes_sd pod role relabels on (the Helm chart's default scrape config).
+    const annotations = metricsPort > 0 ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(metricsPort), 'prometheus.io/path': '/metrics' } : undefined;
     return {
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -153,7 +158,7 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
         activeDeadlineSeconds: o.activeDeadlineSeconds,
         ttlSecondsAfterFinished: o.ttlSecondsAfterFinished,
         template: {
-          metadata: { labels },
+          metadata: { labels, ...(annotations ? { annotations } : {}) },
           spec: {
             restartPolicy: 'Never',
             ...(o.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
@@ -174,6 +179,7 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                   { name: 'TIDEPOOL_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                 ],
                 ...(o.resources ? { resources: o.resources } : {}),
+                ...(metricsPort > 0 ? { ports: [{ name: 'metrics', containerPort: metricsPort, protocol: 'TCP' }] } : {}),
                 securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
                 volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
               },

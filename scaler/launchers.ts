@@ -38,6 +38,7 @@ export async function createRunnerLauncher(config: Config, logger: Logger): Prom
       nodeSelector: parseNodeSelector(config.runnerNodeSelector),
       ttlSecondsAfterFinished: Math.ceil(config.runnerJobTtl / 1000),
       namePrefix: `${config.prefix.replace(/[^a-z0-9-]/g, '-').slice(0, 20)}-runner`,
+      metricsPort: config.metricsPort,
     },
     logger.child({ component: 'runner-jobs' }),
   );

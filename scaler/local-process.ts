@@ -20,10 +20,16 @@ interface Tracked {
   finishedAt?: number;
 }
 
-/** The settings a runner needs, as TIDEPOOL_* variables: the child sees exactly our config. */
+/**
+ * The scaler's own settings, never handed to runners: the dashboard's token would otherwise sit
+ * in every runner's environment (and, in Kubernetes, in plain text in every Job's spec).
+ */
+const SCALER_ONLY: ReadonlySet<string> = new Set(['dashboardPort', 'dashboardHost', 'dashboardToken']);
+
+/** The settings a runner needs, as TIDEPOOL_* variables: the child sees our config, less the scaler's own. */
 export function configEnv(config: Config): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(config)) env[envName(key)] = String(value);
+  for (const [key, value] of Object.entries(config)) if (!SCALER_ONLY.has(key)) env[envName(key)] = String(value);
   return env;
 }
 
@@ -47,7 +53,8 @@ export class LocalProcessRunnerLauncher implements RunnerLauncher {
       let child: ChildProcess;
       try {
         child = spawn(process.execPath, [this.options.cliPath ?? CLI_PATH, 'runner', '--runner-id', runnerId], {
-          env: { ...passThroughEnv(), ...configEnv(this.config), ...this.options.extraEnv },
+          // Runners on one host cannot all listen on metricsPort (nor share the scaler's).
+          env: { ...passThroughEnv(), ...configEnv(this.config), [envName('metricsPort')]: '0', ...this.options.extraEnv },
           stdio: ['ignore', log, log],
           detached: true,
         });

@@ -213,7 +213,7 @@ export class Scaler {
     };
     this.last = snapshot;
     if (isLeader) {
-      await store.series.add({ t: now, ready: depth.ready, inFlight: allInFlight, running: heartbeats.length, starting: snapshot.starting, launched: launchedNow });
+      await store.series.add({ t: now, ready: depth.ready, inFlight: allInFlight, dead: dead.ready, running: heartbeats.length, starting: snapshot.starting, launched: launchedNow });
     }
     this.options.onTick?.(snapshot);
     return snapshot;

@@ -79,6 +79,15 @@ export const configSchema = z
     runnerLogDir: z.string().default(join(tmpdir(), 'tidepool', 'runners')),
     /** How long the scaler's leader lock lives without renewal. */
     leaderTtl: duration.default(10_000),
+    /** The scaler's dashboard, JSON API (/api/) and /metrics (`tidepool scaler --dashboard-port`); 0 = off. */
+    dashboardPort: int(0, 65535).default(0),
+    /** The dashboard's listening address: loopback unless configured otherwise; elsewhere dashboardToken is required. */
+    dashboardHost: z.string().min(1).default('127.0.0.1'),
+    /** A bearer token every dashboard request must carry (empty: none; required off loopback). Never passed to runners. */
+    dashboardToken: z.string().refine((v) => v === '' || v.length >= 16, 'at least 16 characters (or empty for none)').default(''),
+    /** A /metrics-only listener (Prometheus) in the scaler and in each runner; 0 = off. Local runners never get one (they share the host). */
+    metricsPort: int(0, 65535).default(0),
+    metricsHost: z.string().min(1).default('127.0.0.1'),
 
     // Runner
     concurrency: int(1, 64).default(2),
@@ -225,7 +234,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
   if (config.heartbeatTtl <= config.heartbeatInterval) {
     throw new ConfigError(`invalid configuration:\n  ${envName('heartbeatTtl')} must be longer than ${envName('heartbeatInterval')}`);
   }
+  // The dashboard replays and purges dead letters and shows connectors' stderr: off loopback it
+  // must not answer strangers.
+  if (config.dashboardPort > 0 && config.dashboardToken === '' && !isLoopbackHost(config.dashboardHost)) {
+    throw new ConfigError(
+      `invalid configuration:\n  ${envName('dashboardToken')} is required when ${envName('dashboardHost')} (${config.dashboardHost}) is not a loopback address`,
+    );
+  }
   return Object.freeze(config);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }
 
 function readConfigFile(path: string | undefined): { path?: string; values: Record<string, unknown> } {

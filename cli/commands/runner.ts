@@ -1,8 +1,10 @@
 // `tidepool runner`: consume syncs until idle or told to stop.
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../shared/logger.js';
+import { serveMetrics, type MetricsServer } from '../../shared/metrics.js';
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createConnectorLauncher } from '../../runner/launchers.js';
+import { runnerMetrics } from '../../runner/metrics.js';
 import { Runner } from '../../runner/runner.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -11,7 +13,8 @@ const USAGE = `usage: tidepool runner [--runner-id ID] [--config FILE]
 Consumes sync requests (prefetch = TIDEPOOL_CONCURRENCY), runs each through its connectors,
 commits state and records the run. Exits 0 after TIDEPOOL_IDLE_TIMEOUT with nothing to do.
 SIGTERM: stop consuming, finish in-flight syncs within TIDEPOOL_SHUTDOWN_GRACE, leave the rest
-unacked for another runner; a second SIGTERM aborts at once.`;
+unacked for another runner; a second SIGTERM aborts at once.
+TIDEPOOL_METRICS_PORT (default 0: off) serves Prometheus metrics at /metrics.`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
   return run(io, USAGE, async () => {
@@ -24,7 +27,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const runnerId = values['runner-id'] ?? `runner-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: cfg.logLevel, name: 'tidepool' });
     const connectors = await createConnectorLauncher(cfg, logger, runnerId);
-    const runner = new Runner({ config: cfg, logger, launcher: connectors.launcher, runnerId, prepare: (store) => connectors.prepare(store) });
+    const runner = new Runner({ config: cfg, logger, launcher: connectors.launcher, runnerId, prepare: (store) => connectors.prepare(store), onBrokerRestored: () => runnerMetrics().reconnects.broker.inc() });
     const unsubscribe = onShutdownSignals({
       graceful: (signal) => {
         logger.info({ signal }, 'shutdown requested: draining');
@@ -35,11 +38,20 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         void runner.stop('signal');
       },
     });
+    let metricsServer: MetricsServer | undefined;
     try {
+      if (cfg.metricsPort > 0) {
+        // Metrics are worth a warning, not a runner: a port taken (two runners on one host) leaves this one without.
+        metricsServer = await serveMetrics({ registry: runnerMetrics().registry, port: cfg.metricsPort, host: cfg.metricsHost, logger }).catch((err: unknown) => {
+          logger.warn({ err: (err as Error).message }, 'not serving /metrics');
+          return undefined;
+        });
+      }
       await runner.start();
       return await runner.done;
     } finally {
       unsubscribe();
+      await metricsServer?.close();
       await connectors.close();
     }
   });

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { FailureInfo } from '../errors.js';
 import type { Keys } from './redis.js';
+import { COUNTED_OUTCOMES, MINUTE_COUNTS_TTL_MS, minuteCountsKey } from './series.js';
 
 /**
  * - running: an attempt is under way.
@@ -93,12 +94,18 @@ export class RunStore {
     const record: RunRecord = { ...run };
     delete record.previousAttempts;
     if (previousAttempts && previousAttempts.length > 0) record.previousAttempts = previousAttempts;
-    await this.redis
+    const tx = this.redis
       .multi()
       .set(this.keys.run(run.syncId), JSON.stringify(record))
       .zadd(this.keys.runs(), score, run.syncId)
-      .zadd(this.keys.connectionRuns(run.connectionId), score, run.syncId)
-      .exec();
+      .zadd(this.keys.connectionRuns(run.connectionId), score, run.syncId);
+    // The dashboard's "syncs per minute": an execution's end, counted once (not again when
+    // the same record is written twice) in the minute it is recorded.
+    if (isCountedOutcome(run.status) && !(stored && stored.status === run.status && stored.attempt === run.attempt && stored.startedAt === run.startedAt)) {
+      const key = minuteCountsKey(this.keys, Math.floor(Date.now() / 60_000) * 60_000);
+      tx.hincrby(key, run.status, 1).pexpire(key, MINUTE_COUNTS_TTL_MS);
+    }
+    await tx.exec();
     await this.trim();
   }
 
@@ -143,6 +150,10 @@ export class RunStore {
     });
     await tx.exec();
   }
+}
+
+function isCountedOutcome(status: RunStatus): status is (typeof COUNTED_OUTCOMES)[number] {
+  return (COUNTED_OUTCOMES as readonly string[]).includes(status);
 }
 
 /**

@@ -61,6 +61,13 @@ describe('runner Jobs', () => {
     expect(spec.containers[0]!.args).toEqual(['runner', '--runner-id', 'p-runner-1']);
     expect(spec.containers[0]!.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(job.metadata!.labels).toMatchObject({ 'tidepool.io/prefix': 'p', 'tidepool.io/runner': 'p-runner-1' });
+    expect(job.spec!.template.metadata!.annotations).toBeUndefined();
+  });
+  it('announces the runner\'s /metrics port to Prometheus when it has one', () => {
+    const launcher = new KubernetesJobRunnerLauncher(offlineKubeConfig(), { namespace: 'ns', image: 'tidepool/tidepool:1', env: { TIDEPOOL_METRICS_PORT: '9464' }, selector: {}, activeDeadlineSeconds: 60, ttlSecondsAfterFinished: 30, namePrefix: 'p-runner', metricsPort: 9464 }, testLogger());
+    const job = launcher.jobManifest('p-runner-2');
+    expect(job.spec!.template.metadata!.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9464', 'prometheus.io/path': '/metrics' });
+    expect(job.spec!.template.spec!.containers[0]!.ports).toEqual([{ name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
   });
 });
 

@@ -1,0 +1,99 @@
+// The runner's metrics, derived from run records: each execution of a sync ends with a record
+// (succeeded, retrying, dead_lettered, requeued), and recordRun turns it into counters and
+// histograms. One set per runner process (`runnerMetrics()`), served on metricsPort.
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { ReconnectMetrics, createRegistry } from '../shared/metrics.js';
+import type { RunRecord, RunStatus } from '../shared/store/runs.js';
+
+/** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
+const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued']);
+
+/** Executions remembered to count each one once, should a record be reported twice. */
+const REMEMBERED = 1000;
+
+export class RunnerMetrics {
+  readonly reconnects: ReconnectMetrics;
+  private readonly syncs: Counter<'connection' | 'outcome'>;
+  private readonly duration: Histogram<'outcome'>;
+  private readonly records: Counter<'connection' | 'stream'>;
+  private readonly bytes: Counter<'connection' | 'stream'>;
+  private readonly retries: Counter<'connection'>;
+  private readonly firstRecord: Histogram;
+  private readonly seen = new Set<string>();
+
+  constructor(readonly registry: Registry) {
+    const registers = [registry];
+    this.syncs = new Counter({
+      name: 'tidepool_syncs_total',
+      help: 'Sync executions by how they ended: succeeded, retrying (failed, retry scheduled), dead_lettered, requeued (handed back unfinished).',
+      labelNames: ['connection', 'outcome'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'tidepool_sync_duration_seconds',
+      help: 'Duration of sync executions, from taking the connection lock to the end, by outcome.',
+      labelNames: ['outcome'],
+      // Syncs run from seconds (a small incremental) to hours (a first full refresh; syncTimeout is 6 h).
+      buckets: [0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 10800, 21600],
+      registers,
+    });
+    this.records = new Counter({
+      name: 'tidepool_sync_records_total',
+      help: 'Records moved from source to destination, by connection and stream (every execution, failed ones included).',
+      labelNames: ['connection', 'stream'],
+      registers,
+    });
+    this.bytes = new Counter({
+      name: 'tidepool_sync_bytes_total',
+      help: 'Bytes of records moved from source to destination, by connection and stream.',
+      labelNames: ['connection', 'stream'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'tidepool_sync_retries_total',
+      help: 'Retries scheduled: failed executions sent to a delay queue for another attempt.',
+      labelNames: ['connection'],
+      registers,
+    });
+    this.firstRecord = new Histogram({
+      name: 'tidepool_sync_publish_to_first_record_seconds',
+      help: "Time from a sync's request (requestedAt) to its first record read from the source, for first attempts.",
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
+    });
+    this.reconnects = new ReconnectMetrics(registry);
+  }
+
+  /** Counts an execution from its run record; records of unfinished executions are ignored. */
+  recordRun(run: RunRecord): void {
+    if (!OUTCOMES.has(run.status)) return;
+    const key = `${run.syncId}|${run.attempt}|${run.startedAt}|${run.status}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    if (this.seen.size > REMEMBERED) this.seen.delete(this.seen.values().next().value!);
+
+    const connection = run.connectionId;
+    this.syncs.inc({ connection, outcome: run.status });
+    if (run.durationMs !== undefined) this.duration.observe({ outcome: run.status }, run.durationMs / 1000);
+    if (run.status === 'retrying') this.retries.inc({ connection });
+    for (const [stream, stats] of Object.entries(run.streams)) {
+      if (stats.records > 0) this.records.inc({ connection, stream }, stats.records);
+      if (stats.bytes > 0) this.bytes.inc({ connection, stream }, stats.bytes);
+    }
+    // Later attempts (and their retry delays) would blur publish latency into backoff.
+    if (run.attempt === 1 && run.firstRecordMs !== undefined) this.firstRecord.observe(run.firstRecordMs / 1000);
+  }
+}
+
+let processMetrics: RunnerMetrics | undefined;
+
+/** This runner process's metrics (created on first use, with the process's own CPU and memory metrics). */
+export function runnerMetrics(): RunnerMetrics {
+  processMetrics ??= new RunnerMetrics(createRegistry({ process: true }));
+  return processMetrics;
+}
+
+/** One line for wherever a run record is final: `recordRun(run)`. */
+export function recordRun(run: RunRecord): void {
+  runnerMetrics().recordRun(run);
+}
