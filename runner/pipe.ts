@@ -29,6 +29,11 @@ export interface PumpOptions {
   signal?: AbortSignal;
   /** Counters the pump keeps up to date, for the watchdog (runner/watchdog.ts). */
   progress?: PumpProgress;
+  /**
+   * Bytes for the destination before anything from the source (the runner's STREAM_STATUS
+   * STARTED lines), written the same way as records: counted, and subject to backpressure.
+   */
+  prologue?: Buffer;
 }
 
 export class SourceProtocolError extends Error {
@@ -253,6 +258,7 @@ export async function pumpRecords(
     partial.reset();
   };
 
+  if (options.prologue) await write(options.prologue);
   for await (const chunk of source as AsyncIterable<Buffer>) {
     if (signal?.aborted) return;
     progress.read += chunk.length;

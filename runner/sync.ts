@@ -29,6 +29,7 @@ import { configureCatalog, discoverCatalog } from './catalog.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
 import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
 import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
+import { streamStatusLines } from './stream-status.js';
 import { watchConnectors } from './watchdog.js';
 
 export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'stderrTailLines' | 'syncTimeout'>;
@@ -266,18 +267,23 @@ async function replicate(
           if (m?.type === 'TRACE' && m.trace.type === 'ERROR') sourceTrace = m.trace;
         },
       },
-      { maxLineBytes: config.maxLineBytes, signal: abort.signal, progress },
+      { maxLineBytes: config.maxLineBytes, signal: abort.signal, progress, prologue: streamStatusLines(catalog, 'STARTED') },
     ).then(
       async () => {
         sourceOutputEnded = true;
-        // EOF tells the destination the source *finished*: it commits and, for overwrite
-        // streams, removes the previous generation's rows. After a failed source that would
-        // replace good data with a partial read, so a failed source ends the destination
-        // without EOF instead; what it already confirmed stays committed.
+        // The end of a complete input is COMPLETE for every stream, then EOF: the destination
+        // commits and, for overwrite streams, removes the previous generation's rows. A
+        // destination that saw STARTED takes EOF without COMPLETE (what a killed runner leaves)
+        // as input cut short and rolls back to its last STATE (runner/stream-status.ts).
+        // After a failed source nothing is finalized either, and the destination is killed
+        // rather than given EOF: one that does not speak STREAM_STATUS would take EOF as the
+        // end. What it already confirmed stays committed.
         const e = await src.exit;
-        if (isSuccess(e)) {
+        if (isSuccess(e) && !sourceTrace && !abort.signal.aborted) {
+          const complete = streamStatusLines(catalog, 'COMPLETE');
+          progress.written += complete.length;
           destinationInputEnded = true;
-          dst.stdin.end();
+          dst.stdin.end(complete);
         } else {
           dst.kill('SIGKILL');
         }

@@ -82,10 +82,23 @@ export interface AirbyteErrorTraceMessage {
   failure_type?: FailureType;
 }
 
+export type AirbyteStreamStatus = 'STARTED' | 'RUNNING' | 'COMPLETE' | 'INCOMPLETE';
+
+/**
+ * Where a stream stands. tidepool's runner sends STARTED for every configured stream before
+ * the first record and COMPLETE only after the source succeeded, so a destination can tell a
+ * finished input from one cut short by a dead orchestrator (both end in EOF).
+ */
+export interface AirbyteStreamStatusTraceMessage {
+  stream_descriptor: StreamDescriptor;
+  status: AirbyteStreamStatus;
+}
+
 export interface AirbyteTraceMessage {
   type: 'ERROR' | 'ESTIMATE' | 'STREAM_STATUS' | 'ANALYTICS';
   emitted_at: number;
   error?: AirbyteErrorTraceMessage;
+  stream_status?: AirbyteStreamStatusTraceMessage;
   [key: string]: unknown;
 }
 

@@ -4,6 +4,7 @@ import { describeStream, indexStreams, streamKey } from '../lib/catalog.js';
 import type { WriteContext } from '../lib/cli.js';
 import { ProtocolError } from '../lib/errors.js';
 import { parseInputMessage, readLineBatches } from '../lib/input.js';
+import { IncompleteInputError, StreamStatuses } from '../lib/stream-status.js';
 import { classifyPgError, connect, qualifiedName, quoteIdent, type PgConnectionConfig } from '../lib/postgres.js';
 import { GENERATION, prepareTable, targetTable } from './table.js';
 import { TableWriter } from './table-writer.js';
@@ -18,6 +19,11 @@ export interface DestinationPostgresConfig extends PgConnectionConfig {
  * only when a STATE arrives (and at the end): the STATE is echoed after its COMMIT, so
  * whatever the platform checkpoints is stored, and whatever a crash loses was never
  * checkpointed and will be sent again — without duplicates, even for tables with no key.
+ *
+ * The end of the input is the end of the sync only if it is complete (lib/stream-status.ts):
+ * when the orchestrator announced streams with STREAM_STATUS STARTED and EOF comes before
+ * their COMPLETE (a killed runner), the rows after the last STATE are rolled back, overwrite
+ * streams keep their previous rows, and the write fails.
  */
 export async function writePostgres({ config, catalog, input, out }: WriteContext<DestinationPostgresConfig>): Promise<void> {
   const client = await connect(config, 'tidepool-destination-postgres');
@@ -66,6 +72,7 @@ async function load(
   };
 
   let sourceFailed = false;
+  const statuses = new StreamStatuses();
   let lineNumber = 0;
   for await (const lines of readLineBatches(input)) {
     for (const line of lines) {
@@ -80,6 +87,9 @@ async function load(
             throw new ProtocolError(
               `line ${lineNumber}: RECORD for stream ${describeStream({ name: record.stream, ...(record.namespace === undefined ? {} : { namespace: record.namespace }) })}, which is not in the configured catalog`,
             );
+          }
+          if (statuses.isComplete(record.stream, record.namespace)) {
+            throw new ProtocolError(`line ${lineNumber}: RECORD for stream ${describeStream(writer.table.descriptor)} after its STREAM_STATUS COMPLETE`);
           }
           writer.add(record.data, record.emitted_at);
           if (writer.full) {
@@ -97,17 +107,28 @@ async function load(
           await out.flush();
           break;
         case 'TRACE':
+          if (message.streamStatus) statuses.observe(message.streamStatus);
           // A source that fails still ends our stdin normally; its TRACE ERROR is the only sign.
-          if (message.error) sourceFailed = true;
+          else if (message.error) sourceFailed = true;
           break;
         default:
           break;
       }
     }
   }
+  const overwritten = [...writers.values()].filter((writer) => writer.table.overwrite);
+  const incomplete = statuses.incomplete();
+  if (incomplete.length > 0) {
+    // EOF without COMPLETE: the orchestrator stopped mid-sync. Nothing after the last STATE
+    // is kept (it was never confirmed, and the retry from the last committed state sends it
+    // again), and no overwrite is applied.
+    if (inTransaction) await client.query('ROLLBACK');
+    inTransaction = false;
+    await abandonGeneration(client, overwritten, generation);
+    throw new IncompleteInputError(incomplete);
+  }
   await commit();
 
-  const overwritten = [...writers.values()].filter((writer) => writer.table.overwrite);
   if (overwritten.length === 0) return;
   if (sourceFailed) {
     void out.message({
@@ -123,6 +144,23 @@ async function load(
       `DELETE FROM ${qualifiedName(writer.table.schema, writer.table.name)} WHERE ${quoteIdent(GENERATION)} IS DISTINCT FROM $1`,
       [generation],
     );
+  }
+  await client.query('COMMIT');
+}
+
+/**
+ * An overwrite that will not be completed: the previous rows stay. A keyless table also loses
+ * this run's rows committed at its STATEs, which would otherwise sit beside the previous
+ * generation as duplicates until a complete run; a full refresh starts over, so nothing needs
+ * them. A keyed table keeps them: each upsert replaced the previous row of its key in place,
+ * so deleting it would lose the row.
+ */
+async function abandonGeneration(client: Client, overwritten: readonly TableWriter[], generation: string): Promise<void> {
+  const keyless = overwritten.filter((writer) => writer.table.primaryKey.length === 0);
+  if (keyless.length === 0) return;
+  await client.query('BEGIN');
+  for (const writer of keyless) {
+    await client.query(`DELETE FROM ${qualifiedName(writer.table.schema, writer.table.name)} WHERE ${quoteIdent(GENERATION)} = $1`, [generation]);
   }
   await client.query('COMMIT');
 }

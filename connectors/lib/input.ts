@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { AirbyteStreamStatus, StreamDescriptor } from '../../shared/protocol.js';
 import { ProtocolError } from './errors.js';
 
 const NEWLINE = 0x0a;
@@ -59,11 +60,17 @@ export interface InputRecord {
   emitted_at: number;
 }
 
+/** A TRACE STREAM_STATUS on a destination's stdin: see stream-status.ts. */
+export interface InputStreamStatus {
+  stream: StreamDescriptor;
+  status: AirbyteStreamStatus;
+}
+
 /** What a destination needs to know of a line on its stdin. */
 export type InputMessage =
   | { type: 'RECORD'; record: InputRecord }
   | { type: 'STATE' }
-  | { type: 'TRACE'; error: boolean }
+  | { type: 'TRACE'; error: boolean; streamStatus?: InputStreamStatus }
   | { type: 'OTHER' };
 
 /**
@@ -87,14 +94,39 @@ export function parseInputMessage(line: string, lineNumber: number): InputMessag
     case 'STATE':
       return { type: 'STATE' };
     case 'TRACE': {
-      const trace = message.trace as { type?: unknown } | null | undefined;
-      return { type: 'TRACE', error: typeof trace === 'object' && trace !== null && trace.type === 'ERROR' };
+      const trace = message.trace as { type?: unknown; stream_status?: unknown } | null | undefined;
+      if (typeof trace !== 'object' || trace === null) return { type: 'TRACE', error: false };
+      if (trace.type === 'STREAM_STATUS') return { type: 'TRACE', error: false, streamStatus: streamStatusOf(trace.stream_status, lineNumber) };
+      return { type: 'TRACE', error: trace.type === 'ERROR' };
     }
     case 'RECORD':
       return { type: 'RECORD', record: recordOf(message.record, lineNumber) };
     default:
       return { type: 'OTHER' };
   }
+}
+
+const STREAM_STATUSES: ReadonlySet<string> = new Set<AirbyteStreamStatus>(['STARTED', 'RUNNING', 'COMPLETE', 'INCOMPLETE']);
+
+// Malformed, it is refused like a malformed RECORD: skipping it could turn an incomplete
+// input into one that looks complete.
+function streamStatusOf(value: unknown, lineNumber: number): InputStreamStatus {
+  const status = value as { stream_descriptor?: { name?: unknown; namespace?: unknown } | null; status?: unknown } | null | undefined;
+  const descriptor = typeof status === 'object' && status !== null ? status.stream_descriptor : undefined;
+  if (
+    typeof descriptor !== 'object' ||
+    descriptor === null ||
+    typeof descriptor.name !== 'string' ||
+    (descriptor.namespace !== undefined && descriptor.namespace !== null && typeof descriptor.namespace !== 'string') ||
+    typeof status?.status !== 'string' ||
+    !STREAM_STATUSES.has(status.status)
+  ) {
+    throw new ProtocolError(`line ${lineNumber}: TRACE STREAM_STATUS without a stream_descriptor name and a known status`);
+  }
+  return {
+    stream: typeof descriptor.namespace === 'string' ? { name: descriptor.name, namespace: descriptor.namespace } : { name: descriptor.name },
+    status: status.status as AirbyteStreamStatus,
+  };
 }
 
 function recordOf(value: unknown, lineNumber: number): InputRecord {

@@ -166,16 +166,13 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
     await expectQueuesEmpty(h);
   }, 120_000);
 
-  // KNOWN BUG, kept as an expected failure until it is fixed (see the issue-4 report): a runner
-  // killed with SIGKILL closes its connectors' pipes, and the destination takes the EOF of its
-  // stdin as "the source finished" — it commits what it has and, for an overwrite stream,
-  // deletes the previous complete generation. Measured: the table holds the killed run's
-  // partial rows (or none) until the redelivered sync completes, and an incremental append
-  // without a key gets the rows after the last checkpoint twice. The fix is a clean-end marker
-  // (Airbyte's TRACE STREAM_STATUS COMPLETE, sent by the runner after a successful source)
-  // without which a destination rolls back instead of finalizing. When this starts passing,
-  // make it a plain `it`.
-  it.fails('keeps the previous complete rows until a rerun completes (fails today: the orphaned destination takes EOF as the end)', async () => {
+  // A runner killed with SIGKILL closes its connectors' pipes, so the destination's input ends
+  // with EOF as if the source had finished. Before the runner sent Airbyte's TRACE STREAM_STATUS
+  // (STARTED for every stream first, COMPLETE only after a successful source), destination-
+  // postgres took that EOF as the end: it committed its partial read and, for this overwrite
+  // stream, deleted the previous complete generation (measured: 400 rows down to 101). Now it
+  // sees STARTED without COMPLETE, rolls back to its last STATE and applies no overwrite.
+  it('keeps the previous complete rows until a rerun completes (the orphaned destination rolls back at EOF without COMPLETE)', async () => {
     h = await harness('crash-eof', { lockTtl: '3s' });
     const first = newSyncRequest('events');
     await publishSync(h.channel, h.topology, first);
@@ -189,8 +186,22 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
     await waitFor('the second sync to be mid-way', async () => (await stateVersion(h!)) >= complete + 4, 30_000, 20);
     doomed.kill('SIGKILL');
     await doomed.exited;
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    expect(await rows(h)).toMatchObject({ rows: RECORDS, ids: RECORDS });
+    // The orphaned destination reads on to EOF, then rolls back and exits: its connection goes.
+    await waitFor('the orphaned destination to end', async () => {
+      const { rows: active } = await h!.db.pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'tidepool-destination-postgres'`,
+        [h!.db.database],
+      );
+      return active[0]?.n === 0;
+    }, 10_000, 50);
+    // The first sync's complete generation, whole and alone: no partial second read beside it.
+    expect(await rows(h)).toEqual({ rows: RECORDS, ids: RECORDS, generations: 1, maxId: RECORDS });
+
+    startRunner(h, 'heir');
+    const done = await runUntil(h, second.syncId, 'the rerun to succeed', (r) => r.status === 'succeeded' && r.runnerId === 'heir', 60_000);
+    expect(done.records).toBe(RECORDS);
+    expect(await rows(h)).toEqual({ rows: RECORDS, ids: RECORDS, generations: 1, maxId: RECORDS });
+    await expectQueuesEmpty(h);
   }, 120_000);
 });
 

@@ -1,7 +1,7 @@
 // A real runner process against the real broker and store: what happens to good syncs, bad
 // messages, failing connectors, and a runner told to stop.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
@@ -128,6 +128,46 @@ describe('runner: bad input is dead-lettered with its reason, nothing is lost', 
     expect(dead.properties.headers?.[HEADERS.reason]).toMatch(/destination confirmed none of the source's \d+ STATE messages/);
     expect(JSON.parse(String(dead.properties.headers?.[HEADERS.stderrDestination]))).toContain('flushed nothing');
     expect(await h.services.store.state.get('silent-destination')).toBeUndefined();
+  });
+});
+
+describe('runner: what the destination reads', () => {
+  let h: Harness;
+  let dir: string;
+  afterEach(async () => {
+    await close(h);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('STREAM_STATUS STARTED for every stream before the records, COMPLETE after them, then EOF', async () => {
+    h = await harness('runner-stream-status');
+    dir = await mkdtemp(join(tmpdir(), 'tidepool-stream-status-'));
+    const input = join(dir, 'input.jsonl');
+    await h.services.store.connections.apply({
+      id: 'recorded',
+      source: { connector: 'source-faker', config: { count: 30, purchasesPerUser: 1, stateEvery: 10 } },
+      // Keeps its input as it arrived and echoes every STATE.
+      destination: { command: ['sh', '-c', `tee "$0" | grep --line-buffered '"type":"STATE"'`, input], config: {} },
+      streams: [
+        { name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' },
+        { name: 'purchases', syncMode: 'incremental', destinationSyncMode: 'append' },
+      ],
+    });
+    const request = newSyncRequest('recorded');
+    await publishSync(h.channel, topologyFor(h.config.prefix), request);
+    startRunner(h, 'status-runner');
+    await waitFor('the sync', async () => (await h.services.store.runs.get(request.syncId))?.status === 'succeeded', 30_000);
+
+    const lines = (await readFile(input, 'utf8')).split('\n').filter((line) => line.length > 0);
+    const status = (line: string | undefined) => {
+      const m = JSON.parse(line ?? 'null') as { type?: string; trace?: { type?: string; stream_status?: { stream_descriptor: { name: string }; status: string } } } | null;
+      return m?.type === 'TRACE' && m.trace?.type === 'STREAM_STATUS' ? `${m.trace.stream_status?.stream_descriptor.name}:${m.trace.stream_status?.status}` : m?.type;
+    };
+    expect(lines.slice(0, 2).map(status)).toEqual(['users:STARTED', 'purchases:STARTED']);
+    expect(lines.slice(-2).map(status)).toEqual(['users:COMPLETE', 'purchases:COMPLETE']);
+    const middle = lines.slice(2, -2).map(status);
+    expect(middle.filter((type) => type === 'RECORD')).toHaveLength(60);
+    expect(new Set(middle)).toEqual(new Set(['RECORD', 'STATE']));
   });
 });
 

@@ -2,6 +2,7 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineTooLongError } from '../../runner/lines.js';
 import { PumpProgress, PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/pipe.js';
+import { streamStatusLines } from '../../runner/stream-status.js';
 
 const rec = (stream: string, data: Record<string, unknown> = { id: 1 }, namespace?: string): string =>
   JSON.stringify({ type: 'RECORD', record: { stream, ...(namespace === undefined ? {} : { namespace }), data, emitted_at: 1 } });
@@ -476,5 +477,26 @@ describe('pumpRecords: progress for the watchdog', () => {
     dest.destroy();
     await expect(done).rejects.toThrow(/destination stdin closed/);
     expect(progress.waiting).toBe(false);
+  });
+});
+
+describe('pumpRecords: the prologue (the runner’s STREAM_STATUS STARTED lines)', () => {
+  it('goes to the destination before anything from the source, counted as written', async () => {
+    const lines = streamStatusLines(
+      { streams: [{ stream: { name: 'users', json_schema: {}, supported_sync_modes: ['full_refresh'] }, sync_mode: 'full_refresh', destination_sync_mode: 'overwrite' },
+        { stream: { name: 'orders', namespace: 'shop', json_schema: {}, supported_sync_modes: ['full_refresh'] }, sync_mode: 'full_refresh', destination_sync_mode: 'append' }] },
+      'STARTED',
+      42,
+    );
+    expect(lines.toString('utf8')).toBe(
+      '{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":42,"stream_status":{"stream_descriptor":{"name":"users"},"status":"STARTED"}}}\n' +
+        '{"type":"TRACE","trace":{"type":"STREAM_STATUS","emitted_at":42,"stream_status":{"stream_descriptor":{"name":"orders","namespace":"shop"},"status":"STARTED"}}}\n',
+    );
+    const out = collector();
+    const progress = new PumpProgress();
+    const input = `${rec('users')}\n${trace('not forwarded')}\n${state(1)}\n`;
+    await pumpRecords(Readable.from(chunked(input, [7])), out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 4096, progress, prologue: lines });
+    expect(out.text()).toBe(`${lines.toString('utf8')}${rec('users')}\n${state(1)}\n`);
+    expect(progress.written).toBe(Buffer.byteLength(out.text()));
   });
 });

@@ -1,7 +1,7 @@
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { catalogOf, errorTraces, LiveConnector, recordLine, run, stateLine, tempDir, type TempDir } from './harness.js';
+import { catalogOf, errorTraces, LiveConnector, recordLine, run, stateLine, statusLine, tempDir, type TempDir } from './harness.js';
 
 let dir: TempDir;
 beforeEach(async () => {
@@ -99,6 +99,69 @@ describe('destination-jsonl', () => {
     expect(result.code).toBe(0);
     expect(await lines(join(out, 'kept.jsonl'))).toEqual(['{"old":true}', '{"id":1}']);
     expect(await lines(join(out, 'replaced.jsonl'))).toEqual(['{"id":1}']);
+  });
+
+  it('overwrite leaves the previous file whole until the run completes', async () => {
+    const out = join(dir.path, 'out');
+    await mkdir(out);
+    const file = join(out, 'users.jsonl');
+    await writeFile(file, '{"old":1}\n{"old":2}\n');
+    const live = new LiveConnector('destination-jsonl', [
+      'write',
+      '--config', await dir.file('config.json', { destination_path: out }),
+      '--catalog', await dir.file('catalog.json', catalogOf({ name: 'users', destinationSyncMode: 'overwrite' })),
+    ]);
+    live.send(statusLine('users', 'STARTED'), recordLine('users', { id: 1 }), stateLine('users', 1));
+    await live.waitForLines(1);
+    // Mid-run, with a STATE echoed: readers still see the previous complete file.
+    expect(await lines(file)).toEqual(['{"old":1}', '{"old":2}']);
+    live.send(recordLine('users', { id: 2 }), statusLine('users', 'COMPLETE'));
+    live.end();
+    expect(await live.exited).toBe(0);
+    expect(await lines(file)).toEqual(['{"id":1}', '{"id":2}']);
+    expect(await readdir(out)).toEqual(['users.jsonl']);
+  });
+
+  it('an input cut short (STARTED, then EOF without COMPLETE): appends go back to the last STATE, overwrites keep the old file', async () => {
+    const out = join(dir.path, 'out');
+    await mkdir(out);
+    await writeFile(join(out, 'kept.jsonl'), '{"old":true}\n');
+    await writeFile(join(out, 'replaced.jsonl'), '{"old":true}\n');
+    const config = await dir.file('config.json', { destination_path: out });
+    const catalog = await dir.file(
+      'catalog.json',
+      catalogOf({ name: 'kept', destinationSyncMode: 'append' }, { name: 'replaced', destinationSyncMode: 'overwrite' }),
+    );
+    const input = [
+      statusLine('kept', 'STARTED'),
+      statusLine('replaced', 'STARTED'),
+      recordLine('kept', { id: 1 }),
+      recordLine('replaced', { id: 1 }),
+      stateLine('kept', 1),
+      // Past the 1 MiB write buffer: on disk, but after the last STATE.
+      ...Array.from({ length: 12_000 }, (_, i) => recordLine('kept', { id: i + 2, pad: 'x'.repeat(100) })),
+      recordLine('replaced', { id: 2 }),
+    ];
+    const result = await run('destination-jsonl', ['write', '--config', config, '--catalog', catalog], `${input.join('\n')}\n`);
+    expect(result.code).toBe(1);
+    expect(errorTraces(result.messages)).toEqual([
+      expect.objectContaining({
+        failure_type: 'system_error',
+        message: 'input ended before streams kept, replaced were complete: the orchestrator stopped mid-sync',
+      }),
+    ]);
+    expect(result.messages.filter((message) => message.type === 'STATE')).toHaveLength(1);
+    expect(await lines(join(out, 'kept.jsonl'))).toEqual(['{"old":true}', '{"id":1}']);
+    expect(await lines(join(out, 'replaced.jsonl'))).toEqual(['{"old":true}']);
+    expect((await readdir(out)).sort()).toEqual(['kept.jsonl', 'replaced.jsonl']);
+
+    // The same input with COMPLETE for both: finalized as without statuses.
+    const complete = [...input, statusLine('kept', 'COMPLETE'), statusLine('replaced', 'COMPLETE')];
+    const done = await run('destination-jsonl', ['write', '--config', config, '--catalog', catalog], `${complete.join('\n')}\n`);
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    expect(await lines(join(out, 'kept.jsonl'))).toHaveLength(2 + 12_001);
+    expect(await lines(join(out, 'replaced.jsonl'))).toEqual(['{"id":1}', '{"id":2}']);
   });
 
   it('fails on a record for a stream that is not in the catalog', async () => {

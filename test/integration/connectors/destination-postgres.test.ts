@@ -11,6 +11,7 @@ import {
   recordLine,
   run,
   stateLine,
+  statusLine,
   tempDir,
   type TempDir,
 } from './harness.js';
@@ -197,6 +198,83 @@ describe('destination-postgres', () => {
     expect((await write(keyed, Array.from({ length: 5 }, (_, i) => recordLine('users', user(i + 1))))).code).toBe(0);
     const ids = await db.pool.query<{ id: string }>('SELECT id FROM users ORDER BY id');
     expect(ids.rows.map((row) => Number(row.id))).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  describe('an input cut short: STREAM_STATUS STARTED, then EOF without COMPLETE (a killed runner)', () => {
+    const logs = (mode: 'overwrite' | 'append') => catalogOf({ name: 'logs', properties: { n: { type: 'integer' } }, destinationSyncMode: mode });
+    const rowsOf = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => recordLine('logs', { n: from + i }));
+    const ns = async () => (await db.pool.query<{ n: number }>('SELECT n::int FROM logs ORDER BY n')).rows.map((row) => row.n);
+
+    it('keeps the rows up to the last STATE, echoes only that STATE, and fails with a system_error', async () => {
+      const result = await write(logs('append'), [statusLine('logs', 'STARTED'), ...rowsOf(1, 5), stateLine('logs', 5), ...rowsOf(6, 8)], { batchSize: 2 });
+      expect(result.code).toBe(1);
+      expect(result.stdout.split('\n')[0]).toBe(stateLine('logs', 5));
+      expect(errorTraces(result.messages)).toEqual([
+        expect.objectContaining({ failure_type: 'system_error', message: 'input ended before stream logs was complete: the orchestrator stopped mid-sync' }),
+      ]);
+      // Rows 6-8 were written (batchSize 2) but never committed: the retry from state 5 sends
+      // them again, and a keyless append gets them once.
+      expect(await ns()).toEqual([1, 2, 3, 4, 5]);
+      expect((await write(logs('append'), [statusLine('logs', 'STARTED'), ...rowsOf(6, 8), stateLine('logs', 8), statusLine('logs', 'COMPLETE')])).code).toBe(0);
+      expect(await ns()).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    });
+
+    it('overwrite keeps the previous rows, whole and alone', async () => {
+      expect((await write(logs('overwrite'), [...rowsOf(1, 10), stateLine('logs', 10)])).code).toBe(0);
+      const result = await write(logs('overwrite'), [statusLine('logs', 'STARTED'), ...rowsOf(101, 103), stateLine('logs', 103), ...rowsOf(104, 105)]);
+      expect(result.code).toBe(1);
+      expect(result.messages.filter((message) => message.type === 'STATE')).toHaveLength(1);
+      expect(await ns()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+
+      // With a key, rows upserted at a STATE replaced their previous version in place: they
+      // stay (newer data), and no row without a new version is removed.
+      const keyed = usersCatalog('overwrite');
+      expect((await write(keyed, [...Array.from({ length: 5 }, (_, i) => recordLine('users', user(i + 1))), stateLine('users', 5)])).code).toBe(0);
+      const cut = await write(keyed, [statusLine('users', 'STARTED'), recordLine('users', user(2, 'new')), stateLine('users', 2), recordLine('users', user(3, 'lost'))]);
+      expect(cut.code).toBe(1);
+      const users = await db.pool.query<{ id: string; name: string }>('SELECT id, name FROM users ORDER BY id');
+      expect(users.rows.map((row) => `${row.id}:${row.name}`)).toEqual(['1:user 1', '2:new', '3:user 3', '4:user 4', '5:user 5']);
+    });
+
+    it('one stream COMPLETE and another not is still incomplete: nothing is finalized', async () => {
+      const catalog = catalogOf(
+        { name: 'logs', properties: { n: { type: 'integer' } }, destinationSyncMode: 'overwrite' },
+        { name: 'other', properties: { n: { type: 'integer' } }, destinationSyncMode: 'append' },
+      );
+      expect((await write(catalog, rowsOf(1, 2))).code).toBe(0);
+      const result = await write(catalog, [
+        statusLine('logs', 'STARTED'),
+        statusLine('other', 'STARTED'),
+        ...rowsOf(3, 4),
+        recordLine('other', { n: 1 }),
+        statusLine('logs', 'COMPLETE'),
+      ]);
+      expect(result.code).toBe(1);
+      expect(errorTraces(result.messages)[0]?.message).toBe('input ended before stream other was complete: the orchestrator stopped mid-sync');
+      expect(await ns()).toEqual([1, 2]);
+      expect(await count('other')).toBe(0);
+    });
+  });
+
+  it('with STARTED and COMPLETE for every stream, commits and overwrites as without statuses', async () => {
+    const catalog = catalogOf({ name: 'logs', properties: { n: { type: 'integer' } }, destinationSyncMode: 'overwrite' });
+    const rowsOf = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => recordLine('logs', { n: from + i }));
+    expect((await write(catalog, [statusLine('logs', 'STARTED'), ...rowsOf(1, 10), stateLine('logs', 10), statusLine('logs', 'COMPLETE')])).code).toBe(0);
+    const result = await write(catalog, [statusLine('logs', 'STARTED'), ...rowsOf(11, 13), stateLine('logs', 13), ...rowsOf(14, 15), statusLine('logs', 'COMPLETE')]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    // The rows after the last STATE are committed at EOF, as they always were.
+    const rows = await db.pool.query<{ n: number }>('SELECT n::int FROM logs ORDER BY n');
+    expect(rows.rows.map((row) => row.n)).toEqual([11, 12, 13, 14, 15]);
+    // No statuses at all (a plain `source | destination` pipe): EOF is the end, as before.
+    expect((await write(catalog, rowsOf(20, 21))).code).toBe(0);
+    expect(await count('logs')).toBe(2);
+
+    // A record after its stream's COMPLETE breaks the protocol.
+    const late = await write(catalog, [statusLine('logs', 'STARTED'), statusLine('logs', 'COMPLETE'), recordLine('logs', { n: 99 })]);
+    expect(late.code).toBe(1);
+    expect(errorTraces(late.messages)[0]?.message).toMatch(/after its STREAM_STATUS COMPLETE/);
+    expect(await count('logs')).toBe(2);
   });
 
   it('adds columns the stream gained, and writes to the namespace as schema', async () => {

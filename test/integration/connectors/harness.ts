@@ -169,6 +169,18 @@ export function stateLine(stream: string, cursor: unknown): string {
   });
 }
 
+/** A TRACE STREAM_STATUS line, as tidepool's runner sends them around a sync's records. */
+export function statusLine(stream: string, status: 'STARTED' | 'RUNNING' | 'COMPLETE' | 'INCOMPLETE', namespace?: string): string {
+  return JSON.stringify({
+    type: 'TRACE',
+    trace: {
+      type: 'STREAM_STATUS',
+      emitted_at: 1_700_000_000_000,
+      stream_status: { stream_descriptor: { name: stream, ...(namespace === undefined ? {} : { namespace }) }, status },
+    },
+  });
+}
+
 export interface StreamOptions {
   name: string;
   namespace?: string;
