@@ -18,6 +18,7 @@ import type { Store } from '../shared/store/index.js';
 import { LeaderLock } from '../shared/store/leader.js';
 import type { Leadership } from './leadership.js';
 import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from './policy.js';
+import { StartFailures } from './start-failures.js';
 
 export interface ScalerSnapshot {
   at: number;
@@ -55,6 +56,7 @@ export class Scaler {
   /** Since when ticks have been failing (logged once per streak, not once per poll). */
   private failingSince: number | undefined;
   private limiter: RateLimiterState;
+  private readonly startFailures = new StartFailures();
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private ticking: Promise<unknown> = Promise.resolve();
@@ -181,8 +183,15 @@ export class Scaler {
     const inFlight = consuming.reduce((sum, h) => sum + h.inFlight, 0);
     const allInFlight = heartbeats.reduce((sum, h) => sum + h.inFlight, 0);
 
+    for (const f of this.startFailures.observe(launched, heartbeating, now)) {
+      this.logger.error(
+        { runnerId: f.runnerId, exitCode: f.exitCode, reason: f.reason, consecutive: this.startFailures.consecutiveFailures, holdMs: this.startFailures.heldFor(now) },
+        'runner exited before its first heartbeat: holding launches (its log says why)',
+      );
+    }
+
     this.limiter = refillTokens(this.limiter, now, config.launchRate, config.launchBurst);
-    const decision = decideLaunches({
+    let decision = decideLaunches({
       ready: depth.ready,
       inFlight,
       running: consuming.length,
@@ -192,6 +201,11 @@ export class Scaler {
       maxRunners: config.maxRunners,
       launchBudget: this.limiter.tokens,
     });
+
+    const held = this.startFailures.heldFor(now);
+    if (held > 0 && decision.launch > 0) {
+      decision = { launch: 0, reason: `holding launches ${Math.ceil(held / 1000)} s: ${this.startFailures.consecutiveFailures} runner(s) in a row exited before their first heartbeat` };
+    }
 
     let launchedNow = 0;
     if (isLeader && decision.launch > 0) {

@@ -56,4 +56,36 @@ describe('scaler', () => {
     await a.scaler.stop();
     await b.scaler.stop();
   });
+
+  it('holds launches when runners die before their first heartbeat, instead of a restart storm', async () => {
+    const broken = testConfig('scaler-broken', { maxRunners: 3, concurrency: 2, launchRate: 100, launchBurst: 100, heartbeatInterval: '300ms', heartbeatTtl: '3s' });
+    const own = openTestServices(broken);
+    try {
+      const connection = await connectBroker({ url: broken.amqpUrl, logger: own.logger });
+      const channel = await openConfirmChannel(connection, topologyFor(broken.prefix), own.logger);
+      for (let i = 0; i < 6; i++) await publishSync(channel, topologyFor(broken.prefix), newSyncRequest('unknown-connection'));
+      await connection.close();
+      // A setting the runners refuse: each exits 78 at start, before any heartbeat (what a
+      // stale runner image did on the cluster: 8 failed Jobs in 36 s).
+      const launcher = new LocalProcessRunnerLauncher(broken, own.logger, { extraEnv: { TIDEPOOL_NO_SUCH_SETTING: '1' } });
+      const scaler = new Scaler({ config: broken, logger: own.logger, launcher, store: own.store });
+      const first = await scaler.tick();
+      expect(first.launched).toBe(3);
+      await waitFor('the three runners to fail', async () => (await launcher.list()).filter((r) => r.phase === 'finished').length === 3, 30_000, 200);
+      expect((await launcher.list()).every((r) => r.exitCode === 78)).toBe(true);
+      // Ticks for the next 2 s: the queue is still deep, yet nothing is launched (the first
+      // hold after three failures in a row is at least 8 s).
+      const until = Date.now() + 2000;
+      while (Date.now() < until) {
+        const s = await scaler.tick();
+        expect(s.launched).toBe(0);
+        expect(s.ready).toBe(6);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect((await scaler.tick()).reason).toMatch(/holding launches .* 3 runner\(s\) in a row exited before their first heartbeat/);
+      await scaler.stop();
+    } finally {
+      await own.cleanup();
+    }
+  });
 });
