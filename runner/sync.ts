@@ -26,6 +26,7 @@ import { StaleLockError } from '../shared/store/state.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
 import { formatDuration } from '../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
+import { checkConnectors } from './check.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
 import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
 import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
@@ -143,17 +144,9 @@ async function replicate(
   const { store, launcher, config } = deps;
   const secrets = secretValues(connection);
   const runId = `${request.syncId}-a${attempt}`;
-  const catalog = configureCatalog(
-    await discoverCatalog(connection, runId, secrets, {
-      connections: store.connections,
-      launcher,
-      logger,
-      maxLineBytes: config.maxLineBytes,
-      tailLines: config.stderrTailLines,
-    }),
-    connection,
-    request.fullRefresh,
-  );
+  const commandDeps = { connections: store.connections, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
+  await checkConnectors(connection, runId, secrets, commandDeps);
+  const catalog = configureCatalog(await discoverCatalog(connection, runId, secrets, commandDeps), connection, request.fullRefresh);
   const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
   let current: AirbyteStateMessage[] = committed?.state ?? [];
 

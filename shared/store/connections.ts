@@ -40,6 +40,7 @@ export class ConnectionStore {
       .del(this.keys.connection(id))
       .srem(this.keys.connections(), id)
       .del(this.keys.catalog(id))
+      .del(this.keys.checked(id))
       .exec()) ?? [];
     return removed === 1;
   }
@@ -51,5 +52,14 @@ export class ConnectionStore {
 
   async putCatalog(id: string, sourceHash: string, catalog: unknown): Promise<void> {
     await this.redis.set(this.keys.catalog(id), JSON.stringify({ sourceHash, catalog }));
+  }
+
+  /** The hash of the connector definition whose `check` last succeeded for this role. */
+  async getChecked(id: string, role: 'source' | 'destination'): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.checked(id), role)) ?? undefined;
+  }
+
+  async putChecked(id: string, role: 'source' | 'destination', definitionHash: string): Promise<void> {
+    await this.redis.hset(this.keys.checked(id), role, definitionHash);
   }
 }

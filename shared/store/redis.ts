@@ -57,6 +57,8 @@ export class Keys {
   connection(id: string) { return `${this.prefix}:connection:${id}`; }
   connections() { return `${this.prefix}:connections`; }
   catalog(id: string) { return `${this.prefix}:catalog:${id}`; }
+  /** Hash: role → hash of the connector definition whose `check` succeeded. */
+  checked(id: string) { return `${this.prefix}:checked:${id}`; }
   state(id: string) { return `${this.prefix}:state:${id}`; }
   run(syncId: string) { return `${this.prefix}:run:${syncId}`; }
   runs() { return `${this.prefix}:runs`; }

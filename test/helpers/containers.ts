@@ -81,6 +81,7 @@ export function startRabbitMq(): Promise<ServiceContainer> {
 export function startRedis(): Promise<ServiceContainer> {
   return start(REDIS_IMAGE, 6379, (port) => `redis://127.0.0.1:${port}`, async (url) => {
     const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    redis.on('error', () => undefined); // a refused probe is an answer ("not yet"), not a crash
     try {
       await redis.connect();
       await redis.ping();

@@ -18,6 +18,7 @@ import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { configEnv } from '../../scaler/local-process.js';
+import { createTestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 interface Harness {
@@ -199,6 +200,31 @@ describe('retries through delay queues', () => {
     const run = await runOf(h, syncId, (r) => r.status === 'dead_lettered', 'the run record to say dead_lettered');
     expect(run.attempt).toBe(1);
     expect(run.previousAttempts).toBeUndefined();
+  });
+
+  it('a failed check is permanent: dead-lettered at once; a corrected configuration is checked again and syncs', async () => {
+    const db = await createTestDatabase('retries_check');
+    try {
+      const source = { connector: 'source-e2e-test', config: { records: 3 } } as const;
+      await apply({ id: 'bad-password', source, destination: { connector: 'destination-postgres', config: { ...db.config, password: 'not-the-password', schema: 'checked' } } });
+      const failed = await sync(h, 'bad-password');
+      const dead = await deadLetterOf(h, failed);
+      expect(header(dead, HEADERS.attempt)).toBe(1);
+      expect(header(dead, HEADERS.reason)).toMatch(/^destination check failed: /);
+      expect(header(dead, HEADERS.reason)).not.toContain('not-the-password');
+      expect(header(dead, HEADERS.origin)).toBe('destination');
+      expect(header(dead, HEADERS.type)).toBe('config_error');
+      expect(header(dead, HEADERS.retryable)).toBe(false);
+      // The fixed definition hashes differently: checked again (and passes), then the sync runs.
+      await apply({ id: 'bad-password', source, destination: { connector: 'destination-postgres', config: { ...db.config, schema: 'checked' } } });
+      const fixed = await sync(h, 'bad-password');
+      await runOf(h, fixed, (r) => r.status === 'succeeded', 'the corrected sync to succeed');
+      const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) n FROM checked.items');
+      expect(rows[0]?.n).toBe('3');
+      expect(await h.services.store.connections.getChecked('bad-password', 'destination')).toMatch(/^[0-9a-f]{16}$/);
+    } finally {
+      await db.drop();
+    }
   });
 
   it('a protocol violation is permanent: dead-lettered at once', async () => {
