@@ -44,16 +44,14 @@ import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CoreV1Api, KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
-import amqp from 'amqplib';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
-import { parseAllDocuments } from 'yaml';
 import { loadConfig, type Config, type ConfigInput } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js';
-import { createLogger, type Logger } from '../shared/logger.js';
+import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
-import { builtinConnectorCommand, CLI_PATH, PACKAGE_ROOT, PACKAGE_VERSION } from '../shared/paths.js';
+import { builtinConnectorCommand, CLI_PATH } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
@@ -63,10 +61,11 @@ import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration, parseDuration } from '../shared/units.js';
 import { sourceHash } from '../runner/catalog.js';
-import { KubernetesJobRunnerLauncher } from '../scaler/kubernetes-job.js';
 import { KubernetesLease } from '../scaler/lease.js';
 import { configEnv } from '../scaler/local-process.js';
 import { Scaler } from '../scaler/loop.js';
+import { deletePrefix } from '../test/helpers/services.js';
+import { applyRunnerRbac, runnerJobLauncher } from '../test/k8s/cluster.js';
 
 const KUBECONFIG = process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig';
 /** The node's own address: pods reach the host's RabbitMQ and Redis through it. */
@@ -234,7 +233,7 @@ function category(key: string): string {
   return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
 }
 
-// --- Setup copied from the k8s tests (bench/ does not import test/) ---------------------------
+// --- Setup (the rest comes from the k8s tests' helpers: RBAC, runner Jobs, cleanup) -------------
 
 /** Settings of one batch: runners in pods reach RabbitMQ and Redis at the node address. */
 function clusterConfig(prefix: string, namespace: string, overrides: Partial<ConfigInput>): Config {
@@ -249,71 +248,6 @@ function clusterConfig(prefix: string, namespace: string, overrides: Partial<Con
     logLevel: 'warn',
     ...overrides,
   });
-}
-
-/** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */
-async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promise<void> {
-  const objects = kc.makeApiClient(KubernetesObjectApi);
-  const text = await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8');
-  for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject)) {
-    doc.metadata = doc.metadata ?? {};
-    doc.metadata.namespace = namespace;
-    await objects.create(doc);
-  }
-}
-
-/**
- * The runner's settings as TIDEPOOL_* variables, those not at their defaults only: a runner
- * image built a little before this bench (which refuses a setting it does not know yet) still
- * starts. The runner ends up with exactly `config` either way.
- */
-function runnerEnv(config: Config): Record<string, string> {
-  const defaults = configEnv(loadConfig({}, undefined, {}));
-  return Object.fromEntries(Object.entries(configEnv(config)).filter(([k, v]) => defaults[k] !== v));
-}
-
-/**
- * Runner Jobs as the scaler makes them (as the k8s tests do), from the images imported into the
- * cluster.
- */
-function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: string, logger: Logger): KubernetesJobRunnerLauncher {
-  return new KubernetesJobRunnerLauncher(
-    kc,
-    {
-      namespace: config.namespace,
-      image: `tidepool/tidepool:${PACKAGE_VERSION}`,
-      imagePullPolicy: 'Never',
-      serviceAccountName: 'tidepool-runner',
-      env: runnerEnv(config),
-      selector: { 'tidepool.io/prefix': config.prefix },
-      activeDeadlineSeconds: 900,
-      ttlSecondsAfterFinished: 600,
-      namePrefix,
-    },
-    logger,
-  );
-}
-
-async function deletePrefix(config: Config, redis: Redis): Promise<number> {
-  const t = topologyFor(config.prefix, config);
-  const connection = await amqp.connect(config.amqpUrl);
-  try {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    for (const q of [t.syncsQueue, t.deadQueue, ...t.retryQueues]) await channel.deleteQueue(q).catch(() => undefined);
-    for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
-    await channel.close().catch(() => undefined);
-  } finally {
-    await connection.close().catch(() => undefined);
-  }
-  let cursor = '0';
-  let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.prefix}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== '0');
-  return deleted;
 }
 
 // --- CPU (as in bench/throughput.ts) -----------------------------------------------------------
@@ -887,8 +821,8 @@ class Bench {
     }
     for (const config of this.prefixes) {
       try {
-        const keys = await deletePrefix(config, this.redis);
-        progress(`removed ${keys} Redis keys and the queues of ${config.prefix}`);
+        await deletePrefix(config);
+        progress(`removed the queues and Redis keys of ${config.prefix}`);
       } catch (err) {
         progress(`warning: could not delete the queues and keys of ${config.prefix}: ${(err as Error).message}`);
       }
