@@ -259,9 +259,11 @@ export class Runner {
     // requeued): consuming again while they wind down could run more than `concurrency` syncs.
     await Promise.allSettled([...this.inFlight.keys()]);
     for (let attempt = 0; ; attempt++) {
-      const wait = backoffDelay(attempt, RECONNECT_BACKOFF);
-      if (Date.now() + wait > deadline) break;
-      await sleep(wait, this.lifetime.signal);
+      // Give up only once the whole timeout has passed: the last wait is cut to the time left,
+      // so the last try is made at the deadline rather than skipped before it.
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await sleep(Math.min(backoffDelay(attempt, RECONNECT_BACKOFF), left), this.lifetime.signal);
       if (this.isStopping()) return;
       let session: Session | undefined;
       try {

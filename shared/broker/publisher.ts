@@ -118,9 +118,10 @@ export async function publishSyncWithRetries(request: SyncRequest, options: Publ
       if (isPermanentBrokerError(err) || isPermanentBrokerError((err as Error).cause)) {
         throw new PublishError(`${where}: ${reason}${queued}`, seen.maybeQueued, false, { cause: err });
       }
-      const elapsed = Date.now() - started;
-      const delay = backoffDelay(attempt, RECONNECT_BACKOFF);
-      if (options.signal?.aborted || elapsed + delay > options.timeoutMs) {
+      // Tried for the whole timeout before giving up: the last wait is cut to the time left.
+      const left = options.timeoutMs - (Date.now() - started);
+      const delay = Math.min(backoffDelay(attempt, RECONNECT_BACKOFF), Math.max(0, left));
+      if (options.signal?.aborted || left <= 0) {
         throw new PublishError(`${where} within ${Math.round(options.timeoutMs / 1000)} s (${attempt + 1} tries): ${reason}${queued}`, seen.maybeQueued, true, { cause: err });
       }
       options.logger.warn({ syncId: request.syncId, err: reason, tries: attempt + 1, retryInMs: delay }, 'publish failed; trying again');
