@@ -18,9 +18,22 @@ export const REDIS_RECONNECT_BACKOFF = { baseMs: 200, factor: 2, capMs: 5_000 };
  */
 export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
 
-export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean } = {}): Redis {
+/**
+ * A command sent and nothing heard back for this long: the connection is taken for dead,
+ * destroyed and made again (its unanswered commands are sent again on the new one, as on any
+ * reconnect). Without it a Redis cut off by a partition rather than closing its sockets holds
+ * every command for the kernel's TCP retransmission timeout, about 15 minutes, with the runner
+ * stuck and nothing in its log. tidepool sends no blocking commands, and its scripts are short,
+ * so a healthy Redis answers well within this.
+ */
+export const REDIS_SOCKET_TIMEOUT_MS = 15_000;
+
+export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number } = {}): Redis {
   const redis = new Redis(url, {
     lazyConnect: options.lazyConnect ?? false,
+    socketTimeout: options.socketTimeoutMs ?? REDIS_SOCKET_TIMEOUT_MS,
+    // An idle connection to a vanished host is found by TCP keepalive probes after 30 s idle.
+    keepAlive: 30_000,
     // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
     // back spread out instead of all at once. `times` counts from 1.
     retryStrategy: (times) => backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF),
@@ -36,7 +49,8 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     autoResendUnfulfilledCommands: true,
     // Wait for Redis to finish loading its AOF after a restart before sending (LOADING errors).
     enableReadyCheck: true,
-    // No commandTimeout: a command that timed out may still run, and callers could not tell.
+    // No commandTimeout: a command that timed out may still run, and callers could not tell;
+    // socketTimeout (above) ends a dead connection instead, and the command is sent again.
   });
   let lost = false;
   redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));

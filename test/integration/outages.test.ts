@@ -18,6 +18,7 @@ import { replayDeadLetters } from '../../shared/broker/dead-letters.js';
 import { PublishError, publishSync, publishSyncWithRetries } from '../../shared/broker/publisher.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import { CLI_PATH } from '../../shared/paths.js';
+import { createRedis } from '../../shared/store/redis.js';
 import type { LaunchedRunner, RunnerLauncher } from '../../shared/ports/runner-launcher.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { dockerAvailable } from '../../runner/docker.js';
@@ -459,6 +460,39 @@ describe('a broker that stays away (a TCP proxy cut in front of the local broker
       await services.cleanup();
     }
   }, 120_000);
+});
+
+describe('a Redis cut off by a partition (a TCP proxy that goes silent, closing nothing)', () => {
+  it('a command on the silent connection is given up after the socket timeout, sent again on a new one, and answered once Redis is reachable', async () => {
+    const config = testConfig('outage-partition');
+    const target = new URL(config.redisUrl);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 6379) });
+    const viaProxy = new URL(config.redisUrl);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const redis = createRedis(viaProxy.toString(), testLogger(), { socketTimeoutMs: 1_000 });
+    const key = `${config.prefix}:partition`;
+    let reconnects = 0;
+    redis.on('reconnecting', () => reconnects++);
+    try {
+      await redis.set(key, 'kept', 'EX', 60);
+      proxy.blackhole();
+      const sentAt = Date.now();
+      const answer = redis.get(key);
+      // Without a socket timeout this waits for the kernel's retransmission timeout (~15 min).
+      await waitFor('the silent connection to be given up', () => reconnects > 0, 10_000, 20);
+      expect(Date.now() - sentAt).toBeGreaterThanOrEqual(900);
+      // Still partitioned: the new connection is silent too, and is given up in turn.
+      await waitFor('a second try to be given up', () => reconnects > 1, 15_000, 20);
+      proxy.heal();
+      expect(await answer).toBe('kept');
+      expect(redis.status).toBe('ready');
+    } finally {
+      await redis.del(key).catch(() => undefined);
+      redis.disconnect();
+      await proxy.close();
+    }
+  }, 60_000);
 });
 
 describe('duplicate deliveries: a copy of a settled sync is acked without running; a replay runs', () => {
