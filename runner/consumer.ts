@@ -1,8 +1,9 @@
 // What happens to one delivered message: parse it, run the sync, record the run, then settle the
 // message. A failed sync is retried later through a delay queue (retryable, attempts left) or
 // dead-lettered (permanent, or out of attempts); either way its successor message is confirmed
-// by the broker before the original is acked. A sync that could not finish here (shutdown, a
-// busy connection) is handed back for redelivery, without using up an attempt.
+// by the broker before the original is acked. A sync that could not finish here is handed back
+// without using up an attempt: requeued on shutdown, put back through a delay queue when its
+// connection stayed busy.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../shared/config.js';
 import { retryDelay } from '../shared/backoff.js';
@@ -14,7 +15,7 @@ import type { RunRecord } from '../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
 import { recordRun } from './metrics.js';
 import { idsFromBody } from './failure-headers.js';
-import { scheduleRetry } from './retry.js';
+import { deferBusy, scheduleRetry } from './retry.js';
 import { runSync, type SyncConfig, type SyncDeps } from './sync.js';
 
 /** ack: done with it (succeeded, retry scheduled, or dead-lettered). requeue: give it back for another runner. */
@@ -64,7 +65,8 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
     failure = outcome.failure;
     run = outcome.run;
   } catch (err) {
-    if (err instanceof LockTimeoutError || err instanceof CancelledError) {
+    if (err instanceof LockTimeoutError) return putBackBusy(message, err, deps, logger);
+    if (err instanceof CancelledError) {
       logger.info({ reason: err.message }, 'sync not started: left for redelivery');
       return 'requeue';
     }
@@ -74,6 +76,27 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
     run = notStartedRun(request, attempt, deps.runnerId);
   }
   return settleFailure(message, request, attempt, failure, run, deps, logger);
+}
+
+/**
+ * Its connection stayed locked by another sync for lockWait: back through a delay queue, not
+ * counted as an attempt (retry.ts deferBusy says why not a requeue). A publish that fails
+ * leaves the message to the broker: requeued, or redelivered if the channel is gone.
+ */
+async function putBackBusy(message: ConsumeMessage, err: LockTimeoutError, deps: ConsumerDeps, logger: Logger): Promise<Settlement> {
+  const { config } = deps;
+  const delayMs = retryDelay(1, { baseMs: config.retryBaseDelay, factor: config.retryFactor, maxMs: config.retryMaxDelay });
+  try {
+    const deferred = await deferBusy(deps.publishChannel, deps.topology, message, delayMs);
+    if (deferred) {
+      logger.info({ reason: err.message, retryInMs: delayMs, deferrals: deferred.deferrals }, 'connection busy with another sync: put back for later (not an attempt)');
+      return 'ack';
+    }
+  } catch (publishErr) {
+    logger.warn({ err: (publishErr as Error).message }, 'could not put the busy sync back through a delay queue; requeueing it');
+  }
+  logger.info({ reason: err.message }, 'sync not started: left for redelivery');
+  return 'requeue';
 }
 
 /** Retry later or dead-letter; the successor is confirmed before this returns 'ack'. */

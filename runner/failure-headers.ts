@@ -18,6 +18,13 @@ export const STDERR_HEADER_BYTES = 16 * 1024;
 /** Headers the broker sets on delivery and dead-lettering; never copied into a new message. */
 const BROKER_HEADER = /^x-(death|first-death-.*|last-death-.*|delivery-count|acquired-count)$/;
 
+/** The headers of a delivery that a message republished in its place keeps: all but the broker's (and `drop`). */
+export function carriedHeaders(old: Readonly<Record<string, unknown>> | undefined, drop: readonly string[] = []): Record<string, unknown> {
+  const headers: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(old ?? {})) if (!BROKER_HEADER.test(name) && !drop.includes(name)) headers[name] = value;
+  return headers;
+}
+
 export interface FailureContext {
   /** The value of the attempt header on the new message. */
   attempt: number;
@@ -35,11 +42,7 @@ export interface FailureContext {
  */
 export function failureHeaders(old: Readonly<Record<string, unknown>> | undefined, failure: FailureInfo, context: FailureContext, withStderr: boolean): Record<string, unknown> {
   const now = (context.now ?? new Date()).toISOString();
-  const headers: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(old ?? {})) {
-    if (BROKER_HEADER.test(name) || name === HEADERS.stderrSource || name === HEADERS.stderrDestination) continue;
-    headers[name] = value;
-  }
+  const headers = carriedHeaders(old, [HEADERS.stderrSource, HEADERS.stderrDestination]);
   const firstFailureAt = old?.[HEADERS.firstFailureAt];
   Object.assign(headers, {
     [HEADERS.attempt]: context.attempt,

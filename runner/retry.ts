@@ -6,7 +6,8 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { FailureInfo } from '../shared/errors.js';
 import { confirmPublish } from '../shared/broker/publisher.js';
 import type { Topology } from '../shared/broker/topology.js';
-import { failureHeaders, type FailureContext } from './failure-headers.js';
+import { HEADERS } from '../shared/messages.js';
+import { carriedHeaders, failureHeaders, type FailureContext } from './failure-headers.js';
 
 /**
  * Publishes attempt `failedAttempt + 1` of the message to delay queue level `failedAttempt`,
@@ -28,4 +29,29 @@ export async function scheduleRetry(
     expiration: String(Math.max(0, Math.round(delayMs))),
     headers: failureHeaders(message.properties.headers, failure, { ...rest, attempt: failedAttempt + 1 }, false),
   });
+}
+
+/**
+ * Puts a sync whose connection stayed busy (another sync held its lock for lockWait) back for
+ * later: the same body and attempt, through the first delay queue, its deferrals counted.
+ * Not a nack with requeue: every requeue counts toward the quorum queue's x-delivery-limit,
+ * which is there for runners that crash on a message, so a sync queued behind a long one would
+ * be dead-lettered by the broker, with no reason of ours, after deliveryLimit × lockWait. The
+ * message published here starts a fresh count. Undefined when there is no delay queue
+ * (maxAttempts 1): the caller requeues instead. The sync cannot wait for ever: the sync holding
+ * the lock is ended by syncTimeout at the latest.
+ */
+export async function deferBusy(channel: ConfirmChannel, topology: Topology, message: ConsumeMessage, delayMs: number): Promise<{ deferrals: number } | undefined> {
+  const queue = topology.retryQueues[0];
+  if (queue === undefined) return undefined;
+  const headers = carriedHeaders(message.properties.headers);
+  const before = Number(headers[HEADERS.deferrals]);
+  const deferrals = (Number.isInteger(before) && before > 0 ? before : 0) + 1;
+  headers[HEADERS.deferrals] = deferrals;
+  await confirmPublish(channel, '', queue, message.content, {
+    ...(typeof message.properties.messageId === 'string' ? { messageId: message.properties.messageId } : {}),
+    expiration: String(Math.max(0, Math.round(delayMs))),
+    headers,
+  });
+  return { deferrals };
 }

@@ -33,6 +33,8 @@ export const HEADERS = {
   /** The body's syncId and connectionId, on dead letters (absent when the body is no sync request): listable without parsing bodies. */
   syncId: 'x-tidepool-sync-id',
   connectionId: 'x-tidepool-connection-id',
+  /** How many times the sync was put back because its connection stayed busy with another sync (a number). */
+  deferrals: 'x-tidepool-deferrals',
   /** How many times an operator replayed this sync from the dead-letter queue (a number, 1 after the first replay). */
   replayed: 'x-tidepool-replayed',
   /** When it was last replayed (ISO 8601). */

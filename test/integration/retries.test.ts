@@ -323,3 +323,51 @@ describe('a message that crashes its consumer again and again', () => {
     expect((await queueDepth(h.broker, h.topology.syncsQueue)).ready).toBe(0);
   });
 });
+
+describe('a sync whose connection stays busy with another sync', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    // A delivery limit of 2 and a lock wait of 300 ms: requeued each time, the broker would
+    // dead-letter it within about a second.
+    h = await harness('busy', { deliveryLimit: 2, lockWait: '300ms', retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
+  });
+  afterAll(() => close(h));
+
+  it('is put back through a delay queue, neither an attempt nor a step toward the delivery limit, and runs once the lock is free', async () => {
+    await h.services.store.connections.apply({ id: 'busy', source: { connector: 'source-e2e-test', config: { records: 3 } }, destination });
+    const held = await h.services.store.locks.tryAcquire('busy', 'a-long-sync', 60_000);
+    expect(held).toBeDefined();
+    const runner = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', 'busy-runner'], {
+      env: { PATH: process.env.PATH ?? '', ...configEnv(h.config), TIDEPOOL_LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    h.runners.push(runner);
+    let log = '';
+    runner.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    const deferrals = () =>
+      log
+        .split('\n')
+        .filter((line) => line.includes('put back for later'))
+        .map((line) => (JSON.parse(line) as { deferrals: number; attempt: number }))
+        .map((entry) => {
+          expect(entry.attempt).toBe(1);
+          return entry.deferrals;
+        });
+
+    const syncId = await sync(h, 'busy');
+    // Well past the delivery limit: each time a new message (a fresh delivery count).
+    await waitFor('four deferrals', () => deferrals().length >= 4, 30_000, 50);
+    expect(deferrals().slice(0, 4)).toEqual([1, 2, 3, 4]);
+    await drainDead(h);
+    expect(h.dead.has(syncId)).toBe(false);
+    expect(await h.services.store.runs.get(syncId)).toBeUndefined();
+
+    await h.services.store.locks.release(held!);
+    const run = await runOf(h, syncId, (r) => r.status === 'succeeded', 'the sync to run once the lock is free');
+    expect(run).toMatchObject({ attempt: 1, records: 3, runnerId: 'busy-runner' });
+    expect(run.previousAttempts).toBeUndefined();
+    await drainDead(h);
+    expect(h.dead.has(syncId)).toBe(false);
+    for (const q of [h.topology.syncsQueue, ...h.topology.retryQueues]) expect((await queueDepth(h.broker, q)).ready).toBe(0);
+  }, 60_000);
+});
