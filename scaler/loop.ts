@@ -43,6 +43,8 @@ export interface ScalerOptions {
   leadership?: (scalerId: string) => Leadership;
   /** Called each time a lost broker connection is restored (e.g. tidepool_broker_reconnects_total). */
   onBrokerRestored?: (downMs: number) => void;
+  /** Called for each failed tick (e.g. tidepool_scaler_tick_failures_total): the log says so once per streak. */
+  onTickFailed?: (err: Error) => void;
 }
 
 export class Scaler {
@@ -92,6 +94,7 @@ export class Scaler {
             const first = this.failingSince === undefined;
             this.failingSince ??= Date.now();
             this.logger[first ? 'warn' : 'debug']({ err: (err as Error).message }, 'scaler tick failed; launching nothing, retrying every poll');
+            this.options.onTickFailed?.(err as Error);
           },
         )
         .finally(() => this.schedule(this.options.config.pollInterval));

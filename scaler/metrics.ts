@@ -15,6 +15,7 @@ export class ScalerMetrics {
   private readonly leader: Gauge;
   private readonly lastTick: Gauge;
   private readonly tickDuration: Histogram;
+  private readonly tickFailures: Counter;
   private readonly launches: Counter;
   private readonly launchFailures: Counter;
   /** Since when (epoch ms) the syncs queue has had ready messages, as far as the ticks saw. */
@@ -51,6 +52,11 @@ export class ScalerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.tickFailures = new Counter({
+      name: 'tidepool_scaler_tick_failures_total',
+      help: 'Scaler ticks that failed (broker or store unreachable, launcher listing failed): nothing was launched in them.',
+      registers,
+    });
     this.launches = new Counter({ name: 'tidepool_runner_launches_total', help: 'Runners launched (accepted by the platform).', registers });
     this.launchFailures = new Counter({ name: 'tidepool_runner_launch_failures_total', help: 'Runner launches asked for that the platform refused or that failed.', registers });
     this.runners.set({ state: 'running' }, 0);
@@ -71,6 +77,10 @@ export class ScalerMetrics {
     if (snapshot.ready === 0) this.backlogSince = undefined;
     else this.backlogSince ??= snapshot.at;
     this.backlogAge.set(this.backlogSince === undefined ? 0 : Math.max(0, snapshot.at - this.backlogSince) / 1000);
+  }
+
+  tickFailed(): void {
+    this.tickFailures.inc();
   }
 
   /** The launcher, counting launches and launch failures on their way through. */

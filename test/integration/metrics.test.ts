@@ -143,6 +143,7 @@ describe('metrics of real processes', () => {
       'tidepool_scaler_tick_duration_seconds',
       'tidepool_scaler_leader',
       'tidepool_scaler_last_tick_timestamp_seconds',
+      'tidepool_scaler_tick_failures_total',
       'tidepool_broker_reconnects_total',
       'tidepool_store_reconnects_total',
     ]) {

@@ -217,7 +217,8 @@ describe.runIf(hasDocker)('outages: RabbitMQ restarted while runners consume a b
       list: () => local.list(),
       close: () => local.close(),
     };
-    const scaler = new Scaler({ config, logger, launcher, store: services.store, onTick: (s) => snapshots.push(s) });
+    let tickFailures = 0;
+    const scaler = new Scaler({ config, logger, launcher, store: services.store, onTick: (s) => snapshots.push(s), onTickFailed: () => tickFailures++ });
     // A second scaler of its own prefix that always wants a runner (minRunners 1, and its
     // launches never heartbeat): it launches whenever it can read the queue — so whether it
     // launches during the outage is exactly whether a scaler launches blind.
@@ -282,7 +283,9 @@ describe.runIf(hasDocker)('outages: RabbitMQ restarted while runners consume a b
         }, 30_000, 250);
         expect(log).toMatch(/broker connection lost/);
       }
-      // The scaler's loop went on: it observes again after the outage.
+      // The scaler's loop went on: its ticks failed during the outage (counted), and it
+      // observes again after it.
+      expect(tickFailures).toBeGreaterThan(0);
       await waitFor('a scaler tick after the outage', () => snapshots.some((s) => s.at > upAt), 30_000);
       // The probe launched before and after the outage, never while the queue was unreadable
       // (a second of slack for a tick that read the depth just before the connections went).

@@ -85,6 +85,10 @@ describe('scaler metrics from ticks and launches', () => {
     expect(out).toContain('tidepool_scaler_leader 0');
     expect(out).toContain('tidepool_scaler_tick_duration_seconds_sum 0.04');
     expect(out).toContain('tidepool_scaler_last_tick_timestamp_seconds 10.04');
+    expect(out).toContain('tidepool_scaler_tick_failures_total 0');
+    m.tickFailed();
+    m.tickFailed();
+    expect(await text(m)).toContain('tidepool_scaler_tick_failures_total 2');
   });
 
   it('backlog age: how long the queue has held ready messages without being empty', async () => {
