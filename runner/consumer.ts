@@ -13,7 +13,7 @@ import type { Logger } from '../shared/logger.js';
 import { HEADERS, parseSyncRequest, type SyncRequest } from '../shared/messages.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
-import { recordRun } from './metrics.js';
+import { recordRun, runnerMetrics } from './metrics.js';
 import { idsFromBody } from './failure-headers.js';
 import { deferBusy, scheduleRetry } from './retry.js';
 import { runSync, type SyncConfig, type SyncDeps } from './sync.js';
@@ -44,6 +44,7 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
     const failure = toFailure(err);
     deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
     await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId, ...idsFromBody(message.content) });
+    runnerMetrics().malformedMessage();
     return 'ack';
   }
 
@@ -65,7 +66,7 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
     failure = outcome.failure;
     run = outcome.run;
   } catch (err) {
-    if (err instanceof LockTimeoutError) return putBackBusy(message, err, deps, logger);
+    if (err instanceof LockTimeoutError) return putBackBusy(message, request.connectionId, err, deps, logger);
     if (err instanceof CancelledError) {
       logger.info({ reason: err.message }, 'sync not started: left for redelivery');
       return 'requeue';
@@ -83,12 +84,13 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
  * counted as an attempt (retry.ts deferBusy says why not a requeue). A publish that fails
  * leaves the message to the broker: requeued, or redelivered if the channel is gone.
  */
-async function putBackBusy(message: ConsumeMessage, err: LockTimeoutError, deps: ConsumerDeps, logger: Logger): Promise<Settlement> {
+async function putBackBusy(message: ConsumeMessage, connectionId: string, err: LockTimeoutError, deps: ConsumerDeps, logger: Logger): Promise<Settlement> {
   const { config } = deps;
   const delayMs = retryDelay(1, { baseMs: config.retryBaseDelay, factor: config.retryFactor, maxMs: config.retryMaxDelay });
   try {
     const deferred = await deferBusy(deps.publishChannel, deps.topology, message, delayMs);
     if (deferred) {
+      runnerMetrics().deferred(connectionId);
       logger.info({ reason: err.message, retryInMs: delayMs, deferrals: deferred.deferrals }, 'connection busy with another sync: put back for later (not an attempt)');
       return 'ack';
     }

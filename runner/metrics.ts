@@ -19,6 +19,8 @@ export class RunnerMetrics {
   private readonly bytes: Counter<'connection' | 'stream'>;
   private readonly retries: Counter<'connection'>;
   private readonly firstRecord: Histogram;
+  private readonly malformed: Counter;
+  private readonly deferrals: Counter<'connection'>;
   private readonly seen = new Set<string>();
 
   constructor(readonly registry: Registry) {
@@ -61,7 +63,26 @@ export class RunnerMetrics {
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });
+    this.malformed = new Counter({
+      name: 'tidepool_malformed_messages_total',
+      help: 'Messages on the syncs queue that were no sync request (not JSON, or failing validation): dead-lettered at once, before any run record (so not in tidepool_syncs_total).',
+      registers,
+    });
+    this.deferrals = new Counter({
+      name: 'tidepool_sync_deferrals_total',
+      help: 'Syncs put back through a delay queue because their connection stayed locked by another sync for lockWait (not an attempt).',
+      labelNames: ['connection'],
+      registers,
+    });
     this.reconnects = new ReconnectMetrics(registry);
+  }
+
+  malformedMessage(): void {
+    this.malformed.inc();
+  }
+
+  deferred(connection: string): void {
+    this.deferrals.inc({ connection });
   }
 
   /** Counts an execution from its run record; records of unfinished executions are ignored. */

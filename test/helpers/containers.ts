@@ -3,7 +3,7 @@
 // here); TIDEPOOL_TEST_RABBITMQ_IMAGE / TIDEPOOL_TEST_REDIS_IMAGE name public ones instead
 // (rabbitmq:3.13, redis:7) where a registry is reachable.
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from './ports.js';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
@@ -25,17 +25,6 @@ export interface ServiceContainer {
   stop(): Promise<void>;
 }
 
-/** A free loopback port, so the service keeps its address across restarts (clients reconnect to it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function untilAnswers(what: string, probe: () => Promise<void>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

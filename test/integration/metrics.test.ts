@@ -3,29 +3,18 @@
 // the way Prometheus reads them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
-import { publishSync } from '../../shared/broker/publisher.js';
+import { confirmPublish, publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import type { Config } from '../../shared/config.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import { configEnv } from '../../scaler/local-process.js';
+import { freePort } from '../helpers/ports.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function scrape(port: number): Promise<string> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -84,19 +73,22 @@ describe('metrics of real processes', () => {
     const bad = newSyncRequest('broken');
     await publishSync(channel, topology, good);
     await publishSync(channel, topology, bad);
+    await confirmPublish(channel, topology.exchange, topology.syncRoutingKey, Buffer.from('not a sync request'), { messageId: 'garbage-1' });
     await connection.close();
 
     const text = await waitFor(
       'the runner to count both syncs',
       async () => {
         const t = await scrape(port);
-        return t.includes('outcome="succeeded"') && t.includes('outcome="dead_lettered"') ? t : undefined;
+        return t.includes('outcome="succeeded"') && t.includes('outcome="dead_lettered"') && t.includes('tidepool_malformed_messages_total 1') ? t : undefined;
       },
       60_000,
       250,
     );
     expect(text).toContain('tidepool_syncs_total{connection="faker-users",outcome="succeeded"} 1');
     expect(text).toContain('tidepool_syncs_total{connection="broken",outcome="dead_lettered"} 1');
+    // The malformed message is counted on its own: it names no connection and has no run.
+    expect(text).not.toMatch(/tidepool_syncs_total\{connection="(?!faker-users|broken)/);
     expect(text).toContain('tidepool_sync_records_total{connection="faker-users",stream="users"} 25');
     expect(text).toContain('tidepool_sync_records_total{connection="faker-users",stream="purchases"} 50');
     const run = await services.store.runs.get(good.syncId);
@@ -110,6 +102,8 @@ describe('metrics of real processes', () => {
       'tidepool_sync_bytes_total',
       'tidepool_sync_retries_total',
       'tidepool_sync_publish_to_first_record_seconds',
+      'tidepool_malformed_messages_total',
+      'tidepool_sync_deferrals_total',
       'tidepool_broker_reconnects_total',
       'tidepool_store_reconnects_total',
       'process_cpu_seconds_total',
@@ -153,6 +147,7 @@ describe('metrics of real processes', () => {
     for (const name of [...names(text)].filter((n) => n.startsWith('tidepool_'))) {
       expect(name).toMatch(/_(seconds|bytes|total|messages)$|^tidepool_runners$|^tidepool_scaler_leader$/);
     }
-    expect(text).toContain('tidepool_dead_letter_messages 1');
+    // The first test's two dead letters: the broken connection's sync and the malformed message.
+    expect(text).toContain('tidepool_dead_letter_messages 2');
   });
 });

@@ -19,6 +19,7 @@ import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { configEnv } from '../../scaler/local-process.js';
 import { createTestDatabase } from '../helpers/pg.js';
+import { freePort } from '../helpers/ports.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 interface Harness {
@@ -337,8 +338,9 @@ describe('a sync whose connection stays busy with another sync', () => {
     await h.services.store.connections.apply({ id: 'busy', source: { connector: 'source-e2e-test', config: { records: 3 } }, destination });
     const held = await h.services.store.locks.tryAcquire('busy', 'a-long-sync', 60_000);
     expect(held).toBeDefined();
+    const metricsPort = await freePort();
     const runner = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', 'busy-runner'], {
-      env: { PATH: process.env.PATH ?? '', ...configEnv(h.config), TIDEPOOL_LOG_LEVEL: 'info' },
+      env: { PATH: process.env.PATH ?? '', ...configEnv(h.config), TIDEPOOL_LOG_LEVEL: 'info', TIDEPOOL_METRICS_PORT: String(metricsPort) },
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     h.runners.push(runner);
@@ -358,6 +360,8 @@ describe('a sync whose connection stays busy with another sync', () => {
     // Well past the delivery limit: each time a new message (a fresh delivery count).
     await waitFor('four deferrals', () => deferrals().length >= 4, 30_000, 50);
     expect(deferrals().slice(0, 4)).toEqual([1, 2, 3, 4]);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(Number(/^tidepool_sync_deferrals_total\{connection="busy"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(4);
     await drainDead(h);
     expect(h.dead.has(syncId)).toBe(false);
     expect(await h.services.store.runs.get(syncId)).toBeUndefined();
