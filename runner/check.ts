@@ -25,22 +25,14 @@ export function definitionHash(definition: ConnectorDefinition): string {
 }
 
 export async function checkConnectors(connection: Connection, runId: string, secrets: ReadonlySet<string>, deps: CheckDeps): Promise<void> {
-  for (const role of ['source', 'destination'] as const) {
-    const definition = connection[role];
-    const hash = definitionHash(definition);
-    if ((await deps.connections.getChecked(connection.id, role)) === hash) continue;
-    const result = await runConnectorCommand(
-      deps.launcher,
-      { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
-      secrets,
-      deps.logger,
-      { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
-    ).catch((err: unknown) => {
-      // Output that is not the protocol: no verdict (the read will say what is wrong, and how).
-      deps.logger.warn({ role, err: err instanceof Error ? err.message : String(err) }, 'connector check gave no verdict: going on without it');
-      return undefined;
-    });
-    if (!result) continue;
+  // Both checks at once (on Kubernetes each is a pod start-up), judged in a fixed order: when
+  // both fail, the source's failure is the one reported.
+  const roles = ['source', 'destination'] as const;
+  const checks = await Promise.all(roles.map((role) => runCheck(connection, role, runId, secrets, deps)));
+  for (const [i, role] of roles.entries()) {
+    const check = checks[i];
+    if (!check) continue;
+    const { result, hash } = check;
     const status = result.messages.find((m) => m.type === 'CONNECTION_STATUS');
     if (status?.type === 'CONNECTION_STATUS' && status.connectionStatus.status === 'FAILED') {
       const err = new ConnectorError(`${role} check failed: ${redactText(status.connectionStatus.message ?? 'no reason given', secrets)}`, role, false, 'config_error');
@@ -61,4 +53,23 @@ export async function checkConnectors(connection: Connection, runId: string, sec
     // against the sync — the read itself fails with its own, classified, reason if it must.
     deps.logger.warn({ role, exitCode: result.exitCode }, 'connector check gave no verdict: going on without it');
   }
+}
+
+/** Runs one connector's `check` unless this definition already passed; undefined when skipped or without a verdict. */
+async function runCheck(connection: Connection, role: 'source' | 'destination', runId: string, secrets: ReadonlySet<string>, deps: CheckDeps) {
+  const definition = connection[role];
+  const hash = definitionHash(definition);
+  if ((await deps.connections.getChecked(connection.id, role)) === hash) return undefined;
+  const result = await runConnectorCommand(
+    deps.launcher,
+    { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
+    secrets,
+    deps.logger,
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
+  ).catch((err: unknown) => {
+    // Output that is not the protocol: no verdict (the read will say what is wrong, and how).
+    deps.logger.warn({ role, err: err instanceof Error ? err.message : String(err) }, 'connector check gave no verdict: going on without it');
+    return undefined;
+  });
+  return result ? { result, hash } : undefined;
 }

@@ -228,6 +228,40 @@ describe('retries through delay queues', () => {
     }
   });
 
+  it('checks both connectors at once; when both fail, the source’s failure is the one reported', async () => {
+    // Each check waits (up to 5 s) for the other to have started: run one after the other, the
+    // first would report that it ran alone.
+    const rendezvous = async (role: string, other: string): Promise<string> => {
+      const path = join(h.dir, `rendezvous-${role}.sh`);
+      const status = (message: string) => `echo '{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"${message}"}}'`;
+      await writeFile(
+        path,
+        `#!/bin/sh
+[ "$1" = check ] || exit 1
+touch "${h.dir}/${role}.started"
+i=0
+while [ ! -e "${h.dir}/${other}.started" ]; do
+  i=$((i + 1)); if [ $i -gt 100 ]; then ${status(`${role} check ran alone`)}; exit 0; fi
+  sleep 0.05
+done
+${status(`${role} refuses`)}
+`,
+      );
+      await chmod(path, 0o755);
+      return path;
+    };
+    await apply({
+      id: 'both-refuse',
+      source: { command: [await rendezvous('source', 'destination')], config: {} },
+      destination: { command: [await rendezvous('destination', 'source')], config: {} },
+    });
+    const syncId = await sync(h, 'both-refuse');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.reason)).toBe('source check failed: source refuses');
+    expect(header(dead, HEADERS.origin)).toBe('source');
+    expect(header(dead, HEADERS.attempt)).toBe(1);
+  });
+
   it('a protocol violation is permanent: dead-lettered at once', async () => {
     await apply({ id: 'garbage', source: { connector: 'source-e2e-test', config: { records: 2, then: 'garbage' } }, destination });
     const syncId = await sync(h, 'garbage');
