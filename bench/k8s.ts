@@ -61,6 +61,7 @@ import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration, parseDuration } from '../shared/units.js';
 import { sourceHash } from '../runner/catalog.js';
+import { definitionHash } from '../runner/check.js';
 import { KubernetesLease } from '../scaler/lease.js';
 import { configEnv } from '../scaler/local-process.js';
 import { Scaler } from '../scaler/loop.js';
@@ -92,7 +93,7 @@ const INTERFERENCE_SHARE = 0.05;
 const CLUSTER_PROCESS = /tidepool-cluster|\.cache\/tidepool\/|containerd|\brunc\b/;
 
 const USAGE = `usage: node dist/bench/k8s.js [--batches 10,40] [--users U] [--records N] [--rounds R]
-                          [--idle-window D] [--retries K] [--timeout D] [--json] [--keep]
+                          [--idle-window D] [--retries K] [--timeout D] [--first-syncs] [--json] [--keep]
 
 On the scripts/cluster cluster: publish→first-record latency and API server requests per
 sync for batches of syncs through a scaler with runner Jobs and connector pods, connector pods
@@ -106,6 +107,10 @@ left behind, and one big sync's throughput in a runner Job vs a local runner.
   --retries K      run a throughput round again, up to K times, when other people's processes
                    used more than ${INTERFERENCE_BASE_S} CPU-s + ${INTERFERENCE_SHARE * 100}% of a core during it (default 2)
   --timeout D      give up (and clean up) after D in all (default 20m)
+  --first-syncs    measure each connection's first sync: nothing cached, so the runner runs
+                   discover on the source and check on both connectors (pods of their own)
+                   before the sync; by default the catalog and the checks are cached, as for
+                   every later sync of a connection
   --json           print one JSON object on stdout (progress goes to stderr either way)
   --keep           keep namespaces, queues, Redis keys and the temp dir for debugging`;
 
@@ -117,6 +122,7 @@ interface Options {
   idleWindowMs: number;
   retries: number;
   timeoutMs: number;
+  firstSyncs: boolean;
   json: boolean;
   keep: boolean;
 }
@@ -133,6 +139,7 @@ function parseOptions(argv: string[]): Options | undefined {
       'idle-window': { type: 'string' },
       retries: { type: 'string' },
       timeout: { type: 'string' },
+      'first-syncs': { type: 'boolean' },
       json: { type: 'boolean' },
       keep: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -161,6 +168,7 @@ function parseOptions(argv: string[]): Options | undefined {
     idleWindowMs: duration('idle-window', values['idle-window'], 20_000),
     retries: int('retries', values.retries, 2, 0),
     timeoutMs: duration('timeout', values.timeout, 20 * 60_000),
+    firstSyncs: values['first-syncs'] ?? false,
     json: values.json ?? false,
     keep: values.keep ?? false,
   };
@@ -461,10 +469,15 @@ class Bench {
     return { config, store: createStore(this.redis, config), namespace };
   }
 
-  /** Applies `connection` with source-faker's catalog cached (as for every sync but a connection's first). */
+  /**
+   * Applies `connection` with source-faker's catalog cached and both connectors' checks passed,
+   * as for every sync but a connection's first (unless --first-syncs).
+   */
   private async apply(store: Store, connection: Connection): Promise<void> {
     await store.connections.apply(connection);
+    if (this.options.firstSyncs) return;
     await store.connections.putCatalog(connection.id, sourceHash(connection), this.catalog);
+    for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
   }
 
   /** Waits up to `maxMs` for the machine to be quiet; returns the share of the CPU busy at the end. */
@@ -912,6 +925,7 @@ async function main(): Promise<number> {
     const bySyncs = <T>(f: (b: BatchResult) => T): Record<string, T> => Object.fromEntries(batches.map((b) => [String(b.syncs), f(b)]));
     const result = {
       syncs: batches.reduce((a, b) => a + b.syncs, 0),
+      firstSyncs: opts.firstSyncs,
       succeeded: batches.reduce((a, b) => a + b.succeeded, 0),
       publishToFirstRecordP50Ms: round(percentile(firstRecord, 0.5)),
       publishToFirstRecordP95Ms: round(percentile(firstRecord, 0.95)),
@@ -946,7 +960,7 @@ async function main(): Promise<number> {
     } else {
       const lines = [
         `kubernetes benchmark (${formatDuration(result.benchDurationMs)})`,
-        `  syncs ${result.syncs}, succeeded ${result.succeeded}; publish → first record p50 ${result.publishToFirstRecordP50Ms} ms, p95 ${result.publishToFirstRecordP95Ms} ms`,
+        `  syncs ${result.syncs} (${opts.firstSyncs ? "each its connection's first: discover and checks included" : "catalog and checks cached, as after a connection's first sync"}), succeeded ${result.succeeded}; publish → first record p50 ${result.publishToFirstRecordP50Ms} ms, p95 ${result.publishToFirstRecordP95Ms} ms`,
         ...batches.map(
           (b) =>
             `  batch of ${b.syncs}: ${b.perSync} API requests/sync (${b.grossRequests} − ${b.idleRequests} idle − ${b.ownRequests} bench, over ${(b.durationMs / 1000).toFixed(1)} s), ` +
