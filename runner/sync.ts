@@ -145,8 +145,13 @@ async function replicate(
   const secrets = secretValues(connection);
   const runId = `${request.syncId}-a${attempt}`;
   const commandDeps = { connections: store.connections, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
-  await checkConnectors(connection, runId, secrets, commandDeps);
-  const catalog = configureCatalog(await discoverCatalog(connection, runId, secrets, commandDeps), connection, request.fullRefresh);
+  // Check and discover at once (on a connection's first sync, on Kubernetes, each is a pod
+  // start-up); both are read-only. Both are awaited, so no connector is left running behind a
+  // thrown error, and a failed check wins: it says more than the discover that failed with it.
+  const [checked, discovered] = await Promise.allSettled([checkConnectors(connection, runId, secrets, commandDeps), discoverCatalog(connection, runId, secrets, commandDeps)]);
+  if (checked.status === 'rejected') throw checked.reason;
+  if (discovered.status === 'rejected') throw discovered.reason;
+  const catalog = configureCatalog(discovered.value, connection, request.fullRefresh);
   const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
   let current: AirbyteStateMessage[] = committed?.state ?? [];
 

@@ -262,6 +262,33 @@ ${status(`${role} refuses`)}
     expect(header(dead, HEADERS.attempt)).toBe(1);
   });
 
+  it('check and discover run together; a failed check is what the dead letter says, not the discover that failed with it', async () => {
+    const path = join(h.dir, 'wrong-key.sh');
+    await writeFile(
+      path,
+      `#!/bin/sh
+case "$1" in
+  check)
+    # Waits (up to 5 s) for discover to have started: run one after the other, it ran alone.
+    i=0
+    while [ ! -e "${h.dir}/wrong-key.discovering" ]; do
+      i=$((i + 1)); if [ $i -gt 100 ]; then echo '{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"check ran alone"}}'; exit 0; fi
+      sleep 0.05
+    done
+    echo '{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"the API key is wrong"}}' ;;
+  discover) touch "${h.dir}/wrong-key.discovering"; sleep 0.3; echo 'HTTP 401' >&2; exit 1 ;;
+  *) exit 1 ;;
+esac
+`,
+    );
+    await chmod(path, 0o755);
+    await apply({ id: 'wrong-key', source: { command: [path], config: {} }, destination });
+    const dead = await deadLetterOf(h, await sync(h, 'wrong-key'));
+    expect(header(dead, HEADERS.reason)).toBe('source check failed: the API key is wrong');
+    expect(header(dead, HEADERS.type)).toBe('config_error');
+    expect(header(dead, HEADERS.attempt)).toBe(1);
+  });
+
   it('a protocol violation is permanent: dead-lettered at once', async () => {
     await apply({ id: 'garbage', source: { connector: 'source-e2e-test', config: { records: 2, then: 'garbage' } }, destination });
     const syncId = await sync(h, 'garbage');
