@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
 import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
-import { topologyFor } from '../../shared/broker/topology.js';
+import { DEFAULT_MAX_ATTEMPTS, topologyFor } from '../../shared/broker/topology.js';
 import { createRedis } from '../../shared/store/redis.js';
 import { createStore, type Store } from '../../shared/store/index.js';
 
@@ -45,12 +45,22 @@ export function openTestServices(config: Config): TestServices {
   };
 }
 
+/**
+ * Retry levels deleted whatever the config says: a test with maxAttempts 1 may still declare the
+ * default topology somewhere (a publisher's topologyFor(prefix)), and its delay queues must not
+ * outlive it. Leaked quorum queues are not harmless: each reserves 3 of RabbitMQ's file handles,
+ * and ~300 of them under the default 1024-file limit left no handle for a new connection
+ * (every client hung in the AMQP handshake).
+ */
+const RETRY_LEVELS_DELETED = Math.max(DEFAULT_MAX_ATTEMPTS, 10) - 1;
+
 export async function deletePrefix(config: Config): Promise<void> {
-  const t = topologyFor(config.prefix, config);
+  const t = topologyFor(config.prefix, { ...config, maxAttempts: Math.max(config.maxAttempts, RETRY_LEVELS_DELETED + 1) });
   const connection = await amqp.connect(config.amqpUrl);
   try {
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
+    // Deleting a queue that does not exist is not an error in RabbitMQ.
     for (const q of [t.syncsQueue, t.deadQueue, ...t.retryQueues]) await channel.deleteQueue(q).catch(() => undefined);
     for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
     await channel.close().catch(() => undefined);
