@@ -8,91 +8,49 @@
 // The source is a keyless stream (no primary key, so no upsert can hide a duplicate row) read
 // as a full refresh into an overwrite table: each run writes a generation of rows, and only a
 // completed run removes the others — a second copy of any row would show.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Config, ConfigInput } from '../../shared/config.js';
+import type { ConfigInput } from '../../shared/config.js';
 import { newSyncRequest } from '../../shared/messages.js';
-import { connectBroker, openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
+import { queueDepth } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
-import { topologyFor, type Topology } from '../../shared/broker/topology.js';
-import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { StaleLockError } from '../../shared/store/state.js';
-import { configEnv } from '../../scaler/local-process.js';
 import { writeKeylessSource } from '../helpers/keyless-source.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
+import { closeRunnerHarness, isRunning, openRunnerHarness, runUntil as runRecordUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
+import { waitFor } from '../helpers/services.js';
 
 const RECORDS = 400;
 const STATE_EVERY = 25;
 /** 10 ms a record: a sync takes 4–5 s, long enough to be killed in the middle. */
 const DELAY_MS = 10;
 
-type Runner = ChildProcess & { exited: Promise<number | null>; log: string[] };
-
-interface Harness {
-  config: Config;
-  topology: Topology;
-  services: TestServices;
-  broker: ChannelModel;
-  channel: ConfirmChannel;
-  db: TestDatabase;
-  dir: string;
-  runners: Runner[];
-}
+type Harness = RunnerHarness & { db: TestDatabase };
 
 async function harness(name: string, overrides: Partial<ConfigInput>): Promise<Harness> {
-  const config = testConfig(name, { idleTimeout: '60s', heartbeatInterval: '300ms', heartbeatTtl: '3s', logLevel: 'info', ...overrides });
-  const services = openTestServices(config);
-  const topology = topologyFor(config.prefix, config);
-  const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
-  const channel = await openConfirmChannel(broker, topology, services.logger);
+  const h = await openRunnerHarness(name, { logLevel: 'info', ...overrides });
   const db = await createTestDatabase(name);
-  const dir = await mkdtemp(join(tmpdir(), `${config.prefix}-`));
-  const source = await writeKeylessSource(dir);
-  await services.store.connections.apply({
+  const source = await writeKeylessSource(h.dir);
+  await h.services.store.connections.apply({
     id: 'events',
     source: { command: [source], config: { records: RECORDS, stateEvery: STATE_EVERY, delayMs: DELAY_MS } },
     destination: { connector: 'destination-postgres', config: { ...db.config, schema: 'crash' } },
     streams: [{ name: 'events', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
   });
-  return { config, topology, services, broker, channel, db, dir, runners: [] };
-}
-
-function startRunner(h: Harness, id: string): Runner {
-  const child = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', id], {
-    env: { PATH: process.env.PATH ?? '', ...configEnv(h.config) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }) as Runner;
-  child.log = [];
-  child.stdout?.on('data', (d: Buffer) => child.log.push(d.toString()));
-  child.stderr?.resume();
-  child.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  h.runners.push(child);
-  return child;
+  return { ...h, db };
 }
 
 async function close(h: Harness | undefined): Promise<void> {
   if (!h) return;
-  for (const r of h.runners) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL');
-  await h.broker.close().catch(() => undefined);
-  await h.services.cleanup();
+  await closeRunnerHarness(h);
   await h.db.drop();
-  await rm(h.dir, { recursive: true, force: true });
 }
 
 const run = (h: Harness, syncId: string) => h.services.store.runs.get(syncId);
 
-async function runUntil(h: Harness, syncId: string, what: string, done: (r: RunRecord) => boolean, timeoutMs = 60_000): Promise<RunRecord> {
-  return waitFor(what, async () => {
-    const r = await run(h, syncId);
-    return r && done(r) ? r : undefined;
-  }, timeoutMs, 50);
-}
+/** Syncs here take seconds: up to a minute by default, polled every 50 ms. */
+const runUntil = (h: Harness, syncId: string, what: string, done: (r: RunRecord) => boolean, timeoutMs = 60_000): Promise<RunRecord> =>
+  runRecordUntil(h, syncId, what, done, timeoutMs, 50);
 
 const stateVersion = async (h: Harness) => (await h.services.store.state.get('events'))?.version ?? 0;
 
@@ -107,7 +65,7 @@ async function rows(h: Harness): Promise<{ rows: number; ids: number; generation
 
 /** Once every runner is gone, an unacked message would be back in the queue: none may be. */
 async function expectQueuesEmpty(h: Harness): Promise<void> {
-  for (const r of h.runners) if (r.exitCode === null && r.signalCode === null) r.kill('SIGKILL');
+  for (const r of h.runners) if (isRunning(r)) r.kill('SIGKILL');
   await Promise.all(h.runners.map((r) => r.exited));
   await new Promise((resolve) => setTimeout(resolve, 300));
   expect((await queueDepth(h.broker, h.topology.syncsQueue)).ready).toBe(0);
@@ -122,7 +80,7 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
     h = await harness('crash-kill', { lockTtl: '3s' });
     const request = newSyncRequest('events');
     await publishSync(h.channel, h.topology, request);
-    const doomed = startRunner(h, 'doomed');
+    const doomed = spawnRunner(h, 'doomed');
     await runUntil(h, request.syncId, 'the sync to start', (r) => r.status === 'running' && r.runnerId === 'doomed');
     // Mid-way: some checkpoints committed (4 × 25 of 400 records), most of the work left.
     await waitFor('four state commits', async () => (await stateVersion(h!)) >= 4, 30_000, 20);
@@ -141,7 +99,7 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
 
     // Another runner gets the redelivered message at once, but the connection stays locked
     // until the dead runner's lock expires (last renewed ≤ lockTtl/3 before the kill).
-    startRunner(h, 'heir');
+    spawnRunner(h, 'heir');
     const rerun = await runUntil(h, request.syncId, 'the heir to start the sync', (r) => r.runnerId === 'heir' && r.status === 'running', 30_000);
     const waited = Date.parse(rerun.startedAt) - killedAt;
     expect(waited).toBeGreaterThanOrEqual((2 * h.config.lockTtl) / 3 - 200);
@@ -176,7 +134,7 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
     h = await harness('crash-eof', { lockTtl: '3s' });
     const first = newSyncRequest('events');
     await publishSync(h.channel, h.topology, first);
-    const doomed = startRunner(h, 'doomed');
+    const doomed = spawnRunner(h, 'doomed');
     await runUntil(h, first.syncId, 'the first sync to succeed', (r) => r.status === 'succeeded');
     expect(await rows(h)).toMatchObject({ rows: RECORDS, generations: 1 });
     const complete = await stateVersion(h);
@@ -197,7 +155,7 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
     // The first sync's complete generation, whole and alone: no partial second read beside it.
     expect(await rows(h)).toEqual({ rows: RECORDS, ids: RECORDS, generations: 1, maxId: RECORDS });
 
-    startRunner(h, 'heir');
+    spawnRunner(h, 'heir');
     const done = await runUntil(h, second.syncId, 'the rerun to succeed', (r) => r.status === 'succeeded' && r.runnerId === 'heir', 60_000);
     expect(done.records).toBe(RECORDS);
     expect(await rows(h)).toEqual({ rows: RECORDS, ids: RECORDS, generations: 1, maxId: RECORDS });
@@ -213,7 +171,7 @@ describe('crash safety: SIGTERM in the middle of a sync', () => {
     h = await harness('crash-sigterm-finish', { shutdownGrace: '60s' });
     const request = newSyncRequest('events');
     await publishSync(h.channel, h.topology, request);
-    const runner = startRunner(h, 'finisher');
+    const runner = spawnRunner(h, 'finisher');
     await waitFor('two state commits', async () => (await stateVersion(h!)) >= 2, 30_000, 20);
     runner.kill('SIGTERM');
     const stoppedAt = Date.now();
@@ -231,7 +189,7 @@ describe('crash safety: SIGTERM in the middle of a sync', () => {
     h = await harness('crash-sigterm-requeue', { shutdownGrace: '300ms' });
     const request = newSyncRequest('events');
     await publishSync(h.channel, h.topology, request);
-    const runner = startRunner(h, 'quitter');
+    const runner = spawnRunner(h, 'quitter');
     await waitFor('two state commits', async () => (await stateVersion(h!)) >= 2, 30_000, 20);
     runner.kill('SIGTERM');
     expect(await runner.exited).toBe(0);
@@ -242,7 +200,7 @@ describe('crash safety: SIGTERM in the middle of a sync', () => {
     expect(await h.services.store.locks.holder('events')).toBeUndefined();
     expect((await queueDepth(h.broker, h.topology.syncsQueue)).ready).toBe(1);
 
-    startRunner(h, 'successor');
+    spawnRunner(h, 'successor');
     const done = await runUntil(h, request.syncId, 'the sync to succeed', (r) => r.status === 'succeeded');
     expect(done).toMatchObject({ attempt: 1, runnerId: 'successor', records: RECORDS, stateCommits: RECORDS / STATE_EVERY });
     expect(done.previousAttempts?.map((p) => [p.runnerId, p.status])).toEqual([['quitter', 'requeued']]);

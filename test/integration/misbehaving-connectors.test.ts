@@ -4,85 +4,47 @@
 // permanent, with the connectors' stderr tails; state committed only as far as the destination
 // confirmed it; and the runner's memory bounded whatever the connectors write (its peak RSS is
 // read from /proc).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
+import type { GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config, ConfigInput } from '../../shared/config.js';
+import type { ConfigInput } from '../../shared/config.js';
 import type { Connection } from '../../shared/connections.js';
-import { HEADERS, newSyncRequest } from '../../shared/messages.js';
-import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
-import { publishSync } from '../../shared/broker/publisher.js';
-import { topologyFor, type Topology } from '../../shared/broker/topology.js';
-import { CLI_PATH } from '../../shared/paths.js';
+import { HEADERS } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
-import { configEnv } from '../../scaler/local-process.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
+import {
+  closeRunnerHarness,
+  deadLetterOf,
+  header,
+  openRunnerHarness,
+  publishSyncOf,
+  runUntil,
+  spawnRunner,
+  stderrOf,
+  type RunnerHarness,
+  type SpawnedRunner,
+} from '../helpers/runner-harness.js';
+import { waitFor } from '../helpers/services.js';
 
 const MiB = 1024 * 1024;
 
-interface Harness {
-  config: Config;
-  topology: Topology;
-  services: TestServices;
-  broker: ChannelModel;
-  channel: ConfirmChannel;
-  runner: ChildProcess;
-  /** Dead letters read so far, by message id. */
-  dead: Map<string, GetMessage>;
-}
+/** One runner per harness, so its memory is the sync's. */
+type Harness = RunnerHarness & { runner: SpawnedRunner };
 
 async function harness(name: string, overrides: Partial<ConfigInput> = {}): Promise<Harness> {
   // One attempt: the retryable failures here (a hang, an exit) go to the dead queue at once.
-  const config = testConfig(name, { idleTimeout: '10m', heartbeatInterval: '300ms', heartbeatTtl: '3s', maxAttempts: 1, concurrency: 1, ...overrides });
-  const services = openTestServices(config);
-  const topology = topologyFor(config.prefix, config);
-  const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
-  const channel = await openConfirmChannel(broker, topology, services.logger);
-  const runner = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', `${name}-runner`], {
-    env: { PATH: process.env.PATH ?? '', ...configEnv(config) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  runner.stderr?.resume();
-  await waitFor('the runner to heartbeat', async () => (await services.store.runners.alive()).length === 1, 20_000);
-  return { config, topology, services, broker, channel, runner, dead: new Map() };
+  const h = await openRunnerHarness(name, { idleTimeout: '10m', maxAttempts: 1, concurrency: 1, ...overrides });
+  const runner = spawnRunner(h, `${name}-runner`);
+  await waitFor('the runner to heartbeat', async () => (await h.services.store.runners.alive()).length === 1, 20_000);
+  return { ...h, runner };
 }
 
-async function close(h: Harness | undefined): Promise<void> {
-  if (!h) return;
-  if (h.runner.exitCode === null) h.runner.kill('SIGKILL');
-  await h.broker.close().catch(() => undefined);
-  await h.services.cleanup();
-}
-
-async function deadLetterOf(h: Harness, syncId: string, timeoutMs = 45_000): Promise<GetMessage> {
-  return waitFor(`the dead letter of ${syncId}`, async () => {
-    for (;;) {
-      const m = await h.channel.get(h.topology.deadQueue, { noAck: false });
-      if (!m) break;
-      h.channel.ack(m);
-      h.dead.set(String(m.properties.messageId), m);
-    }
-    return h.dead.get(syncId);
-  }, timeoutMs, 100);
-}
-
-async function finalRun(h: Harness, syncId: string, timeoutMs = 45_000): Promise<RunRecord> {
-  return waitFor(`the run of ${syncId} to end`, async () => {
-    const r = await h.services.store.runs.get(syncId);
-    return r && r.status !== 'running' ? r : undefined;
-  }, timeoutMs);
-}
+const finalRun = (h: Harness, syncId: string, timeoutMs = 45_000): Promise<RunRecord> => runUntil(h, syncId, `the run of ${syncId} to end`, (r) => r.status !== 'running', timeoutMs);
 
 async function sync(h: Harness, connection: Connection): Promise<string> {
   await h.services.store.connections.apply(connection);
-  const request = newSyncRequest(connection.id);
-  await publishSync(h.channel, h.topology, request);
-  return request.syncId;
+  return publishSyncOf(h, connection.id);
 }
 
-const header = (m: GetMessage, name: string): unknown => m.properties.headers?.[name];
-const stderrOf = (m: GetMessage, name: string): string[] => JSON.parse(String(header(m, name))) as string[];
 const failureOf = (m: GetMessage) => ({
   reason: String(header(m, HEADERS.reason)),
   origin: header(m, HEADERS.origin),
@@ -147,7 +109,7 @@ describe('hung connectors (messageTimeout 2s)', () => {
   beforeAll(async () => {
     h = await harness('hung', { messageTimeout: '2s' });
   }, 60_000);
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('a source that hangs after its records: failed by messageTimeout, killed, what the destination confirmed stays committed', async () => {
     const started = Date.now();
@@ -219,7 +181,7 @@ describe('broken output, floods and unconfirmed state (default messageTimeout an
   beforeAll(async () => {
     h = await harness('broken');
   }, 60_000);
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('a source exiting with code 3: retryable, the reason names the source and the code, with its stderr', async () => {
     const syncId = await sync(h, { id: 'exits-3', source: source({ records: 5, then: 'exit', exitCode: 3, message: 'lost the database connection' }), destination: destination() });
@@ -332,7 +294,7 @@ describe('a line over a small maxLineBytes (1 MiB)', () => {
   beforeAll(async () => {
     h = await harness('small-lines', { maxLineBytes: '1MiB', messageTimeout: '30s' });
   }, 60_000);
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('a 5 MiB line is rejected with the limit in the reason; the runner holds at most about the limit', async () => {
     const { result: dead, growth } = await peakRssGrowth(h, async () => {
@@ -352,7 +314,7 @@ describe('a line over a large maxLineBytes (256 MiB)', () => {
   beforeAll(async () => {
     h = await harness('large-lines', { maxLineBytes: '256MiB' });
   }, 60_000);
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('a 300 MiB line: the runner forwards it as it comes instead of holding 256 MiB of it', async () => {
     const { result: dead, growth } = await peakRssGrowth(h, async () => {

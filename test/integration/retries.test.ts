@@ -3,101 +3,33 @@
 // are dead-lettered at once; the dead letter says why, where, how often, and what the
 // connectors said on stderr (secrets redacted); a message that crashes its consumers again and
 // again is dead-lettered by the broker's delivery limit.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ChannelModel, ConfirmChannel, GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config, ConfigInput } from '../../shared/config.js';
 import type { Connection } from '../../shared/connections.js';
-import { HEADERS, newSyncRequest } from '../../shared/messages.js';
-import { connectBroker, openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
-import { confirmPublish, publishSync } from '../../shared/broker/publisher.js';
-import { topologyFor, type Topology } from '../../shared/broker/topology.js';
-import { CLI_PATH } from '../../shared/paths.js';
-import type { RunRecord } from '../../shared/store/runs.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { HEADERS } from '../../shared/messages.js';
+import { openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
+import { confirmPublish } from '../../shared/broker/publisher.js';
 import { createTestDatabase } from '../helpers/pg.js';
 import { freePort } from '../helpers/ports.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-
-interface Harness {
-  config: Config;
-  topology: Topology;
-  services: TestServices;
-  broker: ChannelModel;
-  channel: ConfirmChannel;
-  runners: ChildProcess[];
-  dir: string;
-  /** Dead letters read so far, by message id. */
-  dead: Map<string, GetMessage>;
-}
-
-async function harness(name: string, overrides: Partial<ConfigInput> = {}): Promise<Harness> {
-  const config = testConfig(name, { idleTimeout: '60s', heartbeatInterval: '300ms', heartbeatTtl: '3s', ...overrides });
-  const services = openTestServices(config);
-  const topology = topologyFor(config.prefix, config);
-  const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
-  const channel = await openConfirmChannel(broker, topology, services.logger);
-  const dir = await mkdtemp(join(tmpdir(), `${config.prefix}-`));
-  return { config, topology, services, broker, channel, runners: [], dir, dead: new Map() };
-}
-
-function startRunner(h: Harness, id: string): ChildProcess {
-  const child = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', id], {
-    env: { PATH: process.env.PATH ?? '', ...configEnv(h.config) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr?.resume();
-  h.runners.push(child);
-  return child;
-}
-
-async function close(h: Harness): Promise<void> {
-  for (const r of h.runners) if (r.exitCode === null) r.kill('SIGKILL');
-  await h.broker.close().catch(() => undefined);
-  await h.services.cleanup();
-  await rm(h.dir, { recursive: true, force: true });
-}
-
-/** Moves every ready dead letter into h.dead. */
-async function drainDead(h: Harness): Promise<void> {
-  for (;;) {
-    const m = await h.channel.get(h.topology.deadQueue, { noAck: false });
-    if (!m) return;
-    h.channel.ack(m);
-    h.dead.set(String(m.properties.messageId), m);
-  }
-}
-
-async function deadLetterOf(h: Harness, messageId: string, timeoutMs = 30_000): Promise<GetMessage> {
-  return waitFor(`the dead letter of ${messageId}`, async () => {
-    await drainDead(h);
-    return h.dead.get(messageId);
-  }, timeoutMs, 100);
-}
-
-async function runOf(h: Harness, syncId: string, done: (r: RunRecord) => boolean, what: string, timeoutMs = 30_000): Promise<RunRecord> {
-  return waitFor(what, async () => {
-    const r = await h.services.store.runs.get(syncId);
-    return r && done(r) ? r : undefined;
-  }, timeoutMs);
-}
-
-async function sync(h: Harness, connectionId: string): Promise<string> {
-  const request = newSyncRequest(connectionId);
-  await publishSync(h.channel, h.topology, request);
-  return request.syncId;
-}
-
-const header = (m: GetMessage, name: string): unknown => m.properties.headers?.[name];
-const stderrOf = (m: GetMessage, name: string): string[] => JSON.parse(String(header(m, name))) as string[];
+import { waitFor } from '../helpers/services.js';
+import {
+  closeRunnerHarness,
+  deadLetterOf,
+  drainDead,
+  header,
+  openRunnerHarness,
+  publishSyncOf,
+  runUntil,
+  spawnRunner,
+  stderrOf,
+  type RunnerHarness,
+} from '../helpers/runner-harness.js';
 
 const destination = { connector: 'destination-e2e-test', config: { mode: 'echo' } } as const;
 
 /** A source that is a shell script: `read` runs `body`; `discover` offers one stream. */
-async function scriptSource(h: Harness, name: string, body: string): Promise<string> {
+async function scriptSource(h: RunnerHarness, name: string, body: string): Promise<string> {
   const path = join(h.dir, `${name}.sh`);
   await writeFile(
     path,
@@ -114,16 +46,16 @@ esac
 }
 
 describe('retries through delay queues', () => {
-  let h: Harness;
+  let h: RunnerHarness;
   const counter = (name: string) => join(h.dir, `${name}.count`);
   const attemptsCounted = async (name: string) => Number((await readFile(counter(name), 'utf8')).trim());
   const apply = (c: Connection) => h.services.store.connections.apply(c);
 
   beforeAll(async () => {
-    h = await harness('retries', { retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
-    startRunner(h, 'retry-runner');
+    h = await openRunnerHarness('retries', { retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
+    spawnRunner(h, 'retry-runner');
   });
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('declares one delay queue per retry level, quorum, dead-lettering back to the syncs exchange', async () => {
     expect(h.topology.retryQueues).toEqual([`${h.config.prefix}.retry.1`, `${h.config.prefix}.retry.2`]);
@@ -138,8 +70,8 @@ describe('retries through delay queues', () => {
       source: { connector: 'source-e2e-test', config: { records: 3, then: 'transient', counterFile: counter('flaky'), failTimes: 2, message: 'database is restarting' } },
       destination,
     });
-    const syncId = await sync(h, 'flaky');
-    const run = await runOf(h, syncId, (r) => r.status === 'succeeded', 'the sync to succeed');
+    const syncId = await publishSyncOf(h, 'flaky');
+    const run = await runUntil(h, syncId, 'the sync to succeed', (r) => r.status === 'succeeded');
     expect(run.attempt).toBe(3);
     expect(await attemptsCounted('flaky')).toBe(3);
     const previous = run.previousAttempts ?? [];
@@ -165,7 +97,7 @@ describe('retries through delay queues', () => {
       source: { connector: 'source-e2e-test', config: { records: 0, then: 'transient', counterFile: counter('always-down'), failTimes: 1000, message: 'upstream unavailable' } },
       destination,
     });
-    const syncId = await sync(h, 'always-down');
+    const syncId = await publishSyncOf(h, 'always-down');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.attempt)).toBe(3);
     expect(header(dead, HEADERS.reason)).toMatch(/^source reported: upstream unavailable \(attempt 3 of 1000 failing\)/);
@@ -181,7 +113,7 @@ describe('retries through delay queues', () => {
     // The broker's bookkeeping from the delay queues is not carried along.
     expect(header(dead, 'x-death')).toBeUndefined();
     expect(await attemptsCounted('always-down')).toBe(3);
-    const run = await runOf(h, syncId, (r) => r.status === 'dead_lettered', 'the run record to say dead_lettered');
+    const run = await runUntil(h, syncId, 'the run record to say dead_lettered', (r) => r.status === 'dead_lettered');
     expect(run).toMatchObject({ attempt: 3, error: { retryable: true, type: 'transient_error' } });
     expect(run.previousAttempts?.map((p) => [p.attempt, p.status])).toEqual([[1, 'retrying'], [2, 'retrying']]);
   });
@@ -192,13 +124,13 @@ describe('retries through delay queues', () => {
       source: { connector: 'source-e2e-test', config: { records: 0, then: 'exit', exitCode: 1, failureType: 'config_error', message: 'password authentication failed' } },
       destination,
     });
-    const syncId = await sync(h, 'misconfigured');
+    const syncId = await publishSyncOf(h, 'misconfigured');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.attempt)).toBe(1);
     expect(header(dead, HEADERS.reason)).toBe('source reported: password authentication failed');
     expect(header(dead, HEADERS.type)).toBe('config_error');
     expect(header(dead, HEADERS.retryable)).toBe(false);
-    const run = await runOf(h, syncId, (r) => r.status === 'dead_lettered', 'the run record to say dead_lettered');
+    const run = await runUntil(h, syncId, 'the run record to say dead_lettered', (r) => r.status === 'dead_lettered');
     expect(run.attempt).toBe(1);
     expect(run.previousAttempts).toBeUndefined();
   });
@@ -208,7 +140,7 @@ describe('retries through delay queues', () => {
     try {
       const source = { connector: 'source-e2e-test', config: { records: 3 } } as const;
       await apply({ id: 'bad-password', source, destination: { connector: 'destination-postgres', config: { ...db.config, password: 'not-the-password', schema: 'checked' } } });
-      const failed = await sync(h, 'bad-password');
+      const failed = await publishSyncOf(h, 'bad-password');
       const dead = await deadLetterOf(h, failed);
       expect(header(dead, HEADERS.attempt)).toBe(1);
       expect(header(dead, HEADERS.reason)).toMatch(/^destination check failed: /);
@@ -218,8 +150,8 @@ describe('retries through delay queues', () => {
       expect(header(dead, HEADERS.retryable)).toBe(false);
       // The fixed definition hashes differently: checked again (and passes), then the sync runs.
       await apply({ id: 'bad-password', source, destination: { connector: 'destination-postgres', config: { ...db.config, schema: 'checked' } } });
-      const fixed = await sync(h, 'bad-password');
-      await runOf(h, fixed, (r) => r.status === 'succeeded', 'the corrected sync to succeed');
+      const fixed = await publishSyncOf(h, 'bad-password');
+      await runUntil(h, fixed, 'the corrected sync to succeed', (r) => r.status === 'succeeded');
       const { rows } = await db.pool.query<{ n: string }>('SELECT count(*) n FROM checked.items');
       expect(rows[0]?.n).toBe('3');
       expect(await h.services.store.connections.getChecked('bad-password', 'destination')).toMatch(/^[0-9a-f]{16}$/);
@@ -255,7 +187,7 @@ ${status(`${role} refuses`)}
       source: { command: [await rendezvous('source', 'destination')], config: {} },
       destination: { command: [await rendezvous('destination', 'source')], config: {} },
     });
-    const syncId = await sync(h, 'both-refuse');
+    const syncId = await publishSyncOf(h, 'both-refuse');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.reason)).toBe('source check failed: source refuses');
     expect(header(dead, HEADERS.origin)).toBe('source');
@@ -283,7 +215,7 @@ esac
     );
     await chmod(path, 0o755);
     await apply({ id: 'wrong-key', source: { command: [path], config: {} }, destination });
-    const dead = await deadLetterOf(h, await sync(h, 'wrong-key'));
+    const dead = await deadLetterOf(h, await publishSyncOf(h, 'wrong-key'));
     expect(header(dead, HEADERS.reason)).toBe('source check failed: the API key is wrong');
     expect(header(dead, HEADERS.type)).toBe('config_error');
     expect(header(dead, HEADERS.attempt)).toBe(1);
@@ -291,7 +223,7 @@ esac
 
   it('a protocol violation is permanent: dead-lettered at once', async () => {
     await apply({ id: 'garbage', source: { connector: 'source-e2e-test', config: { records: 2, then: 'garbage' } }, destination });
-    const syncId = await sync(h, 'garbage');
+    const syncId = await publishSyncOf(h, 'garbage');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.attempt)).toBe(1);
     expect(header(dead, HEADERS.reason)).toMatch(/is not an Airbyte message/);
@@ -302,7 +234,7 @@ esac
   it('a connector killed mid-line is a crash, not a protocol violation: retried', async () => {
     const script = await scriptSource(h, 'killed', `printf '{"type":"RECORD","record":{"stream":"items","da'; kill -9 $$`);
     await apply({ id: 'killed', source: { command: [script], config: {} }, destination });
-    const syncId = await sync(h, 'killed');
+    const syncId = await publishSyncOf(h, 'killed');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.attempt)).toBe(3);
     expect(header(dead, HEADERS.reason)).toMatch(/^source was killed by SIGKILL/);
@@ -314,7 +246,7 @@ esac
     const secret = 'hunter2-very-secret';
     const script = await scriptSource(h, 'leaky', `echo "connecting as admin:${secret}@db" >&2; echo "connection refused" >&2; exit 2`);
     await apply({ id: 'leaky', source: { command: [script], config: { password: secret } }, destination });
-    const syncId = await sync(h, 'leaky');
+    const syncId = await publishSyncOf(h, 'leaky');
     const dead = await deadLetterOf(h, syncId);
     expect(header(dead, HEADERS.attempt)).toBe(3);
     expect(header(dead, HEADERS.reason)).toBe('source exited with code 2: connection refused');
@@ -333,7 +265,7 @@ esac
     expect(header(notJson, HEADERS.attempt)).toBe(1);
     expect(header(notJson, HEADERS.retryable)).toBe(false);
 
-    const syncId = await sync(h, 'no-such-connection');
+    const syncId = await publishSyncOf(h, 'no-such-connection');
     const unknown = await deadLetterOf(h, syncId);
     expect(header(unknown, HEADERS.reason)).toBe('unknown connection "no-such-connection"');
     expect(header(unknown, HEADERS.attempt)).toBe(1);
@@ -345,16 +277,16 @@ esac
 });
 
 describe('a message that crashes its consumer again and again', () => {
-  let h: Harness;
+  let h: RunnerHarness;
   beforeAll(async () => {
     // deliveryLimit is an argument of the syncs queue, fixed when it is first declared: a
     // fresh prefix gets its own.
-    h = await harness('poison', { deliveryLimit: 2 });
+    h = await openRunnerHarness('poison', { deliveryLimit: 2 });
   });
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('is dead-lettered by the broker at the delivery limit, not redelivered for ever', async () => {
-    const syncId = await sync(h, 'whatever');
+    const syncId = await publishSyncOf(h, 'whatever');
     let deliveries = 0;
     // A consumer that dies holding the message: its channel closes without an ack, as when a
     // runner process is killed mid-sync.
@@ -387,28 +319,23 @@ describe('a message that crashes its consumer again and again', () => {
 });
 
 describe('a sync whose connection stays busy with another sync', () => {
-  let h: Harness;
+  let h: RunnerHarness;
   beforeAll(async () => {
     // A delivery limit of 2 and a lock wait of 300 ms: requeued each time, the broker would
     // dead-letter it within about a second.
-    h = await harness('busy', { deliveryLimit: 2, lockWait: '300ms', retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
+    h = await openRunnerHarness('busy', { deliveryLimit: 2, lockWait: '300ms', retryBaseDelay: '200ms', retryFactor: 2, retryMaxDelay: '2s', maxAttempts: 3 });
   });
-  afterAll(() => close(h));
+  afterAll(() => closeRunnerHarness(h));
 
   it('is put back through a delay queue, neither an attempt nor a step toward the delivery limit, and runs once the lock is free', async () => {
     await h.services.store.connections.apply({ id: 'busy', source: { connector: 'source-e2e-test', config: { records: 3 } }, destination });
     const held = await h.services.store.locks.tryAcquire('busy', 'a-long-sync', 60_000);
     expect(held).toBeDefined();
     const metricsPort = await freePort();
-    const runner = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', 'busy-runner'], {
-      env: { PATH: process.env.PATH ?? '', ...configEnv(h.config), TIDEPOOL_LOG_LEVEL: 'info', TIDEPOOL_METRICS_PORT: String(metricsPort) },
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
-    h.runners.push(runner);
-    let log = '';
-    runner.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    const runner = spawnRunner(h, 'busy-runner', { TIDEPOOL_LOG_LEVEL: 'info', TIDEPOOL_METRICS_PORT: String(metricsPort) });
     const deferrals = () =>
-      log
+      runner.log
+        .join('')
         .split('\n')
         .filter((line) => line.includes('put back for later'))
         .map((line) => (JSON.parse(line) as { deferrals: number; attempt: number }))
@@ -417,7 +344,7 @@ describe('a sync whose connection stays busy with another sync', () => {
           return entry.deferrals;
         });
 
-    const syncId = await sync(h, 'busy');
+    const syncId = await publishSyncOf(h, 'busy');
     // Well past the delivery limit: each time a new message (a fresh delivery count).
     await waitFor('four deferrals', () => deferrals().length >= 4, 30_000, 50);
     expect(deferrals().slice(0, 4)).toEqual([1, 2, 3, 4]);
@@ -428,7 +355,7 @@ describe('a sync whose connection stays busy with another sync', () => {
     expect(await h.services.store.runs.get(syncId)).toBeUndefined();
 
     await h.services.store.locks.release(held!);
-    const run = await runOf(h, syncId, (r) => r.status === 'succeeded', 'the sync to run once the lock is free');
+    const run = await runUntil(h, syncId, 'the sync to run once the lock is free', (r) => r.status === 'succeeded');
     expect(run).toMatchObject({ attempt: 1, records: 3, runnerId: 'busy-runner' });
     expect(run.previousAttempts).toBeUndefined();
     await drainDead(h);
