@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../shared/config.js';
+import type { Logger } from '../../shared/logger.js';
 import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import { connectBroker, openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
 import { replayDeadLetters } from '../../shared/broker/dead-letters.js';
@@ -43,6 +44,23 @@ const LATE = 'late';
 
 async function allRuns(services: TestServices, requests: SyncRequest[]): Promise<(RunRecord | undefined)[]> {
   return services.store.runs.getMany(requests.map((r) => r.syncId));
+}
+
+/**
+ * Publishes a sync of every connection, then waits for the moment an outage should hit: a few
+ * syncs done and more running.
+ */
+async function publishBatchUntilMidway(config: Config, services: TestServices, topology: Topology, logger: Logger): Promise<SyncRequest[]> {
+  const broker = await connectBroker({ url: config.amqpUrl, logger });
+  const channel = await openConfirmChannel(broker, topology, logger);
+  const requests = connectionIds.map((id) => newSyncRequest(id));
+  for (const r of requests) await publishSync(channel, topology, r);
+  await broker.close();
+  await waitFor('a few syncs done and more running', async () => {
+    const runs = await allRuns(services, requests);
+    return runs.filter((r) => r?.status === 'succeeded').length >= 3 && runs.filter((r) => r?.status === 'running').length >= 2;
+  }, 90_000, 100);
+  return requests;
 }
 
 async function waitAllSucceeded(services: TestServices, requests: SyncRequest[], timeoutMs: number): Promise<RunRecord[]> {
@@ -230,16 +248,7 @@ describe.runIf(hasDocker)('outages: RabbitMQ restarted while runners consume a b
     try {
       await scaler.start();
       await probe.start();
-      const broker = await connectBroker({ url: config.amqpUrl, logger });
-      const channel = await openConfirmChannel(broker, topology, logger);
-      const requests = connectionIds.map((id) => newSyncRequest(id));
-      for (const r of requests) await publishSync(channel, topology, r);
-      await broker.close();
-
-      await waitFor('a few syncs done and more running', async () => {
-        const runs = await allRuns(services, requests);
-        return runs.filter((r) => r?.status === 'succeeded').length >= 3 && runs.filter((r) => r?.status === 'running').length >= 2;
-      }, 90_000, 100);
+      const requests = await publishBatchUntilMidway(config, services, topology, logger);
       const before = await waitFor('the three runners heartbeating', async () => {
         const alive = await services.store.runners.alive();
         return alive.length === 3 ? alive : undefined;
@@ -360,16 +369,7 @@ describe.runIf(hasDocker)('outages: Redis restarted during syncs', () => {
     }
     await waitFor('three runners', async () => (await services.store.runners.alive()).length === 3, 30_000);
 
-    const broker = await connectBroker({ url: config.amqpUrl, logger });
-    const channel = await openConfirmChannel(broker, topology, logger);
-    const requests = connectionIds.map((id) => newSyncRequest(id));
-    for (const r of requests) await publishSync(channel, topology, r);
-    await broker.close();
-
-    await waitFor('a few syncs done and more running', async () => {
-      const runs = await allRuns(services, requests);
-      return runs.filter((r) => r?.status === 'succeeded').length >= 3 && runs.filter((r) => r?.status === 'running').length >= 2;
-    }, 90_000, 100);
+    const requests = await publishBatchUntilMidway(config, services, topology, logger);
     await redis.restart(3000);
 
     const runs = await waitAllSucceeded(services, requests, 120_000);
