@@ -67,6 +67,8 @@ async function runCheck(connection: Connection, role: 'source' | 'destination', 
     deps.logger,
     { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
   ).catch((err: unknown) => {
+    // A connector that cannot start at all will not read either: that is the verdict.
+    if (err instanceof ConnectorError && err.type === 'config_error') throw err;
     // Output that is not the protocol: no verdict (the read will say what is wrong, and how).
     deps.logger.warn({ role, err: err instanceof Error ? err.message : String(err) }, 'connector check gave no verdict: going on without it');
     return undefined;

@@ -88,6 +88,9 @@ export async function runConnectorCommand(
     }
     await stderr;
     const exit = await proc.exit;
+    if (exit.notStarted) {
+      throw ConnectorError.of({ kind: 'not_started' }, redactText(`${run.role} could not start: ${exit.reason ?? 'no reason given'}`, secrets), run.role);
+    }
     if (protocolError) {
       throw ConnectorError.of({ kind: 'protocol' }, redactText(`${run.role} ${run.command}: ${protocolError.message}`, secrets), run.role);
     }

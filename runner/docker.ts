@@ -10,6 +10,7 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ConnectorError } from '../shared/errors.js';
 import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
 import { exitThenRemove, writeRunFiles } from './local-process.js';
 
@@ -24,6 +25,27 @@ export interface DockerOptions {
   uid?: number;
   /** Memory limit per connector container, e.g. "2g". */
   memory?: string;
+}
+
+/**
+ * Makes sure the image is there, pulling it if it is not. An image that cannot be had (a typo in
+ * its name, a tag that does not exist) fails the run at once as a configuration error, with the
+ * engine's reason; an engine that does not answer is left for `docker run` to report, since
+ * that may pass.
+ */
+async function ensureImage(docker: string, run: ConnectorRun, image: string): Promise<void> {
+  try {
+    await exec(docker, ['image', 'inspect', '--format', '{{.Id}}', image], { timeout: 30_000 });
+    return;
+  } catch (err) {
+    if (!/no such (image|object)/i.test((err as { stderr?: string }).stderr ?? '')) return;
+  }
+  try {
+    await exec(docker, ['pull', '--quiet', image], { timeout: 10 * 60_000 });
+  } catch (err) {
+    const why = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1) ?? '';
+    throw ConnectorError.of({ kind: 'not_started' }, `${run.role} could not start: image ${image} is not on this machine and could not be pulled: ${why}`, run.role);
+  }
 }
 
 /** True when a container engine answers. */
@@ -50,6 +72,7 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     const c = run.connector;
     const image = c.image ?? (c.connector !== undefined ? this.options.builtinImage(c.connector) : undefined);
     if (!image) throw new Error(`connector of ${run.runId} is a command, not an image: use the local launcher`);
+    await ensureImage(this.docker, run, image);
     const dir = await mkdtemp(join(tmpdir(), `tidepool-${run.runId.slice(0, 60)}-`));
     const name = `tidepool-${run.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 100)}`;
     let args: string[];
@@ -79,9 +102,13 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     const child = spawn(this.docker, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin.on('error', () => undefined);
     // docker run exits with the container's code; 125-127 are docker's own failures.
-    const exit = exitThenRemove(child, dir, this.docker, (code, signal) =>
-      code !== null && code >= 125 && code <= 127 ? { code, signal, reason: `docker run failed (exit ${code})` } : { code, signal },
-    );
+    // docker run exits with the container's code; 125 is docker's own failure (the daemon, a
+    // flag), 126 and 127 mean the image's entrypoint cannot be run or is not there: a broken
+    // image, which no retry fixes.
+    const exit = exitThenRemove(child, dir, this.docker, (code, signal) => {
+      if (code === 126 || code === 127) return { code, signal, reason: `the image's entrypoint ${code === 127 ? 'was not found' : 'cannot be run'} (docker run exit ${code})`, notStarted: true };
+      return code === 125 ? { code, signal, reason: 'docker run failed (exit 125)' } : { code, signal };
+    });
     let killed = false;
     return {
       stdin: child.stdin,

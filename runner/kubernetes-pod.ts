@@ -48,6 +48,8 @@ export interface KubernetesPodOptions {
 
 /** Container waiting reasons that will not resolve by themselves. */
 const FATAL_WAITING = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+/** Of those, the ones that mean the pod's containers never ran. */
+const NEVER_STARTED = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError']);
 
 const PIPES = '/pipes';
 
@@ -330,7 +332,12 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
   if (podFailure) return { code: null, signal: null, reason: podFailure };
   if (deleted) return { code: null, signal: 'SIGKILL', reason: 'pod deleted' };
   const waiting = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && FATAL_WAITING.has(w.reason));
-  if (waiting) return { code: null, signal: null, reason: `${waiting.reason ?? ''}: ${waiting.message ?? ''}`.trim() };
+  if (waiting) {
+    const reason = `${waiting.reason ?? ''}: ${waiting.message ?? ''}`.trim();
+    // An image that cannot be had or a container the kubelet cannot even configure never ran:
+    // a configuration error, not a crash to retry.
+    return { code: null, signal: null, reason, ...(NEVER_STARTED.has(waiting.reason ?? '') ? { notStarted: true } : {}) };
+  }
   if (status.phase === 'Pending' && ageMs > startTimeoutMs) {
     return { code: null, signal: null, reason: `pod still pending after ${Math.round(ageMs / 1000)} s: ${status.conditions?.find((c) => c.status === 'False')?.message ?? 'not scheduled or started'}` };
   }

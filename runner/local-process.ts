@@ -6,7 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { ConnectorError } from '../shared/errors.js';
 import { builtinConnectorCommand } from '../shared/paths.js';
+import { describeSpawnError, resolveProgram } from './program.js';
 
 export function connectorArgv(run: ConnectorRun, fileArgs: string[]): string[] {
   const c = run.connector;
@@ -49,24 +51,36 @@ export function exitThenRemove(
   });
 }
 
+function notStarted(run: ConnectorRun, problem: string): ConnectorError {
+  return ConnectorError.of({ kind: 'not_started' }, `${run.role} could not start: ${problem}`, run.role);
+}
+
 export class LocalProcessConnectorLauncher implements ConnectorLauncher {
   readonly kind = 'local';
 
   constructor(private readonly baseDir: string = tmpdir()) {}
 
   async start(run: ConnectorRun): Promise<ConnectorProcess> {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: process.env.LANG ?? 'C.UTF-8', ...run.connector.env };
+    // A program that is not there fails the run at once as a configuration error (a typo in a
+    // path is not a crash, and no retry will fix it). Resolved here, against the runner's
+    // working directory and the connector's PATH, because spawn() would resolve a relative
+    // path against the connector's private directory.
+    const [program, ...rest] = connectorArgv(run, []);
+    const resolved = await resolveProgram(program!, env.PATH);
+    if (!resolved.ok) throw notStarted(run, resolved.problem);
     const dir = await mkdtemp(join(this.baseDir, `tidepool-${run.runId.slice(0, 60)}-`));
-    let argv: string[];
+    let args: string[];
     try {
-      argv = connectorArgv(run, await writeRunFiles(dir, run));
+      args = [...rest, ...(await writeRunFiles(dir, run))];
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
-    const [file, ...args] = argv as [string, ...string[]];
+    const file = resolved.path;
     const child = spawn(file, args, {
       cwd: dir,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, LANG: process.env.LANG ?? 'C.UTF-8', ...run.connector.env },
+      env: { HOME: dir, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
       // Own process group: kill() ends the connector and anything it started.
       detached: true,
@@ -75,6 +89,16 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
     child.stdin.on('error', () => undefined);
 
     const exit = exitThenRemove(child, dir, file, (code, signal) => ({ code, signal }));
+    // The program was there a moment ago, but exec can still fail (a #! interpreter missing,
+    // no permission): wait for the process to exist before handing it out.
+    const spawnError = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', resolve);
+    });
+    if (spawnError) {
+      await exit;
+      throw notStarted(run, describeSpawnError(file, spawnError));
+    }
 
     return {
       stdin: child.stdin,

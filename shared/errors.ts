@@ -57,7 +57,9 @@ export type ConnectorFailureKind =
   /** It broke the Airbyte Protocol: a line that is not a message, an unexpected type, a line over maxLineBytes, a destination that confirms no STATE. */
   | { kind: 'protocol' }
   /** `check` answered FAILED: the connector cannot work with this configuration. */
-  | { kind: 'check_failed' };
+  | { kind: 'check_failed' }
+  /** It never ran: its command is not found or not executable, its image is missing. */
+  | { kind: 'not_started' };
 
 export interface Classification {
   retryable: boolean;
@@ -80,6 +82,9 @@ export interface Classification {
  *   connector killed mid-write is not classified as one: the runner reports the death, see
  *   runner/sync.ts.)
  * - `check` answered FAILED → permanent config_error.
+ * - never started (command not found or not executable, image missing) → permanent
+ *   config_error: a path or an image name is wrong, and every retry would fail the same way
+ *   (a typo used to cost five attempts and minutes of backoff before the dead letter).
  */
 export function classifyConnectorFailure(how: ConnectorFailureKind): Classification {
   switch (how.kind) {
@@ -92,6 +97,7 @@ export function classifyConnectorFailure(how: ConnectorFailureKind): Classificat
     case 'protocol':
       return { retryable: false, type: 'system_error' };
     case 'check_failed':
+    case 'not_started':
       return { retryable: false, type: 'config_error' };
   }
 }

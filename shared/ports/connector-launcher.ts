@@ -22,6 +22,12 @@ export interface ConnectorExit {
   signal: string | null;
   /** What the platform says about the ending (OOMKilled, Evicted, DeadlineExceeded...). */
   reason?: string;
+  /**
+   * The connector never ran (its image could not be pulled, its command not found): `reason`
+   * says why. A permanent configuration error, unlike an exit. Launchers that can tell before
+   * returning from start() throw a config_error ConnectorError there instead.
+   */
+  notStarted?: boolean;
 }
 
 export interface ConnectorProcess {

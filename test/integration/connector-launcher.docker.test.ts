@@ -2,6 +2,7 @@
 // scripts/images builds. It runs where a container engine answers (npm run test:k8s sets one
 // up); the local suite covers machines without one.
 import { describe, expect, it } from 'vitest';
+import { ConnectorError } from '../../shared/errors.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
 import { DockerConnectorLauncher, dockerAvailable } from '../../runner/docker.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
@@ -30,8 +31,14 @@ describe.runIf(engine)('local mode with a connector that names an image', () => 
     const fromImage = await collect(await launcher.start({ runId: `img-${Date.now()}`, role: 'source', connector: { image: `tidepool/source-faker:${PACKAGE_VERSION}`, config: {} }, command: 'read', files }));
     expect(fromImage.exit.code).toBe(0);
     expect(fromImage.messages.filter((m) => m.type === 'RECORD')).toHaveLength(3);
-    const missing = await collect(await launcher.start({ runId: `img-missing-${Date.now()}`, role: 'source', connector: { image: 'tidepool/no-such-connector:0', config: {} }, command: 'spec', files: {} }));
-    expect(missing.exit.reason).toMatch(/docker run failed/);
-    expect(missing.stderr).toMatch(/no-such-connector/);
+    // An image that is not here and cannot be pulled (no registry serves it) never starts: a
+    // permanent configuration error from start(), with the engine's reason.
+    const missing = await launcher.start({ runId: `img-missing-${Date.now()}`, role: 'source', connector: { image: 'tidepool/no-such-connector:0', config: {} }, command: 'spec', files: {} }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(missing).toBeInstanceOf(ConnectorError);
+    expect(missing).toMatchObject({ retryable: false, type: 'config_error', origin: 'source' });
+    expect((missing as Error).message).toMatch(/^source could not start: image tidepool\/no-such-connector:0 is not on this machine and could not be pulled: .+/);
   });
 });

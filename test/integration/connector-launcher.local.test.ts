@@ -1,9 +1,10 @@
-import { readdir, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ConnectorError } from '../../shared/errors.js';
 import { LocalProcessConnectorLauncher } from '../../runner/local-process.js';
-import { collect, fakerUsersCatalog } from '../helpers/connector-io.js';
+import { fakerUsersCatalog } from '../helpers/connector-io.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
 import { createTestDatabase } from '../helpers/pg.js';
 
@@ -29,11 +30,25 @@ describe('local process connector launcher', () => {
     expect((await readdir(tmpdir())).filter((d) => d.startsWith(`tidepool-${runId}-`))).toHaveLength(0);
   });
 
-  it('reports a program that cannot be started instead of throwing', async () => {
+  it('refuses a program that cannot be started with a permanent config_error, leaving no directory behind', async () => {
     const launcher = new LocalProcessConnectorLauncher();
-    const proc = await launcher.start({ runId: `missing-${Date.now()}`, role: 'source', connector: { command: ['/nonexistent/connector'], config: {} }, command: 'spec', files: {} });
-    const out = await collect(proc);
-    expect(out.exit.code).toBeNull();
-    expect(out.exit.reason).toMatch(/failed to start \/nonexistent\/connector/);
+    const runId = `missing-${Date.now()}`;
+    const err = await launcher.start({ runId, role: 'source', connector: { command: ['/nonexistent/connector'], config: {} }, command: 'spec', files: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConnectorError);
+    expect(err).toMatchObject({ message: 'source could not start: /nonexistent/connector: no such file', retryable: false, type: 'config_error' });
+    // An interpreter that is missing fails exec itself: caught at spawn, the same way.
+    const dir = await mkdtemp(join(tmpdir(), 'tidepool-interp-'));
+    const script = join(dir, 'needs-interpreter');
+    await writeFile(script, '#!/nonexistent/python3\nprint(1)\n', { mode: 0o755 });
+    const err2 = await launcher.start({ runId: `${runId}-2`, role: 'destination', connector: { command: [script], config: {} }, command: 'spec', files: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err2).toMatchObject({ message: `destination could not start: ${script}: no such file (or its interpreter, on its #! line, is missing)`, type: 'config_error' });
+    await rm(dir, { recursive: true, force: true });
+    expect((await readdir(tmpdir())).filter((d) => d.startsWith(`tidepool-${runId}`))).toHaveLength(0);
   });
 });
