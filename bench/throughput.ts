@@ -267,7 +267,8 @@ class Bench {
     await rm(outDir, { recursive: true, force: true });
     const filesDir = join(this.dir, `${connection.id}-direct-files`);
     await mkdir(filesDir, { recursive: true });
-    const configured = configureCatalog(catalog, connection, false);
+    // destination-jsonl's modes (its spec); the stream asks for full_refresh + overwrite anyway.
+    const configured = configureCatalog(catalog, connection, false, ['overwrite', 'append']);
     const files = {
       srcConfig: join(filesDir, 'source-config.json'),
       dstConfig: join(filesDir, 'destination-config.json'),

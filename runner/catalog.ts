@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Connection } from '../shared/connections.js';
 import { ConnectorError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
-import type { AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream } from '../shared/protocol.js';
+import type { AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode } from '../shared/protocol.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import type { ConnectionStore } from '../shared/store/connections.js';
 import { runConnectorCommand, traceFailure } from './connector-output.js';
@@ -65,35 +65,78 @@ export class CatalogError extends ConnectorError {
 }
 
 /**
- * The configured catalog. Defaults: incremental where the source supports it and has a cursor
- * (its own, or one the connection names), appending with dedup when there is a primary key;
- * full refresh with overwrite otherwise. A full-refresh request forces full refresh/overwrite.
+ * The configured catalog: which streams, and how each is read and written. Nothing is assumed of
+ * either connector; each mode comes from what they declared:
+ *
+ * - sync_mode: incremental when the source supports it for the stream and there is a cursor (the
+ *   source's own, or one the connection names) and the destination can append (`append` or
+ *   `append_dedup` in its spec); full_refresh otherwise.
+ * - destination_sync_mode: for incremental, `append_dedup` when the destination lists it and the
+ *   stream has a primary key (the source's, or one the connection names), else `append`; for
+ *   full refresh, `overwrite`.
+ * - A full-refresh sync forces full_refresh + overwrite on every stream.
+ * - A mode the connection asks for that a connector cannot honour (incremental where the source
+ *   cannot, `append_dedup` without a key or in a destination that does not list it, incremental
+ *   into overwrite) is refused with a config_error naming the stream and the mode: a silent
+ *   downgrade (dedup quietly becoming append) duplicates rows.
+ *
+ * `destinationModes` is destinationSyncModes(spec) of shared/connector-spec.ts.
  */
-export function configureCatalog(catalog: AirbyteCatalog, connection: Connection, fullRefresh: boolean): ConfiguredAirbyteCatalog {
+export function configureCatalog(
+  catalog: AirbyteCatalog,
+  connection: Connection,
+  fullRefresh: boolean,
+  destinationModes: readonly DestinationSyncMode[],
+): ConfiguredAirbyteCatalog {
   const chosen = connection.streams;
   // NUL cannot occur in either part, so namespace "a.b" + stream "c" never meets "a" + "b.c".
   const key = (namespace: string | undefined, name: string) => `${namespace ?? ''}\u0000${name}`;
+  const named = (s: { namespace?: string | undefined; name: string }) => (s.namespace ? `${s.namespace}.${s.name}` : s.name);
   const byName = new Map(catalog.streams.map((s) => [key(s.namespace, s.name), s]));
   const selections = chosen ?? catalog.streams.map((s) => ({ name: s.name, ...(s.namespace ? { namespace: s.namespace } : {}) }));
+  const destination = new Set(destinationModes);
+  const supported = `the destination supports ${destinationModes.join(', ') || 'no sync mode'}`;
+  const canAppend = destination.has('append') || destination.has('append_dedup');
   const streams: ConfiguredAirbyteStream[] = selections.map((sel) => {
     const stream = byName.get(key(sel.namespace, sel.name));
     if (!stream) {
-      const named = (s: { namespace?: string | undefined; name: string }) => (s.namespace ? `${s.namespace}.${s.name}` : s.name);
       throw new CatalogError(`connection "${connection.id}" selects stream "${named(sel)}", which the source does not have (it has: ${catalog.streams.map(named).join(', ')}; give "namespace" for a namespaced stream)`);
     }
+    const where = `stream "${named(sel)}" of connection "${connection.id}"`;
     const selection = sel as typeof sel & Partial<NonNullable<Connection['streams']>[number]>;
     const cursorField = selection.cursorField ?? stream.default_cursor_field;
     const primaryKey = selection.primaryKey ?? stream.source_defined_primary_key;
-    const canIncremental = stream.supported_sync_modes.includes('incremental') && (cursorField?.length ?? 0) > 0;
-    let syncMode = selection.syncMode ?? (canIncremental ? 'incremental' : 'full_refresh');
-    if (syncMode === 'incremental' && !canIncremental) {
-      throw new CatalogError(`stream "${sel.name}" of connection "${connection.id}" cannot sync incrementally: ${stream.supported_sync_modes.includes('incremental') ? 'no cursor field (set cursorField)' : 'the source does not support it'}`);
-    }
-    if (fullRefresh) syncMode = 'full_refresh';
     const hasKey = (primaryKey?.length ?? 0) > 0;
-    const destinationSyncMode = fullRefresh
-      ? 'overwrite'
-      : (selection.destinationSyncMode ?? (syncMode === 'incremental' ? (hasKey ? 'append_dedup' : 'append') : 'overwrite'));
+    const canIncremental = stream.supported_sync_modes.includes('incremental') && (cursorField?.length ?? 0) > 0;
+
+    if (selection.syncMode === 'incremental' && !fullRefresh) {
+      if (!canIncremental) {
+        throw new CatalogError(`${where} cannot sync incrementally: ${stream.supported_sync_modes.includes('incremental') ? 'no cursor field (set cursorField)' : 'the source does not support it'}`);
+      }
+      if (!canAppend) throw new CatalogError(`${where} cannot sync incrementally: incremental needs append or append_dedup, and ${supported}`);
+    }
+    const syncMode = fullRefresh ? 'full_refresh' : (selection.syncMode ?? (canIncremental && canAppend ? 'incremental' : 'full_refresh'));
+
+    let destinationSyncMode: DestinationSyncMode;
+    if (fullRefresh) {
+      if (!destination.has('overwrite')) throw new CatalogError(`${where} cannot be fully refreshed: ${supported}, not overwrite`);
+      destinationSyncMode = 'overwrite';
+    } else if (selection.destinationSyncMode !== undefined) {
+      destinationSyncMode = selection.destinationSyncMode;
+      if (!destination.has(destinationSyncMode)) throw new CatalogError(`${where} asks for destinationSyncMode ${destinationSyncMode}, but ${supported}`);
+      if (destinationSyncMode === 'append_dedup' && !hasKey) throw new CatalogError(`${where} asks for append_dedup, but the stream has no primary key (set primaryKey)`);
+      if (destinationSyncMode === 'overwrite' && syncMode === 'incremental') {
+        throw new CatalogError(`${where} asks for incremental with overwrite, which would keep only each sync's new records (use append or append_dedup, or syncMode full_refresh)`);
+      }
+    } else if (syncMode === 'incremental') {
+      destinationSyncMode = hasKey && destination.has('append_dedup') ? 'append_dedup' : 'append';
+      if (!destination.has(destinationSyncMode)) {
+        throw new CatalogError(`${where} has no primary key for append_dedup, and ${supported} (set primaryKey, or syncMode full_refresh)`);
+      }
+    } else {
+      if (!destination.has('overwrite')) throw new CatalogError(`${where} syncs fully, but ${supported}, not overwrite (set destinationSyncMode)`);
+      destinationSyncMode = 'overwrite';
+    }
     return {
       stream,
       sync_mode: syncMode,
@@ -103,4 +146,23 @@ export function configureCatalog(catalog: AirbyteCatalog, connection: Connection
     };
   });
   return { streams };
+}
+
+/**
+ * What configureCatalog would refuse in the connection's explicit stream choices, judged from
+ * the destination's modes alone (no catalog needed): for `connections apply`, before any sync.
+ * The source's side (does a stream exist, can it be read incrementally) needs its catalog and
+ * is judged at the first sync.
+ */
+export function streamModeIssues(connection: Connection, destinationModes: readonly DestinationSyncMode[]): string[] {
+  const destination = new Set(destinationModes);
+  const supported = `the destination supports ${destinationModes.join(', ') || 'no sync mode'}`;
+  return (connection.streams ?? []).flatMap((s, i) => {
+    const at = `streams[${i}] ("${s.namespace ? `${s.namespace}.` : ''}${s.name}")`;
+    const issues: string[] = [];
+    if (s.destinationSyncMode !== undefined && !destination.has(s.destinationSyncMode)) issues.push(`${at}.destinationSyncMode: ${s.destinationSyncMode}, but ${supported}`);
+    if (s.syncMode === 'incremental' && !destination.has('append') && !destination.has('append_dedup')) issues.push(`${at}.syncMode: incremental needs append or append_dedup, and ${supported}`);
+    if (s.syncMode === 'incremental' && s.destinationSyncMode === 'overwrite') issues.push(`${at}: incremental with overwrite would keep only each sync's new records`);
+    return issues;
+  });
 }

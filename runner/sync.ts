@@ -3,6 +3,7 @@
 // the run. The consumer decides what happens to the message afterwards.
 import type { Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
+import { destinationSyncModes, specSecretValues } from '../shared/connector-spec.js';
 import {
   CancelledError,
   ConnectorError,
@@ -27,6 +28,7 @@ import { backoffDelay, sleep } from '../shared/backoff.js';
 import { formatDuration } from '../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
 import { checkConnectors } from './check.js';
+import { assertValidConfigs, connectionSpecs } from './spec.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
 import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
 import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
@@ -36,7 +38,7 @@ import { watchConnectors } from './watchdog.js';
 export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'stderrTailLines' | 'syncTimeout'>;
 
 export interface SyncDeps {
-  store: Pick<Store, 'connections' | 'state' | 'runs' | 'locks'>;
+  store: Pick<Store, 'connections' | 'state' | 'runs' | 'locks' | 'specs'>;
   launcher: ConnectorLauncher;
   config: SyncConfig;
   logger: Logger;
@@ -142,16 +144,23 @@ async function replicate(
   logger: Logger,
 ): Promise<void> {
   const { store, launcher, config } = deps;
-  const secrets = secretValues(connection);
   const runId = `${request.syncId}-a${attempt}`;
-  const commandDeps = { connections: store.connections, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
+  const commandDeps = { connections: store.connections, specs: store.specs, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
+  // The specs first (cached per connector program, so usually no process at all): they say
+  // which config fields are secrets — needed before any connector output is logged — whether
+  // the configs are valid at all, and which sync modes the destination implements.
+  const specs = await connectionSpecs(connection, runId, commandDeps);
+  const secrets = secretValues(connection);
+  specSecretValues(connection.source.config, specs.source, secrets);
+  specSecretValues(connection.destination.config, specs.destination, secrets);
+  assertValidConfigs(connection, specs);
   // Check and discover at once (on a connection's first sync, on Kubernetes, each is a pod
   // start-up); both are read-only. Both are awaited, so no connector is left running behind a
   // thrown error, and a failed check wins: it says more than the discover that failed with it.
   const [checked, discovered] = await Promise.allSettled([checkConnectors(connection, runId, secrets, commandDeps), discoverCatalog(connection, runId, secrets, commandDeps)]);
   if (checked.status === 'rejected') throw checked.reason;
   if (discovered.status === 'rejected') throw discovered.reason;
-  const catalog = configureCatalog(discovered.value, connection, request.fullRefresh);
+  const catalog = configureCatalog(discovered.value, connection, request.fullRefresh, destinationSyncModes(specs.destination));
   const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
   let current: AirbyteStateMessage[] = committed?.state ?? [];
 
@@ -289,7 +298,11 @@ async function replicate(
       async (err: unknown) => {
         if (err instanceof SourceProtocolError) fail(await protocolOrDeath(new ProtocolError(err.message, 'source'), src, sourceTail));
         else if (err instanceof LineTooLongError) fail(new ProtocolError(`source ${err.message}`, 'source'));
-        else if (!abort.signal.aborted) fail(new ConnectorError(`destination stopped reading its input: ${(err as Error).message}`, 'destination', true, 'system_error'));
+        else if (!abort.signal.aborted) {
+          // A destination whose pod never started also "stops reading": say which it was.
+          const e = await exitWithin(dst, 2_000);
+          fail(e?.notStarted ? exitFailure('destination', e, destinationTail) : new ConnectorError(`destination stopped reading its input: ${(err as Error).message}`, 'destination', true, 'system_error'));
+        }
       },
     );
 
@@ -345,7 +358,10 @@ async function replicate(
     // Precedence: what the connectors said about themselves, then how they ended, then what
     // the runner saw. A runner-side failure (protocol, lock, cancel) already set `failure`.
     if (!failure) {
-      if (sourceTrace) fail(traceFailure(sourceTrace, 'source', secrets));
+      // A connector that never started comes first: the other one was only stopped because of it.
+      if (sourceExit.notStarted) fail(exitFailure('source', sourceExit, sourceTail));
+      else if (destExit.notStarted) fail(exitFailure('destination', destExit, destinationTail));
+      else if (sourceTrace) fail(traceFailure(sourceTrace, 'source', secrets));
       else if (!isSuccess(sourceExit)) fail(exitFailure('source', sourceExit, sourceTail));
       else if (destinationTrace) fail(traceFailure(destinationTrace, 'destination', secrets));
       else if (!isSuccess(destExit)) fail(exitFailure('destination', destExit, destinationTail));
@@ -378,6 +394,7 @@ function isSuccess(e: ConnectorExit): boolean {
 }
 
 function exitFailure(origin: 'source' | 'destination', e: ConnectorExit, tail: TailBuffer): ConnectorError {
+  if (e.notStarted) return ConnectorError.of({ kind: 'not_started' }, `${origin} could not start: ${e.reason ?? 'no reason given'}`, origin);
   const how = e.reason ?? (e.signal ? `was killed by ${e.signal}` : `exited with code ${String(e.code)}`);
   const last = tail.get().at(-1);
   return ConnectorError.of({ kind: 'exit' }, `${origin} ${how}${last ? `: ${last}` : ''}`, origin);
@@ -393,10 +410,16 @@ const EXIT_AFTER_EOF_WAIT_MS = 10_000;
  */
 async function protocolOrDeath(err: ProtocolError, proc: ConnectorProcess, tail: TailBuffer): Promise<TidepoolError> {
   if (!proc.stdout.readableEnded) return err;
-  let timer: NodeJS.Timeout | undefined;
-  const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), EXIT_AFTER_EOF_WAIT_MS)))]);
-  clearTimeout(timer);
+  const exit = await exitWithin(proc, EXIT_AFTER_EOF_WAIT_MS);
   return exit && !isSuccess(exit) ? exitFailure(err.origin === 'destination' ? 'destination' : 'source', exit, tail) : err;
+}
+
+/** The connector's exit if it comes within `ms`, else undefined. */
+async function exitWithin(proc: ConnectorProcess, ms: number): Promise<ConnectorExit | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([proc.exit, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  clearTimeout(timer);
+  return exit;
 }
 
 function parseMessage(line: Buffer): AirbyteMessage | undefined {

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { WriteContext } from '../lib/cli.js';
 import { ConnectorError } from '../lib/errors.js';
@@ -9,7 +10,8 @@ import type { E2eDestinationConfig } from './config.js';
 const NAME = 'destination-e2e-test';
 
 /** Runs the configured mode and resolves the exit code; `hang` and `stop_reading` may never resolve. */
-export async function writeE2e({ config, input, out }: WriteContext<E2eDestinationConfig>): Promise<number> {
+export async function writeE2e({ config, catalog, input, out }: WriteContext<E2eDestinationConfig>): Promise<number> {
+  if (config.catalogPath) await writeFile(config.catalogPath, JSON.stringify(catalog));
   switch (config.mode) {
     case 'echo':
     case 'no_state':

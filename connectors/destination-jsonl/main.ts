@@ -14,7 +14,9 @@ const configSchema = z.object({
 await startConnector({
   name: 'destination-jsonl',
   configSchema,
-  spec: { supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] },
+  // No append_dedup: the files are appended to, never deduplicated, and a destination that
+  // listed it would have tidepool choose it and the rows come out twice.
+  spec: { supported_destination_sync_modes: ['overwrite', 'append'] },
   async check(config) {
     const probe = join(config.destination_path, `.tidepool-check-${process.pid}`);
     try {

@@ -7,6 +7,7 @@ import { Keys } from './redis.js';
 import { RunStore } from './runs.js';
 import { RunnerRegistry } from './runners.js';
 import { SeriesStore } from './series.js';
+import { SpecStore } from './specs.js';
 import { StateStore } from './state.js';
 
 export interface Store {
@@ -18,6 +19,7 @@ export interface Store {
   locks: LockStore;
   runners: RunnerRegistry;
   series: SeriesStore;
+  specs: SpecStore;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -31,5 +33,6 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     locks: new LockStore(redis, keys),
     runners: new RunnerRegistry(redis, keys, config.heartbeatTtl),
     series: new SeriesStore(redis, keys),
+    specs: new SpecStore(redis, keys),
   };
 }

@@ -66,9 +66,11 @@ describe('runner: bad input is dead-lettered with its reason, nothing is lost', 
     h = await harness('runner-dead-letters');
     await h.services.store.connections.apply({
       id: 'failing-source',
-      source: { connector: 'source-faker', config: { count: -1 } },
+      // A config its spec accepts, refused by the connector itself at run time (a config that
+      // the spec refuses never gets that far: see connector-contract.test.ts).
+      source: { connector: 'source-e2e-test', config: { records: 1, then: 'exit', exitCode: 1, failureType: 'config_error', message: 'count must be positive' } },
       destination: { connector: 'destination-jsonl', config: { destination_path: h.out } },
-      streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
+      streams: [{ name: 'items', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     });
     await h.services.store.connections.apply({
       id: 'silent-destination',

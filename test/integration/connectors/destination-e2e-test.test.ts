@@ -76,7 +76,7 @@ describe('destination-e2e-test', () => {
     if (spec?.type !== 'SPEC') return;
     expect(spec.spec.supported_destination_sync_modes).toEqual(['overwrite', 'append', 'append_dedup']);
     expect(Object.keys(spec.spec.connectionSpecification['properties'] as object).sort()).toEqual([
-      'exitCode', 'failAfterRecords', 'failureType', 'message', 'mode', 'stopAfterBytes',
+      'catalogPath', 'exitCode', 'failAfterRecords', 'failureType', 'message', 'mode', 'stopAfterBytes',
     ]);
     const check = await run('destination-e2e-test', ['check', '--config', await dir.file('check.json', {})]);
     expect(check.messages).toEqual([{ type: 'CONNECTION_STATUS', connectionStatus: { status: 'SUCCEEDED' } }]);

@@ -20,7 +20,7 @@ describe('destination-jsonl', () => {
   it('lists its sync modes in spec and checks the directory can be written', async () => {
     const spec = await run('destination-jsonl', ['spec']);
     const message = spec.messages[0];
-    expect(message?.type === 'SPEC' && message.spec.supported_destination_sync_modes).toEqual(['overwrite', 'append', 'append_dedup']);
+    expect(message?.type === 'SPEC' && message.spec.supported_destination_sync_modes).toEqual(['overwrite', 'append']);
 
     const target = join(dir.path, 'new', 'nested');
     const ok = await run('destination-jsonl', ['check', '--config', await dir.file('ok.json', { destination_path: target })]);

@@ -1,0 +1,142 @@
+// Airbyte's `spec`: what a connector program says about itself — its config's JSON Schema (with
+// the fields that are secrets), and for a destination the sync modes it implements. Asked once
+// per connector *program* and cached in the store, shared by every connection that uses it: the
+// cache key is a fingerprint of the program (a reference connector's version and build, a
+// command's resolved file and its contents, an image reference), so installing another version
+// asks again and a config change does not.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Connection, ConnectorDefinition } from '../shared/connections.js';
+import { connectionConfigIssues } from '../shared/connector-spec.js';
+import { ConnectorError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { PACKAGE_ROOT, PACKAGE_VERSION } from '../shared/paths.js';
+import type { ConnectorSpecification } from '../shared/protocol.js';
+import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
+import type { SpecStore } from '../shared/store/specs.js';
+import { runConnectorCommand, traceFailure } from './connector-output.js';
+import { resolveProgram } from './program.js';
+
+export interface SpecDeps {
+  specs: Pick<SpecStore, 'get' | 'put'>;
+  launcher: ConnectorLauncher;
+  logger: Logger;
+  maxLineBytes: number;
+  tailLines: number;
+}
+
+/**
+ * Identifies the program a definition runs, as this host sees it. Config and resources are left
+ * out (they do not change what `spec` prints); env is in (AIRBYTE_ENTRYPOINT and the like
+ * change which program runs), hashed like the rest, so no value shows.
+ *
+ * An image is identified by its reference: a tag moved to another build keeps its cached spec
+ * until the definition names the image by digest (repo@sha256:…), which is what pins it.
+ */
+export async function connectorFingerprint(definition: ConnectorDefinition): Promise<string> {
+  const hash = createHash('sha256');
+  const env = Object.entries(definition.env ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  hash.update(JSON.stringify({ env }));
+  if (definition.connector !== undefined) {
+    const main = join(PACKAGE_ROOT, 'dist', 'connectors', definition.connector, 'main.js');
+    hash.update(`builtin\0${definition.connector}\0${PACKAGE_VERSION}\0`);
+    if (existsSync(main)) hash.update(await fileDigest(main));
+  } else if (definition.command !== undefined) {
+    hash.update(`command\0${JSON.stringify(definition.command)}\0`);
+    const resolved = await resolveProgram(definition.command[0]!, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
+    // Unresolved: the launch will fail with the reason; nothing is cached under this key then.
+    if (resolved.ok) hash.update(`${resolved.real}\0${await fileDigest(resolved.real)}`);
+  } else {
+    hash.update(`image\0${definition.image ?? ''}`);
+  }
+  return hash.digest('hex').slice(0, 24);
+}
+
+/** sha256 of a file, with its size and mtime: a program replaced in place gets a new fingerprint. */
+async function fileDigest(path: string): Promise<string> {
+  const s = await stat(path);
+  const hash = createHash('sha256').update(`${s.size}\0${s.mtimeMs}\0`);
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export interface SpecResult {
+  /** Undefined when the connector gave none (a script that only speaks read/write). */
+  spec: ConnectorSpecification | undefined;
+  fingerprint: string;
+  cached: boolean;
+}
+
+/**
+ * The connector's SPEC, from the cache or by running `spec`. A connector that cannot start
+ * throws a config_error (permanent); one that reports an error TRACE throws that, classified.
+ * One that exits 0 without a SPEC has none, and that is cached too; one that dies without a
+ * SPEC has none for this sync, and is asked again next time.
+ */
+export async function connectorSpec(definition: ConnectorDefinition, role: 'source' | 'destination', runId: string, deps: SpecDeps): Promise<SpecResult> {
+  const fingerprint = await connectorFingerprint(definition);
+  const cached = await deps.specs.get(fingerprint);
+  if (cached) return { spec: cached.spec ?? undefined, fingerprint, cached: true };
+
+  const secrets = new Set<string>();
+  const result = await runConnectorCommand(
+    deps.launcher,
+    { runId: `${runId}-spec-${role}`, role, connector: definition, command: 'spec', files: {} },
+    secrets,
+    deps.logger,
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
+  );
+  const message = result.messages.find((m) => m.type === 'SPEC');
+  if (message?.type === 'SPEC' && isSpec(message.spec)) {
+    await deps.specs.put(fingerprint, { spec: message.spec, fetchedAt: new Date().toISOString() });
+    return { spec: message.spec, fingerprint, cached: false };
+  }
+  const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
+  if (trace?.type === 'TRACE') {
+    const err = traceFailure(trace.trace, role, secrets);
+    err.stderr = { [role]: result.stderr };
+    throw err;
+  }
+  if (message) {
+    throw ConnectorError.of({ kind: 'protocol' }, `${role} spec printed a SPEC without a connectionSpecification object`, role);
+  }
+  if (result.exitCode === 0) {
+    await deps.specs.put(fingerprint, { spec: null, fetchedAt: new Date().toISOString() });
+  }
+  deps.logger.warn({ role, exitCode: result.exitCode }, 'connector gave no SPEC: its config is not validated and, for a destination, only overwrite and append are used');
+  return { spec: undefined, fingerprint, cached: false };
+}
+
+function isSpec(spec: unknown): spec is ConnectorSpecification {
+  if (!spec || typeof spec !== 'object') return false;
+  const s = spec as Record<string, unknown>;
+  if (!s.connectionSpecification || typeof s.connectionSpecification !== 'object' || Array.isArray(s.connectionSpecification)) return false;
+  const modes = s.supported_destination_sync_modes;
+  return modes === undefined || (Array.isArray(modes) && modes.every((m) => typeof m === 'string'));
+}
+
+export interface ConnectionSpecs {
+  source: ConnectorSpecification | undefined;
+  destination: ConnectorSpecification | undefined;
+}
+
+/** Both connectors' specs, asked at once; both are awaited, so nothing runs on behind an error. */
+export async function connectionSpecs(connection: Connection, runId: string, deps: SpecDeps): Promise<ConnectionSpecs> {
+  const [source, destination] = await Promise.allSettled([
+    connectorSpec(connection.source, 'source', runId, deps),
+    connectorSpec(connection.destination, 'destination', runId, deps),
+  ]);
+  if (source.status === 'rejected') throw source.reason;
+  if (destination.status === 'rejected') throw destination.reason;
+  return { source: source.value.spec, destination: destination.value.spec };
+}
+
+/** Refuses a connection whose configs do not match the connectors' specs: a permanent config_error naming every bad field. */
+export function assertValidConfigs(connection: Connection, specs: ConnectionSpecs): void {
+  const errors = connectionConfigIssues(connection, specs).filter((i) => i.severity === 'error');
+  if (errors.length === 0) return;
+  const origin = errors[0]!.path.startsWith('source.') ? 'source' : 'destination';
+  throw new ConnectorError(`connection "${connection.id}" has an invalid config: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, origin, false, 'config_error');
+}
