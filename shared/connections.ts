@@ -5,6 +5,16 @@ import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
 
+/** What each reference connector is for, in a line (`tidepool connectors list`). */
+export const BUILTIN_CONNECTOR_SUMMARIES: Record<(typeof BUILTIN_CONNECTORS)[number], string> = {
+  'source-faker': 'fake users (and purchases), deterministic by seed; incremental by updated_at',
+  'source-postgres': 'the tables of a PostgreSQL schema; incremental by a cursor column',
+  'source-e2e-test': 'numbered records that misbehave on purpose (fail, hang, flood), for tests',
+  'destination-jsonl': 'one JSON Lines file per stream',
+  'destination-postgres': 'one typed table per stream, upserted by primary key, committed at each STATE',
+  'destination-e2e-test': 'stores nothing and misbehaves on purpose (no state, stops reading, fails), for tests',
+};
+
 const quantity = z.string().regex(KUBERNETES_QUANTITY, 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi');
 
 const connectorSchema = z
@@ -12,7 +22,10 @@ const connectorSchema = z
     /** A reference connector shipped with tidepool, by name. */
     connector: z.string().min(1).optional(),
     /** Any program that speaks the Airbyte Protocol: argv before the protocol command. */
-    command: z.array(z.string().min(1)).min(1).optional(),
+    command: z
+      .array(z.string().min(1, 'an empty argument'), { error: 'expected an array of strings, e.g. [/opt/venvs/source-faker/bin/source-faker]' })
+      .min(1, 'needs the program, at least')
+      .optional(),
     /** A container image (docker launcher; one pod per run in Kubernetes mode). */
     image: z.string().min(1).optional(),
     config: z.record(z.string(), z.unknown()).default({}),
@@ -61,9 +74,52 @@ export type ConnectorDefinition = z.output<typeof connectorSchema>;
 export type StreamSelection = z.output<typeof streamSchema>;
 export type Connection = z.output<typeof connectionSchema>;
 
-/** Accepts one connection, a list of them, or `{ connections: [...] }`. */
-export const connectionFileSchema = z.union([
-  connectionSchema.transform((c) => [c]),
-  z.array(connectionSchema),
-  z.object({ connections: z.array(connectionSchema) }).transform((f) => f.connections),
-]);
+/** A connection file that does not hold valid connections; `issues` has one line per problem. */
+export class ConnectionFileError extends Error {
+  override readonly name = 'ConnectionFileError';
+  constructor(readonly issues: string[]) {
+    super(issues.join('\n'));
+  }
+}
+
+/**
+ * The connections of a file: one connection, a list of them, or `{ connections: [...] }`. Each
+ * is checked on its own, so that every problem names its place in the file and the connection's
+ * id (`connections[2].destination.command: expected an array of strings (connection "pg-1")`),
+ * where one schema for the three shapes could only say that the input matched none of them.
+ */
+export function parseConnectionFile(doc: unknown): Connection[] {
+  let items: Array<{ at: string; value: unknown }>;
+  if (Array.isArray(doc)) {
+    items = (doc as unknown[]).map((value, i) => ({ at: `[${i}]`, value }));
+  } else if (doc && typeof doc === 'object' && 'connections' in doc) {
+    const list = doc.connections;
+    const extra = Object.keys(doc).filter((k) => k !== 'connections');
+    if (!Array.isArray(list)) throw new ConnectionFileError(['connections: expected a list of connections']);
+    if (extra.length > 0) throw new ConnectionFileError([`${extra.join(', ')}: unknown key beside "connections"`]);
+    items = (list as unknown[]).map((value, i) => ({ at: `connections[${i}]`, value }));
+  } else if (doc && typeof doc === 'object') {
+    items = [{ at: '', value: doc }];
+  } else {
+    throw new ConnectionFileError(['expected a connection, a list of connections, or {connections: [...]}']);
+  }
+  const issues: string[] = [];
+  const connections: Connection[] = [];
+  for (const { at, value } of items) {
+    const parsed = connectionSchema.safeParse(value);
+    if (parsed.success) {
+      connections.push(parsed.data);
+      continue;
+    }
+    const id = value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : undefined;
+    for (const issue of parsed.error.issues) {
+      const path = [at, ...issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))].join('').replace(/^\./, '');
+      issues.push(`${path || '(connection)'}: ${issue.message}${id !== undefined ? ` (connection "${id}")` : ''}`);
+    }
+  }
+  if (issues.length > 0) throw new ConnectionFileError(issues);
+  const ids = connections.map((c) => c.id);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup !== undefined) throw new ConnectionFileError([`connection "${dup}" is defined twice`]);
+  return connections;
+}

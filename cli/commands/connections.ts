@@ -1,17 +1,29 @@
 // `tidepool connections apply|list|show`.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { connectionFileSchema, type Connection } from '../../shared/connections.js';
-import { redactObject } from '../../shared/redact.js';
+import { ConnectionFileError, parseConnectionFile, type Connection } from '../../shared/connections.js';
+import type { Config } from '../../shared/config.js';
+import { redactSpecSecrets, specSecretValues } from '../../shared/connector-spec.js';
+import type { Logger } from '../../shared/logger.js';
+import { redactObject, redactText, secretValues } from '../../shared/redact.js';
+import type { Store } from '../../shared/store/index.js';
+import { definitionHash } from '../../runner/check.js';
+import { runConnectorCommand } from '../../runner/connector-output.js';
+import { connectorFingerprint } from '../../runner/spec.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
+import { hostLauncher, reviewConnection } from '../connector-specs.js';
 
 const USAGE = `usage: tidepool connections <command> [--config FILE]
 
   apply -f FILE [--json]   create or update the connections in FILE (YAML or JSON: one
-                           connection, a list, or {connections: [...]}); "-" reads stdin
+                           connection, a list, or {connections: [...]}); "-" reads stdin.
+                           Each config is checked against its connector's spec first (the
+                           connector runs \`spec\` here when it can); any error applies nothing
+                           (exit 78)
   list [--json]            every connection
-  show <id> [--json]       one connection (secrets redacted), its committed state and last run`;
+  show <id> [--json]       one connection (secrets redacted), its committed state and last run
+  check <id> [--json]      run \`check\` on both connectors now, here, and print the verdicts
+                           (exit 0 when both succeed)`;
 
 export async function readConnectionsFile(path: string): Promise<Connection[]> {
   let text: string;
@@ -26,12 +38,12 @@ export async function readConnectionsFile(path: string): Promise<Connection[]> {
   } catch (err) {
     throw new UsageError(`${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
-  const parsed = connectionFileSchema.safeParse(doc);
-  if (!parsed.success) throw new UsageError(`${path} is not a valid connection file:\n${z.prettifyError(parsed.error)}`);
-  const ids = parsed.data.map((c) => c.id);
-  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-  if (dup) throw new UsageError(`${path}: connection "${dup}" is defined twice`);
-  return parsed.data;
+  try {
+    return parseConnectionFile(doc);
+  } catch (err) {
+    if (err instanceof ConnectionFileError) throw new UsageError(`${path} is not a valid connection file:\n${err.issues.map((i) => `  ${i}`).join('\n')}`);
+    throw err;
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -52,26 +64,37 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       io.out(USAGE);
       return values.help ? 0 : EXIT.usage;
     }
-    if (!['apply', 'list', 'show'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!['apply', 'list', 'show', 'check'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     let toApply: Connection[] = [];
     if (command === 'apply') {
       if (!values.file) throw new UsageError('apply needs -f FILE');
       toApply = await readConnectionsFile(values.file);
     }
-    if (command === 'show' && rest.length !== 1) throw new UsageError('show needs one connection id');
+    if ((command === 'show' || command === 'check') && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
     const cfg = config(env, values.config);
-    const { store, close } = openStore(cfg, cliLogger(cfg));
+    const logger = cliLogger(cfg);
+    const { store, close } = openStore(cfg, logger);
     try {
       if (command === 'apply') {
+        // All reviewed before any is stored: a file with one bad connection changes nothing.
+        const reviews = await Promise.all(toApply.map(async (c) => ({ id: c.id, ...(await reviewConnection(c, store, cfg, logger)) })));
+        for (const r of reviews) for (const w of r.warnings) io.err(`warning: connection "${r.id}": ${w}`);
+        const bad = reviews.filter((r) => r.errors.length > 0);
+        if (bad.length > 0) {
+          io.err(bad.flatMap((r) => r.errors.map((e) => `error: connection "${r.id}": ${e}`)).join('\n'));
+          io.err(`nothing applied: ${bad.length} of ${reviews.length} connection(s) invalid`);
+          return EXIT.config;
+        }
         const results = [];
-        for (const c of toApply) results.push({ id: c.id, result: await store.connections.apply(c) });
+        for (const c of toApply) results.push({ id: c.id, result: await store.connections.apply(c), warnings: reviews.find((r) => r.id === c.id)?.warnings ?? [] });
         io.out(values.json ? JSON.stringify(results) : results.map((r) => `connection ${r.id} ${r.result}`).join('\n'));
         return 0;
       }
+      if (command === 'check') return await checkNow(rest[0]!, store, cfg, logger, io, values.json ?? false);
       if (command === 'list') {
         const list = await store.connections.list();
         if (values.json) {
-          io.out(JSON.stringify(list.map((c) => redactObject(c))));
+          io.out(JSON.stringify(await Promise.all(list.map((c) => redactConnection(c, store)))));
         } else if (list.length === 0) {
           io.out('no connections (add some with: tidepool connections apply -f FILE)');
         } else {
@@ -86,7 +109,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         return EXIT.notFound;
       }
       const [state, lastRun] = await Promise.all([store.state.get(id), store.runs.list({ connectionId: id, limit: 1 })]);
-      const shown = { connection: redactObject(connection), state: state ?? null, lastRun: lastRun[0] ?? null };
+      const shown = { connection: await redactConnection(connection, store), state: state ?? null, lastRun: lastRun[0] ?? null };
       if (values.json) {
         io.out(JSON.stringify(shown));
       } else {
@@ -105,4 +128,55 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       await close();
     }
   });
+}
+
+/** Secrets out: by their names, and by the connectors' specs (`airbyte_secret`) where cached. */
+async function redactConnection(connection: Connection, store: Store): Promise<Connection> {
+  const shown = redactObject(connection);
+  for (const role of ['source', 'destination'] as const) {
+    const cached = await store.specs.get(await connectorFingerprint(connection[role]));
+    shown[role] = { ...shown[role], config: redactSpecSecrets(shown[role].config, cached?.spec ?? undefined) };
+  }
+  return shown;
+}
+
+/** `connections check`: both checks at once, on this host; a success is remembered as the runner's own would be. */
+async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, io: Io, json: boolean): Promise<number> {
+  const connection = await store.connections.get(id);
+  if (!connection) {
+    io.err(`error: unknown connection "${id}"`);
+    return EXIT.notFound;
+  }
+  const launcher = hostLauncher(cfg);
+  const secrets = secretValues(connection);
+  const verdicts = await Promise.all(
+    (['source', 'destination'] as const).map(async (role) => {
+      const definition = connection[role];
+      try {
+        const cached = await store.specs.get(await connectorFingerprint(definition));
+        specSecretValues(definition.config, cached?.spec ?? undefined, secrets);
+        const result = await runConnectorCommand(
+          launcher,
+          { runId: `cli-check-${process.pid}-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
+          secrets,
+          logger,
+          { timeoutMs: 5 * 60_000, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines },
+        );
+        const status = result.messages.find((m) => m.type === 'CONNECTION_STATUS');
+        const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
+        if (status?.type === 'CONNECTION_STATUS') {
+          const ok = status.connectionStatus.status === 'SUCCEEDED' && result.exitCode === 0;
+          if (ok) await store.connections.putChecked(connection.id, role, definitionHash(definition));
+          return { role, status: ok ? 'SUCCEEDED' : 'FAILED', message: redactText(status.connectionStatus.message ?? (ok ? '' : `exit code ${String(result.exitCode)}`), secrets) };
+        }
+        const why = trace?.type === 'TRACE' ? (trace.trace.error?.message ?? 'error') : (result.stderr.at(-1) ?? `exit code ${String(result.exitCode)}, no CONNECTION_STATUS`);
+        return { role, status: 'NO VERDICT', message: redactText(why, secrets) };
+      } catch (err) {
+        return { role, status: 'FAILED', message: redactText((err as Error).message, secrets) };
+      }
+    }),
+  );
+  if (json) io.out(JSON.stringify(verdicts));
+  else io.out(table([['CONNECTOR', 'VERDICT', 'MESSAGE'], ...verdicts.map((v) => [v.role, v.status, v.message])]));
+  return verdicts.every((v) => v.status === 'SUCCEEDED') ? 0 : EXIT.failed;
 }

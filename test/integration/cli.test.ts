@@ -46,7 +46,7 @@ describe('configuration errors', () => {
 });
 
 describe('usage', () => {
-  it.each(['scaler', 'runner', 'publish', 'connections', 'runs', 'dlq', 'demo'])('%s --help prints usage and exits 0', async (cmd) => {
+  it.each(['scaler', 'runner', 'publish', 'connections', 'connectors', 'runs', 'dlq', 'demo'])('%s --help prints usage and exits 0', async (cmd) => {
     const r = await tidepool([cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`usage: tidepool ${cmd}`));
@@ -87,7 +87,7 @@ describe('connections, publish, runs', () => {
     );
     const applied = await tidepool(['connections', 'apply', '-f', file, '--json'], env);
     expect(applied.code).toBe(0);
-    expect(JSON.parse(applied.stdout)).toEqual([{ id: 'cli-faker', result: 'created' }, { id: 'cli-pg', result: 'created' }]);
+    expect(JSON.parse(applied.stdout)).toEqual([{ id: 'cli-faker', result: 'created', warnings: [] }, { id: 'cli-pg', result: 'created', warnings: [] }]);
     expect(JSON.parse((await tidepool(['connections', 'apply', '-f', file, '--json'], env)).stdout)[0].result).toBe('unchanged');
     const shown = await tidepool(['connections', 'show', 'cli-pg', '--json'], env);
     expect(shown.stdout).not.toContain('hunter22');
@@ -101,6 +101,10 @@ describe('connections, publish, runs', () => {
     const r = await tidepool(['connections', 'apply', '-f', file], env);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not a valid connection file/);
+    // Each problem by its field, with the connection's id.
+    expect(r.stderr).toContain('id: letters, digits, ".", "_" and "-", up to 128 (connection "bad one")');
+    expect(r.stderr).toContain('source.connector: connector must be one of source-faker,');
+    expect(r.stderr).toContain('destination.command: needs the program, at least (connection "bad one")');
     expect((await tidepool(['connections', 'show', 'bad one'], env)).code).toBe(3);
   });
 
@@ -119,5 +123,113 @@ describe('connections, publish, runs', () => {
     const runs = await tidepool(['runs', '--connection', 'cli-faker', '--json'], env);
     expect(JSON.parse(runs.stdout).map((x: { syncId: string }) => x.syncId)).toEqual([request.syncId]);
     expect((await runner).code).toBe(0);
+  });
+});
+
+describe('connectors and the specs behind connections', () => {
+  const prefix = testPrefix('cli-spec');
+  const env = { TIDEPOOL_PREFIX: prefix };
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-spec-'));
+  });
+  afterAll(async () => {
+    await deletePrefix(loadConfig({}, undefined, { prefix }));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists the reference connectors', async () => {
+    const r = await tidepool(['connectors', 'list', '--json'], env);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as Array<{ name: string; role: string }>).map((c) => `${c.role}:${c.name}`)).toEqual([
+      'source:source-faker', 'source:source-postgres', 'source:source-e2e-test',
+      'destination:destination-jsonl', 'destination:destination-postgres', 'destination:destination-e2e-test',
+    ]);
+  });
+
+  it.each(['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'])('prints the settings of %s from its spec', async (name) => {
+    const json = await tidepool(['connectors', 'spec', name, '--json'], env);
+    expect(json.code).toBe(0);
+    const spec = JSON.parse(json.stdout) as { connectionSpecification: { properties: Record<string, unknown> } };
+    const text = await tidepool(['connectors', 'spec', name], env);
+    expect(text.stdout).toMatch(/^SETTING +TYPE +REQUIRED +DEFAULT +DESCRIPTION$/m);
+    for (const key of Object.keys(spec.connectionSpecification.properties)) expect(text.stdout).toMatch(new RegExp(`^${key} `, 'm'));
+    if (name.startsWith('destination-')) expect(text.stdout).toMatch(/^destination sync modes: overwrite, append/m);
+  });
+
+  it('shows the secret fields and modes of a destination, and prints a program\'s spec by its path', async () => {
+    const pg = await tidepool(['connectors', 'spec', 'destination-postgres'], env);
+    expect(pg.stdout).toMatch(/^password +string, secret /m);
+    expect(pg.stdout).toMatch(/^host +string +yes /m);
+    expect(pg.stdout).toContain('destination sync modes: overwrite, append, append_dedup');
+    expect((await tidepool(['connectors', 'spec', 'destination-jsonl'], env)).stdout).toContain('destination sync modes: overwrite, append\n');
+    const script = join(dir, 'tiny-source');
+    await writeFile(script, `#!/bin/sh\necho '{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"api_token":{"type":"string","airbyte_secret":true}}}}}'\n`, { mode: 0o755 });
+    expect((await tidepool(['connectors', 'spec', script], env)).stdout).toMatch(/^api_token +string, secret/m);
+    const unknown = await tidepool(['connectors', 'spec', 'source-fakr'], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('"source-fakr" is not a reference connector');
+  });
+
+  it('refuses at apply a config its connector\'s spec rejects, naming the connection and each field, and applies nothing', async () => {
+    const file = join(dir, 'bad-config.yaml');
+    await writeFile(
+      file,
+      `connections:
+  - id: fine
+    source: { connector: source-faker, config: { count: 5 } }
+    destination: { connector: destination-jsonl, config: { destination_path: ${dir}/out } }
+  - id: pg-typo
+    source: { connector: source-faker, config: { count: "5" } }
+    destination: { connector: destination-postgres, config: { host: localhost, port: 70000, databse: x, username: u } }
+  - id: dedup-in-jsonl
+    source: { connector: source-faker }
+    destination: { connector: destination-jsonl, config: { destination_path: ${dir}/out } }
+    streams: [{ name: users, destinationSyncMode: append_dedup }]
+`,
+    );
+    const r = await tidepool(['connections', 'apply', '-f', file], env);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('error: connection "pg-typo": source.config.count: must be integer');
+    expect(r.stderr).toContain('error: connection "pg-typo": destination.config.database: is required');
+    expect(r.stderr).toContain('error: connection "pg-typo": destination.config.port: must be <= 65535');
+    expect(r.stderr).toContain('warning: connection "pg-typo": destination.config.databse: not a setting of this connector (it has: host, port, database, username, password, schema, batchSize)');
+    expect(r.stderr).toContain('error: connection "dedup-in-jsonl": streams[0] ("users").destinationSyncMode: append_dedup, but the destination supports overwrite, append');
+    expect(r.stderr).toContain('nothing applied: 2 of 3 connection(s) invalid');
+    expect((await tidepool(['connections', 'show', 'fine'], env)).code).toBe(3);
+  });
+
+  it('warns at apply of a command this host does not have, and applies it', async () => {
+    const file = join(dir, 'missing-command.yaml');
+    const missing = join(dir, 'venv', 'bin', 'source-fakerr');
+    await writeFile(file, `id: typo\nsource: { command: [${missing}] }\ndestination: { connector: destination-e2e-test }\n`);
+    const r = await tidepool(['connections', 'apply', '-f', file], env);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`warning: connection "typo": source.command: ${missing}: no such file on this host`);
+  });
+
+  it('checks both connectors now and prints their verdicts', async () => {
+    const file = join(dir, 'check.yaml');
+    await writeFile(
+      file,
+      `connections:
+  - id: check-ok
+    source: { connector: source-faker }
+    destination: { connector: destination-jsonl, config: { destination_path: ${dir}/check-out } }
+  - id: check-bad
+    source: { connector: source-faker }
+    destination: { connector: destination-postgres, config: { host: 127.0.0.1, port: 1, database: x, username: u, password: Hunter-2-secret } }
+`,
+    );
+    expect((await tidepool(['connections', 'apply', '-f', file], env)).code).toBe(0);
+    const ok = await tidepool(['connections', 'check', 'check-ok', '--json'], env);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toEqual([{ role: 'source', status: 'SUCCEEDED', message: '' }, { role: 'destination', status: 'SUCCEEDED', message: '' }]);
+    const bad = await tidepool(['connections', 'check', 'check-bad'], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/^source +SUCCEEDED/m);
+    expect(bad.stdout).toMatch(/^destination +FAILED +.*ECONNREFUSED/m);
+    expect(bad.stdout + bad.stderr).not.toContain('Hunter-2-secret');
+    expect((await tidepool(['connections', 'check', 'nope'], env)).code).toBe(3);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connectionFileSchema, connectionSchema } from '../../shared/connections.js';
+import { ConnectionFileError, connectionSchema, parseConnectionFile } from '../../shared/connections.js';
 import { InvalidMessageError } from '../../shared/errors.js';
 import { newSyncRequest, parseSyncRequest } from '../../shared/messages.js';
 
@@ -104,8 +104,31 @@ describe('connectionSchema', () => {
   });
 
   it('accepts one connection, a list, or { connections }', () => {
-    expect(connectionFileSchema.parse(base)).toHaveLength(1);
-    expect(connectionFileSchema.parse([base, { ...base, id: 'c2' }])).toHaveLength(2);
-    expect(connectionFileSchema.parse({ connections: [base] })).toHaveLength(1);
+    expect(parseConnectionFile(base)).toHaveLength(1);
+    expect(parseConnectionFile([base, { ...base, id: 'c2' }])).toHaveLength(2);
+    expect(parseConnectionFile({ connections: [base] })).toHaveLength(1);
+  });
+
+  const fileIssues = (doc: unknown): string[] => {
+    try {
+      parseConnectionFile(doc);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConnectionFileError);
+      return (err as ConnectionFileError).issues;
+    }
+    throw new Error('the file was accepted');
+  };
+
+  it('names the place in the file and the connection id of every problem', () => {
+    const bad = { ...base, id: 'pg-1', destination: { command: 'node dest.js' } };
+    expect(fileIssues({ connections: [base, { ...base, id: 'c2' }, bad] })).toEqual([
+      'connections[2].destination.command: expected an array of strings, e.g. [/opt/venvs/source-faker/bin/source-faker] (connection "pg-1")',
+    ]);
+    expect(fileIssues([{ ...base, source: { connector: 'source-fakr' } }])).toEqual([
+      '[0].source.connector: connector must be one of source-faker, source-postgres, source-e2e-test, destination-jsonl, destination-postgres, destination-e2e-test (or use command/image) (connection "c1")',
+    ]);
+    expect(fileIssues({ ...base, streams: [{ name: 'users', syncMode: 'sometimes' }] })[0]).toMatch(/^streams\[0\]\.syncMode: .*"full_refresh".*\(connection "c1"\)$/);
+    expect(fileIssues([base, base])).toEqual(['connection "c1" is defined twice']);
+    expect(fileIssues('just text')).toEqual(['expected a connection, a list of connections, or {connections: [...]}']);
   });
 });
