@@ -3,7 +3,9 @@
 // check`). Programs run as child processes, images with `docker run`, as in local mode; specs go
 // through the same cache the runners use.
 import type { Config } from '../shared/config.js';
-import type { Connection, ConnectorDefinition } from '../shared/connections.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { IMAGE_DIGEST, isPinnedImage, type Connection, type ConnectorDefinition } from '../shared/connections.js';
 import { connectionConfigIssues, destinationSyncModes, type ConfigIssue } from '../shared/connector-spec.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
@@ -15,6 +17,8 @@ import { LocalOrImageLauncher } from '../runner/launchers.js';
 import { LocalProcessConnectorLauncher } from '../runner/local-process.js';
 import { resolveProgram } from '../runner/program.js';
 import { connectorFingerprint, connectorSpec } from '../runner/spec.js';
+
+const exec = promisify(execFile);
 
 export function hostLauncher(cfg: Pick<Config, 'imagePrefix' | 'imageTag'>): ConnectorLauncher {
   const builtinImage = (name: string) => `${cfg.imagePrefix}${name}:${cfg.imageTag}`;
@@ -47,22 +51,66 @@ export async function lookUpSpec(definition: ConnectorDefinition, role: 'source'
 }
 
 export interface Review {
+  /** The connection to store: its image tags pinned to digests where this host can tell them. */
+  connection: Connection;
   errors: string[];
   warnings: string[];
 }
 
-/** Everything `apply` can say about a connection before it is stored: config against the specs, stream modes against the destination's. */
-export async function reviewConnection(connection: Connection, store: Store, cfg: Config, logger: Logger): Promise<Review> {
+/**
+ * Everything `apply` can say about a connection before it is stored: image tags resolved to
+ * digests, configs against the specs, stream modes against the destination's.
+ */
+export async function reviewConnection(input: Connection, store: Store, cfg: Config, logger: Logger): Promise<Review> {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const connection = structuredClone(input);
+  for (const role of ['source', 'destination'] as const) {
+    const image = connection[role].image;
+    if (image === undefined || isPinnedImage(image)) continue;
+    const pinned = await resolveDigest(image);
+    if (pinned) connection[role].image = pinned;
+    else if (cfg.requireDigests) errors.push(`${role}.image: ${image} is not pinned to a digest (repo@sha256:…) and this host cannot resolve one; requireDigests is set`);
+    else warnings.push(`${role}.image: ${image} is a tag this host cannot pin to a digest: if the tag moves, the connection runs other code`);
+  }
   const [source, destination] = await Promise.all([
     lookUpSpec(connection.source, 'source', store, cfg, logger),
     lookUpSpec(connection.destination, 'destination', store, cfg, logger),
   ]);
   const issues: ConfigIssue[] = connectionConfigIssues(connection, { source: source.spec, destination: destination.spec });
-  const errors = issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`);
-  const warnings = [
-    ...issues.filter((i) => i.severity === 'warning').map((i) => `${i.path}: ${i.message}`),
-    ...[source.note, destination.note].filter((n): n is string => n !== undefined),
-  ];
+  errors.push(...issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`));
+  warnings.push(...issues.filter((i) => i.severity === 'warning').map((i) => `${i.path}: ${i.message}`), ...[source.note, destination.note].filter((n): n is string => n !== undefined));
   if (destination.spec) errors.push(...streamModeIssues(connection, destinationSyncModes(destination.spec)));
-  return { errors, warnings };
+  return { connection, errors, warnings };
+}
+
+/**
+ * The registry digest of an image this host's container engine has, as `repo:tag@sha256:…`
+ * (engines and Kubernetes run the digest; the tag stays for people). Undefined when there is no
+ * engine, no such image, or no digest (an image built here and never pushed has none).
+ */
+export async function resolveDigest(image: string, docker = 'docker'): Promise<string | undefined> {
+  let digests: unknown;
+  try {
+    const { stdout } = await exec(docker, ['image', 'inspect', '--format', '{{json .RepoDigests}}', image], { timeout: 15_000 });
+    digests = JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(digests)) return undefined;
+  const repo = imageRepository(image);
+  const match = digests.find((d): d is string => typeof d === 'string' && imageRepository(d) === repo && IMAGE_DIGEST.test(d));
+  return match ? `${image}@${match.slice(match.indexOf('@') + 1)}` : undefined;
+}
+
+/** `registry:5000/team/app:1.2@sha256:…` → `registry:5000/team/app`; Docker Hub's implicit names made explicit. */
+export function imageRepository(image: string): string {
+  let name = image.split('@')[0]!;
+  const lastSlash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  if (colon > lastSlash) name = name.slice(0, colon);
+  const first = name.split('/')[0]!;
+  const hasRegistry = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (!hasRegistry) name = `docker.io/${name.includes('/') ? name : `library/${name}`}`;
+  return name;
 }

@@ -8,13 +8,14 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Connection, ConnectorDefinition } from '../shared/connections.js';
+import { isPinnedImage, type Connection, type ConnectorDefinition } from '../shared/connections.js';
 import { connectionConfigIssues } from '../shared/connector-spec.js';
 import { ConnectorError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../shared/paths.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
+import type { ConnectorIdentity } from '../shared/store/runs.js';
 import type { SpecStore } from '../shared/store/specs.js';
 import { runConnectorCommand, traceFailure } from './connector-output.js';
 import { resolveProgram } from './program.js';
@@ -36,22 +37,31 @@ export interface SpecDeps {
  * until the definition names the image by digest (repo@sha256:…), which is what pins it.
  */
 export async function connectorFingerprint(definition: ConnectorDefinition): Promise<string> {
+  return (await connectorIdentity(definition)).fingerprint;
+}
+
+/** What a run record says of the program: a readable reference, and the fingerprint. */
+export async function connectorIdentity(definition: ConnectorDefinition): Promise<ConnectorIdentity> {
   const hash = createHash('sha256');
   const env = Object.entries(definition.env ?? {}).sort(([a], [b]) => a.localeCompare(b));
   hash.update(JSON.stringify({ env }));
+  let ref: string;
   if (definition.connector !== undefined) {
     const main = join(PACKAGE_ROOT, 'dist', 'connectors', definition.connector, 'main.js');
     hash.update(`builtin\0${definition.connector}\0${PACKAGE_VERSION}\0`);
     if (existsSync(main)) hash.update(await fileDigest(main));
+    ref = `${definition.connector}@${PACKAGE_VERSION}`;
   } else if (definition.command !== undefined) {
     hash.update(`command\0${JSON.stringify(definition.command)}\0`);
     const resolved = await resolveProgram(definition.command[0]!, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
     // Unresolved: the launch will fail with the reason; nothing is cached under this key then.
     if (resolved.ok) hash.update(`${resolved.real}\0${await fileDigest(resolved.real)}`);
+    ref = [resolved.ok ? resolved.real : definition.command[0]!, ...definition.command.slice(1)].join(' ');
   } else {
     hash.update(`image\0${definition.image ?? ''}`);
+    ref = definition.image ?? '';
   }
-  return hash.digest('hex').slice(0, 24);
+  return { ref, fingerprint: hash.digest('hex').slice(0, 24), ...(definition.version !== undefined ? { version: definition.version } : {}) };
 }
 
 /** sha256 of a file, with its size and mtime: a program replaced in place gets a new fingerprint. */
@@ -65,7 +75,7 @@ async function fileDigest(path: string): Promise<string> {
 export interface SpecResult {
   /** Undefined when the connector gave none (a script that only speaks read/write). */
   spec: ConnectorSpecification | undefined;
-  fingerprint: string;
+  identity: ConnectorIdentity;
   cached: boolean;
 }
 
@@ -76,9 +86,10 @@ export interface SpecResult {
  * SPEC has none for this sync, and is asked again next time.
  */
 export async function connectorSpec(definition: ConnectorDefinition, role: 'source' | 'destination', runId: string, deps: SpecDeps): Promise<SpecResult> {
-  const fingerprint = await connectorFingerprint(definition);
+  const identity = await connectorIdentity(definition);
+  const { fingerprint } = identity;
   const cached = await deps.specs.get(fingerprint);
-  if (cached) return { spec: cached.spec ?? undefined, fingerprint, cached: true };
+  if (cached) return { spec: cached.spec ?? undefined, identity, cached: true };
 
   const secrets = new Set<string>();
   const result = await runConnectorCommand(
@@ -91,7 +102,7 @@ export async function connectorSpec(definition: ConnectorDefinition, role: 'sour
   const message = result.messages.find((m) => m.type === 'SPEC');
   if (message?.type === 'SPEC' && isSpec(message.spec)) {
     await deps.specs.put(fingerprint, { spec: message.spec, fetchedAt: new Date().toISOString() });
-    return { spec: message.spec, fingerprint, cached: false };
+    return { spec: message.spec, identity, cached: false };
   }
   const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
   if (trace?.type === 'TRACE') {
@@ -106,7 +117,7 @@ export async function connectorSpec(definition: ConnectorDefinition, role: 'sour
     await deps.specs.put(fingerprint, { spec: null, fetchedAt: new Date().toISOString() });
   }
   deps.logger.warn({ role, exitCode: result.exitCode }, 'connector gave no SPEC: its config is not validated and, for a destination, only overwrite and append are used');
-  return { spec: undefined, fingerprint, cached: false };
+  return { spec: undefined, identity, cached: false };
 }
 
 function isSpec(spec: unknown): spec is ConnectorSpecification {
@@ -120,6 +131,8 @@ function isSpec(spec: unknown): spec is ConnectorSpecification {
 export interface ConnectionSpecs {
   source: ConnectorSpecification | undefined;
   destination: ConnectorSpecification | undefined;
+  /** Which programs these are: what the run record keeps. */
+  identities: { source: ConnectorIdentity; destination: ConnectorIdentity };
 }
 
 /** Both connectors' specs, asked at once; both are awaited, so nothing runs on behind an error. */
@@ -130,7 +143,7 @@ export async function connectionSpecs(connection: Connection, runId: string, dep
   ]);
   if (source.status === 'rejected') throw source.reason;
   if (destination.status === 'rejected') throw destination.reason;
-  return { source: source.value.spec, destination: destination.value.spec };
+  return { source: source.value.spec, destination: destination.value.spec, identities: { source: source.value.identity, destination: destination.value.identity } };
 }
 
 /** Refuses a connection whose configs do not match the connectors' specs: a permanent config_error naming every bad field. */
@@ -139,4 +152,14 @@ export function assertValidConfigs(connection: Connection, specs: ConnectionSpec
   if (errors.length === 0) return;
   const origin = errors[0]!.path.startsWith('source.') ? 'source' : 'destination';
   throw new ConnectorError(`connection "${connection.id}" has an invalid config: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`, origin, false, 'config_error');
+}
+
+/** requireDigests: an image named by a tag is refused (a config_error), since a tag can move. */
+export function assertPinnedImages(connection: Connection): void {
+  for (const role of ['source', 'destination'] as const) {
+    const image = connection[role].image;
+    if (image !== undefined && !isPinnedImage(image)) {
+      throw new ConnectorError(`connection "${connection.id}": ${role}.image ${image} is not pinned to a digest (repo@sha256:…), and requireDigests is set`, role, false, 'config_error');
+    }
+  }
 }

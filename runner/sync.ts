@@ -28,14 +28,14 @@ import { backoffDelay, sleep } from '../shared/backoff.js';
 import { formatDuration } from '../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
 import { checkConnectors } from './check.js';
-import { assertValidConfigs, connectionSpecs } from './spec.js';
+import { assertPinnedImages, assertValidConfigs, connectionSpecs } from './spec.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
 import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
 import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
 import { streamStatusLines } from './stream-status.js';
 import { watchConnectors } from './watchdog.js';
 
-export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'stderrTailLines' | 'syncTimeout'>;
+export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'requireDigests' | 'stderrTailLines' | 'syncTimeout'>;
 
 export interface SyncDeps {
   store: Pick<Store, 'connections' | 'state' | 'runs' | 'locks' | 'specs'>;
@@ -58,8 +58,9 @@ export interface SyncOutcome {
 export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal): Promise<SyncOutcome> {
   const { store, config, runnerId } = deps;
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
-  const connection = await store.connections.get(request.connectionId);
-  if (!connection) throw new UnknownConnectionError(request.connectionId);
+  const found = await store.connections.getVersioned(request.connectionId);
+  if (!found) throw new UnknownConnectionError(request.connectionId);
+  const { connection } = found;
 
   const lock = await acquireLock(deps, connection.id, signal, logger);
   const started = Date.now();
@@ -76,6 +77,7 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
     bytes: 0,
     streams: {},
     stateCommits: 0,
+    ...(found.version > 0 ? { connectionVersion: found.version } : {}),
   };
   const lockLost = new AbortController();
   const renewEvery = Math.max(500, Math.floor(config.lockTtl / 3));
@@ -149,7 +151,9 @@ async function replicate(
   // The specs first (cached per connector program, so usually no process at all): they say
   // which config fields are secrets — needed before any connector output is logged — whether
   // the configs are valid at all, and which sync modes the destination implements.
+  if (config.requireDigests) assertPinnedImages(connection);
   const specs = await connectionSpecs(connection, runId, commandDeps);
+  run.connectors = specs.identities;
   const secrets = secretValues(connection);
   specSecretValues(connection.source.config, specs.source, secrets);
   specSecretValues(connection.destination.config, specs.destination, secrets);

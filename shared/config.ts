@@ -38,6 +38,9 @@ const bytes = z
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
+/** A yes/no setting: true/false (YAML), or "true"/"false"/"1"/"0" (environment variables). */
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'], { error: 'expected true or false' })]).transform((v) => v === true || v === 'true' || v === '1');
+
 /** A Kubernetes resource quantity (250m, 0.5, 512Mi, 2Gi), or empty for none. */
 const quantity = z.string().refine((v) => v === '' || KUBERNETES_QUANTITY.test(v), 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi (or empty for none)');
 
@@ -140,6 +143,13 @@ export const configSchema = z
     imagePrefix: z.string().default('tidepool/'),
     imageTag: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'an image tag').default(PACKAGE_VERSION),
     imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'),
+    /**
+     * Connector images must be named by digest (repo@sha256:…): a tag can be moved to another
+     * build, so the same connection would run other code than the one tested. Refused at
+     * `connections apply`, and by runners at sync time (a connection written to the store some
+     * other way) as a config_error.
+     */
+    requireDigests: flag.default(false),
     /** Port of the runner's stream server, which connector pods dial. */
     streamPort: int(0, 65535).default(7070),
     /** Address connector pods dial to reach this runner; the runner's pod IP in a cluster. */

@@ -28,6 +28,11 @@ const connectorSchema = z
       .optional(),
     /** A container image (docker launcher; one pod per run in Kubernetes mode). */
     image: z.string().min(1).optional(),
+    /**
+     * The version of a `command` connector (e.g. the PyPI release in its venv), recorded with
+     * each run. Informational: the program's file is fingerprinted whatever this says.
+     */
+    version: z.string().min(1).max(128).optional(),
     config: z.record(z.string(), z.unknown()).default({}),
     env: z.record(z.string(), z.string()).optional(),
     /** Kubernetes mode: this connector's pod resources, over the installation's defaults. */
@@ -71,6 +76,13 @@ export const connectionSchema = z
   .strict();
 
 export type ConnectorDefinition = z.output<typeof connectorSchema>;
+
+/** `repo@sha256:<64 hex>` or `repo:tag@sha256:<64 hex>`: an image pinned to one build. */
+export const IMAGE_DIGEST = /@sha256:[0-9a-f]{64}$/;
+
+export function isPinnedImage(image: string): boolean {
+  return IMAGE_DIGEST.test(image);
+}
 export type StreamSelection = z.output<typeof streamSchema>;
 export type Connection = z.output<typeof connectionSchema>;
 

@@ -23,7 +23,11 @@ const USAGE = `usage: tidepool connections <command> [--config FILE]
   list [--json]            every connection
   show <id> [--json]       one connection (secrets redacted), its committed state and last run
   check <id> [--json]      run \`check\` on both connectors now, here, and print the verdicts
-                           (exit 0 when both succeed)`;
+                           (exit 0 when both succeed)
+  history <id> [--json]    every version the connection has had (newest first): when it was
+                           applied, and which connector programs and images it named
+  rollback <id> [--to N]   bring back version N (default: the one before the current) as a
+                           new version; image digests come back with it`;
 
 export async function readConnectionsFile(path: string): Promise<Connection[]> {
   let text: string;
@@ -58,19 +62,22 @@ function describeConnector(c: Connection['source']): string {
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
   return run(io, USAGE, async () => {
-    const { values, positionals } = parse(argv, { ...CONFIG_OPTION, file: { type: 'string', short: 'f' }, json: { type: 'boolean' } }, true);
+    const { values, positionals } = parse(argv, { ...CONFIG_OPTION, file: { type: 'string', short: 'f' }, json: { type: 'boolean' }, to: { type: 'string' } }, true);
     const [command, ...rest] = positionals;
     if (values.help || command === undefined) {
       io.out(USAGE);
       return values.help ? 0 : EXIT.usage;
     }
-    if (!['apply', 'list', 'show', 'check'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!['apply', 'list', 'show', 'check', 'history', 'rollback'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     let toApply: Connection[] = [];
     if (command === 'apply') {
       if (!values.file) throw new UsageError('apply needs -f FILE');
       toApply = await readConnectionsFile(values.file);
     }
-    if ((command === 'show' || command === 'check') && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
+    if (['show', 'check', 'history', 'rollback'].includes(command) && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
+    const to = values.to === undefined ? undefined : Number(values.to);
+    if (to !== undefined && (!Number.isInteger(to) || to < 1)) throw new UsageError(`--to: not a version number: ${values.to ?? ''}`);
+    if (to !== undefined && command !== 'rollback') throw new UsageError('--to goes with rollback');
     const cfg = config(env, values.config);
     const logger = cliLogger(cfg);
     const { store, close } = openStore(cfg, logger);
@@ -86,10 +93,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
           return EXIT.config;
         }
         const results = [];
-        for (const c of toApply) results.push({ id: c.id, result: await store.connections.apply(c), warnings: reviews.find((r) => r.id === c.id)?.warnings ?? [] });
-        io.out(values.json ? JSON.stringify(results) : results.map((r) => `connection ${r.id} ${r.result}`).join('\n'));
+        for (const r of reviews) results.push({ id: r.id, ...(await store.connections.applyVersioned(r.connection)), warnings: r.warnings });
+        io.out(values.json ? JSON.stringify(results) : results.map((r) => `connection ${r.id} ${r.result}${r.version > 0 ? ` (version ${r.version})` : ''}`).join('\n'));
         return 0;
       }
+      if (command === 'history') return await showHistory(rest[0]!, store, io, values.json ?? false);
+      if (command === 'rollback') return await rollback(rest[0]!, to, store, io, values.json ?? false);
       if (command === 'check') return await checkNow(rest[0]!, store, cfg, logger, io, values.json ?? false);
       if (command === 'list') {
         const list = await store.connections.list();
@@ -108,14 +117,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         io.err(`error: unknown connection "${id}"`);
         return EXIT.notFound;
       }
-      const [state, lastRun] = await Promise.all([store.state.get(id), store.runs.list({ connectionId: id, limit: 1 })]);
-      const shown = { connection: await redactConnection(connection, store), state: state ?? null, lastRun: lastRun[0] ?? null };
+      const [state, lastRun, version] = await Promise.all([store.state.get(id), store.runs.list({ connectionId: id, limit: 1 }), store.connections.version(id)]);
+      const shown = { connection: await redactConnection(connection, store), version, state: state ?? null, lastRun: lastRun[0] ?? null };
       if (values.json) {
         io.out(JSON.stringify(shown));
       } else {
         io.out(
           [
-            `connection ${id}${connection.description ? ` — ${connection.description}` : ''}`,
+            `connection ${id}${connection.description ? ` — ${connection.description}` : ''}${version > 0 ? ` (version ${version})` : ''}`,
             `  source:      ${describeConnector(connection.source)}`,
             `  destination: ${describeConnector(connection.destination)}`,
             `  state:       ${state ? `v${state.version} from sync ${state.syncId} at ${state.updatedAt}: ${JSON.stringify(state.state)}` : 'none'}`,
@@ -179,4 +188,53 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
   if (json) io.out(JSON.stringify(verdicts));
   else io.out(table([['CONNECTOR', 'VERDICT', 'MESSAGE'], ...verdicts.map((v) => [v.role, v.status, v.message])]));
   return verdicts.every((v) => v.status === 'SUCCEEDED') ? 0 : EXIT.failed;
+}
+
+function describeDefinition(d: Connection['source']): string {
+  const what = describeConnector(d);
+  return d.version !== undefined ? `${what} (version ${d.version})` : what;
+}
+
+async function showHistory(id: string, store: Store, io: Io, json: boolean): Promise<number> {
+  const versions = await store.connections.history(id);
+  if (versions.length === 0) {
+    io.err(`error: no history for connection "${id}" (unknown, or not applied since versions were kept)`);
+    return EXIT.notFound;
+  }
+  if (json) {
+    io.out(JSON.stringify(await Promise.all(versions.map(async (v) => ({ ...v, connection: await redactConnection(v.connection, store) })))));
+    return 0;
+  }
+  const current = versions[0]!.version;
+  io.out(
+    table([
+      ['VERSION', 'APPLIED', 'SOURCE', 'DESTINATION'],
+      ...versions.map((v) => [`${v.version}${v.version === current ? ' (current)' : ''}`, v.appliedAt ?? 'before history', describeDefinition(v.connection.source), describeDefinition(v.connection.destination)]),
+    ]),
+  );
+  return 0;
+}
+
+async function rollback(id: string, to: number | undefined, store: Store, io: Io, json: boolean): Promise<number> {
+  const versions = await store.connections.history(id);
+  if (versions.length === 0) {
+    io.err(`error: no history for connection "${id}"`);
+    return EXIT.notFound;
+  }
+  const current = versions[0]!;
+  const target = to === undefined ? versions[1] : versions.find((v) => v.version === to);
+  if (!target) {
+    io.err(to === undefined ? `error: connection "${id}" has only one version` : `error: connection "${id}" has no version ${to} (kept: ${versions.map((v) => v.version).join(', ')})`);
+    return EXIT.notFound;
+  }
+  const { result, version } = await store.connections.applyVersioned(target.connection);
+  const summary = { id, from: current.version, to: target.version, result, version };
+  io.out(
+    json
+      ? JSON.stringify(summary)
+      : result === 'unchanged'
+        ? `connection ${id} is already as version ${target.version} had it (version ${version})`
+        : `connection ${id} rolled back to version ${target.version}'s definition, now version ${version}`,
+  );
+  return 0;
 }

@@ -14,6 +14,10 @@ export function formatRun(r: RunRecord): string {
     `  ${r.records} records, ${r.bytes} bytes${r.stateVersion !== undefined ? `, state v${r.stateVersion}` : ''}`,
   ];
   for (const [stream, s] of Object.entries(r.streams)) lines.push(`    ${stream}: ${s.records} records, ${s.bytes} bytes`);
+  if (r.connectors) {
+    const who = (c: { ref: string; fingerprint: string; version?: string }) => `${c.ref}${c.version !== undefined ? ` (version ${c.version})` : ''} [${c.fingerprint}]`;
+    lines.push(`  ran connection version ${r.connectionVersion ?? '?'}: source ${who(r.connectors.source)}, destination ${who(r.connectors.destination)}`);
+  }
   if (r.retryAt) lines.push(`  next attempt at ${r.retryAt}`);
   if (r.error) {
     lines.push(`  error (${r.error.origin}/${r.error.type}${r.error.retryable ? ', retryable' : ''}): ${r.error.message}`);

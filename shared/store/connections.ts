@@ -1,25 +1,98 @@
 // Connection definitions, by id.
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import { connectionSchema, type Connection } from '../connections.js';
 import type { Keys } from './redis.js';
 
 export type ApplyResult = 'created' | 'updated' | 'unchanged';
 
+/** One version of a connection as it was applied (`connections history`). */
+export interface ConnectionVersion {
+  version: number;
+  /** When it was applied; null for the version found in place when history began. */
+  appliedAt: string | null;
+  connection: Connection;
+}
+
+/** Versions kept per connection; older ones drop off. */
+export const CONNECTION_VERSIONS_KEPT = 50;
+
+// Atomic, so that two applies at once cannot give two versions one number or lose one. Each
+// changed definition becomes a new version at the head of the history; an unchanged one is not.
+// A connection stored before history existed gets its old definition recorded as a version
+// first, so that the first rollback has something to go back to. The entry is assembled as text:
+// ARGV[1] is JSON already, ARGV[3] an ISO timestamp, the version a number.
+const APPLY = `
+local prev = redis.call('GET', KEYS[1])
+if prev == ARGV[1] then return {0, tonumber(redis.call('GET', KEYS[4]) or '0')} end
+if prev and redis.call('LLEN', KEYS[5]) == 0 then
+  local v0 = redis.call('INCR', KEYS[4])
+  redis.call('LPUSH', KEYS[5], '{"version":' .. v0 .. ',"appliedAt":null,"connection":' .. prev .. '}')
+end
+local v = redis.call('INCR', KEYS[4])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[3])
+redis.call('LPUSH', KEYS[5], '{"version":' .. v .. ',"appliedAt":"' .. ARGV[3] .. '","connection":' .. ARGV[1] .. '}')
+redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[4]) - 1)
+if prev then return {2, v} end
+return {1, v}`;
+
+type ConnectionRedis = Redis & {
+  tpConnectionApply(connection: string, connections: string, catalog: string, version: string, history: string, json: string, id: string, now: string, keep: number): Promise<[number, number]>;
+};
+
+const versionSchema = z.object({ version: z.number().int().positive(), appliedAt: z.string().nullable(), connection: connectionSchema });
+
 export class ConnectionStore {
-  constructor(private readonly redis: Redis, private readonly keys: Keys) {}
+  private readonly redis: ConnectionRedis;
+
+  constructor(redis: Redis, private readonly keys: Keys) {
+    if (!('tpConnectionApply' in redis)) redis.defineCommand('tpConnectionApply', { numberOfKeys: 5, lua: APPLY });
+    this.redis = redis as ConnectionRedis;
+  }
 
   async apply(connection: Connection): Promise<ApplyResult> {
-    const json = JSON.stringify(connection);
-    const previous = await this.redis.get(this.keys.connection(connection.id));
-    if (previous === json) return 'unchanged';
-    await this.redis
-      .multi()
-      .set(this.keys.connection(connection.id), json)
-      .sadd(this.keys.connections(), connection.id)
-      // The source may have changed: discover its streams again on the next sync.
-      .del(this.keys.catalog(connection.id))
-      .exec();
-    return previous === null ? 'created' : 'updated';
+    return (await this.applyVersioned(connection)).result;
+  }
+
+  /** Stores the connection; a changed one becomes a new version. The source may have changed: its catalog is discovered again. */
+  async applyVersioned(connection: Connection): Promise<{ result: ApplyResult; version: number }> {
+    const k = this.keys;
+    const id = connection.id;
+    const [code, version] = await this.redis.tpConnectionApply(
+      k.connection(id), k.connections(), k.catalog(id), k.connectionVersion(id), k.connectionHistory(id),
+      JSON.stringify(connection), id, new Date().toISOString(), CONNECTION_VERSIONS_KEPT,
+    );
+    return { result: code === 0 ? 'unchanged' : code === 1 ? 'created' : 'updated', version };
+  }
+
+  /** The connection's current version number; 0 for one applied before versions were kept. */
+  async version(id: string): Promise<number> {
+    return Number((await this.redis.get(this.keys.connectionVersion(id))) ?? 0);
+  }
+
+  /**
+   * Its versions, newest first. An entry that does not parse (anyone who can write to Redis can
+   * put anything there) is left out rather than failing the listing.
+   */
+  async history(id: string): Promise<ConnectionVersion[]> {
+    const entries = await this.redis.lrange(this.keys.connectionHistory(id), 0, -1);
+    return entries.flatMap((json) => {
+      try {
+        const parsed = versionSchema.safeParse(JSON.parse(json));
+        return parsed.success ? [parsed.data] : [];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** The connection and its version number, read together (one MGET) so they match. */
+  async getVersioned(id: string): Promise<{ connection: Connection; version: number } | undefined> {
+    const [json, version] = await this.redis.mget(this.keys.connection(id), this.keys.connectionVersion(id));
+    if (json === null || json === undefined) return undefined;
+    return { connection: connectionSchema.parse(JSON.parse(json)), version: Number(version ?? 0) };
   }
 
   async get(id: string): Promise<Connection | undefined> {
@@ -41,6 +114,8 @@ export class ConnectionStore {
       .srem(this.keys.connections(), id)
       .del(this.keys.catalog(id))
       .del(this.keys.checked(id))
+      .del(this.keys.connectionHistory(id))
+      .del(this.keys.connectionVersion(id))
       .exec()) ?? [];
     return removed === 1;
   }

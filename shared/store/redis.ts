@@ -70,6 +70,10 @@ export class Keys {
   constructor(readonly prefix: string) {}
   connection(id: string) { return `${this.prefix}:connection:${id}`; }
   connections() { return `${this.prefix}:connections`; }
+  /** List, newest first: every version of the connection as applied (connections history). */
+  connectionHistory(id: string) { return `${this.prefix}:connection-history:${id}`; }
+  /** Counter: the connection's current version number. */
+  connectionVersion(id: string) { return `${this.prefix}:connection-version:${id}`; }
   catalog(id: string) { return `${this.prefix}:catalog:${id}`; }
   /** Hash: role → hash of the connector definition whose `check` succeeded. */
   checked(id: string) { return `${this.prefix}:checked:${id}`; }

@@ -43,6 +43,16 @@ export interface StreamStats {
   bytes: number;
 }
 
+/** Exactly which connector program a run used (runner/spec.ts). */
+export interface ConnectorIdentity {
+  /** `source-faker@0.1.0` (a reference connector), the resolved program path and arguments (a command), or the image reference. */
+  ref: string;
+  /** Fingerprint of the program: its version and bytes, or the image reference. */
+  fingerprint: string;
+  /** The version the definition states, if any. */
+  version?: string;
+}
+
 export interface RunRecord {
   syncId: string;
   connectionId: string;
@@ -66,6 +76,10 @@ export interface RunRecord {
   retryAt?: string;
   /** Earlier executions of this sync, oldest first (maintained by RunStore.put). */
   previousAttempts?: AttemptSummary[];
+  /** The exact connector programs this attempt ran (known once their specs are). */
+  connectors?: { source: ConnectorIdentity; destination: ConnectorIdentity };
+  /** The connection's version (connections history) this attempt ran. */
+  connectionVersion?: number;
 }
 
 export interface RunQuery {

@@ -1,6 +1,6 @@
 // The CLI as a shell user meets it: exit codes, messages, --help, --json.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import { CLI_PATH } from '../../shared/paths.js';
 import { testPrefix } from '../helpers/services.js';
 import { deletePrefix } from '../helpers/services.js';
 import { loadConfig } from '../../shared/config.js';
+import { connectorFingerprint } from '../../runner/spec.js';
 
 const exec = promisify(execFile);
 
@@ -87,7 +88,7 @@ describe('connections, publish, runs', () => {
     );
     const applied = await tidepool(['connections', 'apply', '-f', file, '--json'], env);
     expect(applied.code).toBe(0);
-    expect(JSON.parse(applied.stdout)).toEqual([{ id: 'cli-faker', result: 'created', warnings: [] }, { id: 'cli-pg', result: 'created', warnings: [] }]);
+    expect(JSON.parse(applied.stdout)).toEqual([{ id: 'cli-faker', result: 'created', version: 1, warnings: [] }, { id: 'cli-pg', result: 'created', version: 1, warnings: [] }]);
     expect(JSON.parse((await tidepool(['connections', 'apply', '-f', file, '--json'], env)).stdout)[0].result).toBe('unchanged');
     const shown = await tidepool(['connections', 'show', 'cli-pg', '--json'], env);
     expect(shown.stdout).not.toContain('hunter22');
@@ -231,5 +232,63 @@ describe('connectors and the specs behind connections', () => {
     expect(bad.stdout).toMatch(/^destination +FAILED +.*ECONNREFUSED/m);
     expect(bad.stdout + bad.stderr).not.toContain('Hunter-2-secret');
     expect((await tidepool(['connections', 'check', 'nope'], env)).code).toBe(3);
+  });
+
+  it('keeps each version: history lists them, rollback brings one back, and the next run record names the exact program', async () => {
+    const program = async (name: string) => {
+      const path = join(dir, name, 'source');
+      await mkdir(join(dir, name), { recursive: true });
+      await writeFile(
+        path,
+        `#!/bin/sh
+# ${name}
+case "$1" in
+  spec) echo '{"type":"SPEC","spec":{"connectionSpecification":{"type":"object"}}}' ;;
+  check) echo '{"type":"CONNECTION_STATUS","connectionStatus":{"status":"SUCCEEDED"}}' ;;
+  discover) echo '{"type":"CATALOG","catalog":{"streams":[{"name":"items","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}' ;;
+  read) echo '{"type":"RECORD","record":{"stream":"items","data":{"from":"${name}"},"emitted_at":1}}' ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+      return path;
+    };
+    const [v1, v2] = [await program('release-1'), await program('release-2')];
+    const file = join(dir, 'pinned.yaml');
+    const applyWith = async (path: string, version: string) => {
+      await writeFile(file, `id: pinned\nsource: { command: [${path}], version: "${version}" }\ndestination: { connector: destination-e2e-test }\n`);
+      return tidepool(['connections', 'apply', '-f', file], env);
+    };
+    expect((await applyWith(v1, '1.0')).stdout).toBe('connection pinned created (version 1)\n');
+    expect((await applyWith(v2, '2.0')).stdout).toBe('connection pinned updated (version 2)\n');
+    const history = await tidepool(['connections', 'history', 'pinned'], env);
+    expect(history.stdout).toMatch(new RegExp(`^2 \\(current\\) +\\S+ +${v2} \\(version 2\\.0\\) +destination-e2e-test$`, 'm'));
+    expect(history.stdout).toMatch(new RegExp(`^1 +\\S+ +${v1} \\(version 1\\.0\\)`, 'm'));
+
+    const back = await tidepool(['connections', 'rollback', 'pinned'], env);
+    expect(back.stdout).toBe("connection pinned rolled back to version 1's definition, now version 3\n");
+    expect((await tidepool(['connections', 'rollback', 'pinned', '--to', '9'], env)).code).toBe(3);
+
+    const runner = tidepool(['runner', '--runner-id', 'cli-pin-runner'], { ...env, TIDEPOOL_IDLE_TIMEOUT: '1s' });
+    const published = await tidepool(['publish', 'pinned', '--wait', '--timeout', '60s', '--json'], env);
+    expect(published.code).toBe(0);
+    const { run } = JSON.parse(published.stdout) as { run: { connectionVersion: number; connectors: { source: { ref: string; version: string; fingerprint: string } } } };
+    expect(run.connectionVersion).toBe(3);
+    expect(run.connectors.source).toMatchObject({ ref: v1, version: '1.0' });
+    expect(run.connectors.source.fingerprint).toBe(await connectorFingerprint({ command: [v1], config: {} }));
+    expect((await runner).code).toBe(0);
+  });
+
+  it('with requireDigests, refuses an image named by a tag it cannot pin', async () => {
+    const file = join(dir, 'tagged.yaml');
+    await writeFile(file, 'id: tagged\nsource: { image: "tidepool/source-faker:0.1.0" }\ndestination: { connector: destination-e2e-test }\n');
+    const r = await tidepool(['connections', 'apply', '-f', file], { ...env, TIDEPOOL_REQUIRE_DIGESTS: 'true' });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('error: connection "tagged": source.image: tidepool/source-faker:0.1.0 is not pinned to a digest (repo@sha256:…) and this host cannot resolve one; requireDigests is set');
+    const pinned = `tidepool/source-faker@sha256:${'0'.repeat(64)}`;
+    await writeFile(file, `id: tagged\nsource: { image: "${pinned}" }\ndestination: { connector: destination-e2e-test }\n`);
+    const ok = await tidepool(['connections', 'apply', '-f', file], { ...env, TIDEPOOL_REQUIRE_DIGESTS: 'true' });
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toContain(`source: image ${pinned} has not run yet; its config is checked against its spec at the first sync`);
   });
 });

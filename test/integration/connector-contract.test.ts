@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../shared/connections.js';
 import { HEADERS } from '../../shared/messages.js';
 import type { ConfiguredAirbyteCatalog } from '../../shared/protocol.js';
+import { PACKAGE_VERSION } from '../../shared/paths.js';
 import { connectorFingerprint } from '../../runner/spec.js';
 import {
   closeRunnerHarness,
@@ -159,5 +160,31 @@ esac
     const everything = JSON.stringify([dead.properties.headers, await h.services.store.runs.get(syncId), h.runners.map((r) => r.log.join(''))]);
     expect(everything).not.toContain('Very$ecretValue');
     expect(stderrOf(dead, HEADERS.stderrSource).join('\n')).toContain('[redacted]');
+  });
+});
+
+describe('requireDigests on a runner', () => {
+  let h: RunnerHarness;
+  beforeAll(async () => {
+    h = await openRunnerHarness('contract-digests', { requireDigests: true });
+    spawnRunner(h, 'digests-runner');
+  });
+  afterAll(() => closeRunnerHarness(h));
+
+  it('dead-letters a sync whose connection names an image by tag (written to the store without apply), at attempt 1', async () => {
+    await h.services.store.connections.apply({ id: 'by-tag', source: { image: 'tidepool/source-faker:0.1.0', config: {} }, destination: { connector: 'destination-e2e-test', config: {} } });
+    const dead = await deadLetterOf(h, await publishSyncOf(h, 'by-tag'));
+    expect(header(dead, HEADERS.reason)).toBe('connection "by-tag": source.image tidepool/source-faker:0.1.0 is not pinned to a digest (repo@sha256:…), and requireDigests is set');
+    expect(header(dead, HEADERS.type)).toBe('config_error');
+    expect(header(dead, HEADERS.attempt)).toBe(1);
+  });
+
+  it('records in each run the exact programs it ran and the connection version', async () => {
+    await h.services.store.connections.apply({ id: 'recorded', source: { connector: 'source-faker', config: { count: 3 } }, destination: { connector: 'destination-e2e-test', config: {} } });
+    const syncId = await publishSyncOf(h, 'recorded');
+    const run = await runUntil(h, syncId, 'the sync to succeed', (r) => r.status === 'succeeded');
+    expect(run.connectionVersion).toBe(1);
+    expect(run.connectors?.source).toEqual({ ref: `source-faker@${PACKAGE_VERSION}`, fingerprint: await connectorFingerprint({ connector: 'source-faker', config: {} }) });
+    expect(run.connectors?.destination.ref).toBe(`destination-e2e-test@${PACKAGE_VERSION}`);
   });
 });

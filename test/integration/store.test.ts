@@ -103,4 +103,39 @@ describe('connections', () => {
     expect(await s.store.connections.getCatalog('c')).toBeUndefined();
     expect((await s.store.connections.list()).map((x) => x.id)).toEqual(['c']);
   });
+
+  it('keeps every changed definition as a numbered version, newest first', async () => {
+    const c = { id: 'versioned', source: { command: ['/opt/a/source'], version: '1.0', config: {} }, destination: { connector: 'destination-e2e-test', config: {} } };
+    expect(await s.store.connections.applyVersioned(c)).toEqual({ result: 'created', version: 1 });
+    expect(await s.store.connections.applyVersioned(c)).toEqual({ result: 'unchanged', version: 1 });
+    const v2 = { ...c, source: { command: ['/opt/b/source'], version: '2.0', config: {} } };
+    expect(await s.store.connections.applyVersioned(v2)).toEqual({ result: 'updated', version: 2 });
+    const history = await s.store.connections.history('versioned');
+    expect(history.map((v) => [v.version, v.connection.source.version])).toEqual([[2, '2.0'], [1, '1.0']]);
+    expect(history[0]!.appliedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(await s.store.connections.getVersioned('versioned')).toEqual({ connection: v2, version: 2 });
+  });
+
+  it('records the definition found in place as the first version when history begins, and skips entries it cannot read', async () => {
+    const c = { id: 'legacy', source: { connector: 'source-faker', config: {} }, destination: { connector: 'destination-e2e-test', config: {} } };
+    // Written as a store from before versions were kept would have left it.
+    await s.store.redis.set(s.store.keys.connection('legacy'), JSON.stringify(c));
+    expect(await s.store.connections.version('legacy')).toBe(0);
+    expect(await s.store.connections.applyVersioned({ ...c, description: 'now versioned' })).toEqual({ result: 'updated', version: 2 });
+    await s.store.redis.lpush(s.store.keys.connectionHistory('legacy'), '{"version":"x"}', 'not json');
+    const history = await s.store.connections.history('legacy');
+    expect(history.map((v) => [v.version, v.appliedAt === null, v.connection.description])).toEqual([[2, false, 'now versioned'], [1, true, undefined]]);
+    expect(await s.store.connections.delete('legacy')).toBe(true);
+    expect(await s.store.connections.history('legacy')).toEqual([]);
+  });
+
+  it('caches specs by fingerprint, and treats a cached record that does not parse as absent', async () => {
+    await s.store.specs.put('fp-1', { spec: { connectionSpecification: { type: 'object' }, supported_destination_sync_modes: ['append'] }, fetchedAt: '2026-01-01T00:00:00Z' });
+    expect(await s.store.specs.get('fp-1')).toEqual({ spec: { connectionSpecification: { type: 'object' }, supported_destination_sync_modes: ['append'] }, fetchedAt: '2026-01-01T00:00:00Z' });
+    await s.store.specs.put('fp-none', { spec: null, fetchedAt: '2026-01-01T00:00:00Z' });
+    expect((await s.store.specs.get('fp-none'))?.spec).toBeNull();
+    await s.store.redis.set(s.store.keys.spec('fp-bad'), '{"spec":{"supported_destination_sync_modes":["everything"]}}');
+    expect(await s.store.specs.get('fp-bad')).toBeUndefined();
+    expect(await s.store.specs.get('fp-missing')).toBeUndefined();
+  });
 });

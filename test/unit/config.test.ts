@@ -87,6 +87,15 @@ describe('loadConfig', () => {
     expect(c.prefix).toBe('test-1');
   });
 
+  it('reads a yes/no setting, and refuses anything else naming it', () => {
+    expect(loadConfig({}).requireDigests).toBe(false);
+    expect(loadConfig({ TIDEPOOL_REQUIRE_DIGESTS: 'true' }).requireDigests).toBe(true);
+    expect(loadConfig({ TIDEPOOL_REQUIRE_DIGESTS: '0' }).requireDigests).toBe(false);
+    expect(loadConfig({}, undefined, { requireDigests: true }).requireDigests).toBe(true);
+    const err = configError({ TIDEPOOL_REQUIRE_DIGESTS: 'yes please' });
+    expect(err.message).toContain('TIDEPOOL_REQUIRE_DIGESTS');
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ TIDEPOOL_MAX_RUNNERS: '' }).maxRunners).toBe(10);
   });

@@ -93,3 +93,22 @@ describe('validateConnectorConfig', () => {
     expect(issues).toEqual([{ path: 'destination.config.port', message: 'must be >= 1', severity: 'error' }]);
   });
 });
+
+describe('image references', () => {
+  it('names the repository of an image however it is written', async () => {
+    const { imageRepository } = await import('../../cli/connector-specs.js');
+    expect(imageRepository('postgres')).toBe('docker.io/library/postgres');
+    expect(imageRepository('airbyte/source-faker:6.2.1')).toBe('docker.io/airbyte/source-faker');
+    expect(imageRepository('127.0.0.1:5000/team/app:1.2')).toBe('127.0.0.1:5000/team/app');
+    expect(imageRepository(`localhost/app@sha256:${'a'.repeat(64)}`)).toBe('localhost/app');
+    expect(imageRepository(`registry.example/team/app:1.2@sha256:${'b'.repeat(64)}`)).toBe('registry.example/team/app');
+  });
+
+  it('knows a pinned image from a tag', async () => {
+    const { isPinnedImage } = await import('../../shared/connections.js');
+    expect(isPinnedImage(`airbyte/source-faker@sha256:${'c'.repeat(64)}`)).toBe(true);
+    expect(isPinnedImage(`airbyte/source-faker:6.2.1@sha256:${'c'.repeat(64)}`)).toBe(true);
+    expect(isPinnedImage('airbyte/source-faker:6.2.1')).toBe(false);
+    expect(isPinnedImage('airbyte/source-faker@sha256:short')).toBe(false);
+  });
+});
