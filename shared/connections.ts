@@ -7,7 +7,7 @@ export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2
 
 /** What each reference connector is for, in a line (`tidepool connectors list`). */
 export const BUILTIN_CONNECTOR_SUMMARIES: Record<(typeof BUILTIN_CONNECTORS)[number], string> = {
-  'source-faker': 'fake users (and purchases), deterministic by seed; incremental by updated_at',
+  'source-faker': 'fake users (and purchases), deterministic by seed; incremental by id',
   'source-postgres': 'the tables of a PostgreSQL schema; incremental by a cursor column',
   'source-e2e-test': 'numbered records that misbehave on purpose (fail, hang, flood), for tests',
   'destination-jsonl': 'one JSON Lines file per stream',

@@ -63,7 +63,8 @@ export function describeSpec(name: string, spec: ConnectorSpecification): string
   return lines.join('\n');
 }
 
-export function settingRows(schema: unknown, prefix: string, depth = 0): string[][] {
+/** Rows of settings; descriptions are cut at `maxDescription` characters (a terminal's line). */
+export function settingRows(schema: unknown, prefix: string, depth = 0, maxDescription = 100): string[][] {
   if (!schema || typeof schema !== 'object' || depth > 4) return [];
   const s = schema as { properties?: Record<string, unknown>; required?: string[] };
   const required = new Set(Array.isArray(s.required) ? s.required : []);
@@ -78,7 +79,7 @@ export function settingRows(schema: unknown, prefix: string, depth = 0): string[
     ]
       .filter(Boolean)
       .join(' ');
-    const row = [`${prefix}${key}`, type || '-', required.has(key) ? 'yes' : '', p.default === undefined ? '' : JSON.stringify(p.default), description.length > 100 ? `${description.slice(0, 97)}...` : description];
-    return [row, ...(p.properties ? settingRows(p, `${prefix}${key}.`, depth + 1) : [])];
+    const row = [`${prefix}${key}`, type || '-', required.has(key) ? 'yes' : '', p.default === undefined ? '' : JSON.stringify(p.default), description.length > maxDescription ? `${description.slice(0, maxDescription - 3)}...` : description];
+    return [row, ...(p.properties ? settingRows(p, `${prefix}${key}.`, depth + 1, maxDescription) : [])];
   });
 }
