@@ -6,6 +6,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ConnectorSpecification, DestinationSyncMode } from './protocol.js';
+import { collectSecretLeaves } from './redact.js';
 
 /**
  * The destination sync modes a destination implements, from its SPEC. Never assumed beyond what
@@ -58,7 +59,7 @@ export function secretPaths(schema: unknown): string[][] {
 export function specSecretValues(config: unknown, spec: ConnectorSpecification | undefined, out: Set<string> = new Set()): Set<string> {
   if (!spec) return out;
   for (const path of secretPaths(spec.connectionSpecification)) {
-    for (const value of valuesAt(config, path)) collectLeaves(value, out);
+    for (const value of valuesAt(config, path)) collectSecretLeaves(value, out);
   }
   return out;
 }
@@ -94,17 +95,6 @@ function replaceAt(value: unknown, path: string[]): void {
     if (obj[head] !== null && obj[head] !== undefined) obj[head] = '[redacted]';
   } else {
     replaceAt(obj[head], rest);
-  }
-}
-
-function collectLeaves(value: unknown, out: Set<string>): void {
-  if (typeof value === 'string' || typeof value === 'number') {
-    // Shorter values would redact every "1" and "ab" in a log line, and say nothing secret.
-    if (String(value).length >= 3) out.add(String(value));
-  } else if (Array.isArray(value)) {
-    for (const v of value) collectLeaves(v, out);
-  } else if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) collectLeaves(v, out);
   }
 }
 

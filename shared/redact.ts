@@ -14,7 +14,7 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
   } else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       if (SECRET_KEY.test(k)) {
-        collectAll(v, out);
+        collectSecretLeaves(v, out);
       } else {
         secretValues(v, out);
       }
@@ -23,14 +23,18 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
   return out;
 }
 
-/** Every string or number under a secret key, however nested (a list of API keys, say). */
-function collectAll(value: unknown, out: Set<string>): void {
+/**
+ * Every string or number under a secret key, however nested (a list of API keys, say). Values
+ * shorter than 3 characters are left: they would redact every "1" and "ab" in a log line, and
+ * say nothing secret.
+ */
+export function collectSecretLeaves(value: unknown, out: Set<string>): void {
   if (typeof value === 'string' || typeof value === 'number') {
     if (String(value).length >= 3) out.add(String(value));
   } else if (Array.isArray(value)) {
-    for (const v of value) collectAll(v, out);
+    for (const v of value) collectSecretLeaves(v, out);
   } else if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) collectAll(v, out);
+    for (const v of Object.values(value)) collectSecretLeaves(v, out);
   }
 }
 
