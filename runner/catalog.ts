@@ -16,6 +16,8 @@ export interface CatalogDeps {
   logger: Logger;
   maxLineBytes: number;
   tailLines: number;
+  /** See runConnectorCommand: resolves once the secrets are all known. */
+  secretsReady?: Promise<unknown>;
 }
 
 export function sourceHash(connection: Connection): string {
@@ -32,7 +34,7 @@ export async function discoverCatalog(connection: Connection, runId: string, sec
     { runId: `${runId}-discover`, role: 'source', connector: connection.source, command: 'discover', files: { config: connection.source.config } },
     secrets,
     deps.logger,
-    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
   );
   const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
   if (trace?.type === 'TRACE') {

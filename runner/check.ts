@@ -18,6 +18,8 @@ export interface CheckDeps {
   logger: Logger;
   maxLineBytes: number;
   tailLines: number;
+  /** See runConnectorCommand: resolves once the secrets are all known. */
+  secretsReady?: Promise<unknown>;
 }
 
 export function definitionHash(definition: ConnectorDefinition): string {
@@ -65,7 +67,7 @@ async function runCheck(connection: Connection, role: 'source' | 'destination', 
     { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
     secrets,
     deps.logger,
-    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
   ).catch((err: unknown) => {
     // A connector that cannot start at all will not read either: that is the verdict.
     if (err instanceof ConnectorError && err.type === 'config_error') throw err;

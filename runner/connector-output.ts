@@ -14,11 +14,16 @@ const STDERR_LINE_LIMIT = 64 * 1024;
  * Drains a connector's stderr into a tail buffer (redacted) and the debug log, as fast as it
  * comes: a connector blocked on a full stderr pipe would stall the sync.
  */
-export async function collectStderr(stream: Readable, tail: TailBuffer, secrets: ReadonlySet<string>, logger: Logger): Promise<void> {
+export async function collectStderr(stream: Readable, tail: TailBuffer, secrets: ReadonlySet<string> | 'deferred', logger: Logger): Promise<void> {
   try {
     // Lines are cut at STDERR_LINE_LIMIT as they are read: a connector writing megabytes without
     // a newline must not grow the runner (the tail keeps 1000 characters of a line anyway).
     for await (const line of readLines(stream, STDERR_LINE_LIMIT, { truncate: true })) {
+      // Deferred: the secrets are not all known yet; the caller redacts and logs the tail later.
+      if (secrets === 'deferred') {
+        tail.push(line.toString('utf8'));
+        continue;
+      }
       const text = redactText(line.toString('utf8'), secrets);
       tail.push(text);
       logger.debug({ stderr: text }, 'connector stderr');
@@ -63,7 +68,16 @@ export async function runConnectorCommand(
   run: ConnectorRun,
   secrets: ReadonlySet<string>,
   logger: Logger,
-  options: { timeoutMs: number; maxLineBytes: number; tailLines: number },
+  options: {
+    timeoutMs: number;
+    maxLineBytes: number;
+    tailLines: number;
+    /**
+     * Resolves once `secrets` is complete (the connector's spec, naming its secret fields, may
+     * still be on its way): nothing the command printed is logged or put in an error before.
+     */
+    secretsReady?: Promise<unknown> | undefined;
+  },
 ): Promise<CommandResult> {
   const proc = await launcher.start(run);
   proc.stdin.end();
@@ -71,8 +85,9 @@ export async function runConnectorCommand(
   const timer = setTimeout(() => proc.kill('SIGKILL'), options.timeoutMs);
   const messages: AirbyteMessage[] = [];
   let protocolError: Error | undefined;
+  const deferred = options.secretsReady !== undefined;
   try {
-    const stderr = collectStderr(proc.stderr, tail, secrets, logger);
+    const stderr = collectStderr(proc.stderr, tail, deferred ? 'deferred' : secrets, logger);
     try {
       for await (const line of readLines(proc.stdout, options.maxLineBytes)) {
         if (line.length === 0) continue;
@@ -88,6 +103,12 @@ export async function runConnectorCommand(
     }
     await stderr;
     const exit = await proc.exit;
+    let stderrTail = tail.get();
+    if (deferred) {
+      await options.secretsReady;
+      stderrTail = stderrTail.map((line) => redactText(line, secrets));
+      for (const line of stderrTail) logger.debug({ stderr: line }, 'connector stderr');
+    }
     if (exit.notStarted) {
       throw ConnectorError.of({ kind: 'not_started' }, redactText(`${run.role} could not start: ${exit.reason ?? 'no reason given'}`, secrets), run.role);
     }
@@ -95,7 +116,7 @@ export async function runConnectorCommand(
       throw ConnectorError.of({ kind: 'protocol' }, redactText(`${run.role} ${run.command}: ${protocolError.message}`, secrets), run.role);
     }
     for (const m of messages) if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
-    return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: tail.get() };
+    return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: stderrTail };
   } finally {
     clearTimeout(timer);
   }

@@ -9,7 +9,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isPinnedImage, type Connection, type ConnectorDefinition } from '../shared/connections.js';
-import { connectionConfigIssues } from '../shared/connector-spec.js';
+import { connectionConfigIssues, specSecretValues } from '../shared/connector-spec.js';
 import { ConnectorError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../shared/paths.js';
@@ -133,6 +133,20 @@ export interface ConnectionSpecs {
   destination: ConnectorSpecification | undefined;
   /** Which programs these are: what the run record keeps. */
   identities: { source: ConnectorIdentity; destination: ConnectorIdentity };
+}
+
+/** Both connectors' specs if both are cached; undefined otherwise (nothing is run). */
+export async function cachedConnectionSpecs(connection: Connection, deps: Pick<SpecDeps, 'specs'>): Promise<ConnectionSpecs | undefined> {
+  const [source, destination] = await Promise.all([connectorIdentity(connection.source), connectorIdentity(connection.destination)]);
+  const [s, d] = await Promise.all([deps.specs.get(source.fingerprint), deps.specs.get(destination.fingerprint)]);
+  if (!s || !d) return undefined;
+  return { source: s.spec ?? undefined, destination: d.spec ?? undefined, identities: { source, destination } };
+}
+
+/** The values of the fields the specs mark airbyte_secret, added to `secrets`. */
+export function addSpecSecrets(connection: Connection, specs: ConnectionSpecs, secrets: Set<string>): void {
+  specSecretValues(connection.source.config, specs.source, secrets);
+  specSecretValues(connection.destination.config, specs.destination, secrets);
 }
 
 /** Both connectors' specs, asked at once; both are awaited, so nothing runs on behind an error. */

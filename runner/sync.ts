@@ -3,7 +3,7 @@
 // the run. The consumer decides what happens to the message afterwards.
 import type { Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
-import { destinationSyncModes, specSecretValues } from '../shared/connector-spec.js';
+import { destinationSyncModes } from '../shared/connector-spec.js';
 import {
   CancelledError,
   ConnectorError,
@@ -28,7 +28,7 @@ import { backoffDelay, sleep } from '../shared/backoff.js';
 import { formatDuration } from '../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
 import { checkConnectors } from './check.js';
-import { assertPinnedImages, assertValidConfigs, connectionSpecs } from './spec.js';
+import { addSpecSecrets, assertPinnedImages, assertValidConfigs, cachedConnectionSpecs, connectionSpecs } from './spec.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
 import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
 import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
@@ -148,20 +148,34 @@ async function replicate(
   const { store, launcher, config } = deps;
   const runId = `${request.syncId}-a${attempt}`;
   const commandDeps = { connections: store.connections, specs: store.specs, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
-  // The specs first (cached per connector program, so usually no process at all): they say
-  // which config fields are secrets — needed before any connector output is logged — whether
-  // the configs are valid at all, and which sync modes the destination implements.
+  // What the connectors' specs say comes first: which config fields are secrets (needed before
+  // any connector output is logged), whether the configs are valid at all, and which sync modes
+  // the destination implements. Specs are cached per connector program, so usually they are
+  // known at once: an invalid config then runs nothing. A program used for the first time is
+  // asked for its spec while check and discover run beside it (each a process start, on
+  // Kubernetes a pod start; all read-only); their output waits for the spec's secrets before
+  // anything of it is logged, and the spec's verdict on the configs is judged first.
   if (config.requireDigests) assertPinnedImages(connection);
-  const specs = await connectionSpecs(connection, runId, commandDeps);
-  run.connectors = specs.identities;
   const secrets = secretValues(connection);
-  specSecretValues(connection.source.config, specs.source, secrets);
-  specSecretValues(connection.destination.config, specs.destination, secrets);
+  const cached = await cachedConnectionSpecs(connection, commandDeps);
+  if (cached) {
+    addSpecSecrets(connection, cached, secrets);
+    assertValidConfigs(connection, cached);
+  }
+  const asked = cached ? Promise.resolve(cached) : connectionSpecs(connection, runId, commandDeps);
+  const secretsReady = asked.then((specs) => addSpecSecrets(connection, specs, secrets)).catch(() => undefined);
+  const commandsAfterSpecs = { ...commandDeps, ...(cached ? {} : { secretsReady }) };
+  // All awaited, so no connector is left running behind a thrown error; judged in a fixed
+  // order: the configs, then a failed check (it says more than the discover failing with it).
+  const [specsDone, checked, discovered] = await Promise.allSettled([
+    asked,
+    checkConnectors(connection, runId, secrets, commandsAfterSpecs),
+    discoverCatalog(connection, runId, secrets, commandsAfterSpecs),
+  ]);
+  if (specsDone.status === 'rejected') throw specsDone.reason;
+  const specs = specsDone.value;
+  run.connectors = specs.identities;
   assertValidConfigs(connection, specs);
-  // Check and discover at once (on a connection's first sync, on Kubernetes, each is a pod
-  // start-up); both are read-only. Both are awaited, so no connector is left running behind a
-  // thrown error, and a failed check wins: it says more than the discover that failed with it.
-  const [checked, discovered] = await Promise.allSettled([checkConnectors(connection, runId, secrets, commandDeps), discoverCatalog(connection, runId, secrets, commandDeps)]);
   if (checked.status === 'rejected') throw checked.reason;
   if (discovered.status === 'rejected') throw discovered.reason;
   const catalog = configureCatalog(discovered.value, connection, request.fullRefresh, destinationSyncModes(specs.destination));

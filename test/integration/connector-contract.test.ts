@@ -97,7 +97,7 @@ describe('the connector contract', () => {
     expect(header(dead2, HEADERS.type)).toBe('config_error');
   });
 
-  it('a config that does not match the spec is dead-lettered at attempt 1, naming each field, before anything else runs', async () => {
+  it('a config that does not match the spec is dead-lettered at attempt 1, naming each field, whatever check says', async () => {
     await apply({
       id: 'bad-config',
       source: { connector: 'source-faker', config: { count: 'many' } },
@@ -160,6 +160,46 @@ esac
     const everything = JSON.stringify([dead.properties.headers, await h.services.store.runs.get(syncId), h.runners.map((r) => r.log.join(''))]);
     expect(everything).not.toContain('Very$ecretValue');
     expect(stderrOf(dead, HEADERS.stderrSource).join('\n')).toContain('[redacted]');
+  });
+});
+
+describe('a connector program used for the first time', () => {
+  let h: RunnerHarness;
+  beforeAll(async () => {
+    h = await openRunnerHarness('contract-first-use', { logLevel: 'debug' });
+    spawnRunner(h, 'first-use-runner');
+  });
+  afterAll(() => closeRunnerHarness(h));
+
+  it('runs spec beside check and discover, and redacts their output with the spec\'s secrets all the same', async () => {
+    const marks = join(h.dir, 'marks');
+    const script = join(h.dir, 'slow-spec-source.sh');
+    // spec answers only once check and discover have started: run in sequence, this would hang
+    // until the spec's timeout. check fails, quoting its dsn on stderr and in its message.
+    await writeFile(
+      script,
+      `#!/bin/sh
+echo "$1" >> "${marks}"
+case "$1" in
+  spec) i=0; while [ "$(grep -c -e check -e discover "${marks}")" -lt 2 ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done
+        [ $i -lt 100 ] || echo spec-alone >> "${marks}"
+        echo '{"type":"SPEC","spec":{"connectionSpecification":{"type":"object","properties":{"dsn":{"type":"string","airbyte_secret":true}}}}}' ;;
+  check) echo "connecting with $(cat "$3")" >&2; printf '{"type":"CONNECTION_STATUS","connectionStatus":{"status":"FAILED","message":"refused: %s"}}\\n' "$(grep -o 'Sec[A-Za-z0-9]*' "$3")" ;;
+  discover) echo '{"type":"CATALOG","catalog":{"streams":[{"name":"items","json_schema":{"type":"object"},"supported_sync_modes":["full_refresh"]}]}}' ;;
+esac
+`,
+    );
+    await chmod(script, 0o755);
+    await h.services.store.connections.apply({ id: 'first-use', source: { command: [script], config: { dsn: 'SecretDsnValue42' } }, destination: { connector: 'destination-e2e-test', config: {} } });
+    const syncId = await publishSyncOf(h, 'first-use');
+    const dead = await deadLetterOf(h, syncId);
+    expect(header(dead, HEADERS.reason)).toBe('source check failed: refused: [redacted]');
+    expect(stderrOf(dead, HEADERS.stderrSource).join('\n')).toContain('connecting with {"dsn":"[redacted]"}');
+    const everything = JSON.stringify([dead.properties.headers, await h.services.store.runs.get(syncId), h.runners.map((r) => r.log.join(''))]);
+    expect(everything).not.toContain('SecretDsnValue42');
+    // The spec waited for the other two, so they ran beside it.
+    const ran = (await readFile(marks, 'utf8')).trim().split('\n');
+    expect(ran.sort()).toEqual(['check', 'discover', 'spec']);
   });
 });
 
