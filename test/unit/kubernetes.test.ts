@@ -35,7 +35,10 @@ describe('connectorExit', () => {
   });
   it('fails fast on an image that will never come, and on a pod pending too long', () => {
     const waiting = pod({ phase: 'Pending', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ErrImageNeverPull', message: 'not present' } } }] });
-    expect(connectorExit(waiting, false, 1, 60_000)?.reason).toBe('ErrImageNeverPull: not present');
+    expect(connectorExit(waiting, false, 1, 60_000)).toEqual({ code: null, signal: null, reason: 'ErrImageNeverPull: not present', notStarted: true });
+    // A container that cannot be created for another reason may have started before: not "never started".
+    const broken = pod({ phase: 'Pending', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 1, state: { waiting: { reason: 'CreateContainerError', message: 'runc' } } }] });
+    expect(connectorExit(broken, false, 1, 60_000)).toEqual({ code: null, signal: null, reason: 'CreateContainerError: runc' });
     expect(connectorExit(pod({ phase: 'Pending' }), false, 61_000, 60_000)?.reason).toMatch(/still pending after 61 s/);
     expect(connectorExit(pod({ phase: 'Pending' }), false, 1000, 60_000)).toBeUndefined();
   });
