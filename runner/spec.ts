@@ -64,12 +64,21 @@ export async function connectorIdentity(definition: ConnectorDefinition): Promis
   return { ref, fingerprint: hash.digest('hex').slice(0, 24), ...(definition.version !== undefined ? { version: definition.version } : {}) };
 }
 
+/** Digests by path, size and mtime: a connector binary of tens of MB is read once, not per sync. */
+const digests = new Map<string, string>();
+
 /** sha256 of a file, with its size and mtime: a program replaced in place gets a new fingerprint. */
 async function fileDigest(path: string): Promise<string> {
   const s = await stat(path);
+  const key = `${path}\0${s.size}\0${s.mtimeMs}`;
+  const known = digests.get(key);
+  if (known) return known;
   const hash = createHash('sha256').update(`${s.size}\0${s.mtimeMs}\0`);
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  const digest = hash.digest('hex');
+  if (digests.size > 1000) digests.clear();
+  digests.set(key, digest);
+  return digest;
 }
 
 export interface SpecResult {
