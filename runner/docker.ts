@@ -33,15 +33,16 @@ export interface DockerOptions {
  * engine's reason; an engine that does not answer is left for `docker run` to report, since
  * that may pass.
  */
-async function ensureImage(docker: string, run: ConnectorRun, image: string): Promise<void> {
+async function ensureImage(docker: string, run: ConnectorRun, image: string): Promise<string | undefined> {
+  const id = async () => (await exec(docker, ['image', 'inspect', '--format', '{{.Id}}', image], { timeout: 30_000 })).stdout.trim() || undefined;
   try {
-    await exec(docker, ['image', 'inspect', '--format', '{{.Id}}', image], { timeout: 30_000 });
-    return;
+    return await id();
   } catch (err) {
-    if (!/no such (image|object)/i.test((err as { stderr?: string }).stderr ?? '')) return;
+    if (!/no such (image|object)/i.test((err as { stderr?: string }).stderr ?? '')) return undefined;
   }
   try {
     await exec(docker, ['pull', '--quiet', image], { timeout: 10 * 60_000 });
+    return await id().catch(() => undefined);
   } catch (err) {
     const why = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1) ?? '';
     throw ConnectorError.of({ kind: 'not_started' }, `${run.role} could not start: image ${image} is not on this machine and could not be pulled: ${why}`, run.role);
@@ -72,7 +73,8 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     const c = run.connector;
     const image = c.image ?? (c.connector !== undefined ? this.options.builtinImage(c.connector) : undefined);
     if (!image) throw new Error(`connector of ${run.runId} is a command, not an image: use the local launcher`);
-    await ensureImage(this.docker, run, image);
+    // The image id: what ran, whatever the tag points at by the time anyone asks.
+    const imageId = await ensureImage(this.docker, run, image);
     const dir = await mkdtemp(join(tmpdir(), `tidepool-${run.runId.slice(0, 60)}-`));
     const name = `tidepool-${run.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 100)}`;
     let args: string[];
@@ -105,9 +107,10 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     // docker run exits with the container's code; 125 is docker's own failure (the daemon, a
     // flag), 126 and 127 mean the image's entrypoint cannot be run or is not there: a broken
     // image, which no retry fixes.
+    const ran = imageId ? { image: imageId } : {};
     const exit = exitThenRemove(child, dir, this.docker, (code, signal) => {
       if (code === 126 || code === 127) return { code, signal, reason: `the image's entrypoint ${code === 127 ? 'was not found' : 'cannot be run'} (docker run exit ${code})`, notStarted: true };
-      return code === 125 ? { code, signal, reason: 'docker run failed (exit 125)' } : { code, signal };
+      return code === 125 ? { code, signal, reason: 'docker run failed (exit 125)' } : { code, signal, ...ran };
     });
     let killed = false;
     return {

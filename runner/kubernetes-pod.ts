@@ -327,7 +327,7 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
   if (terminated) {
     const own = terminated.reason && terminated.reason !== 'Completed' && terminated.reason !== 'Error' ? terminated.reason : undefined;
     const reason = [own, status.reason ? podFailure : undefined].filter(Boolean).join('; ');
-    return { code: terminated.exitCode, signal: null, ...(reason ? { reason } : {}) };
+    return { code: terminated.exitCode, signal: null, ...(reason ? { reason } : {}), ...(main.imageID ? { image: main.imageID } : {}) };
   }
   if (podFailure) return { code: null, signal: null, reason: podFailure };
   if (deleted) return { code: null, signal: 'SIGKILL', reason: 'pod deleted' };

@@ -369,6 +369,9 @@ async function replicate(
     const [sourceExit, destExit] = await Promise.all([src.exit, destinationExit, pump, destinationOutput, sourceStderr, destinationStderr]);
     await commits;
 
+    // Which build ran, where the platform says (a pod's imageID, docker's image id).
+    if (sourceExit.image) run.connectors.source.image = sourceExit.image;
+    if (destExit.image) run.connectors.destination.image = destExit.image;
     run.records = stats.records;
     run.bytes = stats.bytes;
     run.streams = stats.toJSON();

@@ -15,7 +15,8 @@ export function formatRun(r: RunRecord): string {
   ];
   for (const [stream, s] of Object.entries(r.streams)) lines.push(`    ${stream}: ${s.records} records, ${s.bytes} bytes`);
   if (r.connectors) {
-    const who = (c: { ref: string; fingerprint: string; version?: string }) => `${c.ref}${c.version !== undefined ? ` (version ${c.version})` : ''} [${c.fingerprint}]`;
+    const who = (c: { ref: string; fingerprint: string; version?: string; image?: string }) =>
+      `${c.ref}${c.version !== undefined ? ` (version ${c.version})` : ''}${c.image !== undefined && !c.ref.includes(c.image) ? ` ran ${c.image}` : ''} [${c.fingerprint}]`;
     lines.push(`  ran connection version ${r.connectionVersion ?? '?'}: source ${who(r.connectors.source)}, destination ${who(r.connectors.destination)}`);
   }
   if (r.retryAt) lines.push(`  next attempt at ${r.retryAt}`);

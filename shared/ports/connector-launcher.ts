@@ -28,6 +28,11 @@ export interface ConnectorExit {
    * returning from start() throw a config_error ConnectorError there instead.
    */
   notStarted?: boolean;
+  /**
+   * The exact image that ran, as the platform resolved it (a repo@sha256 digest, or the image
+   * id): a tag says which build was meant, this says which one ran.
+   */
+  image?: string;
 }
 
 export interface ConnectorProcess {

@@ -51,6 +51,8 @@ export interface ConnectorIdentity {
   fingerprint: string;
   /** The version the definition states, if any. */
   version?: string;
+  /** The exact image that ran (digest or image id), when the platform said. */
+  image?: string;
 }
 
 export interface RunRecord {

@@ -77,5 +77,10 @@ describe.runIf(engine)('image digests, pinned at apply and rolled back', () => {
     expect(run.records).toBe(3);
     expect(run.connectionVersion).toBe(3);
     expect(run.connectors?.source.ref).toBe(`${repo}:stable@${first}`);
+    // The engine's own id of what ran: the first build's, though the tag is on the second.
+    const { stdout: firstId } = await exec('docker', ['image', 'inspect', '--format', '{{.Id}}', `${repo}@${first}`]);
+    const { stdout: taggedId } = await exec('docker', ['image', 'inspect', '--format', '{{.Id}}', `${repo}:stable`]);
+    expect(run.connectors?.source.image).toBe(firstId.trim());
+    expect(run.connectors?.source.image).not.toBe(taggedId.trim());
   }, 180_000);
 });

@@ -136,6 +136,11 @@ describe(`airbyte-source-faker ${SOURCE_FAKER_VERSION} (real connector) in a con
     const state = committed!.state.find((s) => s.stream?.stream_descriptor.name === STREAM);
     expect(state?.stream?.stream_state).toMatchObject(Object.fromEntries(Object.entries(lastState!).filter(([k]) => !READ_TIME_FIELDS.has(k))));
 
+    // The run record says which build ran: the image id the kubelet resolved the tag to.
+    const ranRecord = await h.services.store.runs.get(syncId);
+    expect(ranRecord?.connectors?.source.ref).toBe(IMAGE);
+    expect(ranRecord?.connectors?.source.image).toMatch(/sha256:[0-9a-f]{64}$/);
+
     // It ran in pods of this image: the kubelet's events outlive the (deleted) pods.
     const events = await core.listNamespacedEvent({ namespace });
     const pods = new Set(events.items.filter((e) => e.involvedObject.kind === 'Pod' && e.reason === 'Pulled' && (e.message ?? '').includes(IMAGE)).map((e) => e.involvedObject.name));

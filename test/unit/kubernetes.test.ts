@@ -26,6 +26,11 @@ describe('connectorExit', () => {
     expect(connectorExit(terminated(1, 'Error'), false, 1, 1)).toEqual({ code: 1, signal: null });
     expect(connectorExit(terminated(137, 'OOMKilled'), false, 1, 1)).toEqual({ code: 137, signal: null, reason: 'OOMKilled' });
   });
+  it('says which build ran: the image id the kubelet resolved the tag to', () => {
+    const ran = `docker.io/airbyte/source-faker@sha256:${'d'.repeat(64)}`;
+    const done = pod({ phase: 'Succeeded', containerStatuses: [{ name: 'connector', image: 'airbyte/source-faker:7.2.1', imageID: ran, ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } }] });
+    expect(connectorExit(done, false, 1, 1)).toEqual({ code: 0, signal: null, image: ran });
+  });
   it('names the pod failure when the kubelet stopped the connector for it (deadline, eviction)', () => {
     const stopped = pod({ phase: 'Failed', reason: 'DeadlineExceeded', message: 'Pod was active on the node longer than the specified deadline', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 143, reason: 'Error' } } }] });
     expect(connectorExit(stopped, false, 1, 1)).toEqual({ code: 143, signal: null, reason: 'pod failed: DeadlineExceeded (Pod was active on the node longer than the specified deadline)' });
