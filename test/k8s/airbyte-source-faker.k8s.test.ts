@@ -11,7 +11,6 @@
 //   - the state the connector checkpointed is committed;
 //   - the source ran in pods from that image (the kubelet's events say so), and no connector
 //     pod or Secret is left afterwards.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../shared/kube.js';
 import type { AirbyteCatalog, AirbyteRecordMessage, AirbyteStateMessage, AirbyteStream, ConfiguredAirbyteCatalog } from '../../shared/protocol.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
-import { SOURCE_FAKER_VERSION, type ProtocolMessage } from '../helpers/airbyte.js';
+import { runConnector, SOURCE_FAKER_VERSION, type ProtocolMessage } from '../helpers/airbyte.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness, type SpawnedRunner } from '../helpers/runner-harness.js';
 import { waitFor } from '../helpers/services.js';
@@ -200,23 +199,8 @@ describe(`airbyte-source-faker ${SOURCE_FAKER_VERSION} (real connector) in a con
 
 /** `docker run` of a connector image as its pod runs it; its stdout as protocol messages. */
 async function dockerRun(image: string, files: string, args: string[], timeoutMs = 120_000): Promise<ProtocolMessage[]> {
-  const docker = ['run', '--rm', '--pull', 'never', '--network', 'none', '--read-only', '--tmpfs', '/tmp', '--user', '10001:10001', '-v', `${files}:/files:ro`, image, ...args];
-  const child = spawn('docker', docker, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (d: Buffer) => out.push(d));
-  child.stderr.on('data', (d: Buffer) => err.push(d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', (e) => reject(new Error(`docker ${docker.join(' ')}: ${e.message} (scripts/images starts dockerd and builds ${image})`)));
-    child.once('close', resolve);
-  }).finally(() => clearTimeout(timer));
-  const stdout = Buffer.concat(out).toString('utf8');
-  if (code !== 0) throw new Error(`docker ${docker.join(' ')} exited with ${code}:\n${Buffer.concat(err).toString('utf8').slice(-3000)}\n${stdout.slice(-2000)}`);
-  return stdout
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as ProtocolMessage);
+  // scripts/images starts dockerd and builds the image.
+  return runConnector('docker', ['run', '--rm', '--pull', 'never', '--network', 'none', '--read-only', '--tmpfs', '/tmp', '--user', '10001:10001', '-v', `${files}:/files:ro`, image, ...args], timeoutMs);
 }
 
 /** A record value as destination-postgres stores it in a column of `type`, in fromTable's form. */
