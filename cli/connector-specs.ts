@@ -50,6 +50,12 @@ export async function lookUpSpec(definition: ConnectorDefinition, role: 'source'
   return result.spec ? { spec: result.spec } : { spec: undefined, note: `${role}: the connector printed no SPEC; its config cannot be checked` };
 }
 
+/** An image's spec, run here with docker (and cached like the runners' specs). */
+export async function specOfImage(definition: ConnectorDefinition, role: 'source' | 'destination', store: Store, cfg: Config, logger: Logger): Promise<SpecLookup> {
+  const result = await connectorSpec(definition, role, `cli-${process.pid}`, { specs: store.specs, launcher: hostLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines });
+  return result.spec ? { spec: result.spec } : { spec: undefined, note: `${role}: image ${definition.image ?? ''} printed no SPEC` };
+}
+
 export interface Review {
   /** The connection to store: its image tags pinned to digests where this host can tell them. */
   connection: Connection;

@@ -3,18 +3,19 @@ import { BUILTIN_CONNECTORS, BUILTIN_CONNECTOR_SUMMARIES, type ConnectorDefiniti
 import { destinationSyncModes } from '../../shared/connector-spec.js';
 import type { ConnectorSpecification } from '../../shared/protocol.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
-import { lookUpSpec } from '../connector-specs.js';
+import { lookUpSpec, specOfImage } from '../connector-specs.js';
 
 const USAGE = `usage: tidepool connectors <command> [--json] [--config FILE]
 
   list                    the reference connectors shipped with tidepool
   spec <connector>        the settings a connector takes, from its own spec: a reference
                           connector by name, or any program by path (e.g.
-                          /opt/venvs/source-faker/bin/source-faker); --json prints the SPEC`;
+                          /opt/venvs/source-faker/bin/source-faker); --json prints the SPEC
+  spec --image IMAGE      the same for a connector image, run here with docker`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
   return run(io, USAGE, async () => {
-    const { values, positionals } = parse(argv, { ...CONFIG_OPTION, json: { type: 'boolean' } }, true);
+    const { values, positionals } = parse(argv, { ...CONFIG_OPTION, json: { type: 'boolean' }, image: { type: 'string' } }, true);
     const [command, ...rest] = positionals;
     if (values.help || command === undefined) {
       io.out(USAGE);
@@ -27,19 +28,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       return 0;
     }
     if (command !== 'spec') throw new UsageError(`unknown command "${command}"`);
-    if (rest.length !== 1) throw new UsageError('spec needs one connector: a reference connector name or a program path');
-    const name = rest[0]!;
+    if (rest.length !== (values.image === undefined ? 1 : 0)) throw new UsageError('spec needs one connector: a reference connector name, a program path, or --image IMAGE');
+    const name = values.image ?? rest[0]!;
     const builtin = (BUILTIN_CONNECTORS as readonly string[]).includes(name);
-    if (!builtin && !name.includes('/')) {
-      throw new UsageError(`"${name}" is not a reference connector (${BUILTIN_CONNECTORS.join(', ')}); give a program by its path, e.g. ./${name}`);
+    if (values.image === undefined && !builtin && !name.includes('/')) {
+      throw new UsageError(`"${name}" is not a reference connector (${BUILTIN_CONNECTORS.join(', ')}); give a program by its path, e.g. ./${name}, or an image with --image`);
     }
-    const definition: ConnectorDefinition = builtin ? { connector: name, config: {} } : { command: [name], config: {} };
+    const definition: ConnectorDefinition = values.image !== undefined ? { image: name, config: {} } : builtin ? { connector: name, config: {} } : { command: [name], config: {} };
     const role = name.includes('destination') ? 'destination' : 'source';
     const cfg = config(env, values.config);
     const logger = cliLogger(cfg);
     const { store, close } = openStore(cfg, logger);
     try {
-      const { spec, note } = await lookUpSpec(definition, role, store, cfg, logger);
+      // An image asked for by name is run here (lookUpSpec only reads the cache for images:
+      // apply must not pull what a cluster will run).
+      const { spec, note } = values.image !== undefined ? await specOfImage(definition, role, store, cfg, logger) : await lookUpSpec(definition, role, store, cfg, logger);
       if (!spec) {
         io.err(`error: ${note ?? 'no spec'}`);
         return EXIT.failed;

@@ -1,12 +1,17 @@
 // The ConnectorLauncher conformance suite against `docker run -i`, with the images that
 // scripts/images builds. It runs where a container engine answers (npm run test:k8s sets one
 // up); the local suite covers machines without one.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../shared/config.js';
 import { ConnectorError } from '../../shared/errors.js';
-import { PACKAGE_VERSION } from '../../shared/paths.js';
+import { CLI_PATH, PACKAGE_VERSION } from '../../shared/paths.js';
 import { DockerConnectorLauncher, dockerAvailable } from '../../runner/docker.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
+import { SOURCE_FAKER_VERSION } from '../helpers/airbyte.js';
 import { createTestDatabase } from '../helpers/pg.js';
+import { deletePrefix, testPrefix } from '../helpers/services.js';
 
 const engine = await dockerAvailable();
 
@@ -41,4 +46,23 @@ describe.runIf(engine)('local mode with a connector that names an image', () => 
     expect(missing).toMatchObject({ retryable: false, type: 'config_error', origin: 'source' });
     expect((missing as Error).message).toMatch(/^source could not start: image tidepool\/no-such-connector:0 is not on this machine and could not be pulled: .+/);
   });
+});
+
+describe.runIf(engine)('tidepool connectors spec --image', () => {
+  it("prints a real Airbyte image's settings, and says why a missing image cannot be asked", async () => {
+    const exec = promisify(execFile);
+    const env = { PATH: process.env.PATH ?? '', TIDEPOOL_PREFIX: testPrefix('cli-image-spec') };
+    // scripts/images builds it (CI runs scripts/images before the tests).
+    const image = `tidepool/airbyte-source-faker:${SOURCE_FAKER_VERSION}`;
+    const { stdout } = await exec(process.execPath, [CLI_PATH, 'connectors', 'spec', '--image', image], { env, timeout: 120_000 });
+    expect(stdout).toMatch(/^SETTING +TYPE +REQUIRED +DEFAULT +DESCRIPTION$/m);
+    for (const setting of ['count', 'seed', 'records_per_slice', 'always_updated', 'parallelism']) expect(stdout).toMatch(new RegExp(`^${setting} `, 'm'));
+    const missing = await exec(process.execPath, [CLI_PATH, 'connectors', 'spec', '--image', 'tidepool/no-such-connector:0'], { env, timeout: 120_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: unknown) => err as { code: number; stderr: string },
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('error: source could not start: image tidepool/no-such-connector:0 is not on this machine and could not be pulled');
+    await deletePrefix(loadConfig({}, undefined, { prefix: env.TIDEPOOL_PREFIX }));
+  }, 180_000);
 });
