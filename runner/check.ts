@@ -10,7 +10,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { redactText } from '../shared/redact.js';
 import type { ConnectionStore } from '../shared/store/connections.js';
-import { runConnectorCommand, traceFailure } from './connector-output.js';
+import { runConnectorCommand, traceFailure, type CommandResult } from './connector-output.js';
 
 export interface CheckDeps {
   connections: Pick<ConnectionStore, 'getChecked' | 'putChecked'>;
@@ -28,52 +28,76 @@ export function definitionHash(definition: ConnectorDefinition): string {
 
 export async function checkConnectors(connection: Connection, runId: string, secrets: ReadonlySet<string>, deps: CheckDeps): Promise<void> {
   // Both checks at once (on Kubernetes each is a pod start-up), judged in a fixed order: when
-  // both fail, the source's failure is the one reported.
+  // both fail, the source's failure is the one reported. A definition that passed is skipped.
   const roles = ['source', 'destination'] as const;
-  const checks = await Promise.all(roles.map((role) => runCheck(connection, role, runId, secrets, deps)));
+  const checks = await Promise.all(
+    roles.map(async (role) => {
+      const hash = definitionHash(connection[role]);
+      if ((await deps.connections.getChecked(connection.id, role)) === hash) return undefined;
+      return { hash, verdict: await checkConnector(connection[role], role, runId, secrets, deps) };
+    }),
+  );
   for (const [i, role] of roles.entries()) {
     const check = checks[i];
     if (!check) continue;
-    const { result, hash } = check;
-    const status = result.messages.find((m) => m.type === 'CONNECTION_STATUS');
-    if (status?.type === 'CONNECTION_STATUS' && status.connectionStatus.status === 'FAILED') {
-      const err = new ConnectorError(`${role} check failed: ${redactText(status.connectionStatus.message ?? 'no reason given', secrets)}`, role, false, 'config_error');
-      err.stderr = { [role]: result.stderr };
-      throw err;
-    }
-    const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
-    if (trace?.type === 'TRACE') {
-      const err = traceFailure(trace.trace, role, secrets);
-      err.stderr = { [role]: result.stderr };
-      throw err;
-    }
-    if (status?.type === 'CONNECTION_STATUS' && result.exitCode === 0) {
-      await deps.connections.putChecked(connection.id, role, hash);
+    const { verdict } = check;
+    if (verdict.verdict === 'failed') throw verdict.error;
+    if (verdict.verdict === 'succeeded') {
+      await deps.connections.putChecked(connection.id, role, check.hash);
       continue;
     }
     // A connector without a working `check` (no status, or it died): not cached, and not held
     // against the sync — the read itself fails with its own, classified, reason if it must.
-    deps.logger.warn({ role, exitCode: result.exitCode }, 'connector check gave no verdict: going on without it');
+    deps.logger.warn({ role, why: verdict.why }, 'connector check gave no verdict: going on without it');
   }
 }
 
-/** Runs one connector's `check` unless this definition already passed; undefined when skipped or without a verdict. */
-async function runCheck(connection: Connection, role: 'source' | 'destination', runId: string, secrets: ReadonlySet<string>, deps: CheckDeps) {
-  const definition = connection[role];
-  const hash = definitionHash(definition);
-  if ((await deps.connections.getChecked(connection.id, role)) === hash) return undefined;
-  const result = await runConnectorCommand(
-    deps.launcher,
-    { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
-    secrets,
-    deps.logger,
-    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
-  ).catch((err: unknown) => {
+/** What one connector's `check` said; `message` is the connector's own words, redacted. */
+export type CheckVerdict =
+  | { verdict: 'succeeded' }
+  | { verdict: 'failed'; message: string; error: ConnectorError }
+  | { verdict: 'none'; why: string };
+
+/**
+ * Runs one connector's `check` and reads its verdict: a FAILED status or an error TRACE fails
+ * (error: the failure the sync is dead-lettered with); a status with exit 0 succeeds; anything
+ * else is no verdict. A connector that cannot start throws its config_error.
+ */
+export async function checkConnector(
+  definition: ConnectorDefinition,
+  role: 'source' | 'destination',
+  runId: string,
+  secrets: ReadonlySet<string>,
+  deps: Pick<CheckDeps, 'launcher' | 'logger' | 'maxLineBytes' | 'tailLines' | 'secretsReady'>,
+): Promise<CheckVerdict> {
+  let result: CommandResult;
+  try {
+    result = await runConnectorCommand(
+      deps.launcher,
+      { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
+      secrets,
+      deps.logger,
+      { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
+    );
+  } catch (err) {
     // A connector that cannot start at all will not read either: that is the verdict.
     if (err instanceof ConnectorError && err.type === 'config_error') throw err;
     // Output that is not the protocol: no verdict (the read will say what is wrong, and how).
-    deps.logger.warn({ role, err: err instanceof Error ? err.message : String(err) }, 'connector check gave no verdict: going on without it');
-    return undefined;
-  });
-  return result ? { result, hash } : undefined;
+    return { verdict: 'none', why: err instanceof Error ? err.message : String(err) };
+  }
+  const status = result.messages.find((m) => m.type === 'CONNECTION_STATUS');
+  if (status?.type === 'CONNECTION_STATUS' && status.connectionStatus.status === 'FAILED') {
+    const message = redactText(status.connectionStatus.message ?? 'no reason given', secrets);
+    const error = new ConnectorError(`${role} check failed: ${message}`, role, false, 'config_error');
+    error.stderr = { [role]: result.stderr };
+    return { verdict: 'failed', message, error };
+  }
+  const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
+  if (trace?.type === 'TRACE') {
+    const error = traceFailure(trace.trace, role, secrets);
+    error.stderr = { [role]: result.stderr };
+    return { verdict: 'failed', message: redactText(trace.trace.error?.message ?? 'error without a message', secrets), error };
+  }
+  if (status?.type === 'CONNECTION_STATUS' && result.exitCode === 0) return { verdict: 'succeeded' };
+  return { verdict: 'none', why: result.stderr.at(-1) ?? `exit code ${String(result.exitCode)}${status ? '' : ', no CONNECTION_STATUS'}` };
 }

@@ -7,8 +7,7 @@ import { redactSpecSecrets, specSecretValues } from '../../shared/connector-spec
 import type { Logger } from '../../shared/logger.js';
 import { redactObject, redactText, secretValues } from '../../shared/redact.js';
 import type { Store } from '../../shared/store/index.js';
-import { definitionHash } from '../../runner/check.js';
-import { runConnectorCommand } from '../../runner/connector-output.js';
+import { checkConnector, definitionHash } from '../../runner/check.js';
 import { connectorFingerprint } from '../../runner/spec.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
 import { hostLauncher, reviewConnection } from '../connector-specs.js';
@@ -156,7 +155,7 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
     io.err(`error: unknown connection "${id}"`);
     return EXIT.notFound;
   }
-  const launcher = hostLauncher(cfg);
+  const deps = { launcher: hostLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
   const secrets = secretValues(connection);
   const verdicts = await Promise.all(
     (['source', 'destination'] as const).map(async (role) => {
@@ -164,22 +163,13 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
       try {
         const cached = await store.specs.get(await connectorFingerprint(definition));
         specSecretValues(definition.config, cached?.spec ?? undefined, secrets);
-        const result = await runConnectorCommand(
-          launcher,
-          { runId: `cli-check-${process.pid}-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
-          secrets,
-          logger,
-          { timeoutMs: 5 * 60_000, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines },
-        );
-        const status = result.messages.find((m) => m.type === 'CONNECTION_STATUS');
-        const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
-        if (status?.type === 'CONNECTION_STATUS') {
-          const ok = status.connectionStatus.status === 'SUCCEEDED' && result.exitCode === 0;
-          if (ok) await store.connections.putChecked(connection.id, role, definitionHash(definition));
-          return { role, status: ok ? 'SUCCEEDED' : 'FAILED', message: redactText(status.connectionStatus.message ?? (ok ? '' : `exit code ${String(result.exitCode)}`), secrets) };
+        // The runner's own reading of a check, so that this says what a sync would conclude.
+        const v = await checkConnector(definition, role, `cli-${process.pid}`, secrets, deps);
+        if (v.verdict === 'succeeded') {
+          await store.connections.putChecked(connection.id, role, definitionHash(definition));
+          return { role, status: 'SUCCEEDED', message: '' };
         }
-        const why = trace?.type === 'TRACE' ? (trace.trace.error?.message ?? 'error') : (result.stderr.at(-1) ?? `exit code ${String(result.exitCode)}, no CONNECTION_STATUS`);
-        return { role, status: 'NO VERDICT', message: redactText(why, secrets) };
+        return v.verdict === 'failed' ? { role, status: 'FAILED', message: v.message } : { role, status: 'NO VERDICT', message: redactText(v.why, secrets) };
       } catch (err) {
         return { role, status: 'FAILED', message: redactText((err as Error).message, secrets) };
       }
