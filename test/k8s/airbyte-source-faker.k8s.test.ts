@@ -23,7 +23,7 @@ import { runConnector, SOURCE_FAKER_VERSION, type ProtocolMessage } from '../hel
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness, type SpawnedRunner } from '../helpers/runner-harness.js';
 import { waitFor } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { CLUSTER, createNamespace, hostRunnerOnCluster } from './cluster.js';
 
 /** Built and imported by scripts/images (`npm run test:k8s` runs it first). */
 const IMAGE = `tidepool/airbyte-source-faker:${SOURCE_FAKER_VERSION}`;
@@ -52,12 +52,7 @@ describe(`airbyte-source-faker ${SOURCE_FAKER_VERSION} (real connector) in a con
 
   beforeAll(async () => {
     h = await openRunnerHarness('k8s-airbyte-faker', {
-      connectorLauncher: 'kubernetes',
-      kubeconfig: CLUSTER.kubeconfig,
-      namespace,
-      advertiseAddress: CLUSTER.nodeIp,
-      streamPort: 0,
-      imagePullPolicy: 'Never',
+      ...hostRunnerOnCluster(namespace),
       connectorDeadline: '5m',
       // One attempt: a failure is reported at once, with its reason in the run record.
       maxAttempts: 1,

@@ -34,6 +34,18 @@ export function clusterTestConfig(name: string, overrides: Partial<ConfigInput>)
   });
 }
 
+/** Settings of a runner on the host whose connectors run in pods of `namespace` on the test cluster. */
+export function hostRunnerOnCluster(namespace: string): Partial<ConfigInput> {
+  return {
+    connectorLauncher: 'kubernetes',
+    kubeconfig: CLUSTER.kubeconfig,
+    namespace,
+    advertiseAddress: CLUSTER.nodeIp,
+    streamPort: 0,
+    imagePullPolicy: 'Never',
+  };
+}
+
 /** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */
 export async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promise<void> {
   const objects = kc.makeApiClient(KubernetesObjectApi);

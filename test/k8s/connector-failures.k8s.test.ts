@@ -18,19 +18,14 @@ import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import { configEnv } from '../../scaler/local-process.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { CLUSTER, createNamespace, hostRunnerOnCluster } from './cluster.js';
 
 describe('connector failures in pods', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = `tp-fail-${randomBytes(3).toString('hex')}`;
   const config = testConfig('k8s-failures', {
-    connectorLauncher: 'kubernetes',
-    kubeconfig: CLUSTER.kubeconfig,
-    namespace,
-    advertiseAddress: CLUSTER.nodeIp,
-    streamPort: 0,
-    imagePullPolicy: 'Never',
+    ...hostRunnerOnCluster(namespace),
     concurrency: 4,
     idleTimeout: '10m',
     // The hanging connector is ended by its pod's activeDeadlineSeconds.
