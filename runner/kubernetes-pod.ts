@@ -200,7 +200,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       metadata: { name, namespace: o.namespace, labels, annotations: { 'tidepool.io/run-id': run.runId }, ...this.ownerReferences() },
       spec: {
         restartPolicy: 'Never',
-        activeDeadlineSeconds: o.activeDeadlineSeconds,
+        activeDeadlineSeconds: o.activeDeadlineSeconds + (run.role === 'destination' ? DESTINATION_DRAIN_SECONDS : 0),
         automountServiceAccountToken: false,
         enableServiceLinks: false,
         shareProcessNamespace: true,
@@ -303,6 +303,14 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     await this.informer?.stop();
   }
 }
+
+/**
+ * The destination starts first and must outlive its source: after the source's last record it
+ * still writes, commits and echoes STATE. With equal deadlines a source that runs out its time
+ * took the destination down in the same second, and which pod the platform reported first
+ * decided whether the sync blamed the source (the one at fault) or the destination.
+ */
+export const DESTINATION_DRAIN_SECONDS = 60;
 
 export function connectorImage(connector: ConnectorDefinition, builtinImage: (name: string) => string): string {
   if (connector.image) return connector.image;

@@ -3,7 +3,7 @@
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { describeJob, KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { connectorExit, KubernetesPodConnectorLauncher, podName } from '../../runner/kubernetes-pod.js';
+import { connectorExit, DESTINATION_DRAIN_SECONDS, KubernetesPodConnectorLauncher, podName } from '../../runner/kubernetes-pod.js';
 import { StreamServer } from '../../runner/stream-server.js';
 import { testLogger } from '../helpers/services.js';
 
@@ -96,7 +96,7 @@ describe('connector pods', () => {
     const p = adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), { a: 'b' });
     const spec = p.spec!;
     expect(p.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'runner-pod', uid: 'u1', blockOwnerDeletion: false }]);
-    expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 });
+    expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 + DESTINATION_DRAIN_SECONDS });
     expect(spec.securityContext).toMatchObject({ runAsNonRoot: true });
     expect(spec.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'stdin', 'heartbeat']);
     for (const c of [...spec.containers, ...spec.initContainers!]) {
