@@ -41,7 +41,7 @@ import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import type { RunRecord } from '../shared/store/runs.js';
 import { parseDuration } from '../shared/units.js';
-import { configureCatalog, sourceHash } from '../runner/catalog.js';
+import { configureCatalog, sourceHash } from '../runner/sync/catalog.js';
 
 const STATE_EVERY = 100_000;
 const CLK_TCK = 100; // USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times on Linux

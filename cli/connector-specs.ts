@@ -11,12 +11,12 @@ import type { Logger } from '../shared/logger.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import type { Store } from '../shared/store/index.js';
-import { streamModeIssues } from '../runner/catalog.js';
-import { DockerConnectorLauncher } from '../runner/docker.js';
-import { LocalOrImageLauncher } from '../runner/launchers.js';
-import { LocalProcessConnectorLauncher } from '../runner/local-process.js';
-import { resolveProgram } from '../runner/program.js';
-import { connectorFingerprint, connectorSpec } from '../runner/spec.js';
+import { streamModeIssues } from '../runner/sync/catalog.js';
+import { DockerConnectorLauncher } from '../runner/launch/docker.js';
+import { LocalOrImageLauncher } from '../runner/launch/launchers.js';
+import { LocalProcessConnectorLauncher } from '../runner/launch/local-process.js';
+import { resolveProgram } from '../runner/launch/program.js';
+import { connectorFingerprint, connectorSpec } from '../runner/sync/spec.js';
 
 const exec = promisify(execFile);
 

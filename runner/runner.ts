@@ -21,10 +21,10 @@ import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { createRedis } from '../shared/store/redis.js';
 import { runnerMetrics } from './metrics.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import { attemptOf, handleDelivery, type ConsumerDeps, type Settlement } from './consumer.js';
-import { idsFromBody } from './failure-headers.js';
+import { attemptOf, handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
+import { idsFromBody } from './delivery/failure-headers.js';
 import { IdleTimer } from './idle.js';
-import { settledBy } from './redelivery.js';
+import { settledBy } from './delivery/redelivery.js';
 
 export interface RunnerOptions {
   config: Config;

@@ -112,7 +112,7 @@ export const configSchema = z
     /**
      * A connector the runner waits on that gives no sign of life for this long is hung and the
      * sync fails (Airbyte's heartbeat): a source that writes nothing on stdout, a destination
-     * that neither takes its input nor writes anything (runner/watchdog.ts). 0 = never.
+     * that neither takes its input nor writes anything (runner/sync/watchdog.ts). 0 = never.
      */
     messageTimeout: duration.default(30 * 60_000),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */

@@ -2,7 +2,7 @@
 // modes a destination implements, which config fields are secrets (`airbyte_secret`), and
 // whether a config is valid for the connector before anything runs with it.
 //
-// Pure: no I/O. Running `spec` and caching it is runner/spec.ts.
+// Pure: no I/O. Running `spec` and caching it is runner/sync/spec.ts.
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ConnectorSpecification, DestinationSyncMode } from './protocol.js';

@@ -80,7 +80,7 @@ export interface Classification {
  *   same configuration and state, reading the same data on the next attempt, so it breaks the
  *   protocol at the same place again, after redoing the work before it. (A line cut short by a
  *   connector killed mid-write is not classified as one: the runner reports the death, see
- *   runner/sync.ts.)
+ *   runner/sync/sync.ts.)
  * - `check` answered FAILED → permanent config_error.
  * - never started (command not found or not executable, image missing) → permanent
  *   config_error: a path or an image name is wrong, and every retry would fail the same way

@@ -7,8 +7,8 @@ import { redactSpecSecrets, specSecretValues } from '../../shared/connector-spec
 import type { Logger } from '../../shared/logger.js';
 import { redactObject, redactText, secretValues } from '../../shared/redact.js';
 import type { Store } from '../../shared/store/index.js';
-import { checkConnector, definitionHash } from '../../runner/check.js';
-import { connectorFingerprint } from '../../runner/spec.js';
+import { checkConnector, definitionHash } from '../../runner/sync/check.js';
+import { connectorFingerprint } from '../../runner/sync/spec.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
 import { hostLauncher, reviewConnection } from '../connector-specs.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../shared/logger.js';
 import { serveMetrics, type MetricsServer } from '../../shared/metrics.js';
 import { onShutdownSignals } from '../../shared/signals.js';
-import { createConnectorLauncher } from '../../runner/launchers.js';
+import { createConnectorLauncher } from '../../runner/launch/launchers.js';
 import { runnerMetrics } from '../../runner/metrics.js';
 import { Runner } from '../../runner/runner.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';

@@ -92,7 +92,7 @@ export interface PublishWithRetriesOptions {
  *
  * A try whose confirm was lost may have been queued, so the next try can queue it twice. Both
  * copies carry the same syncId: a runner acks a copy of a sync that is already settled without
- * running it (runner/redelivery.ts).
+ * running it (runner/delivery/redelivery.ts).
  */
 export async function publishSyncWithRetries(request: SyncRequest, options: PublishWithRetriesOptions, headers: Record<string, unknown> = {}): Promise<{ tries: number }> {
   const started = Date.now();

@@ -1,5 +1,5 @@
 // Port: how the runner starts a connector. Adapters: local child process
-// (runner/local-process.ts), `docker run -i`, a Kubernetes pod. Whatever runs the connector,
+// (runner/launch/local-process.ts), `docker run -i`, a Kubernetes pod. Whatever runs the connector,
 // the runner sees the same three byte streams and an exit.
 import type { Readable, Writable } from 'node:stream';
 import type { ConnectorDefinition } from '../connections.js';

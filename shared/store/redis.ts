@@ -77,7 +77,7 @@ export class Keys {
   catalog(id: string) { return `${this.prefix}:catalog:${id}`; }
   /** Hash: role → hash of the connector definition whose `check` succeeded. */
   checked(id: string) { return `${this.prefix}:checked:${id}`; }
-  /** A connector program's SPEC, by its fingerprint (runner/spec.ts): shared by every connection. */
+  /** A connector program's SPEC, by its fingerprint (runner/sync/spec.ts): shared by every connection. */
   spec(fingerprint: string) { return `${this.prefix}:spec:${fingerprint}`; }
   state(id: string) { return `${this.prefix}:state:${id}`; }
   run(syncId: string) { return `${this.prefix}:run:${syncId}`; }

@@ -43,7 +43,7 @@ export interface StreamStats {
   bytes: number;
 }
 
-/** Exactly which connector program a run used (runner/spec.ts). */
+/** Exactly which connector program a run used (runner/sync/spec.ts). */
 export interface ConnectorIdentity {
   /** `source-faker@0.1.0` (a reference connector), the resolved program path and arguments (a command), or the image reference. */
   ref: string;

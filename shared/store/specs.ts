@@ -1,5 +1,5 @@
 // Connector SPECs, cached by the fingerprint of the connector program that printed them
-// (runner/spec.ts): `spec` is run once per program version, not once per sync or connection.
+// (runner/sync/spec.ts): `spec` is run once per program version, not once per sync or connection.
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { ConnectorSpecification } from '../protocol.js';

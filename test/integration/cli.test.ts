@@ -9,7 +9,7 @@ import { CLI_PATH } from '../../shared/paths.js';
 import { testPrefix } from '../helpers/services.js';
 import { deletePrefix } from '../helpers/services.js';
 import { loadConfig } from '../../shared/config.js';
-import { connectorFingerprint } from '../../runner/spec.js';
+import { connectorFingerprint } from '../../runner/sync/spec.js';
 
 const exec = promisify(execFile);
 

@@ -9,7 +9,7 @@ import type { Connection } from '../../shared/connections.js';
 import { HEADERS } from '../../shared/messages.js';
 import type { ConfiguredAirbyteCatalog } from '../../shared/protocol.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
-import { connectorFingerprint } from '../../runner/spec.js';
+import { connectorFingerprint } from '../../runner/sync/spec.js';
 import {
   closeRunnerHarness,
   deadLetterOf,

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { CLI_PATH, PACKAGE_VERSION } from '../../shared/paths.js';
-import { DockerConnectorLauncher, dockerAvailable } from '../../runner/docker.js';
+import { DockerConnectorLauncher, dockerAvailable } from '../../runner/launch/docker.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
 import { SOURCE_FAKER_VERSION } from '../helpers/airbyte.js';
 import { createTestDatabase } from '../helpers/pg.js';
@@ -28,8 +28,8 @@ describe.runIf(engine)('docker engine present', () => {
 
 describe.runIf(engine)('local mode with a connector that names an image', () => {
   it('runs the image with docker run -i and programs as child processes', async () => {
-    const { LocalOrImageLauncher } = await import('../../runner/launchers.js');
-    const { LocalProcessConnectorLauncher } = await import('../../runner/local-process.js');
+    const { LocalOrImageLauncher } = await import('../../runner/launch/launchers.js');
+    const { LocalProcessConnectorLauncher } = await import('../../runner/launch/local-process.js');
     const { collect, fakerUsersCatalog } = await import('../helpers/connector-io.js');
     const launcher = new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage: () => 'unused' }));
     const files = { config: { count: 3 }, catalog: fakerUsersCatalog() };

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConnectorError } from '../../shared/errors.js';
-import { LocalProcessConnectorLauncher } from '../../runner/local-process.js';
+import { LocalProcessConnectorLauncher } from '../../runner/launch/local-process.js';
 import { fakerUsersCatalog } from '../helpers/connector-io.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
 import { createTestDatabase } from '../helpers/pg.js';

@@ -4,7 +4,7 @@ import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startRabbitMq, startRedis, type ServiceContainer } from '../helpers/containers.js';
-import { dockerAvailable } from '../../runner/docker.js';
+import { dockerAvailable } from '../../runner/launch/docker.js';
 
 describe.runIf(await dockerAvailable())('test containers (testcontainers, images from scripts/images)', () => {
   const started: ServiceContainer[] = [];

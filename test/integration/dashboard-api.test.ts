@@ -94,7 +94,7 @@ describe('dashboard API', () => {
   const runs: Record<string, RunRecord> = {};
   const letters: Record<string, SyncRequest> = {};
 
-  /** A dead letter as runner/dead-letter.ts publishes it. */
+  /** A dead letter as runner/delivery/dead-letter.ts publishes it. */
   const deadLetter = async (request: SyncRequest, reason: string, stderr: string[] = []) => {
     const now = new Date().toISOString();
     await confirmPublish(channel, topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(request)), {

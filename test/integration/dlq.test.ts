@@ -44,7 +44,7 @@ async function teardown(fx: Fixture | undefined): Promise<void> {
   await deletePrefix(fx.config);
 }
 
-/** What runner/dead-letter.ts publishes for a failed sync. */
+/** What runner/delivery/dead-letter.ts publishes for a failed sync. */
 async function runnerLetter(
   fx: Fixture,
   request: SyncRequest,

@@ -22,7 +22,7 @@ import { CLI_PATH } from '../../shared/paths.js';
 import { createRedis } from '../../shared/store/redis.js';
 import type { LaunchedRunner, RunnerLauncher } from '../../shared/ports/runner-launcher.js';
 import type { RunRecord } from '../../shared/store/runs.js';
-import { dockerAvailable } from '../../runner/docker.js';
+import { dockerAvailable } from '../../runner/launch/docker.js';
 import { LocalProcessRunnerLauncher, configEnv } from '../../scaler/local-process.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { main as publishMain } from '../../cli/commands/publish.js';

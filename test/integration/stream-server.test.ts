@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../shared/paths.js';
-import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from '../../runner/pod-scripts.js';
-import { StreamServer, type StreamSession } from '../../runner/stream-server.js';
+import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from '../../runner/launch/pod-scripts.js';
+import { StreamServer, type StreamSession } from '../../runner/launch/stream-server.js';
 import { fakerUsersCatalog, record, streamState } from '../helpers/connector-io.js';
 import { testLogger } from '../helpers/services.js';
 

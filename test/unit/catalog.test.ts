@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CatalogError, configureCatalog } from '../../runner/catalog.js';
+import { CatalogError, configureCatalog } from '../../runner/sync/catalog.js';
 import { connectionSchema, type Connection } from '../../shared/connections.js';
 import type { AirbyteCatalog, AirbyteStream } from '../../shared/protocol.js';
 

@@ -3,8 +3,8 @@
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { describeJob, KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { connectorExit, DESTINATION_DRAIN_SECONDS, KubernetesPodConnectorLauncher, podName } from '../../runner/kubernetes-pod.js';
-import { StreamServer } from '../../runner/stream-server.js';
+import { connectorExit, DESTINATION_DRAIN_SECONDS, KubernetesPodConnectorLauncher, podName } from '../../runner/launch/kubernetes-pod.js';
+import { StreamServer } from '../../runner/launch/stream-server.js';
 import { testLogger } from '../helpers/services.js';
 
 const pod = (status: NonNullable<V1Pod['status']>): V1Pod => ({ status });

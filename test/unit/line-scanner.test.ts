@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineError, LineScan, scanMessage } from '../../runner/line-scanner.js';
+import { LineError, LineScan, scanMessage } from '../../runner/records/line-scanner.js';
 
 interface Scanned {
   type: string;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from '../../runner/lines.js';
+import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from '../../runner/records/lines.js';
 
 async function lines(chunks: string[], max = 1024): Promise<string[]> {
   const out: string[] = [];

@@ -1,8 +1,8 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { LineTooLongError } from '../../runner/lines.js';
-import { PumpProgress, PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/pipe.js';
-import { streamStatusLines } from '../../runner/stream-status.js';
+import { LineTooLongError } from '../../runner/records/lines.js';
+import { PumpProgress, PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/records/pipe.js';
+import { streamStatusLines } from '../../runner/sync/stream-status.js';
 
 const rec = (stream: string, data: Record<string, unknown> = { id: 1 }, namespace?: string): string =>
   JSON.stringify({ type: 'RECORD', record: { stream, ...(namespace === undefined ? {} : { namespace }), data, emitted_at: 1 } });

@@ -6,7 +6,7 @@ import { CONNECT_BACKOFF, RECONNECT_BACKOFF, isPermanentBrokerError } from '../.
 import { HEADERS } from '../../shared/messages.js';
 import { REDIS_MAX_RETRIES_PER_REQUEST, REDIS_RECONNECT_BACKOFF } from '../../shared/store/redis.js';
 import type { RunRecord } from '../../shared/store/runs.js';
-import { settledBy } from '../../runner/redelivery.js';
+import { settledBy } from '../../runner/delivery/redelivery.js';
 
 describe('reconnection waits', () => {
   const range = (o: typeof RECONNECT_BACKOFF, attempt: number) => [backoffDelay(attempt, o, () => 0), backoffDelay(attempt, o, () => 1)];

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { SilenceClock, tickFor, watchConnectors, type Activity } from '../../runner/watchdog.js';
+import { SilenceClock, tickFor, watchConnectors, type Activity } from '../../runner/sync/watchdog.js';
 
 describe('SilenceClock', () => {
   it('counts silence from the last progress', () => {

@@ -8,17 +8,17 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isPinnedImage, type Connection, type ConnectorDefinition } from '../shared/connections.js';
-import { connectionConfigIssues, specSecretValues } from '../shared/connector-spec.js';
-import { ConnectorError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { PACKAGE_ROOT, PACKAGE_VERSION } from '../shared/paths.js';
-import type { ConnectorSpecification } from '../shared/protocol.js';
-import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
-import type { ConnectorIdentity } from '../shared/store/runs.js';
-import type { SpecStore } from '../shared/store/specs.js';
+import { isPinnedImage, type Connection, type ConnectorDefinition } from '../../shared/connections.js';
+import { connectionConfigIssues, specSecretValues } from '../../shared/connector-spec.js';
+import { ConnectorError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
+import type { ConnectorSpecification } from '../../shared/protocol.js';
+import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
+import type { ConnectorIdentity } from '../../shared/store/runs.js';
+import type { SpecStore } from '../../shared/store/specs.js';
 import { runConnectorCommand, traceFailure } from './connector-output.js';
-import { resolveProgram } from './program.js';
+import { resolveProgram } from '../launch/program.js';
 
 export interface SpecDeps {
   specs: Pick<SpecStore, 'get' | 'put'>;

@@ -43,7 +43,7 @@ export interface ReadLinesOptions {
    * LineTooLongError: for stderr, where a line is only ever shown, never parsed.
    */
   truncate?: boolean;
-  /** Called with the size of each chunk read: the stream's activity (runner/watchdog.ts). */
+  /** Called with the size of each chunk read: the stream's activity (runner/sync/watchdog.ts). */
   onChunk?: (bytes: number) => void;
 }
 

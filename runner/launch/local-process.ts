@@ -5,9 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
-import { ConnectorError } from '../shared/errors.js';
-import { builtinConnectorCommand } from '../shared/paths.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
+import { ConnectorError } from '../../shared/errors.js';
+import { builtinConnectorCommand } from '../../shared/paths.js';
 import { describeSpawnError, resolveProgram } from './program.js';
 
 export function connectorArgv(run: ConnectorRun, fileArgs: string[]): string[] {

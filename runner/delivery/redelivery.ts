@@ -4,8 +4,8 @@
 // broker; or a publisher retried a publish whose confirm was lost. The run record, written
 // before the ack, says so; running the sync again would do its work twice.
 import type { MessageProperties } from 'amqplib';
-import { HEADERS } from '../shared/messages.js';
-import type { RunRecord } from '../shared/store/runs.js';
+import { HEADERS } from '../../shared/messages.js';
+import type { RunRecord } from '../../shared/store/runs.js';
 
 /**
  * Why `message` needs no run because `run` (the stored record of its sync) already settled it,

@@ -10,8 +10,8 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ConnectorError } from '../shared/errors.js';
-import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
+import { ConnectorError } from '../../shared/errors.js';
+import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
 import { exitThenRemove, writeRunFiles } from './local-process.js';
 
 const exec = promisify(execFile);

@@ -2,7 +2,7 @@
 // sign of life for messageTimeout while the runner waits on it is considered hung, and the sync
 // fails instead of sitting there until syncTimeout (6 h).
 //
-// What a sign of life is depends on the role (runner/sync.ts samples it):
+// What a sign of life is depends on the role (runner/sync/sync.ts samples it):
 // - a source: any bytes on stdout (a LOG line counts; stderr does not). Its silence is held
 //   against it only while the runner reads it: while the pump waits for the destination to
 //   take input, a source blocked on a full pipe is not hung.

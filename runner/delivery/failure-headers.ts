@@ -1,7 +1,7 @@
 // The headers a failed sync carries: on its way to a delay queue (for the next attempt) and to
 // the dead-letter queue (for an operator). One builder, so both say the same things the same way.
-import type { FailureInfo } from '../shared/errors.js';
-import { HEADERS } from '../shared/messages.js';
+import type { FailureInfo } from '../../shared/errors.js';
+import { HEADERS } from '../../shared/messages.js';
 
 /** Longest reason kept (characters). */
 const MAX_REASON = 4000;

@@ -16,7 +16,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import type { Logger } from '../shared/logger.js';
+import type { Logger } from '../../shared/logger.js';
 
 export type StreamName = 'stdin' | 'stdout' | 'stderr' | 'heartbeat';
 const DATA_STREAMS = ['stdin', 'stdout', 'stderr'] as const;

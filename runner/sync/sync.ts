@@ -1,9 +1,9 @@
 // One sync, start to end: lock the connection, load its state, run source and destination
 // through the ConnectorLauncher, pipe records, commit the state the destination echoes, record
 // the run. The consumer decides what happens to the message afterwards.
-import type { Config } from '../shared/config.js';
-import type { Connection } from '../shared/connections.js';
-import { destinationSyncModes } from '../shared/connector-spec.js';
+import type { Config } from '../../shared/config.js';
+import type { Connection } from '../../shared/connections.js';
+import { destinationSyncModes } from '../../shared/connector-spec.js';
 import {
   CancelledError,
   ConnectorError,
@@ -14,24 +14,24 @@ import {
   UnknownConnectionError,
   toFailure,
   type FailureInfo,
-} from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { SyncRequest } from '../shared/messages.js';
-import { mergeState, type AirbyteMessage, type AirbyteStateMessage, type AirbyteTraceMessage } from '../shared/protocol.js';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess } from '../shared/ports/connector-launcher.js';
-import { redactText, secretValues } from '../shared/redact.js';
-import type { Store } from '../shared/store/index.js';
-import type { LockHandle } from '../shared/store/locks.js';
-import type { RunRecord } from '../shared/store/runs.js';
-import { StaleLockError } from '../shared/store/state.js';
-import { backoffDelay, sleep } from '../shared/backoff.js';
-import { formatDuration } from '../shared/units.js';
+} from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { SyncRequest } from '../../shared/messages.js';
+import { mergeState, type AirbyteMessage, type AirbyteStateMessage, type AirbyteTraceMessage } from '../../shared/protocol.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess } from '../../shared/ports/connector-launcher.js';
+import { redactText, secretValues } from '../../shared/redact.js';
+import type { Store } from '../../shared/store/index.js';
+import type { LockHandle } from '../../shared/store/locks.js';
+import type { RunRecord } from '../../shared/store/runs.js';
+import { StaleLockError } from '../../shared/store/state.js';
+import { backoffDelay, sleep } from '../../shared/backoff.js';
+import { formatDuration } from '../../shared/units.js';
 import { configureCatalog, discoverCatalog } from './catalog.js';
 import { checkConnectors } from './check.js';
 import { addSpecSecrets, assertPinnedImages, assertValidConfigs, cachedConnectionSpecs, connectionSpecs } from './spec.js';
 import { collectStderr, logConnectorMessage, traceFailure } from './connector-output.js';
-import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from './lines.js';
-import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from './pipe.js';
+import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from '../records/lines.js';
+import { PumpProgress, PumpStats, pumpRecords, SourceProtocolError } from '../records/pipe.js';
 import { streamStatusLines } from './stream-status.js';
 import { watchConnectors } from './watchdog.js';
 
@@ -239,7 +239,7 @@ async function replicate(
     const sourceStderr = collectStderr(src.stderr, sourceTail, secrets, logger.child({ connector: 'source' }));
     const destinationStderr = collectStderr(dst.stderr, destinationTail, secrets, logger.child({ connector: 'destination' }));
 
-    // What the watchdog samples: see runner/watchdog.ts for what counts as a sign of life.
+    // What the watchdog samples: see runner/sync/watchdog.ts for what counts as a sign of life.
     const progress = new PumpProgress();
     let sourceExited = false;
     let sourceOutputEnded = false;
@@ -299,7 +299,7 @@ async function replicate(
         // The end of a complete input is COMPLETE for every stream, then EOF: the destination
         // commits and, for overwrite streams, removes the previous generation's rows. A
         // destination that saw STARTED takes EOF without COMPLETE (what a killed runner leaves)
-        // as input cut short and rolls back to its last STATE (runner/stream-status.ts).
+        // as input cut short and rolls back to its last STATE (runner/sync/stream-status.ts).
         // After a failed source nothing is finalized either, and the destination is killed
         // rather than given EOF: one that does not speak STREAM_STATUS would take EOF as the
         // end. What it already confirmed stays committed.

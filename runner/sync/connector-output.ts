@@ -1,12 +1,12 @@
 // Reading what connectors say besides records: stderr tails, LOG and TRACE messages, and the
 // short commands (discover, check, spec) whose whole output is a few messages.
 import type { Readable } from 'node:stream';
-import type { Logger } from '../shared/logger.js';
-import { ConnectorError } from '../shared/errors.js';
-import type { AirbyteMessage, AirbyteTraceMessage } from '../shared/protocol.js';
-import type { ConnectorLauncher, ConnectorRun } from '../shared/ports/connector-launcher.js';
-import { redactText } from '../shared/redact.js';
-import { readLines, TailBuffer } from './lines.js';
+import type { Logger } from '../../shared/logger.js';
+import { ConnectorError } from '../../shared/errors.js';
+import type { AirbyteMessage, AirbyteTraceMessage } from '../../shared/protocol.js';
+import type { ConnectorLauncher, ConnectorRun } from '../../shared/ports/connector-launcher.js';
+import { redactText } from '../../shared/redact.js';
+import { readLines, TailBuffer } from '../records/lines.js';
 
 const STDERR_LINE_LIMIT = 64 * 1024;
 

@@ -5,18 +5,18 @@
 // without using up an attempt: requeued on shutdown, put back through a delay queue when its
 // connection stayed busy.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import type { Config } from '../shared/config.js';
-import { retryDelay } from '../shared/backoff.js';
-import type { Topology } from '../shared/broker/topology.js';
-import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import { HEADERS, parseSyncRequest, type SyncRequest } from '../shared/messages.js';
-import type { RunRecord } from '../shared/store/runs.js';
+import type { Config } from '../../shared/config.js';
+import { retryDelay } from '../../shared/backoff.js';
+import type { Topology } from '../../shared/broker/topology.js';
+import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { HEADERS, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import type { RunRecord } from '../../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
-import { recordRun, runnerMetrics } from './metrics.js';
+import { recordRun, runnerMetrics } from '../metrics.js';
 import { idsFromBody } from './failure-headers.js';
 import { deferBusy, scheduleRetry } from './retry.js';
-import { runSync, type SyncConfig, type SyncDeps } from './sync.js';
+import { runSync, type SyncConfig, type SyncDeps } from '../sync/sync.js';
 
 /** ack: done with it (succeeded, retry scheduled, or dead-lettered). requeue: give it back for another runner. */
 export type Settlement = 'ack' | 'requeue';

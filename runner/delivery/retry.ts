@@ -3,10 +3,10 @@
 // broker dead-letters it back to the syncs exchange (shared/broker/topology.ts). Confirmed by
 // the broker before the caller acks the original.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import type { FailureInfo } from '../shared/errors.js';
-import { confirmPublish } from '../shared/broker/publisher.js';
-import type { Topology } from '../shared/broker/topology.js';
-import { HEADERS } from '../shared/messages.js';
+import type { FailureInfo } from '../../shared/errors.js';
+import { confirmPublish } from '../../shared/broker/publisher.js';
+import type { Topology } from '../../shared/broker/topology.js';
+import { HEADERS } from '../../shared/messages.js';
 import { carriedHeaders, failureHeaders, type FailureContext } from './failure-headers.js';
 
 /**

@@ -2,12 +2,12 @@
 // configuration and cached in Redis; the connection's stream choices (or defaults) turn it into
 // the configured catalog both connectors receive.
 import { createHash } from 'node:crypto';
-import type { Connection } from '../shared/connections.js';
-import { ConnectorError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode } from '../shared/protocol.js';
-import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
-import type { ConnectionStore } from '../shared/store/connections.js';
+import type { Connection } from '../../shared/connections.js';
+import { ConnectorError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode } from '../../shared/protocol.js';
+import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
+import type { ConnectionStore } from '../../shared/store/connections.js';
 import { runConnectorCommand, traceFailure } from './connector-output.js';
 
 export interface CatalogDeps {

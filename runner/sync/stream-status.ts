@@ -7,8 +7,8 @@
 // connection into EOF), and a destination that took it for "the source finished" committed a
 // partial read and, for overwrite streams, dropped the previous complete rows. Only the runner
 // knows the source finished cleanly, so only it says COMPLETE; a destination that saw STARTED
-// and no COMPLETE rolls back instead. Source-emitted TRACEs are not forwarded (runner/pipe.ts).
-import type { AirbyteMessage, AirbyteStreamStatus, ConfiguredAirbyteCatalog } from '../shared/protocol.js';
+// and no COMPLETE rolls back instead. Source-emitted TRACEs are not forwarded (runner/records/pipe.ts).
+import type { AirbyteMessage, AirbyteStreamStatus, ConfiguredAirbyteCatalog } from '../../shared/protocol.js';
 
 /** One TRACE STREAM_STATUS line per configured stream, as the bytes to write. */
 export function streamStatusLines(catalog: ConfiguredAirbyteCatalog, status: AirbyteStreamStatus, now = Date.now()): Buffer {

@@ -4,12 +4,12 @@
 // connector definition (like the discovered catalog), so a connection pays for `check` once per
 // configuration, not on every sync; changing the definition checks again.
 import { createHash } from 'node:crypto';
-import type { Connection, ConnectorDefinition } from '../shared/connections.js';
-import { ConnectorError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
-import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
-import { redactText } from '../shared/redact.js';
-import type { ConnectionStore } from '../shared/store/connections.js';
+import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
+import { ConnectorError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
+import { redactText } from '../../shared/redact.js';
+import type { ConnectionStore } from '../../shared/store/connections.js';
 import { runConnectorCommand, traceFailure, type CommandResult } from './connector-output.js';
 
 export interface CheckDeps {

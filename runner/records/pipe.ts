@@ -11,7 +11,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { LineError, LineScan, scanMessage } from './line-scanner.js';
 import { LineTooLongError, sampleOf } from './lines.js';
-import type { StreamStats } from '../shared/store/runs.js';
+import type { StreamStats } from '../../shared/store/runs.js';
 
 export interface PumpHandlers {
   /** A STATE line from the source, forwarded; called before the line is written. */
@@ -27,7 +27,7 @@ export interface PumpOptions {
   /** Bytes allowed in the destination's write buffer before waiting for 'drain' (default 1 MiB). */
   maxBufferedBytes?: number;
   signal?: AbortSignal;
-  /** Counters the pump keeps up to date, for the watchdog (runner/watchdog.ts). */
+  /** Counters the pump keeps up to date, for the watchdog (runner/sync/watchdog.ts). */
   progress?: PumpProgress;
   /**
    * Bytes for the destination before anything from the source (the runner's STREAM_STATUS

@@ -1,10 +1,10 @@
 // Picks the ConnectorLauncher the configuration asks for. Everything above it is the same in
 // local and Kubernetes mode.
-import { parseNodeSelector, type Config } from '../shared/config.js';
-import type { Logger } from '../shared/logger.js';
-import { loadKubeConfig } from '../shared/kube.js';
-import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
-import type { Store } from '../shared/store/index.js';
+import { parseNodeSelector, type Config } from '../../shared/config.js';
+import type { Logger } from '../../shared/logger.js';
+import { loadKubeConfig } from '../../shared/kube.js';
+import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
+import type { Store } from '../../shared/store/index.js';
 import { KubernetesPodConnectorLauncher } from './kubernetes-pod.js';
 import { DockerConnectorLauncher } from './docker.js';
 import { LocalProcessConnectorLauncher } from './local-process.js';

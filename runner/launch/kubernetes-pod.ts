@@ -14,12 +14,12 @@
 // runner — never by polling.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
-import type { ConnectorDefinition } from '../shared/connections.js';
-import type { Logger } from '../shared/logger.js';
-import { ConnectorError } from '../shared/errors.js';
-import { isNotFound, kubeErrorMessage, resourceRequirements, statusCode, type ResourceSettings } from '../shared/kube.js';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../shared/ports/connector-launcher.js';
-import { backoffDelay, sleep } from '../shared/backoff.js';
+import type { ConnectorDefinition } from '../../shared/connections.js';
+import type { Logger } from '../../shared/logger.js';
+import { ConnectorError } from '../../shared/errors.js';
+import { isNotFound, kubeErrorMessage, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
+import { backoffDelay, sleep } from '../../shared/backoff.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
 import type { StreamServer } from './stream-server.js';
 

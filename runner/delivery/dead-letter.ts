@@ -2,9 +2,9 @@
 // (failure-headers.ts), and is confirmed by the broker before the caller acks the original.
 // Nothing is acked before its successor is safe.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
-import type { FailureInfo } from '../shared/errors.js';
-import { confirmPublish } from '../shared/broker/publisher.js';
-import type { Topology } from '../shared/broker/topology.js';
+import type { FailureInfo } from '../../shared/errors.js';
+import { confirmPublish } from '../../shared/broker/publisher.js';
+import type { Topology } from '../../shared/broker/topology.js';
 import { failureHeaders, type FailureContext } from './failure-headers.js';
 
 export async function deadLetter(
