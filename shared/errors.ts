@@ -141,6 +141,18 @@ export class LockLostError extends TidepoolError {
   }
 }
 
+/**
+ * The store (Redis) failed under a sync: unreachable, timed out, or a record it could not read.
+ * Retryable: a store that is back lets the next attempt run. Thrown by the store itself
+ * (shared/store/index.ts) so that no caller has to guess where an error came from.
+ */
+export class StoreError extends TidepoolError {
+  override name = 'StoreError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, true, 'store', 'system_error', options);
+  }
+}
+
 export class CancelledError extends TidepoolError {
   override name = 'CancelledError';
   constructor(message: string) {
@@ -148,8 +160,17 @@ export class CancelledError extends TidepoolError {
   }
 }
 
-export function toFailure(err: unknown, fallbackOrigin: FailureOrigin = 'runner'): FailureInfo {
-  if (err instanceof TidepoolError) return err.toFailure();
+/**
+ * Any error as a TidepoolError. Everything tidepool throws across the sync boundary already is
+ * one, with its origin set where it was thrown; what is left is a bug in the runner itself
+ * (a TypeError...), retried like any system error.
+ */
+export function asTidepoolError(err: unknown): TidepoolError {
+  if (err instanceof TidepoolError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  return { message, retryable: true, origin: fallbackOrigin, type: 'system_error' };
+  return new TidepoolError(message, true, 'runner', 'system_error', { cause: err });
+}
+
+export function toFailure(err: unknown): FailureInfo {
+  return asTidepoolError(err).toFailure();
 }

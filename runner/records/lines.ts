@@ -2,17 +2,20 @@
 // enormous line (or never a newline) fails with a clear error, or has the line cut short,
 // instead of growing the runner's memory without limit.
 import type { Readable } from 'node:stream';
+import { ProtocolError } from '../../shared/errors.js';
 
-export class LineTooLongError extends Error {
+/** A connector wrote a line over maxLineBytes: a protocol error of the connector that wrote it. */
+export class LineTooLongError extends ProtocolError {
   override readonly name = 'LineTooLongError';
   constructor(
+    origin: 'source' | 'destination',
     readonly limit: number,
     /** 1-based number of the line, when the reader counts them. */
     readonly lineNumber?: number,
     /** The line's start, for the message (cut short). */
     readonly sample?: string,
   ) {
-    super(`${lineNumber === undefined ? 'a line is' : `line ${lineNumber} is`} longer than maxLineBytes (${describeBytes(limit)})${sample === undefined ? '' : `: ${sample}`}`);
+    super(`${origin} ${lineNumber === undefined ? 'a line is' : `line ${lineNumber} is`} longer than maxLineBytes (${describeBytes(limit)})${sample === undefined ? '' : `: ${sample}`}`, origin);
   }
 }
 
@@ -37,23 +40,33 @@ export function sampleOf(buf: Uint8Array, start: number, end: number, more = fal
   return Buffer.from(buf.buffer, buf.byteOffset + start, Math.min(end - start, SAMPLE_BYTES)).toString('utf8') + (cut || more ? '…' : '');
 }
 
-export interface ReadLinesOptions {
-  /**
-   * Cut a longer line to maxLineBytes and drop the rest of it, instead of throwing
-   * LineTooLongError: for stderr, where a line is only ever shown, never parsed.
-   */
-  truncate?: boolean;
+export type ReadLinesOptions = {
   /** Called with the size of each chunk read: the stream's activity (runner/sync/watchdog.ts). */
   onChunk?: (bytes: number) => void;
-}
+} & (
+  | {
+      /** Whose output this is: a line over the limit is that connector's protocol error. */
+      origin: 'source' | 'destination';
+      truncate?: false;
+    }
+  | {
+      /**
+       * Cut a longer line to maxLineBytes and drop the rest of it, instead of throwing
+       * LineTooLongError: for stderr, where a line is only ever shown, never parsed.
+       */
+      truncate: true;
+    }
+);
 
 /**
  * Lines (without the newline) as Buffers, each a slice of what was read when it fits in one
  * chunk. For low-volume streams; the record path uses pipe.ts. At most maxLineBytes of a line
  * are held.
  */
-export async function* readLines(stream: Readable, maxLineBytes: number, options: ReadLinesOptions = {}): AsyncGenerator<Buffer> {
-  const { truncate = false, onChunk } = options;
+export async function* readLines(stream: Readable, maxLineBytes: number, options: ReadLinesOptions): AsyncGenerator<Buffer> {
+  const { onChunk } = options;
+  // Set unless lines are truncated: then a line over the limit is its connector's error.
+  const origin = options.truncate === true ? undefined : options.origin;
   // The start of a line whose end has not arrived yet.
   let parts: Buffer[] = [];
   let partsLength = 0;
@@ -62,7 +75,7 @@ export async function* readLines(stream: Readable, maxLineBytes: number, options
   const carry = (buf: Buffer, s: number, e: number): void => {
     const room = maxLineBytes - partsLength;
     if (e - s > room) {
-      if (!truncate) throw new LineTooLongError(maxLineBytes, lineNumber);
+      if (origin) throw new LineTooLongError(origin, maxLineBytes, lineNumber);
       e = s + room;
     }
     if (e > s) {
@@ -78,7 +91,7 @@ export async function* readLines(stream: Readable, maxLineBytes: number, options
       if (nl < 0) break;
       if (parts.length === 0) {
         if (nl - start > maxLineBytes) {
-          if (!truncate) throw new LineTooLongError(maxLineBytes, lineNumber);
+          if (origin) throw new LineTooLongError(origin, maxLineBytes, lineNumber);
           yield chunk.subarray(start, start + maxLineBytes);
         } else {
           yield chunk.subarray(start, nl);

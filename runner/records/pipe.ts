@@ -11,6 +11,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { LineError, LineScan, scanMessage } from './line-scanner.js';
 import { LineTooLongError, sampleOf } from './lines.js';
+import { ProtocolError } from '../../shared/errors.js';
 import type { StreamStats } from '../../shared/store/runs.js';
 
 export interface PumpHandlers {
@@ -34,10 +35,6 @@ export interface PumpOptions {
    * STARTED lines), written the same way as records: counted, and subject to backpressure.
    */
   prologue?: Buffer;
-}
-
-export class SourceProtocolError extends Error {
-  override readonly name = 'SourceProtocolError';
 }
 
 /** How far the pump got, updated once per chunk read and per write, not per line. */
@@ -130,7 +127,7 @@ class PartialLine {
 /**
  * Pumps until the source's stdout ends. The caller then ends the destination's stdin (EOF
  * travels on: the destination flushes, echoes its last STATE and exits) — or, after a failure,
- * does not. Throws SourceProtocolError for a line that breaks the protocol, LineTooLongError
+ * does not. Throws a source ProtocolError for a line that breaks the protocol, LineTooLongError
  * for a line over maxLineBytes.
  */
 export async function pumpRecords(
@@ -161,8 +158,8 @@ export async function pumpRecords(
     }
   };
 
-  const notAMessage = (err: LineError, sample: string): SourceProtocolError =>
-    new SourceProtocolError(`source line ${lineNo} is not an Airbyte message (${err.message}): ${sample}`);
+  const notAMessage = (err: LineError, sample: string): ProtocolError =>
+    new ProtocolError(`source line ${lineNo} is not an Airbyte message (${err.message}): ${sample}`, 'source');
 
   // Handles one complete line; returns true when it is to be forwarded.
   const handle = (buf: Buffer, start: number, end: number): boolean => {
@@ -189,7 +186,7 @@ export async function pumpRecords(
       return true;
     }
     if (m.type !== 'LOG' && m.type !== 'TRACE' && m.type !== 'CONTROL') {
-      throw new SourceProtocolError(`source line ${lineNo}: unexpected message type "${m.type}" during read`);
+      throw new ProtocolError(`source line ${lineNo}: unexpected message type "${m.type}" during read`, 'source');
     }
     handlers.onMessage(m.type, buf.subarray(start, end));
     return false;
@@ -198,7 +195,7 @@ export async function pumpRecords(
   const tooLong = (): LineTooLongError => {
     const first = partial.pieces[0];
     const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, true) : first ? sampleOf(first, 0, first.length, true) : undefined;
-    return new LineTooLongError(maxLineBytes, lineNo + 1, sample);
+    return new LineTooLongError('source', maxLineBytes, lineNo + 1, sample);
   };
 
   const scanPiece = (scan: LineScan, buf: Buffer, s: number, e: number): void => {
@@ -249,7 +246,7 @@ export async function pumpRecords(
       throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, true));
     }
     lineNo++;
-    if (m.type !== 'RECORD') throw new SourceProtocolError(`source line ${lineNo}: "type" given twice, RECORD and then "${m.type}"`);
+    if (m.type !== 'RECORD') throw new ProtocolError(`source line ${lineNo}: "type" given twice, RECORD and then "${m.type}"`, 'source');
     stats.count(m.names, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, partial.length);
     if (!firstRecordSeen) {
       firstRecordSeen = true;
@@ -289,7 +286,7 @@ export async function pumpRecords(
     for (;;) {
       const nl = chunk.indexOf(10, lineStart);
       if (nl < 0) break;
-      if (nl - lineStart > maxLineBytes) throw new LineTooLongError(maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl));
+      if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl));
       if (!handle(chunk, lineStart, nl)) {
         if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
         forwardFrom = nl + 1;

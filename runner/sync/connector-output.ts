@@ -89,7 +89,7 @@ export async function runConnectorCommand(
   try {
     const stderr = collectStderr(proc.stderr, tail, deferred ? 'deferred' : secrets, logger);
     try {
-      for await (const line of readLines(proc.stdout, options.maxLineBytes)) {
+      for await (const line of readLines(proc.stdout, options.maxLineBytes, { origin: run.role })) {
         if (line.length === 0) continue;
         try {
           messages.push(JSON.parse(line.toString('utf8')) as AirbyteMessage);

@@ -1,6 +1,7 @@
 // The Redis store: one client, one key layout, one class per kind of record.
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { StoreError, TidepoolError } from '../errors.js';
 import { ConnectionStore } from './connections.js';
 import { LockStore } from './locks.js';
 import { Keys } from './redis.js';
@@ -27,12 +28,36 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
   return {
     redis,
     keys,
-    connections: new ConnectionStore(redis, keys),
-    state: new StateStore(redis, keys),
-    runs: new RunStore(redis, keys, config.runsKept),
-    locks: new LockStore(redis, keys),
-    runners: new RunnerRegistry(redis, keys, config.heartbeatTtl),
-    series: new SeriesStore(redis, keys),
-    specs: new SpecStore(redis, keys),
+    connections: storeErrors(new ConnectionStore(redis, keys)),
+    state: storeErrors(new StateStore(redis, keys)),
+    runs: storeErrors(new RunStore(redis, keys, config.runsKept)),
+    locks: storeErrors(new LockStore(redis, keys)),
+    runners: storeErrors(new RunnerRegistry(redis, keys, config.heartbeatTtl)),
+    series: storeErrors(new SeriesStore(redis, keys)),
+    specs: storeErrors(new SpecStore(redis, keys)),
   };
+}
+
+/**
+ * Every failure of a store method reaches its caller as a StoreError (origin `store`), or as the
+ * TidepoolError the store threw on purpose (LockLostError): a Redis connection reset in the
+ * middle of a sync is the store's failure, not the runner's, in the run record and the
+ * dead-letter headers alike.
+ */
+export function storeErrors<T extends object>(store: T): T {
+  const wrap = (err: unknown): TidepoolError => (err instanceof TidepoolError ? err : new StoreError(err instanceof Error ? err.message : String(err), { cause: err }));
+  return new Proxy(store, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        try {
+          const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+          return result instanceof Promise ? result.catch((err: unknown) => Promise.reject(wrap(err))) : result;
+        } catch (err) {
+          throw wrap(err);
+        }
+      };
+    },
+  });
 }

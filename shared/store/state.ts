@@ -3,6 +3,7 @@
 // the state of the runner that took over.
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { LockLostError } from '../errors.js';
 import type { AirbyteStateMessage } from '../protocol.js';
 import type { LockHandle } from './locks.js';
 import type { Keys } from './redis.js';
@@ -27,10 +28,6 @@ return version`;
 type StateRedis = Redis & {
   tpStateCommit(lock: string, state: string, value: string, json: string, at: string, syncId: string, commitId: string): Promise<number>;
 };
-
-export class StaleLockError extends Error {
-  override readonly name = 'StaleLockError';
-}
 
 export class StateStore {
   private readonly redis: StateRedis;
@@ -62,7 +59,9 @@ export class StateStore {
       syncId,
       randomUUID(),
     );
-    if (version < 0) throw new StaleLockError(`state of connection "${lock.connectionId}" not committed: lock token ${lock.token} is no longer current`);
+    // Another runner holds the connection now (this one's lock ran out): the write is refused
+    // in Lua, and this runner must stop writing.
+    if (version < 0) throw new LockLostError(lock.connectionId);
     return version;
   }
 

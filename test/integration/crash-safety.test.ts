@@ -14,7 +14,7 @@ import { newSyncRequest } from '../../shared/messages.js';
 import { queueDepth } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import type { RunRecord } from '../../shared/store/runs.js';
-import { StaleLockError } from '../../shared/store/state.js';
+import { LockLostError } from '../../shared/errors.js';
 import { writeKeylessSource } from '../helpers/keyless-source.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { closeRunnerHarness, isRunning, openRunnerHarness, runUntil as runRecordUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
@@ -109,7 +109,7 @@ describe('crash safety: a runner killed with SIGKILL in the middle of a sync', (
 
     // A commit the dead runner had in flight, arriving now: fenced.
     const before = await h.services.store.state.get('events');
-    await expect(h.services.store.state.commit(deadLock, [{ type: 'STREAM', stream: { stream_descriptor: { name: 'events' }, stream_state: { cursor: 999_999 } } }], request.syncId)).rejects.toBeInstanceOf(StaleLockError);
+    await expect(h.services.store.state.commit(deadLock, [{ type: 'STREAM', stream: { stream_descriptor: { name: 'events' }, stream_state: { cursor: 999_999 } } }], request.syncId)).rejects.toBeInstanceOf(LockLostError);
     expect((await h.services.store.state.get('events'))?.version).toBe(before?.version);
 
     const done = await runUntil(h, request.syncId, 'the sync to succeed', (r) => r.status === 'succeeded', 60_000);

@@ -1,7 +1,7 @@
 // The Redis store against a real Redis: the guarantees the runner and scaler build on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaderLock } from '../../shared/store/leader.js';
-import { StaleLockError } from '../../shared/store/state.js';
+import { LockLostError } from '../../shared/errors.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
@@ -30,7 +30,7 @@ describe('connection lock with fencing', () => {
     await waitFor('the lock to expire', async () => (await s.store.locks.holder('c2')) === undefined, 5000, 50);
     const fresh = await s.store.locks.tryAcquire('c2', 'runner-new', 5000);
     await s.store.state.commit(fresh!, [{ type: 'LEGACY', data: { cursor: 2 } }], 'sync-2');
-    await expect(s.store.state.commit(stale!, [{ type: 'LEGACY', data: { cursor: 99 } }], 'sync-1')).rejects.toBeInstanceOf(StaleLockError);
+    await expect(s.store.state.commit(stale!, [{ type: 'LEGACY', data: { cursor: 99 } }], 'sync-1')).rejects.toBeInstanceOf(LockLostError);
     expect(await s.store.locks.renew(stale!, 5000)).toBe(false);
     expect(await s.store.locks.release(stale!)).toBe(false);
     const state = await s.store.state.get('c2');

@@ -4,13 +4,13 @@ import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from
 
 async function lines(chunks: string[], max = 1024): Promise<string[]> {
   const out: string[] = [];
-  for await (const line of readLines(Readable.from(chunks.map((c) => Buffer.from(c))), max)) out.push(line.toString('utf8'));
+  for await (const line of readLines(Readable.from(chunks.map((c) => Buffer.from(c))), max, { origin: 'source' })) out.push(line.toString('utf8'));
   return out;
 }
 
 async function lines2(stream: Readable): Promise<number> {
   let n = 0;
-  for await (const line of readLines(stream, 1000)) n += line.length;
+  for await (const line of readLines(stream, 1000, { origin: 'source' })) n += line.length;
   return n;
 }
 
@@ -44,7 +44,7 @@ describe('readLines', () => {
       const chunks: Buffer[] = [];
       for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
       const got: string[] = [];
-      for await (const line of readLines(Readable.from(chunks), 100)) got.push(line.toString('utf8'));
+      for await (const line of readLines(Readable.from(chunks), 100, { origin: 'source' })) got.push(line.toString('utf8'));
       expect(got, `chunk size ${size}`).toEqual(expected);
     }
   });
@@ -102,7 +102,8 @@ describe('readLines', () => {
   it('names the line and the limit in LineTooLongError', async () => {
     const err = (await lineError(['a\nb\n', 'c'.repeat(20), '\n'], 16)) as LineTooLongError;
     expect(err.lineNumber).toBe(3);
-    expect(err.message).toBe('line 3 is longer than maxLineBytes (16 bytes)');
+    expect(err.message).toBe('source line 3 is longer than maxLineBytes (16 bytes)');
+    expect(err.origin).toBe('source');
   });
 
   it('with truncate, cuts long lines to the limit and goes on with the next ones', async () => {
@@ -129,14 +130,14 @@ describe('readLines', () => {
   it('reports the size of every chunk read', async () => {
     const sizes: number[] = [];
     const got: string[] = [];
-    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('cd'), Buffer.from('\n')]), 100, { onChunk: (n) => sizes.push(n) })) got.push(line.toString());
+    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('cd'), Buffer.from('\n')]), 100, { origin: 'source', onChunk: (n) => sizes.push(n) })) got.push(line.toString());
     expect(sizes).toEqual([3, 2, 1]);
     expect(got).toEqual(['a', 'bcd']);
   });
 
   it('yields lines that stay valid after the next chunk arrives', async () => {
     const got: Buffer[] = [];
-    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('c\nd\n')]), 100)) got.push(line);
+    for await (const line of readLines(Readable.from([Buffer.from('a\nb'), Buffer.from('c\nd\n')]), 100, { origin: 'source' })) got.push(line);
     expect(got.map(String)).toEqual(['a', 'bc', 'd']);
   });
 });

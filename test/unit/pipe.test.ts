@@ -1,7 +1,8 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineTooLongError } from '../../runner/records/lines.js';
-import { PumpProgress, PumpStats, SourceProtocolError, pumpRecords, type PumpHandlers } from '../../runner/records/pipe.js';
+import { PumpProgress, PumpStats, pumpRecords, type PumpHandlers } from '../../runner/records/pipe.js';
+import { ProtocolError } from '../../shared/errors.js';
 import { streamStatusLines } from '../../runner/sync/stream-status.js';
 
 const rec = (stream: string, data: Record<string, unknown> = { id: 1 }, namespace?: string): string =>
@@ -209,29 +210,29 @@ describe('pumpRecords', () => {
     expect(stats.toJSON()).toEqual({});
   });
 
-  it('throws SourceProtocolError naming the line number for a non-JSON line', async () => {
+  it('throws a source ProtocolError naming the line number for a non-JSON line', async () => {
     const err = await pumpError(chunked(`${rec('s')}\n${log('x')}\nTraceback (most recent call last):\n${rec('s')}\n`, [5]));
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toMatch(/line 3\b/);
     expect(err.message).toContain('Traceback');
   });
 
-  it('throws SourceProtocolError for a broken line carried across chunks', async () => {
+  it('throws a source ProtocolError for a broken line carried across chunks', async () => {
     const err = await pumpError(chunked(`${rec('s')}\n{"type":"RECORD","record":{"stream":"s"}}\n`, [30]));
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toMatch(/line 2\b/);
     expect(err.message).toMatch(/data/);
   });
 
-  it('throws SourceProtocolError for a last line without newline that is broken', async () => {
+  it('throws a source ProtocolError for a last line without newline that is broken', async () => {
     const err = await pumpError(chunked(`${rec('s')}\n{"type":"RECORD"`, [8]));
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toMatch(/line 2\b/);
   });
 
-  it.each(['CATALOG', 'SPEC', 'CONNECTION_STATUS', 'SURPRISE'])('throws SourceProtocolError for type %s during read', async (type) => {
+  it.each(['CATALOG', 'SPEC', 'CONNECTION_STATUS', 'SURPRISE'])('throws a source ProtocolError for type %s during read', async (type) => {
     const err = await pumpError(chunked(`${rec('s')}\n{"type":"${type}","x":{}}\n`));
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toContain(type);
     expect(err.message).toMatch(/line 2\b/);
   });
@@ -394,7 +395,7 @@ describe('pumpRecords: long lines (past 1 MiB) are checked as they arrive', () =
       (e: unknown) => e as Error,
     );
     expect(err).toBeInstanceOf(LineTooLongError);
-    expect(err.message).toMatch(/^line 2 is longer than maxLineBytes \(4 MiB\): \{"type":"RECORD","record":\{"stream":"items"/);
+    expect(err.message).toMatch(/^source line 2 is longer than maxLineBytes \(4 MiB\): \{"type":"RECORD","record":\{"stream":"items"/);
     expect(err.message).toMatch(/…$/);
     // Everything up to the limit was forwarded as it came (a line is never held whole) — but
     // never its newline: the destination does not see a complete line.
@@ -421,7 +422,7 @@ describe('pumpRecords: long lines (past 1 MiB) are checked as they arrive', () =
       () => new Error('no error'),
       (e: unknown) => e as Error,
     );
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toMatch(/^source line 1 is not an Airbyte message \(not a JSON object\): g{120}…$/);
     expect(produced).toBeLessThan(2 * MiB);
   });
@@ -433,7 +434,7 @@ describe('pumpRecords: long lines (past 1 MiB) are checked as they arrive', () =
       () => new Error('no error'),
       (e: unknown) => e as Error,
     );
-    expect(err).toBeInstanceOf(SourceProtocolError);
+    expect(err).toBeInstanceOf(ProtocolError);
     expect(err.message).toMatch(/^source line 1 is not an Airbyte message \(line ends inside the object\)/);
     expect(out.text()).not.toContain('\n');
   });
