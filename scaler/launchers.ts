@@ -1,9 +1,8 @@
 // Picks the RunnerLauncher and the leadership the configuration asks for.
 import { parseNodeSelector, type Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { loadKubeConfig, resourceRequirements } from '../shared/kube.js';
+import { installationSelector, loadKubeConfig, resourceRequirements } from '../shared/kube.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
-import { installationSelector } from '../runner/launch/launchers.js';
 import { KubernetesJobRunnerLauncher } from './kubernetes-job.js';
 import { KubernetesLease } from './lease.js';
 import type { Leadership } from './leadership.js';

@@ -2,7 +2,7 @@
 // local and Kubernetes mode.
 import { parseNodeSelector, type Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
-import { loadKubeConfig } from '../../shared/kube.js';
+import { installationSelector, loadKubeConfig } from '../../shared/kube.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
 import type { Store } from '../../shared/store/index.js';
 import { KubernetesPodConnectorLauncher } from './kubernetes-pod.js';
@@ -15,10 +15,6 @@ export interface ConnectorLauncherHandle {
   /** Work to do once the store is up, before consuming (the orphan sweep). */
   prepare(store: Store): Promise<void>;
   close(): Promise<void>;
-}
-
-export function installationSelector(config: Pick<Config, 'prefix'>): Record<string, string> {
-  return { 'tidepool.io/prefix': config.prefix };
 }
 
 export async function createConnectorLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
