@@ -62,7 +62,7 @@ import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration, parseDuration } from '../shared/units.js';
 import { sourceHash } from '../runner/sync/catalog.js';
 import { definitionHash } from '../runner/sync/check.js';
-import { KubernetesLease } from '../scaler/lease.js';
+import { KubernetesLease } from '../scaler/leadership/lease.js';
 import { configEnv } from '../scaler/local-process.js';
 import { Scaler } from '../scaler/loop.js';
 import { deletePrefix } from '../test/helpers/services.js';

@@ -4,8 +4,8 @@ import type { Logger } from '../shared/logger.js';
 import { installationSelector, loadKubeConfig, resourceRequirements } from '../shared/kube.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import { KubernetesJobRunnerLauncher } from './kubernetes-job.js';
-import { KubernetesLease } from './lease.js';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from './leadership/leadership.js';
+import { KubernetesLease } from './leadership/lease.js';
 import { LocalProcessRunnerLauncher, configEnv } from './local-process.js';
 
 export interface RunnerLauncherChoice {

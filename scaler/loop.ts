@@ -15,8 +15,8 @@ import { BrokerUnavailableError, connectBroker, queueDepth, RECONNECT_BACKOFF } 
 import { declareTopology, topologyFor } from '../shared/broker/topology.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
-import { LeaderLock } from '../shared/store/leader.js';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from './leadership/leadership.js';
+import { LeaderLock } from './leadership/redis-lock.js';
 import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from './policy.js';
 import { StartFailures } from './start-failures.js';
 
