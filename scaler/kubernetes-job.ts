@@ -7,11 +7,13 @@
 //   polling pods, so the scaler's request rate stays flat however many Jobs there are.
 import { randomBytes } from 'node:crypto';
 import { BatchV1Api, type KubeConfig, type V1Job, type V1ResourceRequirements } from '@kubernetes/client-node';
+import { envName } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
 import type { LaunchedRunner, RunnerLauncher, RunnerPhase } from '../shared/ports/runner-launcher.js';
 import { isConflict, isNotFound, kubeErrorMessage, labelSelector } from '../shared/kube.js';
 import { KubeWatch } from '../shared/kube-watch.js';
+import { POD_IDENTITY } from './runner-env.js';
 
 export interface KubernetesJobOptions {
   namespace: string;
@@ -19,7 +21,7 @@ export interface KubernetesJobOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   serviceAccountName?: string;
-  /** Settings for the runner, as TIDEPOOL_* variables (see scaler/local-process.ts configEnv). */
+  /** Settings for the runner, as TIDEPOOL_* variables (scaler/runner-env.ts). */
   env: Record<string, string>;
   /** Labels telling this installation's runners apart (e.g. its prefix). */
   selector: Record<string, string>;
@@ -36,7 +38,7 @@ export interface KubernetesJobOptions {
 }
 
 /** Set from the downward API in every runner pod; never copied from the scaler's settings. */
-const POD_IDENTITY = ['TIDEPOOL_POD_NAME', 'TIDEPOOL_POD_UID', 'TIDEPOOL_POD_IP'];
+const POD_IDENTITY_ENV = POD_IDENTITY.map(envName);
 
 export class KubernetesJobRunnerLauncher implements RunnerLauncher {
   readonly kind = 'kubernetes-job';
@@ -135,7 +137,7 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                 args: ['runner', '--runner-id', name],
                 env: [
                   ...Object.entries(o.env)
-                    .filter(([k]) => !POD_IDENTITY.includes(k))
+                    .filter(([k]) => !POD_IDENTITY_ENV.includes(k))
                     .map(([k, v]) => ({ name: k, value: v })),
                   { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
