@@ -16,7 +16,7 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs, promisify } from 'node:util';
 import type { Connection } from '../shared/connections.js';
 import { CLI_PATH } from '../shared/paths.js';
-import { configEnv } from '../scaler/local-process.js';
+import { configEnv } from '../shared/config.js';
 import { sourceFakerCommand, SOURCE_FAKER_VERSION } from '../test/helpers/airbyte.js';
 import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../test/helpers/runner-harness.js';
 

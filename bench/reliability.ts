@@ -25,7 +25,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../shared/config.js';
+import { configEnv, loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
@@ -38,7 +38,6 @@ import { createRedis } from '../shared/store/redis.js';
 import { createStore } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
 import { parseDuration } from '../shared/units.js';
-import { configEnv } from '../scaler/local-process.js';
 import { startRabbitMq, startRedis, type ServiceContainer } from '../test/helpers/containers.js';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/pg.js';
 

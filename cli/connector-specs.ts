@@ -9,21 +9,13 @@ import { IMAGE_DIGEST, isPinnedImage, type Connection, type ConnectorDefinition 
 import { connectionConfigIssues, destinationSyncModes, type ConfigIssue } from '../shared/connector-spec.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
-import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import type { Store } from '../shared/store/index.js';
 import { streamModeIssues } from '../runner/sync/catalog.js';
-import { DockerConnectorLauncher } from '../runner/launch/docker.js';
-import { LocalOrImageLauncher } from '../runner/launch/launchers.js';
-import { LocalProcessConnectorLauncher } from '../runner/launch/local-process.js';
+import { hostConnectorLauncher } from '../runner/launch/launchers.js';
 import { resolveProgram } from '../runner/launch/program.js';
 import { connectorFingerprint, connectorSpec } from '../runner/sync/spec.js';
 
 const exec = promisify(execFile);
-
-export function hostLauncher(cfg: Pick<Config, 'imagePrefix' | 'imageTag'>): ConnectorLauncher {
-  const builtinImage = (name: string) => `${cfg.imagePrefix}${name}:${cfg.imageTag}`;
-  return new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage }));
-}
 
 export interface SpecLookup {
   spec: ConnectorSpecification | undefined;
@@ -45,14 +37,14 @@ export async function lookUpSpec(definition: ConnectorDefinition, role: 'source'
     const resolved = await resolveProgram(definition.command[0]!, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
     if (!resolved.ok) return { spec: undefined, note: `${role}.command: ${resolved.problem} on this host; a runner without it will dead-letter every sync of this connection` };
   }
-  const launcher = hostLauncher(cfg);
+  const launcher = hostConnectorLauncher(cfg);
   const result = await connectorSpec(definition, role, `cli-${process.pid}`, { specs: store.specs, launcher, logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines });
   return result.spec ? { spec: result.spec } : { spec: undefined, note: `${role}: the connector printed no SPEC; its config cannot be checked` };
 }
 
 /** An image's spec, run here with docker (and cached like the runners' specs). */
 export async function specOfImage(definition: ConnectorDefinition, role: 'source' | 'destination', store: Store, cfg: Config, logger: Logger): Promise<SpecLookup> {
-  const result = await connectorSpec(definition, role, `cli-${process.pid}`, { specs: store.specs, launcher: hostLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines });
+  const result = await connectorSpec(definition, role, `cli-${process.pid}`, { specs: store.specs, launcher: hostConnectorLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines });
   return result.spec ? { spec: result.spec } : { spec: undefined, note: `${role}: image ${definition.image ?? ''} printed no SPEC` };
 }
 

@@ -3,22 +3,17 @@
 // - restartPolicy Never and backoffLimit 0: the queue retries a sync, not the Job.
 // - Names are chosen before the create call and reused when it is retried, so a create that
 //   timed out but succeeded answers 409 on retry instead of launching a second runner.
-// - What is running comes from an informer (one watch on the runner Jobs), never from polling
-//   pods: Airbyte brought an API server down by polling pod statuses. The scaler's request rate
-//   therefore stays flat however many Jobs there are.
+// - What is running comes from one watch on the runner Jobs (shared/kube-watch.ts), never from
+//   polling pods, so the scaler's request rate stays flat however many Jobs there are.
 import { randomBytes } from 'node:crypto';
-import {
-  BatchV1Api,
-  makeInformer,
-  type Informer,
-  type KubeConfig,
-  type V1Job,
-  type V1ResourceRequirements,
-} from '@kubernetes/client-node';
+import { BatchV1Api, type KubeConfig, type V1Job, type V1ResourceRequirements } from '@kubernetes/client-node';
+import { envName } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { backoffDelay, sleep } from '../shared/backoff.js';
 import type { LaunchedRunner, RunnerLauncher, RunnerPhase } from '../shared/ports/runner-launcher.js';
-import { isConflict, isNotFound, kubeErrorMessage } from '../shared/kube.js';
+import { isConflict, isNotFound, kubeErrorMessage, labelSelector } from '../shared/kube.js';
+import { KubeWatch } from '../shared/kube-watch.js';
+import { POD_IDENTITY } from './runner-env.js';
 
 export interface KubernetesJobOptions {
   namespace: string;
@@ -26,7 +21,7 @@ export interface KubernetesJobOptions {
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   serviceAccountName?: string;
-  /** Settings for the runner, as TIDEPOOL_* variables (see scaler/local-process.ts configEnv). */
+  /** Settings for the runner, as TIDEPOOL_* variables (scaler/runner-env.ts). */
   env: Record<string, string>;
   /** Labels telling this installation's runners apart (e.g. its prefix). */
   selector: Record<string, string>;
@@ -43,76 +38,46 @@ export interface KubernetesJobOptions {
 }
 
 /** Set from the downward API in every runner pod; never copied from the scaler's settings. */
-const POD_IDENTITY = ['TIDEPOOL_POD_NAME', 'TIDEPOOL_POD_UID', 'TIDEPOOL_POD_IP'];
+const POD_IDENTITY_ENV = POD_IDENTITY.map(envName);
 
 export class KubernetesJobRunnerLauncher implements RunnerLauncher {
   readonly kind = 'kubernetes-job';
   private readonly batch: BatchV1Api;
-  private informer: Informer<V1Job> | undefined;
+  private readonly watch: KubeWatch<V1Job>;
   private readonly jobs = new Map<string, V1Job>();
   private readonly launchedAt = new Map<string, number>();
-  private started: Promise<void> | undefined;
-  private stopped = false;
-  private restarts = 0;
   private sequence = 0;
   private readonly instance = randomBytes(3).toString('hex');
 
   constructor(
-    private readonly kc: KubeConfig,
+    kc: KubeConfig,
     private readonly options: KubernetesJobOptions,
     private readonly logger: Logger,
   ) {
     this.batch = kc.makeApiClient(BatchV1Api);
-  }
-
-  private labelSelector(): string {
-    return Object.entries(this.options.selector)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
+    const { namespace } = options;
+    const selector = labelSelector(options.selector);
+    this.watch = new KubeWatch(
+      kc,
+      {
+        what: 'job informer',
+        path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+        list: () => this.batch.listNamespacedJob({ namespace, labelSelector: selector }),
+        labelSelector: selector,
+        onChange: (job, deleted) => {
+          const name = job.metadata?.name;
+          if (!name) return;
+          if (deleted) this.jobs.delete(name);
+          else this.jobs.set(name, job);
+        },
+      },
+      logger,
+    );
   }
 
   /** Starts the informer and waits for its first list. */
   start(): Promise<void> {
-    this.started ??= this.startInformer();
-    return this.started;
-  }
-
-  private async startInformer(): Promise<void> {
-    const { namespace } = this.options;
-    const labelSelector = this.labelSelector();
-    const informer = makeInformer(
-      this.kc,
-      `/apis/batch/v1/namespaces/${namespace}/jobs`,
-      () => this.batch.listNamespacedJob({ namespace, labelSelector }),
-      labelSelector,
-    );
-    const put = (job: V1Job) => {
-      const name = job.metadata?.name;
-      if (name) this.jobs.set(name, job);
-    };
-    informer.on('add', put);
-    informer.on('update', put);
-    informer.on('delete', (job) => {
-      const name = job.metadata?.name;
-      if (name) this.jobs.delete(name);
-    });
-    informer.on('error', (err: unknown) => {
-      if (this.stopped) return;
-      // The client does not back off by itself (kubernetes-client issue 1933: a restart storm).
-      const delay = backoffDelay(this.restarts++, { baseMs: 500, factor: 2, capMs: 30_000 });
-      this.logger.warn({ err: kubeErrorMessage(err), retryInMs: delay }, 'job informer stopped; restarting');
-      void sleep(delay).then(async () => {
-        if (this.stopped) return;
-        try {
-          await informer.start();
-          this.restarts = 0;
-        } catch (e) {
-          this.logger.warn({ err: kubeErrorMessage(e) }, 'job informer restart failed');
-        }
-      });
-    });
-    this.informer = informer;
-    await informer.start();
+    return this.watch.start();
   }
 
   async launch(count: number): Promise<string[]> {
@@ -172,7 +137,7 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                 args: ['runner', '--runner-id', name],
                 env: [
                   ...Object.entries(o.env)
-                    .filter(([k]) => !POD_IDENTITY.includes(k))
+                    .filter(([k]) => !POD_IDENTITY_ENV.includes(k))
                     .map(([k, v]) => ({ name: k, value: v })),
                   { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
@@ -201,15 +166,14 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
     return Promise.resolve(out);
   }
 
-  async close(): Promise<void> {
-    this.stopped = true;
-    await this.informer?.stop();
+  close(): Promise<void> {
+    return this.watch.stop();
   }
 
   /** Deletes every runner Job of this installation (tests, `down`). */
   async deleteAll(): Promise<void> {
     try {
-      await this.batch.deleteCollectionNamespacedJob({ namespace: this.options.namespace, labelSelector: this.labelSelector(), propagationPolicy: 'Background' });
+      await this.batch.deleteCollectionNamespacedJob({ namespace: this.options.namespace, labelSelector: labelSelector(this.options.selector), propagationPolicy: 'Background' });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, openSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../shared/config.js';
-import { envName } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CLI_PATH } from '../shared/paths.js';
 import type { LaunchedRunner, RunnerLauncher } from '../shared/ports/runner-launcher.js';
+import { runnerEnv } from './runner-env.js';
 
 /** Finished runners stay listed this long, so list() callers can see how they ended. */
 const KEEP_FINISHED_MS = 60_000;
@@ -18,19 +18,6 @@ interface Tracked {
   runner: LaunchedRunner;
   child: ChildProcess;
   finishedAt?: number;
-}
-
-/**
- * The scaler's own settings, never handed to runners: the dashboard's token would otherwise sit
- * in every runner's environment (and, in Kubernetes, in plain text in every Job's spec).
- */
-const SCALER_ONLY: ReadonlySet<string> = new Set(['dashboardPort', 'dashboardHost', 'dashboardToken']);
-
-/** The settings a runner needs, as TIDEPOOL_* variables: the child sees our config, less the scaler's own. */
-export function configEnv(config: Config): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(config)) if (!SCALER_ONLY.has(key)) env[envName(key)] = String(value);
-  return env;
 }
 
 export class LocalProcessRunnerLauncher implements RunnerLauncher {
@@ -53,8 +40,7 @@ export class LocalProcessRunnerLauncher implements RunnerLauncher {
       let child: ChildProcess;
       try {
         child = spawn(process.execPath, [this.options.cliPath ?? CLI_PATH, 'runner', '--runner-id', runnerId], {
-          // Runners on one host cannot all listen on metricsPort (nor share the scaler's).
-          env: { ...passThroughEnv(), ...configEnv(this.config), [envName('metricsPort')]: '0', ...this.options.extraEnv },
+          env: { ...runnerEnv(this.config, 'local'), ...this.options.extraEnv },
           stdio: ['ignore', log, log],
           detached: true,
         });
@@ -95,14 +81,4 @@ export class LocalProcessRunnerLauncher implements RunnerLauncher {
     this.runners.clear();
     return Promise.resolve();
   }
-}
-
-/** What a runner inherits from the scaler's environment besides tidepool's settings. */
-function passThroughEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const key of ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS']) {
-    const value = process.env[key];
-    if (value !== undefined) env[key] = value;
-  }
-  return env;
 }

@@ -15,9 +15,10 @@ import { BrokerUnavailableError, connectBroker, queueDepth, RECONNECT_BACKOFF } 
 import { declareTopology, topologyFor } from '../shared/broker/topology.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
-import { LeaderLock } from '../shared/store/leader.js';
-import type { Leadership } from './leadership.js';
+import type { Leadership } from './leadership/leadership.js';
+import { LeaderLock } from './leadership/redis-lock.js';
 import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from './policy.js';
+import { scalerSettings, type ScalerSettings } from './settings.js';
 import { StartFailures } from './start-failures.js';
 
 export interface ScalerSnapshot {
@@ -49,6 +50,7 @@ export interface ScalerOptions {
 
 export class Scaler {
   private readonly logger: Logger;
+  private readonly settings: ScalerSettings;
   private readonly leader: Leadership;
   private readonly topology;
   private broker: ChannelModel | undefined;
@@ -68,15 +70,16 @@ export class Scaler {
   constructor(private readonly options: ScalerOptions) {
     const { config, store } = options;
     this.logger = options.logger.child({ component: 'scaler', scalerId: this.id });
+    this.settings = scalerSettings(config);
     this.topology = topologyFor(config.prefix, config);
-    this.leader = options.leadership?.(this.id) ?? new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, config.leaderTtl);
-    this.limiter = { tokens: config.launchBurst, updatedAt: Date.now() };
+    this.leader = options.leadership?.(this.id) ?? new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, this.settings.leaderTtlMs);
+    this.limiter = { tokens: this.settings.launchRate.burst, updatedAt: Date.now() };
   }
 
   async start(): Promise<void> {
     this.broker ??= await this.connect(30_000);
     this.running = true;
-    this.logger.info({ pollIntervalMs: this.options.config.pollInterval, maxRunners: this.options.config.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');
+    this.logger.info({ pollIntervalMs: this.settings.pollIntervalMs, maxRunners: this.settings.limits.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');
     this.schedule(0);
   }
 
@@ -97,7 +100,7 @@ export class Scaler {
             this.options.onTickFailed?.(err as Error);
           },
         )
-        .finally(() => this.schedule(this.options.config.pollInterval));
+        .finally(() => this.schedule(this.settings.pollIntervalMs));
     }, delay);
   }
 
@@ -168,7 +171,8 @@ export class Scaler {
 
   /** One observation and decision. Exposed for tests and for `tidepool scaler --once`. */
   async tick(): Promise<ScalerSnapshot> {
-    const { config, store, launcher } = this.options;
+    const { store, launcher } = this.options;
+    const { limits, launchRate, runnerStartTimeoutMs } = this.settings;
     const now = Date.now();
     const broker = await this.brokerForTick();
     const [isLeader, depth, dead, heartbeats, launched] = await Promise.all([
@@ -181,7 +185,7 @@ export class Scaler {
     const consuming = heartbeats.filter((h) => h.state === 'consuming');
     const heartbeating = new Set(heartbeats.map((h) => h.runnerId));
     const starting = launched.filter(
-      (r) => r.phase !== 'finished' && !heartbeating.has(r.runnerId) && now - r.launchedAt < config.runnerStartTimeout,
+      (r) => r.phase !== 'finished' && !heartbeating.has(r.runnerId) && now - r.launchedAt < runnerStartTimeoutMs,
     ).length;
     const inFlight = consuming.reduce((sum, h) => sum + h.inFlight, 0);
     const allInFlight = heartbeats.reduce((sum, h) => sum + h.inFlight, 0);
@@ -193,17 +197,8 @@ export class Scaler {
       );
     }
 
-    this.limiter = refillTokens(this.limiter, now, config.launchRate, config.launchBurst);
-    let decision = decideLaunches({
-      ready: depth.ready,
-      inFlight,
-      running: consuming.length,
-      starting,
-      concurrency: config.concurrency,
-      minRunners: config.minRunners,
-      maxRunners: config.maxRunners,
-      launchBudget: this.limiter.tokens,
-    });
+    this.limiter = refillTokens(this.limiter, now, launchRate.perSecond, launchRate.burst);
+    let decision = decideLaunches({ ready: depth.ready, inFlight, running: consuming.length, starting, ...limits, launchBudget: this.limiter.tokens });
 
     const held = this.startFailures.heldFor(now);
     if (held > 0 && decision.launch > 0) {

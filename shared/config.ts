@@ -196,6 +196,21 @@ export function envName(key: string): string {
 const KEYS = Object.keys(configSchema.shape) as (keyof ConfigInput)[];
 
 /**
+ * Settings as the TIDEPOOL_* variables loadConfig reads back, less `leave`: how a process hands
+ * its configuration to one it starts (the scaler to its runners, tests to the CLI).
+ */
+export function configEnv(config: Config, leave: readonly (keyof Config)[] = []): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(config)) if (!leave.includes(key as keyof Config)) env[envName(key)] = String(value);
+  return env;
+}
+
+/** One of tidepool's images (tidepool, socat) or a reference connector's: `<imagePrefix><name>:<imageTag>`. */
+export function imageName(config: Pick<Config, 'imagePrefix' | 'imageTag'>, name: string): string {
+  return `${config.imagePrefix}${name}:${config.imageTag}`;
+}
+
+/**
  * Reads settings from the environment (and TIDEPOOL_CONFIG_FILE, or `file`), validates them and
  * returns a frozen Config. Throws ConfigError naming every bad setting.
  */

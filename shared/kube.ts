@@ -1,6 +1,7 @@
 // Kubernetes client plumbing shared by the adapters: loading a kubeconfig and reading the
 // status codes the conventions tell us to act on (409 exists, 404 gone, 429 back off).
 import { ApiException, KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
+import type { Config } from './config.js';
 import { parseQuantity } from './units.js';
 
 export function loadKubeConfig(path?: string): KubeConfig {
@@ -8,6 +9,21 @@ export function loadKubeConfig(path?: string): KubeConfig {
   if (path) kc.loadFromFile(path);
   else kc.loadFromDefault();
   return kc;
+}
+
+/**
+ * The labels every runner Job, connector pod and secret of one installation carries: several
+ * installations (or tests) share a namespace, and each watches and sweeps only its own.
+ */
+export function installationSelector(config: Pick<Config, 'prefix'>): Record<string, string> {
+  return { 'tidepool.io/prefix': config.prefix };
+}
+
+/** Labels as a label selector (`k=v,k=v`). */
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 export function statusCode(err: unknown): number | undefined {

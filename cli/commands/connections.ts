@@ -9,8 +9,9 @@ import { redactObject, redactText, secretValues } from '../../shared/redact.js';
 import type { Store } from '../../shared/store/index.js';
 import { checkConnector, definitionHash } from '../../runner/sync/check.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';
+import { hostConnectorLauncher } from '../../runner/launch/launchers.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
-import { hostLauncher, reviewConnection } from '../connector-specs.js';
+import { reviewConnection } from '../connector-specs.js';
 
 const USAGE = `usage: tidepool connections <command> [--config FILE]
 
@@ -155,7 +156,7 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
     io.err(`error: unknown connection "${id}"`);
     return EXIT.notFound;
   }
-  const deps = { launcher: hostLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
+  const deps = { launcher: hostConnectorLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
   const secrets = secretValues(connection);
   const verdicts = await Promise.all(
     (['source', 'destination'] as const).map(async (role) => {

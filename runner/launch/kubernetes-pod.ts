@@ -13,13 +13,14 @@
 // DeadlineExceeded come from container statuses, read through one watch (an informer) per
 // runner — never by polling.
 import { createHash } from 'node:crypto';
-import { CoreV1Api, makeInformer, type Informer, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
 import type { ConnectorDefinition } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
-import { isNotFound, kubeErrorMessage, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
+import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
-import { backoffDelay, sleep } from '../../shared/backoff.js';
+import { sleep } from '../../shared/backoff.js';
+import { KubeWatch } from '../../shared/kube-watch.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
 import type { StreamServer } from './stream-server.js';
 
@@ -62,43 +63,37 @@ interface Tracked {
 export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
   readonly kind = 'kubernetes';
   private readonly core: CoreV1Api;
-  private informer: Informer<V1Pod> | undefined;
-  private started: Promise<void> | undefined;
+  private readonly pods: KubeWatch<V1Pod>;
   private readonly tracked = new Map<string, Tracked>();
-  private stopped = false;
-  private restarts = 0;
 
   constructor(
-    private readonly kc: KubeConfig,
+    kc: KubeConfig,
     private readonly options: KubernetesPodOptions,
     private readonly logger: Logger,
   ) {
     this.core = kc.makeApiClient(CoreV1Api);
+    const { namespace } = options;
+    const selector = this.runnerSelector();
+    this.pods = new KubeWatch(
+      kc,
+      {
+        what: 'connector pod watch',
+        path: `/api/v1/namespaces/${namespace}/pods`,
+        list: () => this.core.listNamespacedPod({ namespace, labelSelector: selector }),
+        labelSelector: selector,
+        onChange: (pod, deleted) => this.observe(pod, deleted),
+      },
+      logger,
+    );
   }
 
   private runnerSelector(): string {
-    return [...Object.entries(this.options.selector).map(([k, v]) => `${k}=${v}`), 'app.kubernetes.io/component=connector', `tidepool.io/runner=${this.options.runnerId}`].join(',');
+    return labelSelector({ ...this.options.selector, 'app.kubernetes.io/component': 'connector', 'tidepool.io/runner': this.options.runnerId });
   }
 
   /** One watch on this runner's connector pods; started on first use. */
   watch(): Promise<void> {
-    this.started ??= (async () => {
-      const { namespace } = this.options;
-      const labelSelector = this.runnerSelector();
-      const informer = makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods`, () => this.core.listNamespacedPod({ namespace, labelSelector }), labelSelector);
-      informer.on('add', (pod) => this.observe(pod, false));
-      informer.on('update', (pod) => this.observe(pod, false));
-      informer.on('delete', (pod) => this.observe(pod, true));
-      informer.on('error', (err: unknown) => {
-        if (this.stopped) return;
-        const delay = backoffDelay(this.restarts++, { baseMs: 500, factor: 2, capMs: 30_000 });
-        this.logger.warn({ err: kubeErrorMessage(err), retryInMs: delay }, 'connector pod watch stopped; restarting');
-        void sleep(delay).then(() => (this.stopped ? undefined : informer.start().then(() => (this.restarts = 0), (e: unknown) => this.logger.warn({ err: kubeErrorMessage(e) }, 'connector pod watch restart failed'))));
-      });
-      this.informer = informer;
-      await informer.start();
-    })();
-    return this.started;
+    return this.pods.start();
   }
 
   async start(run: ConnectorRun): Promise<ConnectorProcess> {
@@ -282,8 +277,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
    */
   async sweepOrphans(aliveRunners: () => Promise<ReadonlySet<string>>, minAgeMs = 60_000): Promise<number> {
     const { namespace } = this.options;
-    const labelSelector = [...Object.entries(this.options.selector).map(([k, v]) => `${k}=${v}`), 'app.kubernetes.io/component=connector'].join(',');
-    const pods = await this.core.listNamespacedPod({ namespace, labelSelector });
+    const pods = await this.core.listNamespacedPod({ namespace, labelSelector: labelSelector({ ...this.options.selector, 'app.kubernetes.io/component': 'connector' }) });
     const alive = await aliveRunners();
     let swept = 0;
     for (const pod of pods.items) {
@@ -298,9 +292,8 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     return swept;
   }
 
-  async close(): Promise<void> {
-    this.stopped = true;
-    await this.informer?.stop();
+  close(): Promise<void> {
+    return this.pods.stop();
   }
 }
 

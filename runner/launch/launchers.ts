@@ -1,11 +1,11 @@
 // Picks the ConnectorLauncher the configuration asks for. Everything above it is the same in
 // local and Kubernetes mode.
-import { parseNodeSelector, type Config } from '../../shared/config.js';
+import { imageName, parseNodeSelector, type Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
-import { loadKubeConfig } from '../../shared/kube.js';
+import { installationSelector, loadKubeConfig } from '../../shared/kube.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
 import type { Store } from '../../shared/store/index.js';
-import { KubernetesPodConnectorLauncher } from './kubernetes-pod.js';
+import { KubernetesPodConnectorLauncher, type KubernetesPodOptions } from './kubernetes-pod.js';
 import { DockerConnectorLauncher } from './docker.js';
 import { LocalProcessConnectorLauncher } from './local-process.js';
 import { StreamServer } from './stream-server.js';
@@ -17,40 +17,16 @@ export interface ConnectorLauncherHandle {
   close(): Promise<void>;
 }
 
-export function installationSelector(config: Pick<Config, 'prefix'>): Record<string, string> {
-  return { 'tidepool.io/prefix': config.prefix };
-}
-
 export async function createConnectorLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
-  const builtinImage = (name: string) => `${config.imagePrefix}${name}:${config.imageTag}`;
   const none = { prepare: () => Promise.resolve(), close: () => Promise.resolve() };
-  if (config.connectorLauncher === 'docker') return { launcher: new DockerConnectorLauncher({ builtinImage }), ...none };
-  if (config.connectorLauncher === 'local') return { launcher: new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage })), ...none };
-  const advertiseAddress = config.advertiseAddress || config.podIp;
-  if (!advertiseAddress) {
-    throw new Error('TIDEPOOL_CONNECTOR_LAUNCHER=kubernetes needs TIDEPOOL_ADVERTISE_ADDRESS (or TIDEPOOL_POD_IP from the downward API): the address connector pods dial');
-  }
+  if (config.connectorLauncher === 'docker') return { launcher: new DockerConnectorLauncher({ builtinImage: builtinImage(config) }), ...none };
+  if (config.connectorLauncher === 'local') return { launcher: hostConnectorLauncher(config), ...none };
+  const address = advertiseAddress(config);
   const server = new StreamServer(logger.child({ component: 'stream-server' }), { host: '0.0.0.0', port: config.streamPort });
   await server.listen();
   const adapter = new KubernetesPodConnectorLauncher(
     loadKubeConfig(config.kubeconfig || undefined),
-    {
-      namespace: config.namespace,
-      runnerId,
-      server,
-      advertiseAddress,
-      sidecarImage: `${config.imagePrefix}socat:${config.imageTag}`,
-      builtinImage,
-      imagePullPolicy: config.imagePullPolicy,
-      ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
-      activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
-      resources: {
-        requests: { cpu: config.connectorCpuRequest, memory: config.connectorMemoryRequest },
-        limits: { cpu: config.connectorCpuLimit, memory: config.connectorMemoryLimit },
-      },
-      nodeSelector: parseNodeSelector(config.connectorNodeSelector),
-      selector: installationSelector(config),
-    },
+    kubernetesPodOptions(config, { runnerId, server, advertiseAddress: address }),
     logger.child({ component: 'connector-pods' }),
   );
   return {
@@ -62,6 +38,44 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
       await adapter.close();
       await server.stop();
     },
+  };
+}
+
+/** Connectors on this host: programs as child processes, connectors that name an image with docker (the CLI's checks too). */
+export function hostConnectorLauncher(config: Pick<Config, 'imagePrefix' | 'imageTag'>): ConnectorLauncher {
+  return new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage: builtinImage(config) }));
+}
+
+/** The image of a reference connector, by name. */
+export function builtinImage(config: Pick<Config, 'imagePrefix' | 'imageTag'>): (name: string) => string {
+  return (name) => imageName(config, name);
+}
+
+/** The address connector pods dial to reach this runner: set, or the runner pod's own IP. */
+export function advertiseAddress(config: Pick<Config, 'advertiseAddress' | 'podIp'>): string {
+  const address = config.advertiseAddress || config.podIp;
+  if (!address) {
+    throw new Error('TIDEPOOL_CONNECTOR_LAUNCHER=kubernetes needs TIDEPOOL_ADVERTISE_ADDRESS (or TIDEPOOL_POD_IP from the downward API): the address connector pods dial');
+  }
+  return address;
+}
+
+/** Connector pods of one runner, whose stream server listens at `advertiseAddress`. */
+export function kubernetesPodOptions(config: Config, runner: Pick<KubernetesPodOptions, 'runnerId' | 'server' | 'advertiseAddress'>): KubernetesPodOptions {
+  return {
+    namespace: config.namespace,
+    ...runner,
+    sidecarImage: imageName(config, 'socat'),
+    builtinImage: builtinImage(config),
+    imagePullPolicy: config.imagePullPolicy,
+    ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
+    activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
+    resources: {
+      requests: { cpu: config.connectorCpuRequest, memory: config.connectorMemoryRequest },
+      limits: { cpu: config.connectorCpuLimit, memory: config.connectorMemoryLimit },
+    },
+    nodeSelector: parseNodeSelector(config.connectorNodeSelector),
+    selector: installationSelector(config),
   };
 }
 

@@ -2,7 +2,6 @@
 // every process declares at start and after each reconnect, and none depends on another having
 // run first.
 import type { Channel } from 'amqplib';
-import type { Config } from '../config.js';
 
 /** Attempts a sync gets by default (the first and four retries); setting maxAttempts. */
 export const DEFAULT_MAX_ATTEMPTS = 5;
@@ -37,7 +36,16 @@ export interface Topology {
   deliveryLimit: number;
 }
 
-export function topologyFor(prefix: string, settings: Partial<Pick<Config, 'maxAttempts' | 'deliveryLimit'>> = {}): Topology {
+/**
+ * The settings the names depend on (maxAttempts and deliveryLimit of shared/config.ts, which
+ * takes its defaults from here: the broker's names know nothing of the configuration).
+ */
+export interface TopologySettings {
+  maxAttempts?: number;
+  deliveryLimit?: number;
+}
+
+export function topologyFor(prefix: string, settings: TopologySettings = {}): Topology {
   const maxAttempts = settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   return {
     exchange: prefix,

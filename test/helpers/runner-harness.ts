@@ -15,7 +15,7 @@ import type { Config, ConfigInput } from '../../shared/config.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { configEnv } from '../../shared/config.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from './services.js';
 
 /** A runner process: `log` is its stdout (pino lines) so far; `exited` its exit code (null: killed by a signal). */

@@ -12,7 +12,7 @@ import { topologyFor } from '../../shared/broker/topology.js';
 import type { Config } from '../../shared/config.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { CLI_PATH } from '../../shared/paths.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { configEnv } from '../../shared/config.js';
 import { freePort } from '../helpers/ports.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { dockerAvailable } from '../../runner/launch/docker.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { configEnv } from '../../shared/config.js';
 import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
 
 const exec = promisify(execFile);

@@ -12,7 +12,7 @@ import { connectBroker, openConfirmChannel, queueDepth } from '../../shared/brok
 import { confirmPublish, publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import { CLI_PATH } from '../../shared/paths.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { configEnv } from '../../shared/config.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 

@@ -1,6 +1,6 @@
 // The Redis store against a real Redis: the guarantees the runner and scaler build on.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LeaderLock } from '../../shared/store/leader.js';
+import { LeaderLock } from '../../scaler/leadership/redis-lock.js';
 import { LockLostError } from '../../shared/errors.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';

@@ -8,7 +8,7 @@ import type { Config, ConfigInput } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { runnerEnv } from '../../scaler/runner-env.js';
 import { testConfig } from '../helpers/services.js';
 
 export const CLUSTER = {
@@ -66,7 +66,7 @@ export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: st
       image: `tidepool/tidepool:${PACKAGE_VERSION}`,
       imagePullPolicy: 'Never',
       serviceAccountName: 'tidepool-runner',
-      env: configEnv(config),
+      env: runnerEnv(config, 'pod'),
       selector: { 'tidepool.io/prefix': config.prefix },
       activeDeadlineSeconds: 900,
       ttlSecondsAfterFinished: 600,

@@ -16,7 +16,7 @@ import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { CLI_PATH } from '../../shared/paths.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { configEnv } from '../../shared/config.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 import { CLUSTER, createNamespace, hostRunnerOnCluster } from './cluster.js';
 

@@ -12,7 +12,7 @@ import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { KubernetesLease } from '../../scaler/lease.js';
+import { KubernetesLease } from '../../scaler/leadership/lease.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, waitFor, type TestServices } from '../helpers/services.js';

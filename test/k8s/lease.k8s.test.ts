@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { CoordinationV1Api, CoreV1Api, V1MicroTime } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../shared/kube.js';
-import { KubernetesLease } from '../../scaler/lease.js';
+import { KubernetesLease } from '../../scaler/leadership/lease.js';
 import { waitFor } from '../helpers/services.js';
 import { CLUSTER, createNamespace } from './cluster.js';
 

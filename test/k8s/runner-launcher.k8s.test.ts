@@ -6,7 +6,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { loadKubeConfig } from '../../shared/kube.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { configEnv } from '../../scaler/local-process.js';
+import { runnerEnv } from '../../scaler/runner-env.js';
 import { describeRunnerLauncherConformance } from '../conformance/runner-launcher.js';
 import { testConfig, testLogger } from '../helpers/services.js';
 import { CLUSTER, createNamespace } from './cluster.js';
@@ -29,7 +29,7 @@ describeRunnerLauncherConformance(
         namespace,
         image: `tidepool/tidepool:${PACKAGE_VERSION}`,
         imagePullPolicy: 'Never',
-        env: configEnv(config),
+        env: runnerEnv(config, 'pod'),
         selector: { 'tidepool.io/prefix': config.prefix },
         activeDeadlineSeconds: 600,
         ttlSecondsAfterFinished: 300,

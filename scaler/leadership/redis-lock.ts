@@ -1,6 +1,7 @@
 // One scaler leads at a time (local mode): a Redis key with a TTL, renewed every loop by its
 // holder. A scaler that stops renewing (crashed, partitioned) loses it after the TTL.
 import type { Redis } from 'ioredis';
+import type { Leadership } from './leadership.js';
 
 const ACQUIRE_OR_RENEW = `
 local holder = redis.call('GET', KEYS[1])
@@ -18,7 +19,7 @@ type LeaderRedis = Redis & {
   tpLeaderResign(key: string, owner: string): Promise<number>;
 };
 
-export class LeaderLock {
+export class LeaderLock implements Leadership {
   private readonly redis: LeaderRedis;
 
   constructor(redis: Redis, private readonly key: string, private readonly owner: string, private readonly ttlMs: number) {

@@ -8,7 +8,7 @@
 // took: its resourceVersion makes the write a 409, and then the lease is read afresh.
 import { performance } from 'node:perf_hooks';
 import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease, type V1LeaseSpec } from '@kubernetes/client-node';
-import { isConflict, isNotFound } from '../shared/kube.js';
+import { isConflict, isNotFound } from '../../shared/kube.js';
 import type { Leadership } from './leadership.js';
 
 export class KubernetesLease implements Leadership {
