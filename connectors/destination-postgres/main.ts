@@ -1,33 +1,6 @@
 #!/usr/bin/env node
-// destination-postgres: one typed table per stream, upserted by primary key, committed at
-// each STATE.
-import { z } from 'zod';
+// The destination-postgres program; what it does is in connector.ts, which tests also run in-process.
 import { startConnector } from '../lib/cli.js';
-import { errorMessage } from '../lib/errors.js';
-import { connect, pgConnectionFields, quoteIdent } from '../lib/postgres.js';
-import { writePostgres } from './write.js';
+import { destinationPostgres } from './connector.js';
 
-const configSchema = z.object({
-  ...pgConnectionFields,
-  batchSize: z.int().min(1).default(1000).describe('Rows per INSERT statement.'),
-});
-
-await startConnector({
-  name: 'destination-postgres',
-  configSchema,
-  spec: { supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] },
-  async check(config) {
-    try {
-      const client = await connect(config, 'tidepool-destination-postgres');
-      try {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(config.schema)}`);
-      } finally {
-        await client.end();
-      }
-      return { status: 'SUCCEEDED' };
-    } catch (err) {
-      return { status: 'FAILED', message: errorMessage(err) };
-    }
-  },
-  write: writePostgres,
-});
+await startConnector(destinationPostgres);

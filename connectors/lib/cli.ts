@@ -72,15 +72,37 @@ const REQUIRED: Record<Command, readonly FileOption[]> = {
  * command line, ends as a TRACE ERROR message on stdout (what the platform reads) plus one
  * line on stderr (what a person reads), and exit code 1.
  */
-export async function runConnector<Schema extends z.ZodType>(
+export function runConnector<Schema extends z.ZodType>(
   connector: Connector<Schema>,
   argv: readonly string[] = process.argv.slice(2),
   io: ConnectorIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  const out = new Output(io.stdout);
-  try {
+  return reportingFailures(connector, io, async (out) => {
     const invocation = await parseInvocation(argv, supportedCommands(connector));
     await dispatch(connector, invocation, out, io);
+  });
+}
+
+/**
+ * runConnector for a command whose files are already parsed: what runs a connector inside a
+ * test process, with streams for its io and no files to write. Checked like a command line
+ * (a command it does not support, a file it needs), and failing the same way.
+ */
+export function runInvocation<Schema extends z.ZodType>(connector: Connector<Schema>, invocation: Invocation, io: ConnectorIo): Promise<number> {
+  return reportingFailures(connector, io, async (out) => {
+    checkInvocation(invocation, supportedCommands(connector));
+    await dispatch(connector, invocation, out, io);
+  });
+}
+
+async function reportingFailures<Schema extends z.ZodType>(
+  connector: Connector<Schema>,
+  io: ConnectorIo,
+  work: (out: Output) => Promise<void>,
+): Promise<number> {
+  const out = new Output(io.stdout);
+  try {
+    await work(out);
     await out.flush();
     return 0;
   } catch (err) {
@@ -124,7 +146,7 @@ export async function parseInvocation(argv: readonly string[], supported: readon
   }
   const [command, ...extra] = parsed.positionals;
   if (command === undefined) throw new ConfigError(`no command given\n${usage(supported)}`);
-  if (!isCommand(command, supported)) throw new ConfigError(`unknown command "${command}"\n${usage(supported)}`);
+  if (!isCommand(command, supported)) throw unknownCommand(command, supported);
   if (extra.length > 0) throw new ConfigError(`unexpected arguments: ${extra.join(' ')}\n${usage(supported)}`);
 
   const invocation: Invocation = { command };
@@ -132,13 +154,27 @@ export async function parseInvocation(argv: readonly string[], supported: readon
     const path = parsed.values[option];
     if (path === undefined) {
       if (REQUIRED[command].includes(option)) {
-        throw new ConfigError(`${command} needs --${option} <file>\n${usage(supported)}`);
+        throw missingFile(command, option, supported);
       }
       continue;
     }
     invocation[option] = await readJsonFile(option, path);
   }
   return invocation;
+}
+
+function checkInvocation(invocation: Invocation, supported: readonly Command[]): void {
+  if (!isCommand(invocation.command, supported)) throw unknownCommand(invocation.command, supported);
+  const missing = REQUIRED[invocation.command].find((option) => invocation[option] === undefined);
+  if (missing !== undefined) throw missingFile(invocation.command, missing, supported);
+}
+
+function unknownCommand(command: string, supported: readonly Command[]): ConfigError {
+  return new ConfigError(`unknown command "${command}"\n${usage(supported)}`);
+}
+
+function missingFile(command: Command, option: FileOption, supported: readonly Command[]): ConfigError {
+  return new ConfigError(`${command} needs --${option} <file>\n${usage(supported)}`);
 }
 
 async function dispatch<Schema extends z.ZodType>(

@@ -1,22 +1,6 @@
 #!/usr/bin/env node
-// source-faker: deterministic fake users and purchases, for demos, tests and benchmarks.
-import { z } from 'zod';
+// The source-faker program; what it does is in connector.ts, which tests also run in-process.
 import { startConnector } from '../lib/cli.js';
-import { readFake } from './read.js';
-import { FAKE_STREAMS } from './streams.js';
+import { sourceFaker } from './connector.js';
 
-const configSchema = z.object({
-  seed: z.int().default(42).describe('Same seed, same data.'),
-  count: z.int().min(0).default(1000).describe('Number of users.'),
-  purchasesPerUser: z.int().min(0).default(0).describe('Purchases per user; purchases has count × this rows.'),
-  stateEvery: z.int().min(1).default(1000).describe('Emit a STATE message every this many records.'),
-});
-
-await startConnector({
-  name: 'source-faker',
-  configSchema,
-  spec: { supportsIncremental: true },
-  check: () => Promise.resolve({ status: 'SUCCEEDED' }),
-  discover: () => Promise.resolve({ streams: [...FAKE_STREAMS.values()].map((stream) => stream.definition) }),
-  read: readFake,
-});
+await startConnector(sourceFaker);

@@ -1,45 +1,6 @@
 #!/usr/bin/env node
-// source-postgres: every readable base table of one schema as a stream, full refresh or
-// incremental by a cursor column.
-import { z } from 'zod';
+// The source-postgres program; what it does is in connector.ts, which tests also run in-process.
 import { startConnector } from '../lib/cli.js';
-import { errorMessage } from '../lib/errors.js';
-import { classifyPgError, connect, pgConnectionFields } from '../lib/postgres.js';
-import { readPostgres } from './read.js';
-import { listTables, streamOf } from './tables.js';
+import { sourcePostgres } from './connector.js';
 
-const configSchema = z.object({
-  ...pgConnectionFields,
-  stateEvery: z.int().min(1).default(1000).describe('Emit a STATE at most every this many records (incremental streams).'),
-});
-
-await startConnector({
-  name: 'source-postgres',
-  configSchema,
-  spec: { supportsIncremental: true },
-  async check(config) {
-    try {
-      const client = await connect(config, 'tidepool-source-postgres');
-      try {
-        await client.query('SELECT 1');
-      } finally {
-        await client.end();
-      }
-      return { status: 'SUCCEEDED' };
-    } catch (err) {
-      return { status: 'FAILED', message: errorMessage(err) };
-    }
-  },
-  async discover(config) {
-    const client = await connect(config, 'tidepool-source-postgres');
-    try {
-      const tables = await listTables(client, config.schema);
-      return { streams: [...tables.values()].map(streamOf) };
-    } catch (err) {
-      throw classifyPgError(err, `cannot list the tables of schema ${config.schema}`);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  },
-  read: readPostgres,
-});
+await startConnector(sourcePostgres);
