@@ -17,8 +17,8 @@ import { parseArgs, promisify } from 'node:util';
 import type { Connection } from '../shared/connections.js';
 import { CLI_PATH } from '../shared/paths.js';
 import { configEnv } from '../scaler/local-process.js';
-import { sourceFakerCommand, SOURCE_FAKER_VERSION } from '../test/helpers/airbyte.js';
-import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../test/helpers/runner-harness.js';
+import { sourceFakerCommand, SOURCE_FAKER_VERSION } from './support/airbyte.js';
+import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from './support/runner-harness.js';
 
 const exec = promisify(execFile);
 

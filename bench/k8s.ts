@@ -65,8 +65,8 @@ import { definitionHash } from '../runner/sync/check.js';
 import { KubernetesLease } from '../scaler/lease.js';
 import { configEnv } from '../scaler/local-process.js';
 import { Scaler } from '../scaler/loop.js';
-import { deletePrefix } from '../test/helpers/services.js';
-import { applyRunnerRbac, runnerJobLauncher } from '../test/k8s/cluster.js';
+import { deletePrefix } from './support/services.js';
+import { applyRunnerRbac, runnerJobLauncher } from './support/cluster.js';
 
 const KUBECONFIG = process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig';
 /** The node's own address: pods reach the host's RabbitMQ and Redis through it. */
@@ -241,7 +241,7 @@ function category(key: string): string {
   return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
 }
 
-// --- Setup (the rest comes from the k8s tests' helpers: RBAC, runner Jobs, cleanup) -------------
+// --- Setup (the rest comes from bench/support/cluster.ts: RBAC, runner Jobs) ---------------------
 
 /** Settings of one batch: runners in pods reach RabbitMQ and Redis at the node address. */
 function clusterConfig(prefix: string, namespace: string, overrides: Partial<ConfigInput>): Config {

@@ -11,7 +11,7 @@
 // source-e2e-test → destination-postgres (append_dedup). A scaler process launches runner
 // processes (at most 4); the bench kills one of them every few seconds, restarts RabbitMQ when
 // 30 % of the syncs are settled and Redis at 60 %. RabbitMQ and Redis are containers of the
-// bench's own (test/helpers/containers.ts, images from scripts/images), so nothing else on the
+// bench's own (bench/support/containers.ts, images from scripts/images), so nothing else on the
 // machine is disturbed; PostgreSQL is the local one.
 //
 // It prints {"published","succeeded","deadLettered","lost","duplicateRows","runnersKilled",
@@ -39,8 +39,8 @@ import { createStore } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
 import { parseDuration } from '../shared/units.js';
 import { configEnv } from '../scaler/local-process.js';
-import { startRabbitMq, startRedis, type ServiceContainer } from '../test/helpers/containers.js';
-import { createTestDatabase, type TestDatabase } from '../test/helpers/pg.js';
+import { startRabbitMq, startRedis, type ServiceContainer } from './support/containers.js';
+import { createTestDatabase, type TestDatabase } from './support/pg.js';
 
 const USAGE = `usage: node dist/bench/reliability.js [--syncs N] [--kills K] [--timeout D] [--json] [--keep]
 
