@@ -24,7 +24,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { createLogger } from '../shared/logger.js';
@@ -37,8 +36,8 @@ import { topologyFor } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
-import { parseDuration } from '../shared/units.js';
 import { configEnv } from '../scaler/local-process.js';
+import { durationOption, integerOption, readArgs, runBench } from './support/cli.js';
 import { startRabbitMq, startRedis, type ServiceContainer } from './support/containers.js';
 import { createTestDatabase, type TestDatabase } from './support/pg.js';
 
@@ -63,30 +62,27 @@ interface Published {
 
 const say = (text: string) => process.stderr.write(`reliability: ${text}\n`);
 
-async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      syncs: { type: 'string', default: '500' },
-      kills: { type: 'string', default: '10' },
-      timeout: { type: 'string', default: '15m' },
-      json: { type: 'boolean', default: false },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const total = Number(values.syncs);
-  const maxKills = Number(values.kills);
-  const timeoutMs = parseDuration(values.timeout);
-  if (!Number.isInteger(total) || total < 50 || !Number.isInteger(maxKills) || maxKills < 0 || timeoutMs === undefined) {
-    process.stderr.write(`${USAGE}\n`);
-    return 2;
-  }
+interface Options {
+  total: number;
+  maxKills: number;
+  timeoutMs: number;
+  json: boolean;
+  keep: boolean;
+}
 
+function parseOptions(argv: string[]): Options | undefined {
+  const values = readArgs(argv, { syncs: 'string', kills: 'string', timeout: 'string', json: 'boolean', keep: 'boolean' });
+  if (!values) return undefined;
+  return {
+    total: integerOption('syncs', values.syncs, 500, 50),
+    maxKills: integerOption('kills', values.kills, 10, 0),
+    timeoutMs: durationOption('timeout', values.timeout, 15 * 60_000),
+    json: values.json ?? false,
+    keep: values.keep ?? false,
+  };
+}
+
+async function main(options: Options): Promise<number> {
   const t0 = Date.now();
   say('starting a RabbitMQ and a Redis of the bench\'s own');
   const [rabbit, redisContainer] = await Promise.all([startRabbitMq(), startRedis()]);
@@ -115,17 +111,18 @@ async function main(argv: string[]): Promise<number> {
       shutdownGrace: '10s',
       runnerLogDir: join(work, 'runners'),
     });
+    const { total, maxKills, timeoutMs } = options;
     const result = await run(config, { total, maxKills, timeoutMs, rabbit, redis: redisContainer, dest, work, onScaler: (p) => (scaler = p) });
     const report = { ...result, seconds: Math.round((Date.now() - t0) / 1000) };
-    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`${formatReport(report)}\n`);
     const ok = report.lost === 0 && report.duplicateRows === 0 && report.succeeded + report.deadLettered === report.published && report.wrongReasons === 0;
-    if (!ok) say(`FAILED: logs of the scaler and runners are in ${work}${values.keep ? '' : ' (removed; use --keep)'}`);
+    if (!ok) say(`FAILED: logs of the scaler and runners are in ${work}${options.keep ? '' : ' (removed; use --keep)'}`);
     return ok ? 0 : 1;
   } finally {
     scaler?.kill('SIGKILL');
     await killRunners(work);
-    if (!values.keep) {
+    if (!options.keep) {
       await Promise.all([rabbit.stop(), redisContainer.stop(), dest.drop()]).catch(() => undefined);
       await rm(work, { recursive: true, force: true });
     }
@@ -377,4 +374,4 @@ function formatReport(r: Record<string, unknown>): string {
     .join('\n');
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await runBench(USAGE, parseOptions, main);
