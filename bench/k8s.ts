@@ -42,7 +42,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { ConfirmChannel } from 'amqplib';
 import type { Redis } from 'ioredis';
 import { sleep } from '../shared/backoff.js';
 import { loadConfig, type Config, type ConfigInput } from '../shared/config.js';
@@ -54,7 +55,7 @@ import { builtinConnectorCommand } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
-import { topologyFor } from '../shared/broker/topology.js';
+import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
@@ -212,6 +213,35 @@ const total = (c: Counters): number => [...c.values()].reduce((a, b) => a + b, 0
 function category(key: string): string {
   const resource = key.split(/[/ ]/, 1)[0]!;
   return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
+}
+
+/**
+ * A batch's API requests net of the cluster's own background traffic (`idle`, scaled to the
+ * batch's duration) and of the bench's own `ownRequests`, in all and per sync of `n`: by
+ * category and the largest "resource verb" entries.
+ */
+function apiCost(gross: Counters, idle: Counters, scale: number, ownRequests: number, n: number) {
+  const net: Counters = new Map();
+  for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
+  const idleRequests = total(idle) * scale;
+  const netRequests = total(gross) - idleRequests - ownRequests;
+  const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
+  for (const [key, v] of net) byCategory[category(key)]! += v / n;
+  byCategory.other! -= ownRequests / n; // the bench's pod lists
+  const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
+  return { idleRequests, netRequests, byCategory, top };
+}
+
+/** A batch's progress line, and the first failures if some syncs did not succeed. */
+function reportBatch(label: string, result: BatchResult, runs: RunRecord[], syncsDoneMs: number): void {
+  const failed = runs.filter((r) => r.status !== 'succeeded');
+  if (failed.length > 0) progress(`${label}: ${failed.length} sync(s) did not succeed: ${failed.slice(0, 3).map((r) => `${r.connectionId}: ${r.error?.message ?? r.status}`).join('; ')}`);
+  const others = result.otherNamespaces;
+  progress(
+    `${label}: ${result.succeeded}/${result.syncs} succeeded in ${(syncsDoneMs / 1000).toFixed(1)} s (window ${(result.durationMs / 1000).toFixed(1)} s), ${result.runners} runner(s), ` +
+      `${result.grossRequests} API requests − ${result.idleRequests} idle − ${result.ownRequests} ours = ${result.netRequests} → ${result.perSync}/sync; ` +
+      `orphan connector pods ${result.orphans}${others.length > 0 ? `; warning: other namespaces on the cluster meanwhile (their requests are in the figure): ${others.join(', ')}` : ''}`,
+  );
 }
 
 // --- Setup (the rest comes from bench/support/cluster.ts: RBAC, runner Jobs) ---------------------
@@ -417,11 +447,53 @@ class Bench {
     for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
   }
 
+  /** A confirm channel on `config`'s topology to publish syncs on; cleanup closes it if close() was not. */
+  private async publisher(config: Config): Promise<{ topology: Topology; channel: ConfirmChannel; close: () => Promise<void> }> {
+    const topology = topologyFor(config.prefix, config);
+    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
+    this.stoppers.add(() => broker.close().catch(() => undefined));
+    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const close = async () => {
+      await channel.close().catch(() => undefined);
+      await broker.close().catch(() => undefined);
+    };
+    return { topology, channel, close };
+  }
+
   /** Waits up to `maxMs` for the machine to be quiet; returns the share of the CPU busy at the end. */
   private async quietCpu(label: string, maxMs: number): Promise<number> {
     const busy = await waitForQuietCpu(Math.min(maxMs, this.left()), 500);
     if (busy > QUIET_BUSY_SHARE) progress(`${label}: warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting ${maxMs / 1000} s; timings will be skewed`);
     return busy;
+  }
+
+  /**
+   * Connector pods left in `namespace` once its runners are gone, after up to ORPHAN_GRACE_MS
+   * for pods still terminating; `onList` counts each list, a request of the bench's own.
+   */
+  private async connectorPodsLeft(namespace: string, onList: () => void): Promise<V1Pod[]> {
+    const list = async () => {
+      onList();
+      return (await this.core.listNamespacedPod({ namespace, labelSelector: CONNECTOR_SELECTOR })).items;
+    };
+    let pods = await list();
+    for (const until = Date.now() + ORPHAN_GRACE_MS; pods.length > 0 && Date.now() < until; ) {
+      await sleep(2000);
+      pods = await list();
+    }
+    return pods;
+  }
+
+  /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
+  private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
+    const idleStart = await scrapeApiRequests(this.kc);
+    const idleT0 = Date.now();
+    await sleep(Math.min(this.options.idleWindowMs, this.left()));
+    const idleEnd = await scrapeApiRequests(this.kc);
+    const idleMs = Date.now() - idleT0;
+    const idle = subtract(idleEnd, idleStart);
+    progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
+    return { idle, idleMs };
   }
 
   /**
@@ -493,22 +565,13 @@ class Bench {
       streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     }));
     for (const c of connections) await this.apply(store, c);
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const { topology, channel, close: closePublisher } = await this.publisher(config);
 
     await this.settleNamespaces(label);
     const busy = await this.quietCpu(label, QUIET_WAIT_MS.batch);
     const othersBefore = await this.otherNamespaces(namespace);
     progress(`${label}: namespace ${namespace}; CPU ${Math.round(busy * 100)}% busy; measuring the cluster's idle API request rate for ${formatDuration(this.options.idleWindowMs)}…`);
-    const idleStart = await scrapeApiRequests(this.kc);
-    const idleT0 = Date.now();
-    await sleep(Math.min(this.options.idleWindowMs, this.left()));
-    const idleEnd = await scrapeApiRequests(this.kc);
-    const idleMs = Date.now() - idleT0;
-    const idle = subtract(idleEnd, idleStart);
-    progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
+    const { idle, idleMs } = await this.idleRequests(label);
 
     // The window: from here until the batch is done, every request the API server answers counts.
     const before = await scrapeApiRequests(this.kc);
@@ -551,15 +614,7 @@ class Bench {
       const list = await launcher.list();
       return list.length > 0 && list.every((r) => r.phase === 'finished') ? list : undefined;
     }, 180_000, 500);
-    const listConnectorPods = async () => {
-      ownRequests++;
-      return (await this.core.listNamespacedPod({ namespace, labelSelector: CONNECTOR_SELECTOR })).items;
-    };
-    let pods = await listConnectorPods();
-    for (const until = Date.now() + ORPHAN_GRACE_MS; pods.length > 0 && Date.now() < until; ) {
-      await sleep(2000);
-      pods = await listConnectorPods();
-    }
+    const pods = await this.connectorPodsLeft(namespace, () => ownRequests++);
     const after = await scrapeApiRequests(this.kc);
     const durationMs = Date.now() - t0;
     await stopScaler();
@@ -567,17 +622,8 @@ class Bench {
     const othersAfter = await this.otherNamespaces(namespace);
     if (pods.length > 0) progress(`${label}: ${pods.length} connector pod(s) left: ${pods.map((p) => `${p.metadata?.name ?? '?'} (${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp ? ', terminating' : ''})`).join(', ')}`);
 
-    // Net of the cluster's own background traffic, per resource and verb.
     const gross = subtract(after, before);
-    const scale = durationMs / idleMs;
-    const net: Counters = new Map();
-    for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
-    const idleRequests = total(idle) * scale;
-    const netRequests = total(gross) - idleRequests - ownRequests;
-    const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
-    for (const [key, v] of net) byCategory[category(key)]! += v / n;
-    byCategory.other! -= ownRequests / n; // the bench's pod lists
-    const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
+    const { idleRequests, netRequests, byCategory, top } = apiCost(gross, idle, durationMs / idleMs, ownRequests, n);
     const otherNamespaces = [...new Set([...othersBefore, ...othersAfter])];
     const result: BatchResult = {
       syncs: n,
@@ -598,15 +644,8 @@ class Bench {
       orphans: pods.length,
       otherNamespaces,
     };
-    const failed = runs.filter((r) => r.status !== 'succeeded');
-    if (failed.length > 0) progress(`${label}: ${failed.length} sync(s) did not succeed: ${failed.slice(0, 3).map((r) => `${r.connectionId}: ${r.error?.message ?? r.status}`).join('; ')}`);
-    progress(
-      `${label}: ${result.succeeded}/${n} succeeded in ${(syncsDoneMs / 1000).toFixed(1)} s (window ${(durationMs / 1000).toFixed(1)} s), ${result.runners} runner(s), ` +
-        `${result.grossRequests} API requests − ${result.idleRequests} idle − ${ownRequests} ours = ${result.netRequests} → ${result.perSync}/sync; ` +
-        `orphan connector pods ${result.orphans}${otherNamespaces.length > 0 ? `; warning: other namespaces on the cluster meanwhile (their requests are in the figure): ${otherNamespaces.join(', ')}` : ''}`,
-    );
-    await channel.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
+    reportBatch(label, result, runs, syncsDoneMs);
+    await closePublisher();
     await this.deleteNamespace(namespace);
     return result;
   }
@@ -623,10 +662,7 @@ class Bench {
     const local: Connection = { id: 'tput-local', source, destination: { connector: 'destination-jsonl', config: { destination_path: localOut } }, streams };
     await this.apply(store, k8s);
     await this.apply(store, local);
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const { topology, channel, close: closePublisher } = await this.publisher(config);
     const launcher = runnerJobLauncher(this.kc, config, 'bench-tput', this.logger);
     const closeLauncher = () => launcher.close().catch(() => undefined);
     this.stoppers.add(closeLauncher);
@@ -706,19 +742,30 @@ class Bench {
       return sample('local', run, steady);
     };
 
+    const out = await this.alternateRounds(records, rounds, (mode, label) => (mode === 'k8s' ? k8sRound(label) : localRound(label)));
+    await closeLauncher();
+    this.stoppers.delete(closeLauncher);
+    await closePublisher();
+    return out;
+  }
+
+  /**
+   * `rounds` rounds of each mode, alternately (the first mode alternates per round). A round
+   * another process's burst lands on is run again (up to --retries times); the least disturbed
+   * attempt is kept.
+   */
+  private async alternateRounds(records: number, rounds: number, runRound: (mode: Round['mode'], label: string) => Promise<Round>): Promise<Round[]> {
     const out: Round[] = [];
     for (let i = 1; i <= rounds; i++) {
       const order = i % 2 === 1 ? (['k8s', 'local'] as const) : (['local', 'k8s'] as const);
       for (const mode of order) {
         const label = `throughput round ${i}/${rounds} ${mode}`;
-        // A round another process's burst lands on is run again (up to --retries times); the
-        // least disturbed attempt is kept.
         const best = await leastDisturbed(label, async (attempt) => {
           const busy = await this.quietCpu(label, attempt === 0 ? QUIET_WAIT_MS.round : QUIET_WAIT_MS.retry);
           progress(`${label}: ${records} records (CPU ${Math.round(busy * 100)}% busy before)…`);
           const before = await foreignTicks();
           const t0 = Date.now();
-          const r = mode === 'k8s' ? await k8sRound(label) : await localRound(label);
+          const r = await runRound(mode, label);
           const other = foreignSeconds(before, await foreignTicks());
           r.otherCpuS = round(other.seconds, 2);
           const wall = (Date.now() - t0) / 1000;
@@ -729,10 +776,6 @@ class Bench {
         out.push(best);
       }
     }
-    await closeLauncher();
-    this.stoppers.delete(closeLauncher);
-    await channel.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
     return out;
   }
 
