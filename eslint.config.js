@@ -1,5 +1,6 @@
-// typescript-eslint strict type-checked rules (CONVENTIONS.md). no-floating-promises and
-// no-misused-promises matter most here: an unawaited promise in a consumer loses work silently.
+// typescript-eslint's strict type-checked rules: with the types, lint sees what tsc lets through.
+// no-floating-promises and no-misused-promises matter most here: an unawaited promise in a
+// consumer loses work silently.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(

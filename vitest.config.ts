@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
-// Projects follow CONVENTIONS.md: unit (pure logic, no network), integration (real RabbitMQ,
-// Redis, PostgreSQL), e2e (whole flows in local mode). Integration and e2e tests spawn the
+// Projects by what a test needs, so each can be run alone and given its own timeouts: unit (pure
+// logic, no network: seconds, anywhere), integration (real RabbitMQ, Redis, PostgreSQL), e2e
+// (whole flows in local mode), k8s (the local cluster). Integration and e2e tests spawn the
 // compiled programs in dist/, so `scripts/setup` (which builds) runs before them.
 export default defineConfig({
   test: {

@@ -13,12 +13,14 @@
 // Timings are noisy on a shared 2-core VM: read the ratios to `later`, measured in the same run.
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import type { Connection } from '../shared/connections.js';
 import { CLI_PATH } from '../shared/paths.js';
 import { configEnv } from '../shared/config.js';
-import { sourceFakerCommand, SOURCE_FAKER_VERSION } from '../test/helpers/airbyte.js';
-import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../test/helpers/runner-harness.js';
+import { sourceFakerCommand, SOURCE_FAKER_VERSION } from './support/airbyte.js';
+import { integerOption, readArgs, runBench } from './support/cli.js';
+import { closeRunnerHarness, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from './support/runner-harness.js';
+import { median } from './support/stats.js';
 
 const exec = promisify(execFile);
 
@@ -29,19 +31,20 @@ connections apply) and of a later one, with the real airbyte-source-faker ${SOUR
 
 type Situation = 'cold' | 'applied' | 'later';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[mid]! : Math.round((s[mid - 1]! + s[mid]!) / 2);
+interface Options {
+  rounds: number;
+  json: boolean;
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return;
-  }
-  const rounds = Number(values.rounds ?? 5);
+function parseOptions(argv: string[]): Options | undefined {
+  const values = readArgs(argv, { rounds: 'string', json: 'boolean' });
+  return values && { rounds: integerOption('rounds', values.rounds, 5, 1), json: values.json ?? false };
+}
+
+/** A median in whole milliseconds, as the run records' firstRecordMs are. */
+const medianMs = (xs: number[]): number => Math.round(median(xs));
+
+async function main({ rounds, json }: Options): Promise<number> {
   const program = sourceFakerCommand();
   const h: RunnerHarness = await openRunnerHarness('bench-first-sync', { idleTimeout: '10m' });
   const samples: Record<Situation, number[]> = { cold: [], applied: [], later: [] };
@@ -80,15 +83,16 @@ async function main(): Promise<void> {
   } finally {
     await closeRunnerHarness(h);
   }
-  const later = median(samples.later);
+  const later = medianMs(samples.later);
   const result = {
     connector: `airbyte-source-faker ${SOURCE_FAKER_VERSION}`,
     rounds,
-    publishToFirstRecordMedianMs: { cold: median(samples.cold), applied: median(samples.applied), later },
-    ratioToLater: { cold: +(median(samples.cold) / later).toFixed(2), applied: +(median(samples.applied) / later).toFixed(2) },
+    publishToFirstRecordMedianMs: { cold: medianMs(samples.cold), applied: medianMs(samples.applied), later },
+    ratioToLater: { cold: +(medianMs(samples.cold) / later).toFixed(2), applied: +(medianMs(samples.applied) / later).toFixed(2) },
     samplesMs: samples,
   };
-  process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+  return 0;
 }
 
-await main();
+process.exitCode = await runBench(USAGE, parseOptions, main);

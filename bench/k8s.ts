@@ -31,63 +31,61 @@
 //    CPU to be quiet, and it counts the CPU time other people's processes used during the round
 //    (every process but this one's descendants, the cluster's binaries, containerd, runc,
 //    anything in a kubepods cgroup, kernel threads); a disturbed round is run again, up to
-//    --retries times, and the least disturbed attempt is kept (as bench/throughput.ts does).
+//    --retries times, and the least disturbed attempt is kept (bench/support/rounds.ts).
 //    Pods of someone else's test on the same cluster count as ours: the API figures name them.
 //
 // Everything is removed at the end, on failure too (namespaces, queues and Redis keys of every
 // prefix, the temp dir), unless --keep. The whole run is bounded by --timeout.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, openSync, closeSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { ConfirmChannel } from 'amqplib';
 import type { Redis } from 'ioredis';
-import { configEnv, loadConfig, type Config, type ConfigInput } from '../shared/config.js';
+import { sleep } from '../shared/backoff.js';
+import { loadConfig, type Config, type ConfigInput } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js';
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
-import { builtinConnectorCommand, CLI_PATH } from '../shared/paths.js';
+import { builtinConnectorCommand } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
-import { topologyFor } from '../shared/broker/topology.js';
+import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
-import { formatDuration, parseDuration } from '../shared/units.js';
+import { formatDuration } from '../shared/units.js';
 import { sourceHash } from '../runner/sync/catalog.js';
 import { definitionHash } from '../runner/sync/check.js';
 import { KubernetesLease } from '../scaler/leadership/lease.js';
+import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
-import { deletePrefix } from '../test/helpers/services.js';
-import { applyRunnerRbac, runnerJobLauncher } from '../test/k8s/cluster.js';
+import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
+import { applyRunnerRbac, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { countLines } from './support/count-lines.js';
+import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
+import { disturbed, INTERFERENCE, leastDisturbed } from './support/rounds.js';
+import { spawnLoggedRunner } from './support/runner-process.js';
+import { deletePrefix } from './support/services.js';
+import { WaitTimeout, waitFor } from './support/wait.js';
+import { fmtRate, median, percentile, rate } from './support/stats.js';
 
-const KUBECONFIG = process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig';
-/** The node's own address: pods reach the host's RabbitMQ and Redis through it. */
-const NODE_IP = process.env.TIDEPOOL_NODE_IP || '10.245.0.1';
+const KUBECONFIG = CLUSTER.kubeconfig;
 const CONNECTOR_SELECTOR = 'app.kubernetes.io/component=connector';
 const STATE_EVERY = 100_000;
 /** Namespaces of the cluster itself: anything else existing during a batch is someone else's work. */
 const SYSTEM_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
 /** How long connector pods still terminating after the runners left may take before they count as orphans. */
 const ORPHAN_GRACE_MS = 30_000;
-const QUIET_BUSY_SHARE = 0.15;
 /** Longest wait for a quiet CPU before a batch, before a throughput round, and before a round run again. */
 const QUIET_WAIT_MS = { batch: 60_000, round: 30_000, retry: 5_000 };
 /** No round is run again once less than this is left of --timeout. */
 const RETRY_RESERVE_MS = 3 * 60_000;
-const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on Linux
-/**
- * CPU other people's processes may use during one throughput round before it counts as
- * disturbed (as in bench/throughput.ts): a base plus a share of one core over the round.
- */
-const INTERFERENCE_BASE_S = 0.25;
-const INTERFERENCE_SHARE = 0.05;
 /** Processes of the cluster itself (scripts/cluster): they work for our pods. */
 const CLUSTER_PROCESS = /tidepool-cluster|\.cache\/tidepool\/|containerd|\brunc\b/;
 
@@ -104,7 +102,7 @@ left behind, and one big sync's throughput in a runner Job vs a local runner.
   --rounds R       throughput rounds of each mode (default 3)
   --idle-window D  how long the cluster's idle request rate is measured before each batch (default 20s)
   --retries K      run a throughput round again, up to K times, when other people's processes
-                   used more than ${INTERFERENCE_BASE_S} CPU-s + ${INTERFERENCE_SHARE * 100}% of a core during it (default 2)
+                   used more than ${INTERFERENCE.baseS} CPU-s + ${INTERFERENCE.share * 100}% of a core during it (default 2)
   --timeout D      give up (and clean up) after D in all (default 20m)
   --first-syncs    measure each connection's first sync: nothing cached, so the runner runs
                    discover on the source and check on both connectors (pods of their own)
@@ -127,57 +125,34 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      batches: { type: 'string' },
-      users: { type: 'string' },
-      records: { type: 'string' },
-      rounds: { type: 'string' },
-      'idle-window': { type: 'string' },
-      retries: { type: 'string' },
-      timeout: { type: 'string' },
-      'first-syncs': { type: 'boolean' },
-      json: { type: 'boolean' },
-      keep: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+  const values = readArgs(argv, {
+    batches: 'string',
+    users: 'string',
+    records: 'string',
+    rounds: 'string',
+    'idle-window': 'string',
+    retries: 'string',
+    timeout: 'string',
+    'first-syncs': 'boolean',
+    json: 'boolean',
+    keep: 'boolean',
   });
-  if (values.help) return undefined;
-  const int = (name: string, value: string | undefined, fallback: number, min: number): number => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${value})`);
-    return n;
-  };
-  const duration = (name: string, value: string | undefined, fallback: number): number => {
-    if (value === undefined) return fallback;
-    const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) throw new Error(`--${name}: not a duration: ${value} (use e.g. 20s, 5m)`);
-    return ms;
-  };
-  const batches = (values.batches ?? '10,40').split(',').map((s) => int('batches', s.trim(), 0, 1));
+  if (!values) return undefined;
+  const batches = (values.batches ?? '10,40').split(',').map((s) => integerOption('batches', s.trim(), 0, 1));
   if (batches.length === 0) throw new Error('--batches: at least one batch size');
   return {
     batches,
-    users: int('users', values.users, 300, 1),
-    records: int('records', values.records, 300_000, 1),
-    rounds: int('rounds', values.rounds, 3, 1),
-    idleWindowMs: duration('idle-window', values['idle-window'], 20_000),
-    retries: int('retries', values.retries, 2, 0),
-    timeoutMs: duration('timeout', values.timeout, 20 * 60_000),
+    users: integerOption('users', values.users, 300, 1),
+    records: integerOption('records', values.records, 300_000, 1),
+    rounds: integerOption('rounds', values.rounds, 3, 1),
+    idleWindowMs: durationOption('idle-window', values['idle-window'], 20_000),
+    retries: integerOption('retries', values.retries, 2, 0),
+    timeoutMs: durationOption('timeout', values.timeout, 20 * 60_000),
     firstSyncs: values['first-syncs'] ?? false,
     json: values.json ?? false,
     keep: values.keep ?? false,
   };
 }
-
-const progress = (text: string): void => {
-  process.stderr.write(`bench: ${text}\n`);
-};
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 class BenchTimeout extends Error {}
 
@@ -240,40 +215,43 @@ function category(key: string): string {
   return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
 }
 
-// --- Setup (the rest comes from the k8s tests' helpers: RBAC, runner Jobs, cleanup) -------------
+/**
+ * A batch's API requests net of the cluster's own background traffic (`idle`, scaled to the
+ * batch's duration) and of the bench's own `ownRequests`, in all and per sync of `n`: by
+ * category and the largest "resource verb" entries.
+ */
+function apiCost(gross: Counters, idle: Counters, scale: number, ownRequests: number, n: number) {
+  const net: Counters = new Map();
+  for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
+  const idleRequests = total(idle) * scale;
+  const netRequests = total(gross) - idleRequests - ownRequests;
+  const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
+  for (const [key, v] of net) byCategory[category(key)]! += v / n;
+  byCategory.other! -= ownRequests / n; // the bench's pod lists
+  const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
+  return { idleRequests, netRequests, byCategory, top };
+}
+
+/** A batch's progress line, and the first failures if some syncs did not succeed. */
+function reportBatch(label: string, result: BatchResult, runs: RunRecord[], syncsDoneMs: number): void {
+  const failed = runs.filter((r) => r.status !== 'succeeded');
+  if (failed.length > 0) progress(`${label}: ${failed.length} sync(s) did not succeed: ${failed.slice(0, 3).map((r) => `${r.connectionId}: ${r.error?.message ?? r.status}`).join('; ')}`);
+  const others = result.otherNamespaces;
+  progress(
+    `${label}: ${result.succeeded}/${result.syncs} succeeded in ${(syncsDoneMs / 1000).toFixed(1)} s (window ${(result.durationMs / 1000).toFixed(1)} s), ${result.runners} runner(s), ` +
+      `${result.grossRequests} API requests − ${result.idleRequests} idle − ${result.ownRequests} ours = ${result.netRequests} → ${result.perSync}/sync; ` +
+      `orphan connector pods ${result.orphans}${others.length > 0 ? `; warning: other namespaces on the cluster meanwhile (their requests are in the figure): ${others.join(', ')}` : ''}`,
+  );
+}
+
+// --- Setup (the rest comes from bench/support/cluster.ts: RBAC, runner Jobs) ---------------------
 
 /** Settings of one batch: runners in pods reach RabbitMQ and Redis at the node address. */
 function clusterConfig(prefix: string, namespace: string, overrides: Partial<ConfigInput>): Config {
-  return loadConfig({}, undefined, {
-    prefix,
-    namespace,
-    amqpUrl: `amqp://guest:guest@${NODE_IP}:5672`,
-    redisUrl: `redis://${NODE_IP}:6379`,
-    runnerLauncher: 'kubernetes',
-    connectorLauncher: 'kubernetes',
-    imagePullPolicy: 'Never',
-    logLevel: 'warn',
-    ...overrides,
-  });
+  return loadConfig({}, undefined, { prefix, namespace, ...inClusterSettings(), logLevel: 'warn', ...overrides });
 }
 
-// --- CPU (as in bench/throughput.ts) -----------------------------------------------------------
-
-/** Share of the machine's CPU in use over `ms`. */
-async function busyShare(ms = 500): Promise<number> {
-  const read = async (): Promise<{ idle: number; total: number }> => {
-    const fields = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
-  };
-  try {
-    const a = await read();
-    await sleep(ms);
-    const b = await read();
-    return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
-  } catch {
-    return 0;
-  }
-}
+// --- CPU of other people's processes ----------------------------------------------------------
 
 /**
  * CPU ticks so far of every process that is not ours: not this process or its descendants, not
@@ -398,27 +376,17 @@ class Bench {
 
   constructor(private readonly options: Options) {
     this.deadline = Date.now() + options.timeoutMs;
-    this.redis = createRedis(`redis://${NODE_IP}:6379`, this.logger);
+    this.redis = createRedis(`redis://${CLUSTER.nodeIp}:6379`, this.logger);
   }
 
   /** Polls `check` until it returns a value, within `timeoutMs` and the overall --timeout. */
   async waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 500): Promise<T> {
-    const own = Date.now() + timeoutMs;
-    const until = Math.min(own, this.deadline);
-    let last: unknown;
-    for (;;) {
-      try {
-        const value = await check();
-        if (value !== undefined && value !== false) return value;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > until) {
-        const why = last ? ` (last error: ${(last as Error).message})` : '';
-        if (until === this.deadline) throw new BenchTimeout(`--timeout ${formatDuration(this.options.timeoutMs)} reached while waiting for ${what}${why}`);
-        throw new Error(`timed out after ${formatDuration(timeoutMs)} waiting for ${what}${why}`);
-      }
-      await sleep(everyMs);
+    const overall = this.left() <= timeoutMs;
+    try {
+      return await waitFor(what, check, Math.min(timeoutMs, this.left()), everyMs);
+    } catch (err) {
+      if (overall && err instanceof WaitTimeout) throw new BenchTimeout(`--timeout ${formatDuration(this.options.timeoutMs)} reached while waiting for ${what}${err.reason}`);
+      throw err;
     }
   }
 
@@ -479,15 +447,53 @@ class Bench {
     for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
   }
 
+  /** A confirm channel on `config`'s topology to publish syncs on; cleanup closes it if close() was not. */
+  private async publisher(config: Config): Promise<{ topology: Topology; channel: ConfirmChannel; close: () => Promise<void> }> {
+    const topology = topologyFor(config.prefix, config);
+    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
+    this.stoppers.add(() => broker.close().catch(() => undefined));
+    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const close = async () => {
+      await channel.close().catch(() => undefined);
+      await broker.close().catch(() => undefined);
+    };
+    return { topology, channel, close };
+  }
+
   /** Waits up to `maxMs` for the machine to be quiet; returns the share of the CPU busy at the end. */
   private async quietCpu(label: string, maxMs: number): Promise<number> {
-    let busy = await busyShare();
-    for (const until = Date.now() + Math.min(maxMs, this.left()); busy > QUIET_BUSY_SHARE && Date.now() < until; ) {
-      await sleep(1000);
-      busy = await busyShare();
-    }
+    const busy = await waitForQuietCpu(Math.min(maxMs, this.left()), 500);
     if (busy > QUIET_BUSY_SHARE) progress(`${label}: warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting ${maxMs / 1000} s; timings will be skewed`);
     return busy;
+  }
+
+  /**
+   * Connector pods left in `namespace` once its runners are gone, after up to ORPHAN_GRACE_MS
+   * for pods still terminating; `onList` counts each list, a request of the bench's own.
+   */
+  private async connectorPodsLeft(namespace: string, onList: () => void): Promise<V1Pod[]> {
+    const list = async () => {
+      onList();
+      return (await this.core.listNamespacedPod({ namespace, labelSelector: CONNECTOR_SELECTOR })).items;
+    };
+    let pods = await list();
+    for (const until = Date.now() + ORPHAN_GRACE_MS; pods.length > 0 && Date.now() < until; ) {
+      await sleep(2000);
+      pods = await list();
+    }
+    return pods;
+  }
+
+  /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
+  private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
+    const idleStart = await scrapeApiRequests(this.kc);
+    const idleT0 = Date.now();
+    await sleep(Math.min(this.options.idleWindowMs, this.left()));
+    const idleEnd = await scrapeApiRequests(this.kc);
+    const idleMs = Date.now() - idleT0;
+    const idle = subtract(idleEnd, idleStart);
+    progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
+    return { idle, idleMs };
   }
 
   /**
@@ -559,22 +565,13 @@ class Bench {
       streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     }));
     for (const c of connections) await this.apply(store, c);
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const { topology, channel, close: closePublisher } = await this.publisher(config);
 
     await this.settleNamespaces(label);
     const busy = await this.quietCpu(label, QUIET_WAIT_MS.batch);
     const othersBefore = await this.otherNamespaces(namespace);
     progress(`${label}: namespace ${namespace}; CPU ${Math.round(busy * 100)}% busy; measuring the cluster's idle API request rate for ${formatDuration(this.options.idleWindowMs)}…`);
-    const idleStart = await scrapeApiRequests(this.kc);
-    const idleT0 = Date.now();
-    await sleep(Math.min(this.options.idleWindowMs, this.left()));
-    const idleEnd = await scrapeApiRequests(this.kc);
-    const idleMs = Date.now() - idleT0;
-    const idle = subtract(idleEnd, idleStart);
-    progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
+    const { idle, idleMs } = await this.idleRequests(label);
 
     // The window: from here until the batch is done, every request the API server answers counts.
     const before = await scrapeApiRequests(this.kc);
@@ -617,15 +614,7 @@ class Bench {
       const list = await launcher.list();
       return list.length > 0 && list.every((r) => r.phase === 'finished') ? list : undefined;
     }, 180_000, 500);
-    const listConnectorPods = async () => {
-      ownRequests++;
-      return (await this.core.listNamespacedPod({ namespace, labelSelector: CONNECTOR_SELECTOR })).items;
-    };
-    let pods = await listConnectorPods();
-    for (const until = Date.now() + ORPHAN_GRACE_MS; pods.length > 0 && Date.now() < until; ) {
-      await sleep(2000);
-      pods = await listConnectorPods();
-    }
+    const pods = await this.connectorPodsLeft(namespace, () => ownRequests++);
     const after = await scrapeApiRequests(this.kc);
     const durationMs = Date.now() - t0;
     await stopScaler();
@@ -633,17 +622,8 @@ class Bench {
     const othersAfter = await this.otherNamespaces(namespace);
     if (pods.length > 0) progress(`${label}: ${pods.length} connector pod(s) left: ${pods.map((p) => `${p.metadata?.name ?? '?'} (${p.status?.phase ?? '?'}${p.metadata?.deletionTimestamp ? ', terminating' : ''})`).join(', ')}`);
 
-    // Net of the cluster's own background traffic, per resource and verb.
     const gross = subtract(after, before);
-    const scale = durationMs / idleMs;
-    const net: Counters = new Map();
-    for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
-    const idleRequests = total(idle) * scale;
-    const netRequests = total(gross) - idleRequests - ownRequests;
-    const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
-    for (const [key, v] of net) byCategory[category(key)]! += v / n;
-    byCategory.other! -= ownRequests / n; // the bench's pod lists
-    const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
+    const { idleRequests, netRequests, byCategory, top } = apiCost(gross, idle, durationMs / idleMs, ownRequests, n);
     const otherNamespaces = [...new Set([...othersBefore, ...othersAfter])];
     const result: BatchResult = {
       syncs: n,
@@ -664,15 +644,8 @@ class Bench {
       orphans: pods.length,
       otherNamespaces,
     };
-    const failed = runs.filter((r) => r.status !== 'succeeded');
-    if (failed.length > 0) progress(`${label}: ${failed.length} sync(s) did not succeed: ${failed.slice(0, 3).map((r) => `${r.connectionId}: ${r.error?.message ?? r.status}`).join('; ')}`);
-    progress(
-      `${label}: ${result.succeeded}/${n} succeeded in ${(syncsDoneMs / 1000).toFixed(1)} s (window ${(durationMs / 1000).toFixed(1)} s), ${result.runners} runner(s), ` +
-        `${result.grossRequests} API requests − ${result.idleRequests} idle − ${ownRequests} ours = ${result.netRequests} → ${result.perSync}/sync; ` +
-        `orphan connector pods ${result.orphans}${otherNamespaces.length > 0 ? `; warning: other namespaces on the cluster meanwhile (their requests are in the figure): ${otherNamespaces.join(', ')}` : ''}`,
-    );
-    await channel.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
+    reportBatch(label, result, runs, syncsDoneMs);
+    await closePublisher();
     await this.deleteNamespace(namespace);
     return result;
   }
@@ -689,10 +662,7 @@ class Bench {
     const local: Connection = { id: 'tput-local', source, destination: { connector: 'destination-jsonl', config: { destination_path: localOut } }, streams };
     await this.apply(store, k8s);
     await this.apply(store, local);
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
+    const { topology, channel, close: closePublisher } = await this.publisher(config);
     const launcher = runnerJobLauncher(this.kc, config, 'bench-tput', this.logger);
     const closeLauncher = () => launcher.close().catch(() => undefined);
     this.stoppers.add(closeLauncher);
@@ -746,13 +716,10 @@ class Bench {
       await publishSync(channel, topology, request);
       const runnerId = `bench-local-${this.id}-${++seq}`;
       const logPath = join(this.dir, `${runnerId}.log`);
-      const logFd = openSync(logPath, 'w');
-      const child = spawn(process.execPath, [CLI_PATH, 'runner', '--runner-id', runnerId], { env: localEnv, stdio: ['ignore', logFd, logFd] });
-      closeSync(logFd);
+      const runner = spawnLoggedRunner(runnerId, { env: localEnv, logPath, onError: (err) => progress(`${label}: runner failed to start: ${err.message}`) });
+      const { child, exited } = runner;
       this.children.add(child);
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.once('error', (err) => progress(`${label}: runner failed to start: ${err.message}`));
-      const logTail = async () => (await readFile(logPath, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-10).join('\n');
+      const logTail = () => runner.logTail(10);
       let run: RunRecord;
       try {
         run = await finalRun(request.syncId, `${label}: the sync in local runner ${runnerId}`);
@@ -775,43 +742,40 @@ class Bench {
       return sample('local', run, steady);
     };
 
+    const out = await this.alternateRounds(records, rounds, (mode, label) => (mode === 'k8s' ? k8sRound(label) : localRound(label)));
+    await closeLauncher();
+    this.stoppers.delete(closeLauncher);
+    await closePublisher();
+    return out;
+  }
+
+  /**
+   * `rounds` rounds of each mode, alternately (the first mode alternates per round). A round
+   * another process's burst lands on is run again (up to --retries times); the least disturbed
+   * attempt is kept.
+   */
+  private async alternateRounds(records: number, rounds: number, runRound: (mode: Round['mode'], label: string) => Promise<Round>): Promise<Round[]> {
     const out: Round[] = [];
     for (let i = 1; i <= rounds; i++) {
       const order = i % 2 === 1 ? (['k8s', 'local'] as const) : (['local', 'k8s'] as const);
       for (const mode of order) {
         const label = `throughput round ${i}/${rounds} ${mode}`;
-        // A round another process's burst lands on is run again (up to --retries times); the
-        // least disturbed attempt is kept.
-        let best: Round | undefined;
-        for (let attempt = 0; ; attempt++) {
+        const best = await leastDisturbed(label, async (attempt) => {
           const busy = await this.quietCpu(label, attempt === 0 ? QUIET_WAIT_MS.round : QUIET_WAIT_MS.retry);
           progress(`${label}: ${records} records (CPU ${Math.round(busy * 100)}% busy before)…`);
           const before = await foreignTicks();
           const t0 = Date.now();
-          const r = mode === 'k8s' ? await k8sRound(label) : await localRound(label);
+          const r = await runRound(mode, label);
           const other = foreignSeconds(before, await foreignTicks());
           r.otherCpuS = round(other.seconds, 2);
           const wall = (Date.now() - t0) / 1000;
-          const limit = INTERFERENCE_BASE_S + INTERFERENCE_SHARE * wall;
           const note = `${fmtRate(rate(records, r.steadyMs))} steady (${(r.steadyMs / 1000).toFixed(2)} s after the first record at ${(r.firstRecordMs / 1000).toFixed(2)} s); other processes used ${r.otherCpuS.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
-          if (!best || r.otherCpuS < best.otherCpuS) best = r;
-          if (r.otherCpuS > limit) progress(`${label}: largest other processes: ${other.top}`);
-          if (r.otherCpuS > limit && attempt < this.options.retries && this.left() > RETRY_RESERVE_MS) {
-            progress(`${label}: ${note}: too much other work, running the round again`);
-            continue;
-          }
-          progress(`${label}: ${note}`);
-          if (best !== r) progress(`${label}: still disturbed; keeping the least disturbed attempt (${(best.steadyMs / 1000).toFixed(2)} s, other processes ${best.otherCpuS.toFixed(2)} CPU-s)`);
-          else if (r.otherCpuS > limit) progress(`${label}: warning: skewed by other work`);
-          break;
-        }
+          if (disturbed(r.otherCpuS, wall)) progress(`${label}: largest other processes: ${other.top}`);
+          return { sample: r, otherCpuS: r.otherCpuS, wallS: wall, seconds: r.steadyMs / 1000, note };
+        }, (attempt) => attempt < this.options.retries && this.left() > RETRY_RESERVE_MS);
         out.push(best);
       }
     }
-    await closeLauncher();
-    this.stoppers.delete(closeLauncher);
-    await channel.close().catch(() => undefined);
-    await broker.close().catch(() => undefined);
     return out;
   }
 
@@ -848,58 +812,81 @@ class Bench {
   }
 }
 
-async function countLines(path: string): Promise<number> {
-  let lines = 0;
-  let last = 10;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-    if (chunk.length > 0) last = chunk[chunk.length - 1]!;
-  }
-  if (last !== 10) lines++;
-  return lines;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Nearest-rank percentile. */
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-
 const round = (x: number, digits = 0): number => Math.round(x * 10 ** digits) / 10 ** digits;
-const rate = (records: number, ms: number): number => records / (ms / 1000);
-const fmtRate = (r: number): string => `${Math.round(r).toLocaleString('en-US')} rec/s`;
 
-async function main(): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (!options) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const opts = options;
+/** The JSON result (the README documents its fields); the text report is made from it too. */
+function summarize(batches: BatchResult[], rounds: Round[], opts: Options, started: number, clusterNeighbours: string[]) {
+  const firstRecord = batches.flatMap((b) => b.firstRecordMs);
+  const last = batches[batches.length - 1]!;
+  const k8sRounds = rounds.filter((r) => r.mode === 'k8s');
+  const localRounds = rounds.filter((r) => r.mode === 'local');
+  const k8sRate = median(k8sRounds.map((r) => rate(opts.records, r.steadyMs)));
+  const localRate = median(localRounds.map((r) => rate(opts.records, r.steadyMs)));
+  const bySyncs = <T>(f: (b: BatchResult) => T): Record<string, T> => Object.fromEntries(batches.map((b) => [String(b.syncs), f(b)]));
+  return {
+    syncs: batches.reduce((a, b) => a + b.syncs, 0),
+    firstSyncs: opts.firstSyncs,
+    succeeded: batches.reduce((a, b) => a + b.succeeded, 0),
+    publishToFirstRecordP50Ms: round(percentile(firstRecord, 0.5)),
+    publishToFirstRecordP95Ms: round(percentile(firstRecord, 0.95)),
+    apiRequestsPerSync: last.perSync,
+    orphanPodsAfter: batches.reduce((a, b) => a + b.orphans, 0),
+    throughputRatioVsLocal: round(k8sRate / localRate, 3),
+    apiRequestsPerSyncBySyncs: bySyncs((b) => b.perSync),
+    [`apiRequestsPerSyncByResource${last.syncs}`]: last.byCategory,
+    [`apiRequestsPerSyncTop${last.syncs}`]: Object.fromEntries(last.top),
+    apiRequestsBySyncs: bySyncs((b) => ({ gross: b.grossRequests, idle: b.idleRequests, bench: b.ownRequests, net: b.netRequests })),
+    batchDurationMsBySyncs: bySyncs((b) => b.durationMs),
+    runnersBySyncs: bySyncs((b) => b.runners),
+    publishToFirstRecordP50MsBySyncs: bySyncs((b) => round(percentile(b.firstRecordMs, 0.5))),
+    publishToFirstRecordP95MsBySyncs: bySyncs((b) => round(percentile(b.firstRecordMs, 0.95))),
+    queueWaitP50MsBySyncs: bySyncs((b) => round(percentile(b.queueWaitMs, 0.5))),
+    startToFirstRecordP50MsBySyncs: bySyncs((b) => round(percentile(b.startToFirstRecordMs, 0.5))),
+    records: opts.records,
+    k8sRecordsPerSec: Math.round(k8sRate),
+    localRecordsPerSec: Math.round(localRate),
+    k8sSteadyMsRounds: k8sRounds.map((r) => r.steadyMs),
+    localSteadyMsRounds: localRounds.map((r) => r.steadyMs),
+    otherCpuSecondsRounds: { k8s: k8sRounds.map((r) => r.otherCpuS), local: localRounds.map((r) => r.otherCpuS) },
+    podStartupMs: Math.round(median(k8sRounds.map((r) => r.firstRecordMs))),
+    localFirstRecordMs: Math.round(median(localRounds.map((r) => r.firstRecordMs))),
+    k8sSyncTotalMs: Math.round(median(k8sRounds.map((r) => r.totalMs))),
+    localSyncTotalMs: Math.round(median(localRounds.map((r) => r.totalMs))),
+    otherNamespacesOnCluster: clusterNeighbours,
+    benchDurationMs: Date.now() - started,
+  };
+}
+
+function textReport(result: ReturnType<typeof summarize>, batches: BatchResult[], rounds: Round[], opts: Options): string {
+  const last = batches[batches.length - 1]!;
+  const k8sRounds = rounds.filter((r) => r.mode === 'k8s');
+  const localRounds = rounds.filter((r) => r.mode === 'local');
+  const lines = [
+    `kubernetes benchmark (${formatDuration(result.benchDurationMs)})`,
+    `  syncs ${result.syncs} (${opts.firstSyncs ? "each its connection's first: discover and checks included" : "catalog and checks cached, as after a connection's first sync"}), succeeded ${result.succeeded}; publish → first record p50 ${result.publishToFirstRecordP50Ms} ms, p95 ${result.publishToFirstRecordP95Ms} ms`,
+    ...batches.map(
+      (b) =>
+        `  batch of ${b.syncs}: ${b.perSync} API requests/sync (${b.grossRequests} − ${b.idleRequests} idle − ${b.ownRequests} bench, over ${(b.durationMs / 1000).toFixed(1)} s), ` +
+        `${b.runners} runner(s), publish → first record p50/p95 ${round(percentile(b.firstRecordMs, 0.5))}/${round(percentile(b.firstRecordMs, 0.95))} ms ` +
+        `(p50 queue wait ${round(percentile(b.queueWaitMs, 0.5))} ms, runner → first record ${round(percentile(b.startToFirstRecordMs, 0.5))} ms), orphan pods ${b.orphans}`,
+    ),
+    `  API requests per sync by resource (batch of ${last.syncs}): ${Object.entries(last.byCategory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  largest (per sync): ${last.top.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  orphan connector pods after: ${result.orphanPodsAfter} (target 0)`,
+    `  throughput, ${opts.records.toLocaleString('en-US')} records, steady state after the first record, medians of ${opts.rounds}:`,
+    `    runner Job + connector pods ${fmtRate(result.k8sRecordsPerSec).padStart(16)}   (rounds: ${k8sRounds.map((r) => (r.steadyMs / 1000).toFixed(2)).join(', ')} s)`,
+    `    local runner + processes    ${fmtRate(result.localRecordsPerSec).padStart(16)}   (rounds: ${localRounds.map((r) => (r.steadyMs / 1000).toFixed(2)).join(', ')} s)`,
+    `    ratio ${result.throughputRatioVsLocal} (target ≥ 0.5: ${result.throughputRatioVsLocal >= 0.5 ? 'met' : 'NOT met'}); pod start-up (publish → first record) ${result.podStartupMs} ms vs ${result.localFirstRecordMs} ms locally`,
+    ...(result.otherNamespacesOnCluster.length > 0 ? [`  warning: other namespaces were on the cluster meanwhile (${result.otherNamespacesOnCluster.join(', ')}); API figures include their requests`] : []),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+async function main(opts: Options): Promise<number> {
   const started = Date.now();
   const bench = new Bench(opts);
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    progress('interrupted: cleaning up');
-    void bench.cleanup().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = cleanUpOnSignal(() => bench.cleanup());
 
   // The waits inside stop at the deadline; this catches a call that hangs outside them.
   let timer: NodeJS.Timeout | undefined;
@@ -915,82 +902,21 @@ async function main(): Promise<number> {
       return { batches, rounds };
     })();
     const { batches, rounds } = await Promise.race([work, overall]);
-    const firstRecord = batches.flatMap((b) => b.firstRecordMs);
-    const last = batches[batches.length - 1]!;
-    const k8sRounds = rounds.filter((r) => r.mode === 'k8s');
-    const localRounds = rounds.filter((r) => r.mode === 'local');
-    const k8sRate = median(k8sRounds.map((r) => rate(opts.records, r.steadyMs)));
-    const localRate = median(localRounds.map((r) => rate(opts.records, r.steadyMs)));
-    const bySyncs = <T>(f: (b: BatchResult) => T): Record<string, T> => Object.fromEntries(batches.map((b) => [String(b.syncs), f(b)]));
-    const result = {
-      syncs: batches.reduce((a, b) => a + b.syncs, 0),
-      firstSyncs: opts.firstSyncs,
-      succeeded: batches.reduce((a, b) => a + b.succeeded, 0),
-      publishToFirstRecordP50Ms: round(percentile(firstRecord, 0.5)),
-      publishToFirstRecordP95Ms: round(percentile(firstRecord, 0.95)),
-      apiRequestsPerSync: last.perSync,
-      orphanPodsAfter: batches.reduce((a, b) => a + b.orphans, 0),
-      throughputRatioVsLocal: round(k8sRate / localRate, 3),
-      apiRequestsPerSyncBySyncs: bySyncs((b) => b.perSync),
-      [`apiRequestsPerSyncByResource${last.syncs}`]: last.byCategory,
-      [`apiRequestsPerSyncTop${last.syncs}`]: Object.fromEntries(last.top),
-      apiRequestsBySyncs: bySyncs((b) => ({ gross: b.grossRequests, idle: b.idleRequests, bench: b.ownRequests, net: b.netRequests })),
-      batchDurationMsBySyncs: bySyncs((b) => b.durationMs),
-      runnersBySyncs: bySyncs((b) => b.runners),
-      publishToFirstRecordP50MsBySyncs: bySyncs((b) => round(percentile(b.firstRecordMs, 0.5))),
-      publishToFirstRecordP95MsBySyncs: bySyncs((b) => round(percentile(b.firstRecordMs, 0.95))),
-      queueWaitP50MsBySyncs: bySyncs((b) => round(percentile(b.queueWaitMs, 0.5))),
-      startToFirstRecordP50MsBySyncs: bySyncs((b) => round(percentile(b.startToFirstRecordMs, 0.5))),
-      records: opts.records,
-      k8sRecordsPerSec: Math.round(k8sRate),
-      localRecordsPerSec: Math.round(localRate),
-      k8sSteadyMsRounds: k8sRounds.map((r) => r.steadyMs),
-      localSteadyMsRounds: localRounds.map((r) => r.steadyMs),
-      otherCpuSecondsRounds: { k8s: k8sRounds.map((r) => r.otherCpuS), local: localRounds.map((r) => r.otherCpuS) },
-      podStartupMs: Math.round(median(k8sRounds.map((r) => r.firstRecordMs))),
-      localFirstRecordMs: Math.round(median(localRounds.map((r) => r.firstRecordMs))),
-      k8sSyncTotalMs: Math.round(median(k8sRounds.map((r) => r.totalMs))),
-      localSyncTotalMs: Math.round(median(localRounds.map((r) => r.totalMs))),
-      otherNamespacesOnCluster: bench.clusterNeighbours,
-      benchDurationMs: Date.now() - started,
-    };
-    if (opts.json) {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    } else {
-      const lines = [
-        `kubernetes benchmark (${formatDuration(result.benchDurationMs)})`,
-        `  syncs ${result.syncs} (${opts.firstSyncs ? "each its connection's first: discover and checks included" : "catalog and checks cached, as after a connection's first sync"}), succeeded ${result.succeeded}; publish → first record p50 ${result.publishToFirstRecordP50Ms} ms, p95 ${result.publishToFirstRecordP95Ms} ms`,
-        ...batches.map(
-          (b) =>
-            `  batch of ${b.syncs}: ${b.perSync} API requests/sync (${b.grossRequests} − ${b.idleRequests} idle − ${b.ownRequests} bench, over ${(b.durationMs / 1000).toFixed(1)} s), ` +
-            `${b.runners} runner(s), publish → first record p50/p95 ${round(percentile(b.firstRecordMs, 0.5))}/${round(percentile(b.firstRecordMs, 0.95))} ms ` +
-            `(p50 queue wait ${round(percentile(b.queueWaitMs, 0.5))} ms, runner → first record ${round(percentile(b.startToFirstRecordMs, 0.5))} ms), orphan pods ${b.orphans}`,
-        ),
-        `  API requests per sync by resource (batch of ${last.syncs}): ${Object.entries(last.byCategory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
-        `  largest (per sync): ${last.top.map(([k, v]) => `${k} ${v}`).join(', ')}`,
-        `  orphan connector pods after: ${result.orphanPodsAfter} (target 0)`,
-        `  throughput, ${opts.records.toLocaleString('en-US')} records, steady state after the first record, medians of ${opts.rounds}:`,
-        `    runner Job + connector pods ${fmtRate(result.k8sRecordsPerSec).padStart(16)}   (rounds: ${k8sRounds.map((r) => (r.steadyMs / 1000).toFixed(2)).join(', ')} s)`,
-        `    local runner + processes    ${fmtRate(result.localRecordsPerSec).padStart(16)}   (rounds: ${localRounds.map((r) => (r.steadyMs / 1000).toFixed(2)).join(', ')} s)`,
-        `    ratio ${result.throughputRatioVsLocal} (target ≥ 0.5: ${result.throughputRatioVsLocal >= 0.5 ? 'met' : 'NOT met'}); pod start-up (publish → first record) ${result.podStartupMs} ms vs ${result.localFirstRecordMs} ms locally`,
-        ...(result.otherNamespacesOnCluster.length > 0 ? [`  warning: other namespaces were on the cluster meanwhile (${result.otherNamespacesOnCluster.join(', ')}); API figures include their requests`] : []),
-        '',
-      ];
-      process.stdout.write(lines.join('\n'));
-    }
+    const result = summarize(batches, rounds, opts, started, bench.clusterNeighbours);
+    process.stdout.write(opts.json ? `${JSON.stringify(result)}\n` : textReport(result, batches, rounds, opts));
     return 0;
   } catch (err) {
     process.stderr.write(`bench: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {
     clearTimeout(timer);
-    if (!interrupted) {
+    if (!signals.interrupted()) {
       // Cleanup is bounded too: a cluster that stopped answering must not hang the bench.
       await Promise.race([bench.cleanup(), sleep(120_000).then(() => progress('warning: cleanup did not finish in 120 s'))]);
     }
   }
 }
 
-const code = await main();
+const code = await runBench(USAGE, parseOptions, main);
 // Informers, sockets or a hung call left by a failure must not keep the process alive.
 process.exit(code);

@@ -11,7 +11,7 @@
 // source-e2e-test → destination-postgres (append_dedup). A scaler process launches runner
 // processes (at most 4); the bench kills one of them every few seconds, restarts RabbitMQ when
 // 30 % of the syncs are settled and Redis at 60 %. RabbitMQ and Redis are containers of the
-// bench's own (test/helpers/containers.ts, images from scripts/images), so nothing else on the
+// bench's own (bench/support/containers.ts, images from scripts/images), so nothing else on the
 // machine is disturbed; PostgreSQL is the local one.
 //
 // It prints {"published","succeeded","deadLettered","lost","duplicateRows","runnersKilled",
@@ -24,22 +24,23 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { configEnv, loadConfig, type Config } from '../shared/config.js';
+import { sleep } from '../shared/backoff.js';
+import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
-import { createLogger } from '../shared/logger.js';
+import { createLogger, type Logger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
 import { CLI_PATH } from '../shared/paths.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { listDeadLetters, type DeadLetter } from '../shared/broker/dead-letters.js';
 import { confirmPublish, publishSync } from '../shared/broker/publisher.js';
-import { topologyFor } from '../shared/broker/topology.js';
+import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
-import { createStore } from '../shared/store/index.js';
+import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
-import { parseDuration } from '../shared/units.js';
-import { startRabbitMq, startRedis, type ServiceContainer } from '../test/helpers/containers.js';
-import { createTestDatabase, type TestDatabase } from '../test/helpers/pg.js';
+import { configEnv } from '../shared/config.js';
+import { durationOption, integerOption, readArgs, runBench } from './support/cli.js';
+import { startRabbitMq, startRedis, type ServiceContainer } from './support/containers.js';
+import { createTestDatabase, type TestDatabase } from './support/pg.js';
 
 const USAGE = `usage: node dist/bench/reliability.js [--syncs N] [--kills K] [--timeout D] [--json] [--keep]
 
@@ -62,30 +63,27 @@ interface Published {
 
 const say = (text: string) => process.stderr.write(`reliability: ${text}\n`);
 
-async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      syncs: { type: 'string', default: '500' },
-      kills: { type: 'string', default: '10' },
-      timeout: { type: 'string', default: '15m' },
-      json: { type: 'boolean', default: false },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const total = Number(values.syncs);
-  const maxKills = Number(values.kills);
-  const timeoutMs = parseDuration(values.timeout);
-  if (!Number.isInteger(total) || total < 50 || !Number.isInteger(maxKills) || maxKills < 0 || timeoutMs === undefined) {
-    process.stderr.write(`${USAGE}\n`);
-    return 2;
-  }
+interface Options {
+  total: number;
+  maxKills: number;
+  timeoutMs: number;
+  json: boolean;
+  keep: boolean;
+}
 
+function parseOptions(argv: string[]): Options | undefined {
+  const values = readArgs(argv, { syncs: 'string', kills: 'string', timeout: 'string', json: 'boolean', keep: 'boolean' });
+  if (!values) return undefined;
+  return {
+    total: integerOption('syncs', values.syncs, 500, 50),
+    maxKills: integerOption('kills', values.kills, 10, 0),
+    timeoutMs: durationOption('timeout', values.timeout, 15 * 60_000),
+    json: values.json ?? false,
+    keep: values.keep ?? false,
+  };
+}
+
+async function main(options: Options): Promise<number> {
   const t0 = Date.now();
   say('starting a RabbitMQ and a Redis of the bench\'s own');
   const [rabbit, redisContainer] = await Promise.all([startRabbitMq(), startRedis()]);
@@ -114,17 +112,18 @@ async function main(argv: string[]): Promise<number> {
       shutdownGrace: '10s',
       runnerLogDir: join(work, 'runners'),
     });
+    const { total, maxKills, timeoutMs } = options;
     const result = await run(config, { total, maxKills, timeoutMs, rabbit, redis: redisContainer, dest, work, onScaler: (p) => (scaler = p) });
     const report = { ...result, seconds: Math.round((Date.now() - t0) / 1000) };
-    if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (options.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else process.stdout.write(`${formatReport(report)}\n`);
     const ok = report.lost === 0 && report.duplicateRows === 0 && report.succeeded + report.deadLettered === report.published && report.wrongReasons === 0;
-    if (!ok) say(`FAILED: logs of the scaler and runners are in ${work}${values.keep ? '' : ' (removed; use --keep)'}`);
+    if (!ok) say(`FAILED: logs of the scaler and runners are in ${work}${options.keep ? '' : ' (removed; use --keep)'}`);
     return ok ? 0 : 1;
   } finally {
     scaler?.kill('SIGKILL');
     await killRunners(work);
-    if (!values.keep) {
+    if (!options.keep) {
       await Promise.all([rabbit.stop(), redisContainer.stop(), dest.drop()]).catch(() => undefined);
       await rm(work, { recursive: true, force: true });
     }
@@ -148,14 +147,59 @@ async function run(config: Config, o: RunOptions) {
   const store = createStore(redis, config);
   const topology = topologyFor(config.prefix, config);
 
-  // Connections: ordinary ones, one per transient sync (each counts its own failures), and a few
-  // that always fail with a config error.
+  const mix = syncMix(o.total);
+  const connections = connectionsFor(o, mix.transient);
+  for (const c of connections) await store.connections.apply(c);
+  const published = await publishAll(config, topology, logger, mix);
+  say(`published ${published.length}: ${mix.normal} ordinary, ${mix.transient} transient, ${mix.permanent} permanent, ${mix.malformed} malformed`);
+
+  const scaler = spawn(process.execPath, [CLI_PATH, 'scaler'], { env: { PATH: process.env.PATH ?? '', ...configEnv(config) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  o.onScaler(scaler);
+  const syncIds = published.filter((p) => p.kind !== 'malformed').map((p) => p.id);
+  const chaos = await untilSettled(scaler, store, syncIds, o);
+
+  // Let in-flight retries and the last runners finish before reading the dead-letter queue.
+  scaler.kill('SIGTERM');
+  const runs = await store.runs.getMany(syncIds);
+  const byId = new Map(runs.map((r, i) => [syncIds[i]!, r]));
+  const broker = await connectBroker({ url: config.amqpUrl, logger });
+  const { letters } = await listDeadLetters(broker, topology);
+  await broker.close();
+  const outcomes = checkOutcomes(published, byId, letters);
+  const { rows, duplicateRows } = await countRows(connections, o.dest, outcomes.problems);
+  await redis.quit().catch(() => redis.disconnect());
+  const transientSucceeded = published.filter((p) => p.kind === 'transient' && byId.get(p.id)?.status === 'succeeded').length;
+  return {
+    published: published.length,
+    succeeded: outcomes.succeeded,
+    deadLettered: outcomes.deadLettered,
+    lost: outcomes.lost,
+    duplicateRows,
+    ...chaos,
+    wrongReasons: outcomes.wrongReasons,
+    rows,
+    transientMeanAttempts: transientSucceeded > 0 ? Number((outcomes.transientAttempts / transientSucceeded).toFixed(2)) : 0,
+    problems: outcomes.problems.slice(0, 30),
+  };
+}
+
+type Mix = Record<Kind, number>;
+
+/** How many syncs of each kind: 2 % malformed, 5 % permanent, 10 % transient, the rest ordinary. */
+function syncMix(total: number): Mix {
+  const malformed = Math.round(total * 0.02);
+  const permanent = Math.round(total * 0.05);
+  const transient = Math.round(total * 0.1);
+  return { normal: total - malformed - permanent - transient, transient, permanent, malformed };
+}
+
+/**
+ * Ordinary connections, one per transient sync (each counts its own failures), and a few that
+ * always fail with a config error.
+ */
+function connectionsFor(o: RunOptions, transient: number): Connection[] {
   const destination = (schema: string): Connection['destination'] => ({ connector: 'destination-postgres', config: { ...o.dest.config, schema } });
   const streams: Connection['streams'] = [{ name: 'items', syncMode: 'incremental', cursorField: ['id'], destinationSyncMode: 'append_dedup', primaryKey: [['id']] }];
-  const nMalformed = Math.round(o.total * 0.02);
-  const nPermanent = Math.round(o.total * 0.05);
-  const nTransient = Math.round(o.total * 0.1);
-  const nNormal = o.total - nMalformed - nPermanent - nTransient;
   const connections: Connection[] = [];
   for (let i = 0; i < NORMAL_CONNECTIONS; i++) {
     connections.push({ id: `normal-${i}`, source: { connector: 'source-e2e-test', config: { records: RECORDS, stateEvery: 10, delayMs: 15 } }, destination: destination(`normal_${i}`), streams });
@@ -163,45 +207,47 @@ async function run(config: Config, o: RunOptions) {
   for (let i = 0; i < PERMANENT_CONNECTIONS; i++) {
     connections.push({ id: `permanent-${i}`, source: { connector: 'source-e2e-test', config: { records: 0, then: 'exit', exitCode: 1, failureType: 'config_error', message: 'bad credentials (told to fail)' } }, destination: destination(`permanent_${i}`), streams });
   }
-  for (let i = 0; i < nTransient; i++) {
+  for (let i = 0; i < transient; i++) {
     connections.push({ id: `transient-${i}`, source: { connector: 'source-e2e-test', config: { records: 10, then: 'transient', failTimes: 2, counterFile: join(o.work, `transient-${i}.count`) } }, destination: destination(`transient_${i}`), streams });
   }
-  for (const c of connections) await store.connections.apply(c);
+  return connections;
+}
 
-  // Publish everything first, shuffled, so the failures are spread over the run.
-  const plan: Kind[] = [...Array<Kind>(nNormal).fill('normal'), ...Array<Kind>(nTransient).fill('transient'), ...Array<Kind>(nPermanent).fill('permanent'), ...Array<Kind>(nMalformed).fill('malformed')];
+/** Publishes every sync before any runner starts, shuffled, so the failures are spread over the run. */
+async function publishAll(config: Config, topology: Topology, logger: Logger, mix: Mix): Promise<Published[]> {
+  const plan: Kind[] = [...Array<Kind>(mix.normal).fill('normal'), ...Array<Kind>(mix.transient).fill('transient'), ...Array<Kind>(mix.permanent).fill('permanent'), ...Array<Kind>(mix.malformed).fill('malformed')];
   for (let i = plan.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [plan[i], plan[j]] = [plan[j]!, plan[i]!];
   }
   const published: Published[] = [];
-  {
-    const broker = await connectBroker({ url: config.amqpUrl, logger });
-    const channel = await openConfirmChannel(broker, topology, logger);
-    let transient = 0;
-    for (const kind of plan) {
-      if (kind === 'malformed') {
-        const messageId = `malformed-${randomBytes(4).toString('hex')}`;
-        await confirmPublish(channel, topology.exchange, topology.syncRoutingKey, Buffer.from(`{"this is": not json ${messageId}`), { messageId });
-        published.push({ id: messageId, kind });
-        continue;
-      }
-      const connectionId = kind === 'normal' ? `normal-${published.length % NORMAL_CONNECTIONS}` : kind === 'permanent' ? `permanent-${published.length % PERMANENT_CONNECTIONS}` : `transient-${transient++}`;
-      const request = newSyncRequest(connectionId, { requestedBy: 'bench:reliability' });
-      await publishSync(channel, topology, request);
-      published.push({ id: request.syncId, kind, connectionId });
+  const broker = await connectBroker({ url: config.amqpUrl, logger });
+  const channel = await openConfirmChannel(broker, topology, logger);
+  let transient = 0;
+  for (const kind of plan) {
+    if (kind === 'malformed') {
+      const messageId = `malformed-${randomBytes(4).toString('hex')}`;
+      await confirmPublish(channel, topology.exchange, topology.syncRoutingKey, Buffer.from(`{"this is": not json ${messageId}`), { messageId });
+      published.push({ id: messageId, kind });
+      continue;
     }
-    await broker.close();
+    const connectionId = kind === 'normal' ? `normal-${published.length % NORMAL_CONNECTIONS}` : kind === 'permanent' ? `permanent-${published.length % PERMANENT_CONNECTIONS}` : `transient-${transient++}`;
+    const request = newSyncRequest(connectionId, { requestedBy: 'bench:reliability' });
+    await publishSync(channel, topology, request);
+    published.push({ id: request.syncId, kind, connectionId });
   }
-  say(`published ${published.length}: ${nNormal} ordinary, ${nTransient} transient, ${nPermanent} permanent, ${nMalformed} malformed`);
+  await broker.close();
+  return published;
+}
 
-  const scaler = spawn(process.execPath, [CLI_PATH, 'scaler'], { env: { PATH: process.env.PATH ?? '', ...configEnv(config) }, stdio: ['ignore', 'pipe', 'pipe'] });
-  o.onScaler(scaler);
+/**
+ * The chaos, until every sync is settled or --timeout: runners killed every few seconds (up to
+ * --kills), RabbitMQ restarted once 30 % of the syncs are settled and Redis at 60 %.
+ */
+async function untilSettled(scaler: ChildProcess, store: Store, syncIds: string[], o: RunOptions) {
   let scalerLog = '';
   scaler.stdout?.on('data', (b: Buffer) => (scalerLog = (scalerLog + b.toString()).slice(-200_000)));
   scaler.stderr?.on('data', (b: Buffer) => (scalerLog = (scalerLog + b.toString()).slice(-200_000)));
-
-  const syncIds = published.filter((p) => p.kind !== 'malformed').map((p) => p.id);
   let runnersKilled = 0;
   let brokerRestarts = 0;
   let storeRestarts = 0;
@@ -239,27 +285,23 @@ async function run(config: Config, o: RunOptions) {
       }
       nextKillAt = Date.now() + 2000 + Math.random() * 4000;
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
   }
+  return { runnersKilled, brokerRestarts, storeRestarts };
+}
 
-  // Let in-flight retries and the last runners finish before reading the dead-letter queue.
-  scaler.kill('SIGTERM');
-  const runs = (await store.runs.getMany(syncIds)).map((r, i) => ({ id: syncIds[i]!, run: r }));
-  const broker = await connectBroker({ url: config.amqpUrl, logger });
-  const { letters } = await listDeadLetters(broker, topology);
-  await broker.close();
+/** Each published sync's fate against what its kind should have had. */
+function checkOutcomes(published: Published[], byId: Map<string, RunRecord | undefined>, letters: DeadLetter[]) {
   const lettersById = new Map<string, DeadLetter[]>();
   for (const l of letters) lettersById.set(l.id, [...(lettersById.get(l.id) ?? []), l]);
-
   const problems: string[] = [];
   let succeeded = 0;
   let deadLettered = 0;
   let lost = 0;
   let wrongReasons = 0;
   let transientAttempts = 0;
-  const byId = new Map(runs.map((r) => [r.id, r.run]));
   for (const p of published) {
-    const run: RunRecord | undefined = byId.get(p.id);
+    const run = byId.get(p.id);
     const dead = lettersById.get(p.id) ?? (p.kind === 'malformed' ? letters.filter((l) => l.messageId === p.id) : []);
     const ok = run?.status === 'succeeded';
     if (ok) succeeded++;
@@ -285,37 +327,26 @@ async function run(config: Config, o: RunOptions) {
     }
     if (p.kind === 'transient' && ok) transientAttempts += run.attempt;
   }
+  return { succeeded, deadLettered, lost, wrongReasons, transientAttempts, problems };
+}
 
+/** Rows in the destination tables, and those beyond one per primary key; adds to `problems`. */
+async function countRows(connections: Connection[], dest: TestDatabase, problems: string[]): Promise<{ rows: number; duplicateRows: number }> {
   let duplicateRows = 0;
   let rows = 0;
   for (const c of connections) {
     const schema = (c.destination.config as { schema: string }).schema;
-    const r = await o.dest.pool.query<{ n: string; d: string }>(`SELECT count(*) n, count(DISTINCT id) d FROM ${schema}.items`).catch(() => undefined);
+    const r = await dest.pool.query<{ n: string; d: string }>(`SELECT count(*) n, count(DISTINCT id) d FROM ${schema}.items`).catch(() => undefined);
     if (!r) continue; // never written (the permanent ones)
     rows += Number(r.rows[0]!.n);
     duplicateRows += Number(r.rows[0]!.n) - Number(r.rows[0]!.d);
   }
   // Every ordinary connection that had a successful sync holds exactly its records once.
   for (let i = 0; i < NORMAL_CONNECTIONS; i++) {
-    const r = await o.dest.pool.query<{ d: string }>(`SELECT count(DISTINCT id) d FROM normal_${i}.items`).catch(() => undefined);
+    const r = await dest.pool.query<{ d: string }>(`SELECT count(DISTINCT id) d FROM normal_${i}.items`).catch(() => undefined);
     if (r && Number(r.rows[0]!.d) !== RECORDS) problems.push(`normal-${i}: ${r.rows[0]!.d} distinct rows, expected ${RECORDS}`);
   }
-  await redis.quit().catch(() => redis.disconnect());
-  const transientSucceeded = published.filter((p) => p.kind === 'transient' && byId.get(p.id)?.status === 'succeeded').length;
-  return {
-    published: published.length,
-    succeeded,
-    deadLettered,
-    lost,
-    duplicateRows,
-    runnersKilled,
-    brokerRestarts,
-    storeRestarts,
-    wrongReasons,
-    rows,
-    transientMeanAttempts: transientSucceeded > 0 ? Number((transientAttempts / transientSucceeded).toFixed(2)) : 0,
-    problems: problems.slice(0, 30),
-  };
+  return { rows, duplicateRows };
 }
 
 function expectedOutcome(kind: Kind): 'succeeded' | 'dead' {
@@ -376,4 +407,4 @@ function formatReport(r: Record<string, unknown>): string {
     .join('\n');
 }
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await runBench(USAGE, parseOptions, main);

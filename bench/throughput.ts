@@ -21,37 +21,34 @@
 // Everything lives under a fresh TIDEPOOL_PREFIX and a temp directory, removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
+import { sleep } from '../shared/backoff.js';
 import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
-import { builtinConnectorCommand, CLI_PATH } from '../shared/paths.js';
+import { builtinConnectorCommand } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
 import { topologyFor } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import type { RunRecord } from '../shared/store/runs.js';
-import { parseDuration } from '../shared/units.js';
 import { configureCatalog, sourceHash } from '../runner/sync/catalog.js';
+import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
+import { countLines } from './support/count-lines.js';
+import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
+import { INTERFERENCE, leastDisturbed } from './support/rounds.js';
+import { spawnLoggedRunner } from './support/runner-process.js';
+import { deletePrefix } from './support/services.js';
+import { fmtRate, median, rate } from './support/stats.js';
 
 const STATE_EVERY = 100_000;
-const CLK_TCK = 100; // USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times on Linux
 const IDLE_TIMEOUT = '1s';
-/**
- * CPU other processes may use during one round (rabbitmq, redis and the kernel's own threads
- * included) before it counts as disturbed: a base plus a share of one core over the round.
- */
-const INTERFERENCE_BASE_S = 0.25;
-const INTERFERENCE_SHARE = 0.05;
 
 const USAGE = `usage: node dist/bench/throughput.js [--records N] [--rounds R] [--warmup W] [--json]
                                     [--cpu-prof DIR] [--timeout D] [--retries K] [--keep]
@@ -66,9 +63,8 @@ source | destination pipe, R rounds each, alternately; prints the medians.
   --cpu-prof DIR run the runner under node --cpu-prof, profiles written to DIR
   --timeout D    give up on one round after D (default 10m)
   --retries K    run a round again, up to K times, when other processes used more than
-                 ${INTERFERENCE_BASE_S} CPU-s + ${INTERFERENCE_SHARE * 100}% of a core during it (default 3)
+                 ${INTERFERENCE.baseS} CPU-s + ${INTERFERENCE.share * 100}% of a core during it (default 3)
   --keep         keep the temp directory (runner logs) instead of removing it`;
-
 
 interface Options {
   records: number;
@@ -82,46 +78,20 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      records: { type: 'string' },
-      rounds: { type: 'string' },
-      warmup: { type: 'string' },
-      json: { type: 'boolean' },
-      'cpu-prof': { type: 'string' },
-      timeout: { type: 'string' },
-      keep: { type: 'boolean' },
-      retries: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) return undefined;
-  const int = (name: string, value: string | undefined, fallback: number, min: number): number => {
-    if (value === undefined) return fallback;
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min} (got ${value})`);
-    return n;
-  };
-  const records = int('records', values.records, 1_000_000, 1);
-  const timeoutMs = values.timeout === undefined ? 600_000 : parseDuration(values.timeout);
-  if (timeoutMs === undefined) throw new Error(`--timeout: not a duration: ${values.timeout ?? ''}`);
+  const values = readArgs(argv, { records: 'string', rounds: 'string', warmup: 'string', json: 'boolean', 'cpu-prof': 'string', timeout: 'string', keep: 'boolean', retries: 'string' });
+  if (!values) return undefined;
+  const records = integerOption('records', values.records, 1_000_000, 1);
   return {
     records,
-    rounds: int('rounds', values.rounds, 3, 1),
-    warmup: int('warmup', values.warmup, Math.min(records, 50_000), 0),
+    rounds: integerOption('rounds', values.rounds, 3, 1),
+    warmup: integerOption('warmup', values.warmup, Math.min(records, 50_000), 0),
     json: values.json ?? false,
     cpuProfDir: values['cpu-prof'],
-    timeoutMs,
+    timeoutMs: durationOption('timeout', values.timeout, 600_000),
     keep: values.keep ?? false,
-    retries: int('retries', values.retries, 3, 0),
+    retries: integerOption('retries', values.retries, 3, 0),
   };
 }
-
-const progress = (text: string): void => {
-  process.stderr.write(`bench: ${text}\n`);
-};
 
 /** What one timed run of either mode produced. */
 interface Sample {
@@ -192,17 +162,14 @@ class Bench {
 
     const runnerId = `${this.prefix}-r${++this.runnerSeq}`;
     const logPath = join(this.dir, `${runnerId}.log`);
-    const logFd = openSync(logPath, 'w');
     const env: NodeJS.ProcessEnv = { ...process.env, TIDEPOOL_PREFIX: this.prefix, TIDEPOOL_IDLE_TIMEOUT: IDLE_TIMEOUT, TIDEPOOL_LOG_LEVEL: 'info' };
     delete env.NODE_OPTIONS;
     // Node refuses --cpu-prof in NODE_OPTIONS; as a flag it applies to the runner process only
     // (the runner starts its connectors with argv of its own).
     const nodeFlags = this.options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.cpuProfDir}`] : [];
-    const child = spawn(process.execPath, [...nodeFlags, CLI_PATH, 'runner', '--runner-id', runnerId], { env, stdio: ['ignore', logFd, logFd] });
-    closeSync(logFd);
+    const runner = spawnLoggedRunner(runnerId, { env, logPath, nodeFlags, onError: (err) => progress(`runner failed to start: ${err.message}`) });
+    const { child, exited } = runner;
     this.children.add(child);
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.once('error', (err) => progress(`runner failed to start: ${err.message}`));
 
     // VmHWM is the kernel's high-water mark of the runner's resident set; sample it until exit.
     // Its own CPU time (utime + stime) is read alongside; the last sample is taken while it idles.
@@ -239,22 +206,20 @@ class Bench {
       this.children.delete(child);
     }
     const run = await this.store.runs.get(request.syncId);
-    if (code === 'timeout') throw await this.runnerFailure(`${label}: runner still busy after ${this.options.timeoutMs} ms`, logPath, run);
-    if (code !== 0) throw await this.runnerFailure(`${label}: runner exited with code ${String(code)}`, logPath, run);
-    if (!run) throw await this.runnerFailure(`${label}: the runner left no run record for sync ${request.syncId}`, logPath, run);
-    if (run.status !== 'succeeded' || !run.finishedAt) throw await this.runnerFailure(`${label}: sync ${run.status}`, logPath, run);
+    const failure = async (message: string) => {
+      const error = run?.error ? `\nrun error: ${JSON.stringify(run.error)}` : '';
+      return new Error(`${message}${error}\nrunner log (${logPath}):\n${await runner.logTail(15)}`);
+    };
+    if (code === 'timeout') throw await failure(`${label}: runner still busy after ${this.options.timeoutMs} ms`);
+    if (code !== 0) throw await failure(`${label}: runner exited with code ${String(code)}`);
+    if (!run) throw await failure(`${label}: the runner left no run record for sync ${request.syncId}`);
+    if (run.status !== 'succeeded' || !run.finishedAt) throw await failure(`${label}: sync ${run.status}`);
     const lines = await countLines(join(outDir, 'users.jsonl'));
     if (run.records !== expected || lines !== expected) {
       throw new Error(`${label}: expected ${expected} records; the run record counts ${run.records}, ${join(outDir, 'users.jsonl')} has ${lines} lines (sync ${run.syncId})`);
     }
     await rm(outDir, { recursive: true, force: true });
     return { ms: Date.parse(run.finishedAt) - Date.parse(run.startedAt), peakRssKb, runnerUserS, runnerSysS };
-  }
-
-  private async runnerFailure(message: string, logPath: string, run: RunRecord | undefined): Promise<Error> {
-    const log = (await readFile(logPath, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-15).join('\n');
-    const error = run?.error ? `\nrun error: ${JSON.stringify(run.error)}` : '';
-    return new Error(`${message}${error}\nrunner log (${logPath}):\n${log}`);
   }
 
   /**
@@ -313,55 +278,20 @@ class Bench {
 
   async cleanup(): Promise<void> {
     for (const child of this.children) child.kill('SIGKILL');
-    const t = topologyFor(this.prefix);
+    await this.channel?.close().catch(() => undefined);
+    await this.broker?.close().catch(() => undefined);
     try {
-      const connection = this.broker ?? (await amqp.connect(this.config.amqpUrl));
-      const channel = await connection.createChannel();
-      channel.on('error', () => undefined);
-      for (const q of [t.syncsQueue, t.deadQueue]) await channel.deleteQueue(q).catch(() => undefined);
-      for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
-      await channel.close().catch(() => undefined);
-      await this.channel?.close().catch(() => undefined);
-      await connection.close().catch(() => undefined);
-    } catch (err) {
-      progress(`warning: could not delete the queues of ${this.prefix}: ${(err as Error).message}`);
-    }
-    try {
-      let cursor = '0';
-      let deleted = 0;
-      do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 500);
-        cursor = next;
-        if (keys.length > 0) deleted += await this.redis.del(...keys);
-      } while (cursor !== '0');
+      // Every queue the topology declares, its retry levels' delay queues included.
+      const deleted = await deletePrefix(this.config);
       progress(`removed ${deleted} Redis keys and the queues of ${this.prefix}`);
     } catch (err) {
-      progress(`warning: could not delete the Redis keys of ${this.prefix}: ${(err as Error).message}`);
+      progress(`warning: could not delete the queues and Redis keys of ${this.prefix}: ${(err as Error).message}`);
     }
     await this.redis.quit().catch(() => this.redis.disconnect());
     if (this.dir) {
       if (this.options.keep) progress(`kept ${this.dir}`);
       else await rm(this.dir, { recursive: true, force: true });
     }
-  }
-}
-
-/**
- * Share of the machine's CPU used over `ms` while the bench itself runs nothing: other work on
- * this small VM (a test suite, a build) skews both modes, so it is reported with the progress.
- */
-async function busyShare(ms = 300): Promise<number> {
-  const read = async (): Promise<{ idle: number; total: number }> => {
-    const fields = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    return { idle: (fields[3] ?? 0) + (fields[4] ?? 0), total: fields.reduce((a, b) => a + b, 0) };
-  };
-  try {
-    const a = await read();
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    const b = await read();
-    return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
-  } catch {
-    return 0;
   }
 }
 
@@ -386,147 +316,112 @@ async function expectLines(path: string, expected: number, label: string): Promi
   if (lines !== expected) throw new Error(`${label}: ${path} has ${lines} lines, expected ${expected}`);
 }
 
-async function countLines(path: string): Promise<number> {
-  let lines = 0;
-  let last = 10;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-    if (chunk.length > 0) last = chunk[chunk.length - 1]!;
-  }
-  if (last !== 10) lines++; // a last line without a newline
-  return lines;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-const rate = (records: number, ms: number): number => records / (ms / 1000);
-const fmtRate = (r: number): string => `${Math.round(r).toLocaleString('en-US')} rec/s`;
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
 
-async function main(): Promise<number> {
-  let options: Options | undefined;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`error: ${(err as Error).message}\n\n${USAGE}\n`);
-    return 2;
+/** Warm-up (untimed): discovers the catalog through a runner and primes `main` with it. */
+async function warmUp(bench: Bench, main: Connection, records: number): Promise<AirbyteCatalog> {
+  if (records === 0) {
+    // No warm-up: a throw-away sync of one record still discovers the catalog untimed.
+    const warm = bench.connection('discover', 1);
+    await bench.apply(warm);
+    await bench.runnerRound(warm, 1, 'discover');
+    return bench.primeCatalog(main, warm);
   }
-  if (!options) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+  const warm = bench.connection('warmup', records);
+  await bench.apply(warm);
+  progress(`warm-up: ${records} records through a runner (discovers the catalog)`);
+  await bench.runnerRound(warm, records, 'warm-up runner');
+  const catalog = await bench.primeCatalog(main, warm);
+  progress(`warm-up: ${records} records piped directly`);
+  await bench.directRound(warm, catalog, records, 'warm-up direct');
+  return catalog;
+}
+
+interface Rounds {
+  runner: Sample[];
+  direct: Sample[];
+  /** Over every runner attempt, disturbed ones included. */
+  peakRssKb: number;
+}
+
+/** The timed rounds, the two modes alternating (the first mode alternates per round). */
+async function timedRounds(bench: Bench, main: Connection, catalog: AirbyteCatalog, options: Options): Promise<Rounds> {
+  const { records, rounds } = options;
+  const out: Rounds = { runner: [], direct: [], peakRssKb: 0 };
+  if (options.cpuProfDir) progress(`profiling the runner into ${options.cpuProfDir}: its timings include the profiler's overhead`);
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 === 1 ? (['runner', 'direct'] as const) : (['direct', 'runner'] as const);
+    for (const mode of order) {
+      const label = `round ${round}/${rounds} ${mode}`;
+      // Wait a while for a quiet machine: another process's burst lands on one mode only.
+      const busy = await waitForQuietCpu(60_000, 300);
+      progress(`${label}: ${records} records…${busy > QUIET_BUSY_SHARE ? ` (warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting 60 s; timings will be skewed)` : ''}`);
+      // CPU used by processes that are not ours during the round, to spot a skewed round.
+      const sample = await leastDisturbed(label, async (attempt) => {
+        if (attempt > 0) await sleep(2000);
+        const before = await cpuCounters();
+        const t0 = performance.now();
+        const s = mode === 'runner' ? await bench.runnerRound(main, records, label) : await bench.directRound(main, catalog, records, label);
+        const wall = (performance.now() - t0) / 1000;
+        const after = await cpuCounters();
+        const other = Math.max(0, after.machine - before.machine - (after.ours - before.ours));
+        const note = `${(s.ms / 1000).toFixed(2)} s, ${fmtRate(rate(records, s.ms))}${mode === 'runner' ? `, runner peak RSS ${mb(s.peakRssKb ?? 0)} MB, runner CPU ${(s.runnerUserS ?? 0).toFixed(2)} s user + ${(s.runnerSysS ?? 0).toFixed(2)} s sys` : ''}; other processes used ${other.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
+        out.peakRssKb = Math.max(out.peakRssKb, s.peakRssKb ?? 0);
+        return { sample: s, otherCpuS: other, wallS: wall, seconds: s.ms / 1000, note };
+      }, (attempt) => attempt < options.retries);
+      out[mode].push(sample);
+    }
   }
-  const { records, rounds, warmup } = options;
+  return out;
+}
+
+/** The result: one JSON line with --json (the README documents its fields), else a table. */
+function report(r: Rounds, options: Options): void {
+  const { records, rounds } = options;
+  const runnerRate = median(r.runner.map((s) => rate(records, s.ms)));
+  const directRate = median(r.direct.map((s) => rate(records, s.ms)));
+  const result = {
+    records,
+    runnerRecordsPerSec: Math.round(runnerRate),
+    directRecordsPerSec: Math.round(directRate),
+    ratio: Math.round((runnerRate / directRate) * 1000) / 1000,
+    runnerPeakRssMb: mb(r.peakRssKb),
+  };
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const secs = (xs: Sample[]) => xs.map((s) => (s.ms / 1000).toFixed(2)).join(', ');
+  process.stdout.write(
+    [
+      `throughput: ${records.toLocaleString('en-US')} faker users records, ${rounds} round(s) each, medians`,
+      `  runner  ${fmtRate(result.runnerRecordsPerSec).padStart(16)}   (rounds: ${secs(r.runner)} s)`,
+      `  direct  ${fmtRate(result.directRecordsPerSec).padStart(16)}   (rounds: ${secs(r.direct)} s)`,
+      `  ratio   ${result.ratio.toFixed(3)}   (target ≥ 0.9: ${result.ratio >= 0.9 ? 'met' : 'NOT met'})`,
+      `  runner peak RSS ${result.runnerPeakRssMb} MB   (rounds: ${r.runner.map((s) => mb(s.peakRssKb ?? 0)).join(', ')} MB; target ≤ 200: ${result.runnerPeakRssMb <= 200 ? 'met' : 'NOT met'})`,
+      `  runner CPU (its own process, start-up and idle exit included): ${r.runner.map((s) => ((s.runnerUserS ?? 0) + (s.runnerSysS ?? 0)).toFixed(2)).join(', ')} s`,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main(options: Options): Promise<number> {
   if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
   const bench = new Bench(options);
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    progress('interrupted: cleaning up');
-    void bench.cleanup().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = cleanUpOnSignal(() => bench.cleanup());
   try {
     await bench.setup();
-    const main = bench.connection('main', records);
+    const main = bench.connection('main', options.records);
     await bench.apply(main);
-    let catalog: AirbyteCatalog;
-    if (warmup > 0) {
-      const warm = bench.connection('warmup', warmup);
-      await bench.apply(warm);
-      progress(`warm-up: ${warmup} records through a runner (discovers the catalog)`);
-      await bench.runnerRound(warm, warmup, 'warm-up runner');
-      catalog = await bench.primeCatalog(main, warm);
-      progress(`warm-up: ${warmup} records piped directly`);
-      await bench.directRound(warm, catalog, warmup, 'warm-up direct');
-    } else {
-      // No warm-up: a throw-away sync of one record still discovers the catalog untimed.
-      const warm = bench.connection('discover', 1);
-      await bench.apply(warm);
-      await bench.runnerRound(warm, 1, 'discover');
-      catalog = await bench.primeCatalog(main, warm);
-    }
-
-    const runner: Sample[] = [];
-    const direct: Sample[] = [];
-    let peakRssKb = 0; // over every runner attempt, disturbed ones included
-    if (options.cpuProfDir) progress(`profiling the runner into ${options.cpuProfDir}: its timings include the profiler's overhead`);
-    for (let round = 1; round <= rounds; round++) {
-      const order = round % 2 === 1 ? (['runner', 'direct'] as const) : (['direct', 'runner'] as const);
-      for (const mode of order) {
-        const label = `round ${round}/${rounds} ${mode}`;
-        let busy = await busyShare();
-        // Wait a while for a quiet machine: another process's burst lands on one mode only.
-        for (const deadline = Date.now() + 60_000; busy > 0.15 && Date.now() < deadline; ) {
-          await new Promise((resolve) => setTimeout(resolve, 1000));
-          busy = await busyShare();
-        }
-        progress(`${label}: ${records} records…${busy > 0.15 ? ` (warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting 60 s; timings will be skewed)` : ''}`);
-        // CPU used by processes that are not ours during the round, to spot a skewed round;
-        // such a round is run again (up to --retries times).
-        let best: { sample: Sample; other: number } | undefined;
-        for (let attempt = 0; ; attempt++) {
-          const before = await cpuCounters();
-          const t0 = performance.now();
-          const s = mode === 'runner' ? await bench.runnerRound(main, records, label) : await bench.directRound(main, catalog, records, label);
-          const wall = (performance.now() - t0) / 1000;
-          const after = await cpuCounters();
-          const other = Math.max(0, after.machine - before.machine - (after.ours - before.ours));
-          const limit = INTERFERENCE_BASE_S + INTERFERENCE_SHARE * wall;
-          const note = `${(s.ms / 1000).toFixed(2)} s, ${fmtRate(rate(records, s.ms))}${mode === 'runner' ? `, runner peak RSS ${mb(s.peakRssKb ?? 0)} MB, runner CPU ${(s.runnerUserS ?? 0).toFixed(2)} s user + ${(s.runnerSysS ?? 0).toFixed(2)} s sys` : ''}; other processes used ${other.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
-          peakRssKb = Math.max(peakRssKb, s.peakRssKb ?? 0);
-          if (!best || other < best.other) best = { sample: s, other };
-          if (other > limit && attempt < options.retries) {
-            progress(`${label}: ${note}: too much other work, running the round again`);
-            await new Promise((resolve) => setTimeout(resolve, 2000));
-            continue;
-          }
-          progress(`${label}: ${note}`);
-          if (best.sample !== s) progress(`${label}: still disturbed; keeping the least disturbed attempt (${(best.sample.ms / 1000).toFixed(2)} s, other processes ${best.other.toFixed(2)} CPU-s)`);
-          else if (other > limit) progress(`${label}: warning: skewed by other work`);
-          (mode === 'runner' ? runner : direct).push(best.sample);
-          break;
-        }
-      }
-    }
-
-    const runnerRate = median(runner.map((s) => rate(records, s.ms)));
-    const directRate = median(direct.map((s) => rate(records, s.ms)));
-    const result = {
-      records,
-      runnerRecordsPerSec: Math.round(runnerRate),
-      directRecordsPerSec: Math.round(directRate),
-      ratio: Math.round((runnerRate / directRate) * 1000) / 1000,
-      runnerPeakRssMb: mb(peakRssKb),
-    };
-    if (options.json) {
-      process.stdout.write(`${JSON.stringify(result)}\n`);
-    } else {
-      const secs = (xs: Sample[]) => xs.map((s) => (s.ms / 1000).toFixed(2)).join(', ');
-      process.stdout.write(
-        [
-          `throughput: ${records.toLocaleString('en-US')} faker users records, ${rounds} round(s) each, medians`,
-          `  runner  ${fmtRate(result.runnerRecordsPerSec).padStart(16)}   (rounds: ${secs(runner)} s)`,
-          `  direct  ${fmtRate(result.directRecordsPerSec).padStart(16)}   (rounds: ${secs(direct)} s)`,
-          `  ratio   ${result.ratio.toFixed(3)}   (target ≥ 0.9: ${result.ratio >= 0.9 ? 'met' : 'NOT met'})`,
-          `  runner peak RSS ${result.runnerPeakRssMb} MB   (rounds: ${runner.map((s) => mb(s.peakRssKb ?? 0)).join(', ')} MB; target ≤ 200: ${result.runnerPeakRssMb <= 200 ? 'met' : 'NOT met'})`,
-          `  runner CPU (its own process, start-up and idle exit included): ${runner.map((s) => ((s.runnerUserS ?? 0) + (s.runnerSysS ?? 0)).toFixed(2)).join(', ')} s`,
-          '',
-        ].join('\n'),
-      );
-    }
+    const catalog = await warmUp(bench, main, options.warmup);
+    report(await timedRounds(bench, main, catalog, options), options);
     return 0;
   } catch (err) {
     process.stderr.write(`bench: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   } finally {
-    if (!interrupted) await bench.cleanup();
+    if (!signals.interrupted()) await bench.cleanup();
   }
 }
 
-process.exitCode = await main();
+process.exitCode = await runBench(USAGE, parseOptions, main);

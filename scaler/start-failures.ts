@@ -1,8 +1,9 @@
 // Runners that die before they ever heartbeat (a bad setting exits 78, an image that cannot
 // start, a broker they cannot reach) would otherwise be replaced on every tick: the queue is
-// still deep, so the policy asks for more. That is a restart storm (CONVENTIONS.md; seen with a
-// stale runner image: 8 failed Jobs in 36 s). After each such failure the scaler holds its
-// launches for a jittered, doubling delay; the first runner that heartbeats ends the hold.
+// still deep, so the policy asks for more. That is a restart storm: load on the cluster and
+// nothing gained, since the next runner fails the same way (seen with a stale runner image: 8
+// failed Jobs in 36 s). After each such failure the scaler holds its launches for a jittered,
+// doubling delay; the first runner that heartbeats ends the hold.
 import { backoffDelay } from '../shared/backoff.js';
 import type { LaunchedRunner } from '../shared/ports/runner-launcher.js';
 

@@ -1,5 +1,6 @@
 // Kubernetes client plumbing shared by the adapters: loading a kubeconfig and reading the
-// status codes the conventions tell us to act on (409 exists, 404 gone, 429 back off).
+// status codes an adapter acts on: 409 on create (already there), 404 on delete (already gone),
+// 429 (the API server asks for fewer requests: back off).
 import { ApiException, KubeConfig, type V1ResourceRequirements } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { parseQuantity } from './units.js';

@@ -1,5 +1,6 @@
 // Prometheus metrics (prom-client): one registry per process, served at /metrics. Every name is
-// `tidepool_*` with its unit in it (CONVENTIONS.md); the scaler's metrics are defined in
+// `tidepool_*` with its unit in it (`_seconds`, `_bytes`, `_total`: Prometheus's naming, which
+// dashboards and queries rely on to read a series right); the scaler's metrics are defined in
 // scaler/metrics.ts, the runner's in runner/metrics.ts, and what both have (reconnections) here.
 //
 // A registry of our own, not prom-client's global one: tests run a scaler and runners' metrics

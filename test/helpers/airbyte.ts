@@ -1,27 +1,10 @@
-// Real Airbyte connectors from PyPI, as scripts/airbyte-connectors installs them (scripts/setup
-// runs it): one virtual environment per pinned version under a cache root. Tests that run them
-// ask here where they are, and whether to run, skip or fail when they are missing.
+// Real Airbyte connectors from PyPI in tests: whether a test of one runs, skips or fails when it
+// is missing, and running one to its end. Where they are installed is in bench/support/airbyte.ts
+// (the first-sync bench runs them too), re-exported here for the tests.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 
-/** Keep in step with scripts/airbyte-connectors (SOURCE_FAKER_VERSION). */
-export const SOURCE_FAKER_VERSION = '7.2.1';
-
-/** The cache root; TIDEPOOL_TEST_AIRBYTE_VENVS overrides it, as it does for the script. */
-export function airbyteVenvsRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return env['TIDEPOOL_TEST_AIRBYTE_VENVS'] || '/var/cache/tidepool/venvs';
-}
-
-/** The venv of airbyte-source-faker (a symlink the script renames into place once the install is complete). */
-export function sourceFakerVenv(env: NodeJS.ProcessEnv = process.env): string {
-  return join(airbyteVenvsRoot(env), `airbyte-source-faker-${SOURCE_FAKER_VERSION}`);
-}
-
-/** The connector program: `source-faker spec | check | discover | read ...`. */
-export function sourceFakerCommand(env: NodeJS.ProcessEnv = process.env): string {
-  return join(sourceFakerVenv(env), 'bin', 'source-faker');
-}
+export { sourceFakerCommand, SOURCE_FAKER_VERSION } from '../../bench/support/airbyte.js';
 
 export function inCI(env: NodeJS.ProcessEnv = process.env): boolean {
   const ci = (env['CI'] ?? '').toLowerCase();

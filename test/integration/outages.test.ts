@@ -1,5 +1,5 @@
 // Outages of the broker and of the store, with a RabbitMQ and a Redis of the test's own in a
-// container (test/helpers/containers.ts) that the test restarts under running syncs. What a
+// container (bench/support/containers.ts) that the test restarts under running syncs. What a
 // user cares about afterwards: every sync succeeded exactly once, the destination has exactly
 // the source's rows, each checkpoint was committed once, nothing is left in any queue — and
 // the runners and the scaler are still there, reconnected, not replaced. Also: the copies an

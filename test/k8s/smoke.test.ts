@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { BatchV1Api, CoreV1Api, type V1Job } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../../shared/kube.js';
+import { waitFor } from '../helpers/services.js';
 
 const kubeconfigPath = process.env.TIDEPOOL_KUBECONFIG ?? '/var/lib/tidepool-cluster/kubeconfig';
 // Built by scripts/cluster from Debian's static busybox (its echo works; its wget does not).
@@ -14,16 +15,6 @@ const kc = loadKubeConfig(kubeconfigPath);
 const core = kc.makeApiClient(CoreV1Api);
 const batch = kc.makeApiClient(BatchV1Api);
 const namespace = `smoke-${randomBytes(4).toString('hex')}`;
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('local cluster', () => {
   beforeAll(async () => {
@@ -68,11 +59,11 @@ describe('local cluster', () => {
     };
     await batch.createNamespacedJob({ namespace, body: job });
 
-    const status = await until('the Job to finish', 120_000, async () => {
+    const status = await waitFor('the Job to finish', async () => {
       const { status } = await batch.readNamespacedJob({ name: 'smoke', namespace });
       const done = status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
       return done ? status : undefined;
-    });
+    }, 120_000, 250);
     expect(status?.conditions?.find((c) => c.status === 'True' && c.type === 'Failed')).toBeUndefined();
     expect(status?.succeeded).toBe(1);
 
