@@ -72,7 +72,7 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
   async start(run: ConnectorRun): Promise<ConnectorProcess> {
     const c = run.connector;
     const image = c.image ?? (c.connector !== undefined ? this.options.builtinImage(c.connector) : undefined);
-    if (!image) throw new Error(`connector of ${run.runId} is a command, not an image: use the local launcher`);
+    if (!image) throw ConnectorError.of({ kind: 'not_started' }, `${run.role} is a command, not an image: use the local launcher`, run.role);
     // The image id: what ran, whatever the tag points at by the time anyone asks.
     const imageId = await ensureImage(this.docker, run, image);
     const dir = await mkdtemp(join(tmpdir(), `tidepool-${run.runId.slice(0, 60)}-`));

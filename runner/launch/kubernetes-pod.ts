@@ -14,7 +14,6 @@
 // runner — never by polling.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
-import type { ConnectorDefinition } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
@@ -168,7 +167,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
 
   podManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Pod {
     const o = this.options;
-    const image = connectorImage(run.connector, o.builtinImage);
+    const image = connectorImage(run, o.builtinImage);
     const resources = resourceRequirements(o.resources, run.connector.resources);
     const readsStdin = run.command === 'write';
     const fileArgs = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, `/config/${k}.json`]));
@@ -305,10 +304,11 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
  */
 export const DESTINATION_DRAIN_SECONDS = 60;
 
-export function connectorImage(connector: ConnectorDefinition, builtinImage: (name: string) => string): string {
+export function connectorImage(run: Pick<ConnectorRun, 'connector' | 'role'>, builtinImage: (name: string) => string): string {
+  const { connector } = run;
   if (connector.image) return connector.image;
   if (connector.connector) return builtinImage(connector.connector);
-  throw new Error('a connector given as a command cannot run in a pod: give it an image');
+  throw ConnectorError.of({ kind: 'not_started' }, `${run.role} is given as a command, which cannot run in a pod: give it an image`, run.role);
 }
 
 /** A DNS-1123 name unique per connector run: the run id is long, so it is hashed. */

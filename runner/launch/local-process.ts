@@ -13,7 +13,8 @@ import { describeSpawnError, resolveProgram } from './program.js';
 export function connectorArgv(run: ConnectorRun, fileArgs: string[]): string[] {
   const c = run.connector;
   const base = c.connector !== undefined ? builtinConnectorCommand(c.connector) : c.command;
-  if (!base) throw new Error(`connector of ${run.runId} has no command (image connectors need the docker or kubernetes launcher)`);
+  // A connector this launcher cannot run will not run on a retry either: a configuration error.
+  if (!base) throw ConnectorError.of({ kind: 'not_started' }, `${run.role} has no command (image connectors need the docker or kubernetes launcher)`, run.role);
   return [...base, run.command, ...fileArgs];
 }
 
