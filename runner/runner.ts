@@ -21,8 +21,9 @@ import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { createRedis } from '../shared/store/redis.js';
 import { runnerMetrics } from './metrics.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import { attemptOf, handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
-import { idsFromBody } from './delivery/failure-headers.js';
+import { attemptOf } from '../shared/broker/envelope.js';
+import { idsFromBody } from '../shared/messages.js';
+import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
 import { IdleTimer } from './idle.js';
 import { settledBy } from './delivery/redelivery.js';
 
@@ -210,7 +211,7 @@ export class Runner {
     const { syncId } = idsFromBody(message.content);
     if (!syncId || !this.store) return false;
     try {
-      const why = settledBy(message.properties, attemptOf(message), await this.store.runs.get(syncId));
+      const why = settledBy(message.properties, attemptOf(message.properties), await this.store.runs.get(syncId));
       if (why) this.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
       return why !== undefined;
     } catch (err) {

@@ -10,11 +10,11 @@ import { retryDelay } from '../../shared/backoff.js';
 import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { HEADERS, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import { attemptOf } from '../../shared/broker/envelope.js';
+import { idsFromBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { deadLetter } from './dead-letter.js';
 import { recordRun, runnerMetrics } from '../metrics.js';
-import { idsFromBody } from './failure-headers.js';
 import { deferBusy, scheduleRetry } from './retry.js';
 import { runSync, type SyncConfig, type SyncDeps } from '../sync/sync.js';
 
@@ -29,14 +29,8 @@ export interface ConsumerDeps extends SyncDeps {
   topology: Topology;
 }
 
-/** The attempt a delivery is: the header, or 1 for a message published without one. */
-export function attemptOf(message: Pick<ConsumeMessage, 'properties'>): number {
-  const n = Number(message.properties.headers?.[HEADERS.attempt]);
-  return Number.isInteger(n) && n >= 1 ? n : 1;
-}
-
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
-  const attempt = attemptOf(message);
+  const attempt = attemptOf(message.properties);
   let request: SyncRequest;
   try {
     request = parseSyncRequest(message.content);
