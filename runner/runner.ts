@@ -19,19 +19,18 @@ import { declareTopology, topologyFor, type Topology } from '../shared/broker/to
 import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { createRedis } from '../shared/store/redis.js';
-import { runnerMetrics } from './metrics.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import { attemptOf } from '../shared/broker/envelope.js';
-import { idsFromBody } from '../shared/messages.js';
 import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
 import { IdleTimer } from './idle.js';
-import { settledBy } from './delivery/redelivery.js';
+import type { RunnerMetrics } from './metrics.js';
 
 export interface RunnerOptions {
   config: Config;
   logger: Logger;
   launcher: ConnectorLauncher;
   runnerId: string;
+  /** This runner's metrics (the caller serves their registry). */
+  metrics: RunnerMetrics;
   /** Runs once the store is connected, before consuming (e.g. sweeping orphaned connector pods). */
   prepare?: (store: Store) => Promise<void>;
   /** Called each time a lost broker connection is restored (e.g. tidepool_broker_reconnects_total). */
@@ -94,7 +93,7 @@ export class Runner {
   async start(): Promise<void> {
     const { config } = this;
     const redis = createRedis(config.redisUrl, this.logger);
-    runnerMetrics().reconnects.watchRedis(redis);
+    this.options.metrics.reconnects.watchRedis(redis);
     this.store = createStore(redis, config);
     const session = await this.openSession(60_000);
     this.session = session;
@@ -166,6 +165,7 @@ export class Runner {
       runnerId: this.options.runnerId,
       publishChannel: session.publishChannel,
       topology: this.topology,
+      metrics: this.options.metrics,
     };
     const { consumerTag } = await session.consumeChannel.consume(this.topology.syncsQueue, (message) => {
       // null: the broker cancelled the consumer (the queue was deleted, or its leader moved away
@@ -185,13 +185,7 @@ export class Runner {
     this.idle.syncStarted();
     const abort = new AbortController();
     const work = (async () => {
-      let settlement: Settlement = 'requeue';
-      try {
-        settlement = (await this.alreadySettled(message)) ? 'ack' : await handleDelivery(message, deps, abort.signal);
-      } catch (err) {
-        this.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
-      }
-      this.settle(session, message, settlement);
+      this.settle(session, message, await handleDelivery(message, deps, abort.signal));
       this.syncsDone++;
     })();
     this.inFlight.set(work, { abort, session });
@@ -200,24 +194,6 @@ export class Runner {
       this.idle.syncFinished();
       void this.heartbeat();
     });
-  }
-
-  /**
-   * A delivery of a sync that is already settled (an ack lost with a connection, a publish
-   * repeated after a lost confirm) is acked without running it again. If the store cannot say,
-   * the sync runs: at least once, never lost.
-   */
-  private async alreadySettled(message: ConsumeMessage): Promise<boolean> {
-    const { syncId } = idsFromBody(message.content);
-    if (!syncId || !this.store) return false;
-    try {
-      const why = settledBy(message.properties, attemptOf(message.properties), await this.store.runs.get(syncId));
-      if (why) this.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
-      return why !== undefined;
-    } catch (err) {
-      this.logger.warn({ syncId, err: (err as Error).message }, 'could not read the run record to check for a duplicate delivery; running the sync');
-      return false;
-    }
   }
 
   /** Acks or requeues on the delivery's own channel; never on another (its tag means nothing there). */
