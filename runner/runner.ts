@@ -2,8 +2,10 @@
 // the consumer (delivery/consumer.ts decides its fate), and leave when idle (exit 0: the Job
 // completes, the pool shrinks by itself) or when told to stop.
 //
-// Stopping is in phases: stop intake (cancel the consumer) → let in-flight syncs finish within
-// shutdownGrace → abort what is left (their messages go back to the queue unacked) → close.
+// Stopping is in phases (shutdown.ts): stop intake (cancel the consumer) → let in-flight syncs
+// finish within shutdownGrace → abort what is left (their messages go back to the queue
+// unacked) and give them SYNC_ABORT_WAIT_MS to wind down → release what start() acquired, in
+// reverse order.
 //
 // Losing the broker is routine (a RabbitMQ restart, a network blip): the delivery tags of the
 // syncs in flight died with their channel, so the broker hands those messages out again
@@ -24,6 +26,7 @@ import { createStore, type Store } from '../shared/store/index.js';
 import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
 import { IdleTimer } from './idle.js';
 import type { RunnerMetrics } from './metrics.js';
+import { drainSyncs, Releasers, SYNC_ABORT_WAIT_MS } from './shutdown.js';
 
 export interface RunnerOptions {
   config: Config;
@@ -51,6 +54,7 @@ interface InFlight {
   abort: AbortController;
   /** Where its delivery came from: the only session it can be settled on. */
   session: RunnerSession;
+  messageId: string | undefined;
 }
 
 /** How long a stopping runner waits for a reconnection attempt under way (one connect try is bounded by 10 s). */
@@ -61,25 +65,30 @@ export class Runner {
   private readonly logger: Logger;
   private readonly topology: Topology;
   private readonly broker: BrokerSession<ReturnType<typeof runnerChannels>>;
+  private readonly releasers: Releasers;
   private store: Store | undefined;
   /** The consumer of the session in use (a new session consumes anew). */
   private consumer: { session: RunnerSession; tag: string } | undefined;
   private readonly inFlight = new Map<Promise<void>, InFlight>();
   private readonly idle: IdleTimer;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private syncsDone = 0;
   private stopping: Promise<number> | undefined;
   private draining = false;
+  /** Set once releasing began: a sync still winding down must not write the runner record again. */
+  private released = false;
   private resolveDone!: (code: number) => void;
   /** Resolves with the process exit code once the runner has stopped. */
   readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
-  private forceStop: (() => void) | undefined;
+  private forceStop!: () => void;
+  /** Resolves on a second stop(): in-flight syncs are aborted without waiting out the grace. */
+  private readonly forced = new Promise<void>((resolve) => (this.forceStop = resolve));
 
   constructor(private readonly options: RunnerOptions) {
     this.config = options.config;
     this.logger = options.logger.child({ component: 'runner', runnerId: options.runnerId });
     this.topology = topologyFor(this.config.prefix, this.config);
+    this.releasers = new Releasers(this.logger);
     this.broker = new BrokerSession({
       url: this.config.amqpUrl,
       logger: this.logger,
@@ -115,17 +124,34 @@ export class Runner {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.acquire();
+    } catch (err) {
+      await this.releasers.releaseAll();
+      throw err;
+    }
+    this.idle.start();
+    this.logger.info({ concurrency: this.config.concurrency, idleTimeoutMs: this.config.idleTimeout, launcher: this.options.launcher.kind }, 'runner consuming');
+  }
+
+  /** Acquires what the runner holds, each with its releaser right after, and starts consuming. */
+  private async acquire(): Promise<void> {
     const { config } = this;
     const redis = createRedis(config.redisUrl, this.logger);
+    this.releasers.add('redis', () => redis.disconnect());
     this.options.metrics.reconnects.watchRedis(redis);
-    this.store = createStore(redis, config);
+    const store = createStore(redis, config);
+    this.store = store;
     const session = await this.broker.connect(60_000);
+    this.releasers.add('broker session', () => this.broker.close());
 
-    await this.options.prepare?.(this.store);
+    await this.options.prepare?.(store);
 
     // First heartbeat before consuming: the scaler stops counting us as "starting" at once.
     await this.heartbeat();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), config.heartbeatInterval);
+    this.releasers.add('runner record', () => store.runners.remove(this.options.runnerId));
+    const heartbeats = setInterval(() => void this.heartbeat(), config.heartbeatInterval);
+    this.releasers.add('heartbeat timer', () => clearInterval(heartbeats));
 
     try {
       await this.consume(session);
@@ -133,8 +159,6 @@ export class Runner {
       // Lost between connecting and consuming: reconnecting has already begun.
       if (!session.ended) throw err;
     }
-    this.idle.start();
-    this.logger.info({ concurrency: config.concurrency, idleTimeoutMs: config.idleTimeout, launcher: this.options.launcher.kind }, 'runner consuming');
   }
 
   private watchFlowControl(connection: ChannelModel): void {
@@ -175,7 +199,8 @@ export class Runner {
       this.settle(session, message, await handleDelivery(message, deps, abort.signal));
       this.syncsDone++;
     })();
-    this.inFlight.set(work, { abort, session });
+    const messageId = typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined;
+    this.inFlight.set(work, { abort, session, messageId });
     void work.finally(() => {
       this.inFlight.delete(work);
       this.idle.syncFinished();
@@ -209,7 +234,7 @@ export class Runner {
   }
 
   private async heartbeat(): Promise<void> {
-    if (!this.store) return;
+    if (!this.store || this.released) return;
     try {
       await this.store.runners.beat({
         runnerId: this.options.runnerId,
@@ -230,7 +255,7 @@ export class Runner {
   /** Graceful stop; a second call (second signal) forces the abort of in-flight syncs. */
   stop(reason: StopReason): Promise<number> {
     if (this.stopping) {
-      this.forceStop?.();
+      this.forceStop();
       return this.stopping;
     }
     this.stopping = this.shutdown(reason);
@@ -250,24 +275,15 @@ export class Runner {
     }
     void this.heartbeat();
 
-    let aborted = 0;
-    if (this.inFlight.size > 0) {
-      const grace = reason === 'broker-lost' ? 0 : this.config.shutdownGrace;
-      const forced = new Promise<void>((resolve) => {
-        this.forceStop = resolve;
-        setTimeout(resolve, grace).unref();
-      });
-      await Promise.race([Promise.allSettled([...this.inFlight.keys()]), forced]);
-      aborted = this.inFlight.size;
-      for (const f of this.inFlight.values()) f.abort.abort();
-      await Promise.allSettled([...this.inFlight.keys()]);
+    const syncs = [...this.inFlight].map(([done, f]) => ({ done, abort: () => f.abort.abort(), label: f.messageId ?? '(no message id)' }));
+    const { aborted, left } = await drainSyncs(syncs, { graceMs: reason === 'broker-lost' ? 0 : this.config.shutdownGrace, force: this.forced, abortWaitMs: SYNC_ABORT_WAIT_MS });
+    if (left.length > 0) {
+      this.logger.warn({ left, waitedMs: SYNC_ABORT_WAIT_MS }, 'aborted syncs still winding down: closing without them (their messages return to the queue unacked)');
     }
 
     await this.broker.reconnectionEnded(RECONNECT_STOP_WAIT_MS);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.store?.runners.remove(this.options.runnerId).catch(() => undefined);
-    await this.broker.close();
-    this.store?.redis.disconnect();
+    this.released = true;
+    await this.releasers.releaseAll();
     this.logger.info({ reason, syncsDone: this.syncsDone, aborted }, 'runner stopped');
     return reason === 'broker-lost' ? 1 : 0;
   }
