@@ -1,8 +1,9 @@
 // The runner's metrics, derived from run records: each execution of a sync ends with a record
 // (succeeded, retrying, dead_lettered, requeued), and recordRun turns it into counters and
-// histograms. One set per runner process (`runnerMetrics()`), served on metricsPort.
+// histograms. One set per runner process, made by `tidepool runner` and passed to the Runner
+// (and from it to the consumer), served on metricsPort.
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { ReconnectMetrics, createRegistry } from '../shared/metrics.js';
+import { ReconnectMetrics } from '../shared/metrics.js';
 import type { RunRecord, RunStatus } from '../shared/store/runs.js';
 
 /** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
@@ -104,17 +105,4 @@ export class RunnerMetrics {
     // Later attempts (and their retry delays) would blur publish latency into backoff.
     if (run.attempt === 1 && run.firstRecordMs !== undefined) this.firstRecord.observe(run.firstRecordMs / 1000);
   }
-}
-
-let processMetrics: RunnerMetrics | undefined;
-
-/** This runner process's metrics (created on first use, with the process's own CPU and memory metrics). */
-export function runnerMetrics(): RunnerMetrics {
-  processMetrics ??= new RunnerMetrics(createRegistry({ process: true }));
-  return processMetrics;
-}
-
-/** One line for wherever a run record is final: `recordRun(run)`. */
-export function recordRun(run: RunRecord): void {
-  runnerMetrics().recordRun(run);
 }

@@ -1,36 +1,40 @@
-// A runner's life: connect, heartbeat, consume with prefetch = concurrency, run syncs, and leave
-// when idle (exit 0: the Job completes, the pool shrinks by itself) or when told to stop.
+// A runner's life: connect, heartbeat, consume with prefetch = concurrency, hand each delivery to
+// the consumer (delivery/consumer.ts decides its fate), and leave when idle (exit 0: the Job
+// completes, the pool shrinks by itself) or when told to stop.
 //
-// Stopping is in phases: stop intake (cancel the consumer) → let in-flight syncs finish within
-// shutdownGrace → abort what is left (their messages go back to the queue unacked) → close.
+// Stopping is in phases (shutdown.ts): stop intake (cancel the consumer) → let in-flight syncs
+// finish within shutdownGrace → abort what is left (their messages go back to the queue
+// unacked) and give them SYNC_ABORT_WAIT_MS to wind down → release what start() acquired, in
+// reverse order.
 //
 // Losing the broker is routine (a RabbitMQ restart, a network blip): the delivery tags of the
 // syncs in flight died with their channel, so the broker hands those messages out again
 // whatever this runner does. The runner interrupts them (recorded as `requeued`; never acked
-// on another channel), reconnects with jittered backoff, declares the topology again and goes
-// on consuming. Only after brokerReconnectTimeout without a broker does it give up (exit 1).
+// on another channel), and its BrokerSession reconnects with jittered backoff, declares the
+// topology again, and the runner goes on consuming. Only after brokerReconnectTimeout without
+// a broker does it give up (exit 1).
 import { hostname } from 'node:os';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { backoffDelay, sleep } from '../shared/backoff.js';
-import { connectBroker, RECONNECT_BACKOFF } from '../shared/broker/connection.js';
-import { declareTopology, topologyFor, type Topology } from '../shared/broker/topology.js';
+import { BrokerSession, type Session } from '../shared/broker/session.js';
+import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import { createRedis } from '../shared/store/redis.js';
-import { runnerMetrics } from './metrics.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import { attemptOf, handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
-import { idsFromBody } from './delivery/failure-headers.js';
+import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
 import { IdleTimer } from './idle.js';
-import { settledBy } from './delivery/redelivery.js';
+import type { RunnerMetrics } from './metrics.js';
+import { drainSyncs, Releasers, SYNC_ABORT_WAIT_MS } from './shutdown.js';
 
 export interface RunnerOptions {
   config: Config;
   logger: Logger;
   launcher: ConnectorLauncher;
   runnerId: string;
+  /** This runner's metrics (the caller serves their registry). */
+  metrics: RunnerMetrics;
   /** Runs once the store is connected, before consuming (e.g. sweeping orphaned connector pods). */
   prepare?: (store: Store) => Promise<void>;
   /** Called each time a lost broker connection is restored (e.g. tidepool_broker_reconnects_total). */
@@ -39,20 +43,18 @@ export interface RunnerOptions {
 
 type StopReason = 'idle' | 'signal' | 'broker-lost';
 
-/** One broker connection and its two channels. Deliveries can only be settled on their own session. */
-interface Session {
-  readonly id: number;
-  readonly connection: ChannelModel;
-  readonly consumeChannel: Channel;
-  readonly publishChannel: ConfirmChannel;
-  consumerTag?: string;
-  /** Lost or closed: its delivery tags are dead, nothing can be acked on it any more. */
-  ended: boolean;
+/** The runner's channels on every session: successors of failed syncs are published confirmed; syncs are consumed `concurrency` at a time. */
+function runnerChannels(concurrency: number) {
+  return { publish: { confirm: true }, consume: { prefetch: concurrency } } as const;
 }
+
+type RunnerSession = Session<ReturnType<typeof runnerChannels>>;
 
 interface InFlight {
   abort: AbortController;
-  session: Session;
+  /** Where its delivery came from: the only session it can be settled on. */
+  session: RunnerSession;
+  messageId: string | undefined;
 }
 
 /** How long a stopping runner waits for a reconnection attempt under way (one connect try is bounded by 10 s). */
@@ -62,28 +64,59 @@ export class Runner {
   private readonly config: Config;
   private readonly logger: Logger;
   private readonly topology: Topology;
+  private readonly broker: BrokerSession<ReturnType<typeof runnerChannels>>;
+  private readonly releasers: Releasers;
   private store: Store | undefined;
-  private session: Session | undefined;
-  private sessions = 0;
-  private reconnecting: Promise<void> | undefined;
-  /** Aborted when the runner stops: ends reconnection waits. */
-  private readonly lifetime = new AbortController();
+  /** The consumer of the session in use (a new session consumes anew). */
+  private consumer: { session: RunnerSession; tag: string } | undefined;
   private readonly inFlight = new Map<Promise<void>, InFlight>();
   private readonly idle: IdleTimer;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
   private syncsDone = 0;
   private stopping: Promise<number> | undefined;
   private draining = false;
+  /** Set once releasing began: a sync still winding down must not write the runner record again. */
+  private released = false;
   private resolveDone!: (code: number) => void;
   /** Resolves with the process exit code once the runner has stopped. */
   readonly done = new Promise<number>((resolve) => (this.resolveDone = resolve));
-  private forceStop: (() => void) | undefined;
+  private forceStop!: () => void;
+  /** Resolves on a second stop(): in-flight syncs are aborted without waiting out the grace. */
+  private readonly forced = new Promise<void>((resolve) => (this.forceStop = resolve));
 
   constructor(private readonly options: RunnerOptions) {
     this.config = options.config;
     this.logger = options.logger.child({ component: 'runner', runnerId: options.runnerId });
     this.topology = topologyFor(this.config.prefix, this.config);
+    this.releasers = new Releasers(this.logger);
+    this.broker = new BrokerSession({
+      url: this.config.amqpUrl,
+      logger: this.logger,
+      connectionName: `tidepool-runner-${options.runnerId}`,
+      channels: runnerChannels(this.config.concurrency),
+      topology: this.topology,
+      onConnection: (connection) => this.watchFlowControl(connection),
+      reconnectTimeoutMs: this.config.brokerReconnectTimeout,
+      onLost: (session, what) => this.interrupt(session, what),
+      // The interrupted syncs end first (they kill their connectors, record themselves as
+      // requeued): consuming again while they wind down could run more than `concurrency` syncs.
+      beforeReconnect: async () => {
+        await Promise.allSettled([...this.inFlight.keys()]);
+      },
+      resume: (session) => this.consume(session),
+      onRestored: (session, downMs, tries) => {
+        this.logger.info({ downMs, tries, session: session.id }, 'broker connection restored: topology declared, consuming again');
+        this.options.onBrokerRestored?.(downMs);
+        void this.heartbeat();
+      },
+      onGiveUp: () => {
+        this.logger.error(
+          { brokerReconnectTimeoutMs: this.config.brokerReconnectTimeout },
+          'broker unreachable for brokerReconnectTimeout: giving up (unacked syncs return to the queue)',
+        );
+        void this.stop('broker-lost');
+      },
+    });
     // While the broker is away the idle timer keeps running: a runner with nothing in flight
     // loses nothing by leaving (exit 0), and the scaler launches another once the queue is
     // readable again.
@@ -91,18 +124,34 @@ export class Runner {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.acquire();
+    } catch (err) {
+      await this.releasers.releaseAll();
+      throw err;
+    }
+    this.idle.start();
+    this.logger.info({ concurrency: this.config.concurrency, idleTimeoutMs: this.config.idleTimeout, launcher: this.options.launcher.kind }, 'runner consuming');
+  }
+
+  /** Acquires what the runner holds, each with its releaser right after, and starts consuming. */
+  private async acquire(): Promise<void> {
     const { config } = this;
     const redis = createRedis(config.redisUrl, this.logger);
-    runnerMetrics().reconnects.watchRedis(redis);
-    this.store = createStore(redis, config);
-    const session = await this.openSession(60_000);
-    this.session = session;
+    this.releasers.add('redis', () => redis.disconnect());
+    this.options.metrics.reconnects.watchRedis(redis);
+    const store = createStore(redis, config);
+    this.store = store;
+    const session = await this.broker.connect(60_000);
+    this.releasers.add('broker session', () => this.broker.close());
 
-    await this.options.prepare?.(this.store);
+    await this.options.prepare?.(store);
 
     // First heartbeat before consuming: the scaler stops counting us as "starting" at once.
     await this.heartbeat();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), config.heartbeatInterval);
+    this.releasers.add('runner record', () => store.runners.remove(this.options.runnerId));
+    const heartbeats = setInterval(() => void this.heartbeat(), config.heartbeatInterval);
+    this.releasers.add('heartbeat timer', () => clearInterval(heartbeats));
 
     try {
       await this.consume(session);
@@ -110,52 +159,14 @@ export class Runner {
       // Lost between connecting and consuming: reconnecting has already begun.
       if (!session.ended) throw err;
     }
-    this.idle.start();
-    this.logger.info({ concurrency: config.concurrency, idleTimeoutMs: config.idleTimeout, launcher: this.options.launcher.kind }, 'runner consuming');
   }
 
-  /**
-   * Connects, opens the publish (confirm) and consume channels and declares the topology — at
-   * start and after every reconnection, so a broker that lost its definitions gets them back.
-   * `timeoutMs` 0 is a single try.
-   */
-  private async openSession(timeoutMs: number): Promise<Session> {
-    const connection = await connectBroker({
-      url: this.config.amqpUrl,
-      logger: this.logger,
-      timeoutMs,
-      signal: this.lifetime.signal,
-      connectionName: `tidepool-runner-${this.options.runnerId}`,
-    });
-    // Listeners go on before anything is awaited, so a loss while opening is not missed.
-    let session: Session | undefined;
-    let lostWhileOpening: string | undefined;
-    const lost = (what: string) => {
-      if (session) this.onSessionLost(session, what);
-      else lostWhileOpening ??= what;
-    };
-    connection.on('close', () => lost('connection closed'));
+  private watchFlowControl(connection: ChannelModel): void {
     connection.on('blocked', (reason: unknown) => this.logger.warn({ reason }, 'broker blocked this connection (resource alarm): publishes wait'));
     connection.on('unblocked', () => this.logger.info('broker unblocked this connection'));
-    try {
-      const publishChannel = await connection.createConfirmChannel();
-      publishChannel.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'publish channel error'));
-      publishChannel.on('close', () => lost('publish channel closed'));
-      await declareTopology(publishChannel, this.topology);
-      const consumeChannel = await connection.createChannel();
-      consumeChannel.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'consume channel error'));
-      consumeChannel.on('close', () => lost('consume channel closed'));
-      await consumeChannel.prefetch(this.config.concurrency);
-      if (lostWhileOpening) throw new Error(`broker ${lostWhileOpening} while opening channels`);
-      session = { id: ++this.sessions, connection, consumeChannel, publishChannel, ended: false };
-      return session;
-    } catch (err) {
-      await connection.close().catch(() => undefined);
-      throw err;
-    }
   }
 
-  private async consume(session: Session): Promise<void> {
+  private async consume(session: RunnerSession): Promise<void> {
     if (!this.store) throw new Error('runner not started');
     const deps: ConsumerDeps = {
       store: this.store,
@@ -163,19 +174,20 @@ export class Runner {
       config: this.config,
       logger: this.logger,
       runnerId: this.options.runnerId,
-      publishChannel: session.publishChannel,
+      publishChannel: session.channels.publish,
       topology: this.topology,
+      metrics: this.options.metrics,
     };
-    const { consumerTag } = await session.consumeChannel.consume(this.topology.syncsQueue, (message) => {
+    const { consumerTag } = await session.channels.consume.consume(this.topology.syncsQueue, (message) => {
       // null: the broker cancelled the consumer (the queue was deleted, or its leader moved away
       // for good). A new session declares the queue again and consumes anew.
       if (message) this.onDelivery(message, session, deps);
-      else this.onSessionLost(session, 'consumer cancelled by the broker');
+      else this.broker.lost(session, 'consumer cancelled by the broker');
     });
-    session.consumerTag = consumerTag;
+    this.consumer = { session, tag: consumerTag };
   }
 
-  private onDelivery(message: ConsumeMessage, session: Session, deps: ConsumerDeps): void {
+  private onDelivery(message: ConsumeMessage, session: RunnerSession, deps: ConsumerDeps): void {
     if (this.draining || session.ended) {
       // Arrived while stopping (sent before the cancel reached the broker): back it goes.
       this.settle(session, message, 'requeue');
@@ -184,16 +196,11 @@ export class Runner {
     this.idle.syncStarted();
     const abort = new AbortController();
     const work = (async () => {
-      let settlement: Settlement = 'requeue';
-      try {
-        settlement = (await this.alreadySettled(message)) ? 'ack' : await handleDelivery(message, deps, abort.signal);
-      } catch (err) {
-        this.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
-      }
-      this.settle(session, message, settlement);
+      this.settle(session, message, await handleDelivery(message, deps, abort.signal));
       this.syncsDone++;
     })();
-    this.inFlight.set(work, { abort, session });
+    const messageId = typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined;
+    this.inFlight.set(work, { abort, session, messageId });
     void work.finally(() => {
       this.inFlight.delete(work);
       this.idle.syncFinished();
@@ -201,112 +208,33 @@ export class Runner {
     });
   }
 
-  /**
-   * A delivery of a sync that is already settled (an ack lost with a connection, a publish
-   * repeated after a lost confirm) is acked without running it again. If the store cannot say,
-   * the sync runs: at least once, never lost.
-   */
-  private async alreadySettled(message: ConsumeMessage): Promise<boolean> {
-    const { syncId } = idsFromBody(message.content);
-    if (!syncId || !this.store) return false;
-    try {
-      const why = settledBy(message.properties, attemptOf(message), await this.store.runs.get(syncId));
-      if (why) this.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
-      return why !== undefined;
-    } catch (err) {
-      this.logger.warn({ syncId, err: (err as Error).message }, 'could not read the run record to check for a duplicate delivery; running the sync');
-      return false;
-    }
-  }
-
   /** Acks or requeues on the delivery's own channel; never on another (its tag means nothing there). */
-  private settle(session: Session, message: ConsumeMessage, settlement: Settlement): void {
+  private settle(session: RunnerSession, message: ConsumeMessage, settlement: Settlement): void {
     if (session.ended) {
       this.logger.info({ messageId: message.properties.messageId as unknown, settlement }, 'not settled: its broker connection is gone, so the broker redelivers it');
       return;
     }
     try {
-      if (settlement === 'ack') session.consumeChannel.ack(message);
-      else session.consumeChannel.nack(message, false, true);
+      if (settlement === 'ack') session.channels.consume.ack(message);
+      else session.channels.consume.nack(message, false, true);
     } catch (err) {
       // Channel gone: the broker redelivers the message to another runner.
       this.logger.warn({ err: (err as Error).message }, 'could not settle message; it will be redelivered');
     }
   }
 
-  private onSessionLost(session: Session, what: string): void {
-    if (session.ended) return;
-    session.ended = true;
-    if (this.session === session) this.session = undefined;
-    if (this.stopping) return; // our own closing
+  /** A session was lost: its syncs cannot be settled any more, so they stop (the broker redelivers their messages). */
+  private interrupt(session: RunnerSession, what: string): void {
     const interrupted = [...this.inFlight.values()].filter((f) => f.session === session);
     this.logger.warn(
       { reason: what, interrupted: interrupted.length },
       'broker connection lost: interrupting in-flight syncs (the broker redelivers them) and reconnecting',
     );
     for (const f of interrupted) f.abort.abort(new CancelledError('sync interrupted: the runner lost its broker connection; the broker redelivers the message'));
-    // A channel closed on its own leaves the connection open: end all of it, start afresh.
-    void session.connection.close().catch(() => undefined);
-    if (!this.reconnecting) {
-      this.reconnecting = this.reconnect().finally(() => (this.reconnecting = undefined));
-    }
-  }
-
-  private async reconnect(): Promise<void> {
-    const lostAt = Date.now();
-    const deadline = lostAt + this.config.brokerReconnectTimeout;
-    // The interrupted syncs end first (they kill their connectors, record themselves as
-    // requeued): consuming again while they wind down could run more than `concurrency` syncs.
-    await Promise.allSettled([...this.inFlight.keys()]);
-    for (let attempt = 0; ; attempt++) {
-      // Give up only once the whole timeout has passed: the last wait is cut to the time left,
-      // so the last try is made at the deadline rather than skipped before it.
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      await sleep(Math.min(backoffDelay(attempt, RECONNECT_BACKOFF), left), this.lifetime.signal);
-      if (this.isStopping()) return;
-      let session: Session | undefined;
-      try {
-        session = await this.openSession(0);
-        if (this.isStopping()) {
-          await this.closeSession(session);
-          return;
-        }
-        this.session = session;
-        await this.consume(session);
-        if (session.ended) continue; // lost again at once: next try
-        this.logger.info({ downMs: Date.now() - lostAt, tries: attempt + 1, session: session.id }, 'broker connection restored: topology declared, consuming again');
-        this.options.onBrokerRestored?.(Date.now() - lostAt);
-        void this.heartbeat();
-        return;
-      } catch (err) {
-        if (this.isStopping()) return;
-        if (session) await this.closeSession(session);
-        this.logger.warn({ err: (err as Error).message, tries: attempt + 1, downMs: Date.now() - lostAt }, 'broker still unreachable; retrying');
-      }
-    }
-    this.logger.error(
-      { brokerReconnectTimeoutMs: this.config.brokerReconnectTimeout },
-      'broker unreachable for brokerReconnectTimeout: giving up (unacked syncs return to the queue)',
-    );
-    void this.stop('broker-lost');
-  }
-
-  /** A method, not the field: the field changes under awaits, where TypeScript's narrowing does not see it. */
-  private isStopping(): boolean {
-    return this.stopping !== undefined;
-  }
-
-  private async closeSession(session: Session): Promise<void> {
-    session.ended = true;
-    if (this.session === session) this.session = undefined;
-    await session.consumeChannel.close().catch(() => undefined);
-    await session.publishChannel.close().catch(() => undefined);
-    await session.connection.close().catch(() => undefined);
   }
 
   private async heartbeat(): Promise<void> {
-    if (!this.store) return;
+    if (!this.store || this.released) return;
     try {
       await this.store.runners.beat({
         runnerId: this.options.runnerId,
@@ -327,7 +255,7 @@ export class Runner {
   /** Graceful stop; a second call (second signal) forces the abort of in-flight syncs. */
   stop(reason: StopReason): Promise<number> {
     if (this.stopping) {
-      this.forceStop?.();
+      this.forceStop();
       return this.stopping;
     }
     this.stopping = this.shutdown(reason);
@@ -338,34 +266,24 @@ export class Runner {
   private async shutdown(reason: StopReason): Promise<number> {
     this.draining = true;
     this.idle.stop();
-    this.lifetime.abort();
+    // Before anything is awaited: a loss from now on is our own closing, not one to reconnect after.
+    this.broker.stop();
     this.logger.info({ reason, inFlight: this.inFlight.size }, 'runner stopping');
-    const session = this.session;
-    if (session?.consumerTag && !session.ended) {
-      await session.consumeChannel.cancel(session.consumerTag).catch(() => undefined);
+    const consumer = this.consumer;
+    if (consumer && consumer.session === this.broker.session && !consumer.session.ended) {
+      await consumer.session.channels.consume.cancel(consumer.tag).catch(() => undefined);
     }
     void this.heartbeat();
 
-    let aborted = 0;
-    if (this.inFlight.size > 0) {
-      const grace = reason === 'broker-lost' ? 0 : this.config.shutdownGrace;
-      const forced = new Promise<void>((resolve) => {
-        this.forceStop = resolve;
-        setTimeout(resolve, grace).unref();
-      });
-      await Promise.race([Promise.allSettled([...this.inFlight.keys()]), forced]);
-      aborted = this.inFlight.size;
-      for (const f of this.inFlight.values()) f.abort.abort();
-      await Promise.allSettled([...this.inFlight.keys()]);
+    const syncs = [...this.inFlight].map(([done, f]) => ({ done, abort: () => f.abort.abort(), label: f.messageId ?? '(no message id)' }));
+    const { aborted, left } = await drainSyncs(syncs, { graceMs: reason === 'broker-lost' ? 0 : this.config.shutdownGrace, force: this.forced, abortWaitMs: SYNC_ABORT_WAIT_MS });
+    if (left.length > 0) {
+      this.logger.warn({ left, waitedMs: SYNC_ABORT_WAIT_MS }, 'aborted syncs still winding down: closing without them (their messages return to the queue unacked)');
     }
 
-    if (this.reconnecting) {
-      await Promise.race([this.reconnecting, new Promise((resolve) => setTimeout(resolve, RECONNECT_STOP_WAIT_MS).unref())]);
-    }
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.store?.runners.remove(this.options.runnerId).catch(() => undefined);
-    if (this.session) await this.closeSession(this.session);
-    this.store?.redis.disconnect();
+    await this.broker.reconnectionEnded(RECONNECT_STOP_WAIT_MS);
+    this.released = true;
+    await this.releasers.releaseAll();
     this.logger.info({ reason, syncsDone: this.syncsDone, aborted }, 'runner stopped');
     return reason === 'broker-lost' ? 1 : 0;
   }

@@ -2,17 +2,17 @@
 // count the runners still starting, ask the policy how many to launch, launch them. Only the
 // leader launches; others observe, so two scalers never double-launch.
 //
-// A lost broker connection does not stop the loop: the connection comes back in the
-// background with jittered backoff (topology declared again), and meanwhile every tick fails
-// before deciding anything — a scaler that cannot read the queue depth launches nobody.
+// A lost broker connection does not stop the loop: its BrokerSession brings it back in the
+// background with jittered backoff, for ever (topology declared again), and meanwhile every
+// tick fails before deciding anything — a scaler that cannot read the queue depth launches
+// nobody.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { ChannelModel } from 'amqplib';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
-import { backoffDelay, sleep } from '../shared/backoff.js';
-import { BrokerUnavailableError, connectBroker, queueDepth, RECONNECT_BACKOFF } from '../shared/broker/connection.js';
-import { declareTopology, topologyFor } from '../shared/broker/topology.js';
+import { BrokerUnavailableError, queueDepth } from '../shared/broker/connection.js';
+import { BrokerSession } from '../shared/broker/session.js';
+import { topologyFor } from '../shared/broker/topology.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
 import type { Leadership } from './leadership/leadership.js';
@@ -53,10 +53,8 @@ export class Scaler {
   private readonly settings: ScalerSettings;
   private readonly leader: Leadership;
   private readonly topology;
-  private broker: ChannelModel | undefined;
-  private reconnecting: Promise<void> | undefined;
-  /** Aborted by stop(): ends reconnection waits. */
-  private readonly lifetime = new AbortController();
+  /** No channels of its own: each tick reads the queues on throw-away channels. */
+  private readonly broker: BrokerSession<Record<string, never>>;
   /** Since when ticks have been failing (logged once per streak, not once per poll). */
   private failingSince: number | undefined;
   private limiter: RateLimiterState;
@@ -74,10 +72,25 @@ export class Scaler {
     this.topology = topologyFor(config.prefix, config);
     this.leader = options.leadership?.(this.id) ?? new LeaderLock(store.redis, store.keys.leader('scaler'), this.id, this.settings.leaderTtlMs);
     this.limiter = { tokens: this.settings.launchRate.burst, updatedAt: Date.now() };
+    this.broker = new BrokerSession({
+      url: config.amqpUrl,
+      logger: this.logger,
+      connectionName: this.id,
+      channels: {},
+      topology: this.topology,
+      // Reconnecting is the running loop's business: a scaler ticked without it (--once, tests)
+      // connects again on its next tick.
+      keepConnected: () => this.running,
+      onLost: () => this.logger.warn('broker connection lost: launching nothing until the queue depth can be read again; reconnecting'),
+      onRestored: (_session, downMs, tries) => {
+        this.logger.info({ downMs, tries }, 'broker connection restored: topology declared');
+        this.options.onBrokerRestored?.(downMs);
+      },
+    });
   }
 
   async start(): Promise<void> {
-    this.broker ??= await this.connect(30_000);
+    if (!this.broker.session) await this.broker.connect(30_000);
     this.running = true;
     this.logger.info({ pollIntervalMs: this.settings.pollIntervalMs, maxRunners: this.settings.limits.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');
     this.schedule(0);
@@ -104,69 +117,12 @@ export class Scaler {
     }, delay);
   }
 
-  /** A connection with the topology declared (0: one try). */
-  private async connect(timeoutMs: number): Promise<ChannelModel> {
-    const connection = await connectBroker({ url: this.options.config.amqpUrl, logger: this.logger, timeoutMs, connectionName: this.id, signal: this.lifetime.signal });
-    // On before anything is awaited, so a loss while declaring is not missed.
-    const seen = { closed: false };
-    connection.on('close', () => {
-      seen.closed = true;
-      this.onBrokerLost(connection);
-    });
-    try {
-      const channel = await connection.createChannel();
-      channel.on('error', () => undefined);
-      await declareTopology(channel, this.topology);
-      await channel.close();
-      if (seen.closed) throw new Error('broker connection closed while declaring the topology');
-      return connection;
-    } catch (err) {
-      await connection.close().catch(() => undefined);
-      throw err;
-    }
-  }
-
-  private onBrokerLost(connection: ChannelModel): void {
-    if (this.broker !== connection) return;
-    this.broker = undefined;
-    if (!this.running) return;
-    this.logger.warn('broker connection lost: launching nothing until the queue depth can be read again; reconnecting');
-    this.reconnecting ??= this.reconnect().finally(() => (this.reconnecting = undefined));
-  }
-
-  /** Keeps trying while the loop runs: a scaler that gave up would leave the queue unserved. */
-  private async reconnect(): Promise<void> {
-    const lostAt = Date.now();
-    for (let attempt = 0; this.isRunning(); attempt++) {
-      await sleep(backoffDelay(attempt, RECONNECT_BACKOFF), this.lifetime.signal);
-      if (!this.isRunning()) return;
-      try {
-        const connection = await this.connect(0);
-        if (!this.isRunning()) {
-          await connection.close().catch(() => undefined);
-          return;
-        }
-        this.broker = connection;
-        this.logger.info({ downMs: Date.now() - lostAt, tries: attempt + 1 }, 'broker connection restored: topology declared');
-        this.options.onBrokerRestored?.(Date.now() - lostAt);
-        return;
-      } catch (err) {
-        this.logger.warn({ err: (err as Error).message, tries: attempt + 1, downMs: Date.now() - lostAt }, 'broker still unreachable; retrying');
-      }
-    }
-  }
-
-  /** A method, not the field: stop() changes it under awaits, where TypeScript's narrowing does not see it. */
-  private isRunning(): boolean {
-    return this.running;
-  }
-
   /** The connection to read the queue with; a scaler whose loop is not running (--once, tests) connects here. */
-  private async brokerForTick(): Promise<ChannelModel> {
-    if (this.broker) return this.broker;
+  private async brokerForTick() {
+    const session = this.broker.session;
+    if (session) return session.connection;
     if (this.running) throw new BrokerUnavailableError('broker unavailable (reconnecting): queue depth unknown');
-    this.broker = await this.connect(30_000);
-    return this.broker;
+    return (await this.broker.connect(30_000)).connection;
   }
 
   /** One observation and decision. Exposed for tests and for `tidepool scaler --once`. */
@@ -233,15 +189,13 @@ export class Scaler {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.lifetime.abort();
+    this.broker.stop();
     if (this.timer) clearTimeout(this.timer);
     await this.ticking;
-    await this.reconnecting;
+    await this.broker.reconnectionEnded();
     await this.leader.resign().catch(() => undefined);
     await this.options.launcher.close();
-    const broker = this.broker;
-    this.broker = undefined;
-    await broker?.close().catch(() => undefined);
+    await this.broker.close();
     this.logger.info('scaler stopped');
   }
 }

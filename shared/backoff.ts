@@ -25,6 +25,29 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The longest delay setTimeout takes (a signed 32-bit count of ms, ~24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Waits for `work` to settle, but at most `ms`: true if it settled in time. For shutdowns, which
+ * must end even when what they wait for does not; the timer does not keep the process alive.
+ */
+export async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = work.then(
+    () => true,
+    () => true,
+  );
+  // Beyond a timer's range (Infinity included) Node fires it at once: no bound then.
+  if (ms > MAX_TIMER_MS) return settled;
+  const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()));
+  try {
+    return await Promise.race([settled, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** How long a failed sync waits before its next attempt (settings retryBaseDelay, retryFactor, retryMaxDelay). */
 export interface RetryBackoff {
   baseMs: number;

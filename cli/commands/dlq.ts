@@ -15,8 +15,8 @@ import {
   type DeadLetterDetail,
   type DeadLetterFilter,
 } from '../../shared/broker/dead-letters.js';
+import { isStderrHeader } from '../../shared/broker/envelope.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
-import { HEADERS } from '../../shared/messages.js';
 import { parseDuration } from '../../shared/units.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, parse, run, stdio, table, type Io } from '../common.js';
 
@@ -211,9 +211,8 @@ export function formatLetter(l: DeadLetterDetail): string {
     ...Object.entries(l.properties).map(([k, v]) => `  ${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`),
     `headers:`,
   ];
-  const tails = new Set<string>([HEADERS.stderrSource, HEADERS.stderrDestination]);
   for (const [k, v] of Object.entries(l.headers)) {
-    out.push(`  ${k}: ${tails.has(k) ? '(below)' : typeof v === 'string' ? v : JSON.stringify(v)}`);
+    out.push(`  ${k}: ${isStderrHeader(k) ? '(below)' : typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
   out.push(`body${l.bodyBase64 !== undefined ? ' (not UTF-8; base64)' : ''}:`);
   out.push(...indent(l.bodyBase64 ?? prettyBody(l.body)));

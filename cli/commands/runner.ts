@@ -1,10 +1,10 @@
 // `tidepool runner`: consume syncs until idle or told to stop.
 import { randomBytes } from 'node:crypto';
 import { createLogger } from '../../shared/logger.js';
-import { serveMetrics, type MetricsServer } from '../../shared/metrics.js';
+import { createRegistry, serveMetrics, type MetricsServer } from '../../shared/metrics.js';
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createConnectorLauncher } from '../../runner/launch/launchers.js';
-import { runnerMetrics } from '../../runner/metrics.js';
+import { RunnerMetrics } from '../../runner/metrics.js';
 import { Runner } from '../../runner/runner.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -27,7 +27,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const runnerId = values['runner-id'] ?? `runner-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: cfg.logLevel, name: 'tidepool' });
     const connectors = await createConnectorLauncher(cfg, logger, runnerId);
-    const runner = new Runner({ config: cfg, logger, launcher: connectors.launcher, runnerId, prepare: (store) => connectors.prepare(store), onBrokerRestored: () => runnerMetrics().reconnects.broker.inc() });
+    // With the process's own CPU and memory metrics: one runner per process.
+    const metrics = new RunnerMetrics(createRegistry({ process: true }));
+    const runner = new Runner({
+      config: cfg,
+      logger,
+      launcher: connectors.launcher,
+      runnerId,
+      metrics,
+      prepare: (store) => connectors.prepare(store),
+      onBrokerRestored: () => metrics.reconnects.broker.inc(),
+    });
     const unsubscribe = onShutdownSignals({
       graceful: (signal) => {
         logger.info({ signal }, 'shutdown requested: draining');
@@ -42,7 +52,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     try {
       if (cfg.metricsPort > 0) {
         // Metrics are worth a warning, not a runner: a port taken (two runners on one host) leaves this one without.
-        metricsServer = await serveMetrics({ registry: runnerMetrics().registry, port: cfg.metricsPort, host: cfg.metricsHost, logger }).catch((err: unknown) => {
+        metricsServer = await serveMetrics({ registry: metrics.registry, port: cfg.metricsPort, host: cfg.metricsHost, logger }).catch((err: unknown) => {
           logger.warn({ err: (err as Error).message }, 'not serving /metrics');
           return undefined;
         });

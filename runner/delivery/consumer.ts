@@ -1,20 +1,22 @@
-// What happens to one delivered message: parse it, run the sync, record the run, then settle the
-// message. A failed sync is retried later through a delay queue (retryable, attempts left) or
-// dead-lettered (permanent, or out of attempts); either way its successor message is confirmed
-// by the broker before the original is acked. A sync that could not finish here is handed back
-// without using up an attempt: requeued on shutdown, put back through a delay queue when its
-// connection stayed busy.
+// What happens to one delivered message: check that its sync is not already settled (a copy),
+// parse it, run the sync, record the run, then say how to settle the message (the runner acks
+// or requeues it on the channel it came on). A failed sync is retried later through a delay
+// queue (retryable, attempts left) or dead-lettered (permanent, or out of attempts); either way
+// its successor message is confirmed by the broker before the original is acked. A sync that
+// could not finish here is handed back without using up an attempt: requeued on shutdown, put
+// back through a delay queue when its connection stayed busy.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../../shared/config.js';
 import { retryDelay } from '../../shared/backoff.js';
 import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { HEADERS, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import { attemptOf } from '../../shared/broker/envelope.js';
+import { idsFromBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
+import type { RunnerMetrics } from '../metrics.js';
 import { deadLetter } from './dead-letter.js';
-import { recordRun, runnerMetrics } from '../metrics.js';
-import { idsFromBody } from './failure-headers.js';
+import { settledBy } from './redelivery.js';
 import { deferBusy, scheduleRetry } from './retry.js';
 import { runSync, type SyncConfig, type SyncDeps } from '../sync/sync.js';
 
@@ -25,18 +27,45 @@ export type ConsumerConfig = SyncConfig & Pick<Config, 'maxAttempts' | 'retryBas
 
 export interface ConsumerDeps extends SyncDeps {
   config: ConsumerConfig;
+  /** The confirm channel of the session the message came on: its successors are published there. */
   publishChannel: ConfirmChannel;
   topology: Topology;
+  metrics: Pick<RunnerMetrics, 'recordRun' | 'malformedMessage' | 'deferred'>;
 }
 
-/** The attempt a delivery is: the header, or 1 for a message published without one. */
-export function attemptOf(message: Pick<ConsumeMessage, 'properties'>): number {
-  const n = Number(message.properties.headers?.[HEADERS.attempt]);
-  return Number.isInteger(n) && n >= 1 ? n : 1;
-}
-
+/**
+ * How to settle a delivered message once it is done with. Never throws: anything that went
+ * wrong unexpectedly leaves the message for redelivery.
+ */
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
-  const attempt = attemptOf(message);
+  try {
+    return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal);
+  } catch (err) {
+    deps.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
+    return 'requeue';
+  }
+}
+
+/**
+ * A delivery of a sync that is already settled (an ack lost with a connection, a publish
+ * repeated after a lost confirm) is acked without running it again. If the store cannot say,
+ * the sync runs: at least once, never lost.
+ */
+async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Promise<boolean> {
+  const { syncId } = idsFromBody(message.content);
+  if (!syncId) return false;
+  try {
+    const why = settledBy(message.properties, attemptOf(message.properties), await deps.store.runs.get(syncId));
+    if (why) deps.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
+    return why !== undefined;
+  } catch (err) {
+    deps.logger.warn({ syncId, err: (err as Error).message }, 'could not read the run record to check for a duplicate delivery; running the sync');
+    return false;
+  }
+}
+
+async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
+  const attempt = attemptOf(message.properties);
   let request: SyncRequest;
   try {
     request = parseSyncRequest(message.content);
@@ -44,7 +73,7 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
     const failure = toFailure(err);
     deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
     await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId, ...idsFromBody(message.content) });
-    runnerMetrics().malformedMessage();
+    deps.metrics.malformedMessage();
     return 'ack';
   }
 
@@ -54,11 +83,11 @@ export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps
   try {
     const outcome = await runSync(request, attempt, deps, signal);
     if (!outcome.failure) {
-      recordRun(outcome.run);
+      deps.metrics.recordRun(outcome.run);
       return 'ack';
     }
     if (outcome.failure.type === 'cancelled') {
-      recordRun({ ...outcome.run, status: 'requeued' });
+      deps.metrics.recordRun({ ...outcome.run, status: 'requeued' });
       await deps.store.runs.put({ ...outcome.run, status: 'requeued' });
       logger.info('sync interrupted by shutdown: left for redelivery');
       return 'requeue';
@@ -90,7 +119,7 @@ async function putBackBusy(message: ConsumeMessage, connectionId: string, err: L
   try {
     const deferred = await deferBusy(deps.publishChannel, deps.topology, message, delayMs);
     if (deferred) {
-      runnerMetrics().deferred(connectionId);
+      deps.metrics.deferred(connectionId);
       logger.info({ reason: err.message, retryInMs: delayMs, deferrals: deferred.deferrals }, 'connection busy with another sync: put back for later (not an attempt)');
       return 'ack';
     }
@@ -139,7 +168,7 @@ async function settleFailure(
  * left saying "failed".
  */
 async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord): Promise<void> {
-  recordRun(run);
+  deps.metrics.recordRun(run);
   try {
     await deps.store.runs.put(run);
   } catch (err) {

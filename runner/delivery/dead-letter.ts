@@ -1,11 +1,11 @@
 // Dead-lettering a sync: the original body goes to the dead queue with headers saying why
-// (failure-headers.ts), and is confirmed by the broker before the caller acks the original.
+// (shared/broker/envelope.ts), and is confirmed by the broker before the caller acks the original.
 // Nothing is acked before its successor is safe.
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { FailureInfo } from '../../shared/errors.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import type { Topology } from '../../shared/broker/topology.js';
-import { failureHeaders, type FailureContext } from './failure-headers.js';
+import { failureHeaders, type FailureContext } from '../../shared/broker/envelope.js';
 
 export async function deadLetter(
   channel: ConfirmChannel,

@@ -4,7 +4,7 @@
 // broker; or a publisher retried a publish whose confirm was lost. The run record, written
 // before the ack, says so; running the sync again would do its work twice.
 import type { MessageProperties } from 'amqplib';
-import { HEADERS } from '../../shared/messages.js';
+import { replayedAtOf } from '../../shared/broker/envelope.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 
 /**
@@ -19,7 +19,7 @@ export function settledBy(properties: Pick<MessageProperties, 'headers'>, attemp
   if (!run) return undefined;
   if (run.status !== 'succeeded' && run.status !== 'dead_lettered' && run.status !== 'retrying') return undefined;
   if (run.attempt < attempt) return undefined;
-  const replayedAt = Date.parse(String(properties.headers?.[HEADERS.replayedAt] ?? ''));
-  if (Number.isFinite(replayedAt) && replayedAt >= Date.parse(run.startedAt)) return undefined;
+  const replayedAt = replayedAtOf(properties);
+  if (replayedAt !== undefined && replayedAt >= Date.parse(run.startedAt)) return undefined;
   return `its sync already ${run.status === 'retrying' ? `failed and waits for attempt ${run.attempt + 1}` : run.status.replace('_', '-')} (attempt ${run.attempt})`;
 }

@@ -6,8 +6,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { FailureInfo } from '../../shared/errors.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import type { Topology } from '../../shared/broker/topology.js';
-import { HEADERS } from '../../shared/messages.js';
-import { carriedHeaders, failureHeaders, type FailureContext } from './failure-headers.js';
+import { deferredHeaders, failureHeaders, type FailureContext } from '../../shared/broker/envelope.js';
 
 /**
  * Publishes attempt `failedAttempt + 1` of the message to delay queue level `failedAttempt`,
@@ -44,10 +43,7 @@ export async function scheduleRetry(
 export async function deferBusy(channel: ConfirmChannel, topology: Topology, message: ConsumeMessage, delayMs: number): Promise<{ deferrals: number } | undefined> {
   const queue = topology.retryQueues[0];
   if (queue === undefined) return undefined;
-  const headers = carriedHeaders(message.properties.headers);
-  const before = Number(headers[HEADERS.deferrals]);
-  const deferrals = (Number.isInteger(before) && before > 0 ? before : 0) + 1;
-  headers[HEADERS.deferrals] = deferrals;
+  const { headers, deferrals } = deferredHeaders(message.properties.headers);
   await confirmPublish(channel, '', queue, message.content, {
     ...(typeof message.properties.messageId === 'string' ? { messageId: message.properties.messageId } : {}),
     expiration: String(Math.max(0, Math.round(delayMs))),

@@ -7,7 +7,6 @@ import type { ChannelModel } from 'amqplib';
 import { z } from 'zod';
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
-import { connectBroker } from '../../shared/broker/connection.js';
 import {
   DeadQueueMissingError,
   getDeadLetter,
@@ -17,6 +16,7 @@ import {
   type DeadLetterFilter,
   type ReplayResult,
 } from '../../shared/broker/dead-letters.js';
+import { BrokerSession, type Session } from '../../shared/broker/session.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
 import type { Store } from '../../shared/store/index.js';
@@ -131,41 +131,39 @@ function queryObject(query: URLSearchParams): Record<string, string> {
   return out;
 }
 
-/** A broker connection of the dashboard's own (dead-letter commands hold letters on channels of it), opened on first use and again after a loss. */
+/**
+ * A broker connection of the dashboard's own (dead-letter commands hold letters on channels of
+ * it), opened on first use and again after a loss. No topology is declared: a dashboard with a
+ * wrong prefix says the dead queue is missing rather than creating one.
+ */
 export class DashboardBroker {
-  private connection: Promise<ChannelModel> | undefined;
+  private readonly broker: BrokerSession<Record<string, never>>;
+  private opening: Promise<Session<Record<string, never>>> | undefined;
   private closed = false;
 
-  constructor(
-    private readonly url: string,
-    private readonly logger: Logger,
-  ) {}
+  constructor(url: string, logger: Logger) {
+    // A lost connection is only forgotten (keepConnected: never): the next request opens another.
+    this.broker = new BrokerSession({ url, logger, connectionName: 'tidepool-dashboard', channels: {}, keepConnected: () => false });
+  }
 
-  get(): Promise<ChannelModel> {
-    if (this.closed) return Promise.reject(new ApiError(503, 'dashboard is shutting down'));
-    if (!this.connection) {
-      const opening = connectBroker({ url: this.url, logger: this.logger, timeoutMs: 5_000, connectionName: 'tidepool-dashboard' }).then((c) => {
-        c.on('close', () => {
-          if (this.connection === opening) this.connection = undefined;
-        });
-        return c;
-      });
-      // A failed connect is forgotten at once: the next request tries again.
-      opening.catch(() => {
-        if (this.connection === opening) this.connection = undefined;
-      });
-      this.connection = opening;
-    }
-    return this.connection.catch((err: unknown) => {
+  async get(): Promise<ChannelModel> {
+    if (this.closed) throw new ApiError(503, 'dashboard is shutting down');
+    const session = this.broker.session;
+    if (session) return session.connection;
+    // One connect for the requests that arrive meanwhile; a failed one is forgotten at once.
+    this.opening ??= this.broker.connect(5_000).finally(() => (this.opening = undefined));
+    try {
+      return (await this.opening).connection;
+    } catch (err) {
       throw new ApiError(503, `broker unavailable: ${(err as Error).message}`);
-    });
+    }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const c = this.connection;
-    this.connection = undefined;
-    await c?.then((conn) => conn.close()).catch(() => undefined);
+    this.broker.stop();
+    await this.opening?.catch(() => undefined);
+    await this.broker.close();
   }
 }
 

@@ -31,7 +31,8 @@
 // command at that moment are not ready, so it sees fewer; it never sees one twice.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Options } from 'amqplib';
-import { HEADERS, parseSyncRequest } from '../messages.js';
+import { parseSyncRequest } from '../messages.js';
+import { deliveryCountOf, fieldAsJson, fieldText, readDeath, readFailure, readStderr, replayHeaders, replayIdOf } from './envelope.js';
 import type { Topology } from './topology.js';
 
 /** A dead letter as listed: what failed, where, when, how often. */
@@ -112,12 +113,6 @@ export class DeadQueueMissingError extends Error {
 export class ReplayError extends Error {
   override readonly name = 'ReplayError';
 }
-
-/** Headers the broker sets on (re)delivery and dead-lettering: never carried into a replay. */
-const BROKER_HEADER = /^x-(death|first-death-.*|last-death-.*|delivery-count|acquired-count)$/;
-
-/** tidepool headers that survive a replay; every other x-tidepool-* one is failure bookkeeping. */
-const KEPT_ON_REPLAY: ReadonlySet<string> = new Set([HEADERS.syncId, HEADERS.connectionId, HEADERS.replayed, HEADERS.replayedAt]);
 
 const BROKER_REASONS: Readonly<Record<string, string>> = {
   delivery_limit: 'delivery limit reached (x-delivery-limit)',
@@ -358,8 +353,8 @@ export interface ReplayResult {
 
 /**
  * Republishes letters to the main exchange with the syncs routing key, with the attempt reset to
- * 1, the failure headers removed and the replay marker set (HEADERS.replayed: a count;
- * HEADERS.replayedAt: when). Each letter is acked only after its republish was confirmed and
+ * 1, the failure headers removed and the replay marker set (envelope.ts replayHeaders: a count
+ * and when). Each letter is acked only after its republish was confirmed and
  * routed. Every letter carrying an asked-for id is replayed (duplicates included).
  */
 export async function replayDeadLetters(
@@ -448,17 +443,6 @@ export async function replayDeadLetters(
 }
 
 function replayOptions(message: GetMessage, letter: DeadLetter, replayed: number, now: Date, replayId: string): Options.Publish {
-  const old = message.properties.headers ?? {};
-  const headers: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(old)) {
-    if (BROKER_HEADER.test(name)) continue;
-    if (name.startsWith('x-tidepool-') && !KEPT_ON_REPLAY.has(name)) continue;
-    headers[name] = value;
-  }
-  headers[HEADERS.attempt] = 1;
-  headers[HEADERS.replayed] = replayed;
-  headers[HEADERS.replayedAt] = now.toISOString();
-  headers[HEADERS.replayId] = replayId;
   const props = message.properties as { contentType?: unknown; contentEncoding?: unknown };
   return {
     persistent: true,
@@ -467,7 +451,7 @@ function replayOptions(message: GetMessage, letter: DeadLetter, replayed: number
     ...(typeof props.contentEncoding === 'string' ? { contentEncoding: props.contentEncoding } : {}),
     messageId: letter.messageId ?? letter.id,
     timestamp: Math.floor(now.getTime() / 1000),
-    headers,
+    headers: replayHeaders(message.properties.headers, { replayed, at: now, replayId }),
   };
 }
 
@@ -481,8 +465,8 @@ class Publisher {
     // basic.return comes before the confirm of the same message, but maybe after confirms of
     // later ones (those wait for a quorum commit, a return does not): correlate by replay id.
     channel.on('return', (message: { properties: { headers?: Record<string, unknown> } }) => {
-      const id = message.properties.headers?.[HEADERS.replayId];
-      if (typeof id === 'string') this.returned.add(id);
+      const id = replayIdOf(message.properties.headers);
+      if (id !== undefined) this.returned.add(id);
     });
     channel.on('error', (err: Error) => {
       this.failure = err;
@@ -560,11 +544,12 @@ export async function purgeDeadLetters(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Parsing headers (defensively: a letter may come from a runner, from the broker, or be garbage)
+// Describing a letter (its headers read by the envelope, defensively: a letter may come from a
+// runner, from the broker, or be garbage)
 
 function describe(message: GetMessage, topology: Topology): DeadLetter {
   const headers = message.properties.headers ?? {};
-  const messageId = text(message.properties.messageId);
+  const messageId = fieldText(message.properties.messageId);
   let bodySyncId: string | undefined;
   let bodyConnectionId: string | undefined;
   try {
@@ -583,54 +568,53 @@ function describe(message: GetMessage, topology: Topology): DeadLetter {
   } catch (err) {
     problem = (err as Error).message;
   }
-  const headerSyncId = text(headers[HEADERS.syncId]);
-  const id = bodySyncId ?? headerSyncId ?? messageId ?? `sha256-${createHash('sha256').update(message.content).digest('hex').slice(0, 16)}`;
-  const idFrom = bodySyncId !== undefined ? 'body' : headerSyncId !== undefined ? 'header' : messageId !== undefined ? 'message-id' : 'body-hash';
+  const failure = readFailure(headers);
+  const id = bodySyncId ?? failure.syncId ?? messageId ?? `sha256-${createHash('sha256').update(message.content).digest('hex').slice(0, 16)}`;
+  const idFrom = bodySyncId !== undefined ? 'body' : failure.syncId !== undefined ? 'header' : messageId !== undefined ? 'message-id' : 'body-hash';
 
-  const tidepoolReason = text(headers[HEADERS.reason]);
-  const death = lastDeath(headers);
+  const death = readDeath(headers);
   const published = typeof message.properties.timestamp === 'number' ? new Date(message.properties.timestamp * 1000).toISOString() : undefined;
   const common = {
     id,
     idFrom,
     messageId,
-    connectionId: bodyConnectionId ?? text(headers[HEADERS.connectionId]),
-    attempts: count(headers[HEADERS.attempt]),
-    runner: text(headers[HEADERS.runner]),
-    replayed: count(headers[HEADERS.replayed]) ?? 0,
-    replayedAt: text(headers[HEADERS.replayedAt]),
-    deliveryCount: count(headers['x-delivery-count']) ?? 0,
-    retryable: flag(headers[HEADERS.retryable]),
+    connectionId: bodyConnectionId ?? failure.connectionId,
+    attempts: failure.attempts,
+    runner: failure.runner,
+    replayed: failure.replayed,
+    replayedAt: failure.replayedAt,
+    deliveryCount: deliveryCountOf(headers),
+    retryable: failure.retryable,
     replayable: problem === undefined,
     problem,
   } as const;
-  const runnerLast = isoText(headers[HEADERS.lastFailureAt]);
+  const runnerLast = failure.lastFailureAt;
   // The broker put it here (at the syncs queue's delivery limit, say) when its latest x-death is
   // from the syncs queue and not older than the runner's last failure: a sync that failed,
   // went to a delay queue, then crashed runners until the limit carries both.
   const byBroker =
     death !== undefined &&
-    (tidepoolReason === undefined ||
+    (failure.reason === undefined ||
       (death.queue === topology.syncsQueue && (runnerLast === undefined || death.lastAt === undefined || Date.parse(death.lastAt) >= Date.parse(runnerLast) - 1000)));
   if (death && byBroker) {
     return {
       ...common,
-      reason: `${BROKER_REASONS[death.reason] ?? death.reason}${death.queue ? ` in ${death.queue}` : ''}${tidepoolReason !== undefined ? ` (earlier failure: ${tidepoolReason})` : ''}`,
+      reason: `${BROKER_REASONS[death.reason] ?? death.reason}${death.queue ? ` in ${death.queue}` : ''}${failure.reason !== undefined ? ` (earlier failure: ${failure.reason})` : ''}`,
       deadLetteredBy: 'broker',
       origin: 'broker',
       type: death.reason,
-      firstFailureAt: isoText(headers[HEADERS.firstFailureAt]) ?? death.firstAt ?? published,
+      firstFailureAt: failure.firstFailureAt ?? death.firstAt ?? published,
       lastFailureAt: death.lastAt ?? published,
     };
   }
-  if (tidepoolReason !== undefined) {
+  if (failure.reason !== undefined) {
     return {
       ...common,
-      reason: tidepoolReason,
+      reason: failure.reason,
       deadLetteredBy: 'runner',
-      origin: text(headers[HEADERS.origin]),
-      type: text(headers[HEADERS.type]),
-      firstFailureAt: isoText(headers[HEADERS.firstFailureAt]) ?? death?.firstAt ?? runnerLast ?? published,
+      origin: failure.origin,
+      type: failure.type,
+      firstFailureAt: failure.firstFailureAt ?? death?.firstAt ?? runnerLast ?? published,
       lastFailureAt: runnerLast ?? death?.lastAt ?? published,
     };
   }
@@ -645,21 +629,6 @@ function describe(message: GetMessage, topology: Topology): DeadLetter {
   };
 }
 
-/** The broker's latest dead-lettering: x-death[0] (most recent first), else x-last/first-death-*. */
-function lastDeath(headers: Record<string, unknown>): { reason: string; queue: string | undefined; firstAt: string | undefined; lastAt: string | undefined } | undefined {
-  const deaths = Array.isArray(headers['x-death']) ? (headers['x-death'] as unknown[]).filter((d): d is Record<string, unknown> => d !== null && typeof d === 'object') : [];
-  const latest = deaths[0];
-  const reason = text(latest?.reason) ?? text(headers['x-last-death-reason']) ?? text(headers['x-first-death-reason']);
-  if (reason === undefined) return undefined;
-  const times = deaths.map((d) => timestamp(d.time)).filter((t): t is string => t !== undefined).sort();
-  return {
-    reason,
-    queue: text(latest?.queue) ?? text(headers['x-last-death-queue']) ?? text(headers['x-first-death-queue']),
-    firstAt: times[0],
-    lastAt: (latest ? timestamp(latest.time) : undefined) ?? times[times.length - 1],
-  };
-}
-
 function detail(message: GetMessage, letter: DeadLetter): DeadLetterDetail {
   const headers = message.properties.headers ?? {};
   let bodyBase64: string | undefined;
@@ -671,76 +640,14 @@ function detail(message: GetMessage, letter: DeadLetter): DeadLetterDetail {
   const properties: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(message.properties as unknown as Record<string, unknown>)) {
     if (name === 'headers' || value === undefined) continue;
-    properties[name] = name === 'timestamp' && typeof value === 'number' ? new Date(value * 1000).toISOString() : plain(value);
+    properties[name] = name === 'timestamp' && typeof value === 'number' ? new Date(value * 1000).toISOString() : fieldAsJson(value);
   }
   return {
     ...letter,
     body: message.content.toString('utf8'),
     bodyBase64,
     properties,
-    headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, plain(v)])),
-    stderr: { source: lines(headers[HEADERS.stderrSource]), destination: lines(headers[HEADERS.stderrDestination]) },
+    headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, fieldAsJson(v)])),
+    stderr: readStderr(headers),
   };
-}
-
-function text(value: unknown): string | undefined {
-  if (typeof value === 'string') return value === '' ? undefined : value;
-  if (Buffer.isBuffer(value)) return value.length === 0 ? undefined : value.toString('utf8');
-  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  return undefined;
-}
-
-function flag(value: unknown): boolean | undefined {
-  if (typeof value === 'boolean') return value;
-  const t = text(value)?.toLowerCase();
-  return t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : undefined;
-}
-
-function count(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' ? Number(value) : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-  return Number.isFinite(n) ? n : undefined;
-}
-
-function isoText(value: unknown): string | undefined {
-  const t = text(value) ?? timestamp(value);
-  if (t === undefined) return undefined;
-  const ms = Date.parse(t);
-  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
-}
-
-/** An AMQP timestamp as amqplib decodes it ({'!': 'timestamp', value: seconds}) → ISO. */
-function timestamp(value: unknown): string | undefined {
-  if (value !== null && typeof value === 'object' && (value as { '!'?: unknown })['!'] === 'timestamp') {
-    const seconds = Number((value as { value?: unknown }).value);
-    return Number.isFinite(seconds) ? new Date(seconds * 1000).toISOString() : undefined;
-  }
-  return undefined;
-}
-
-/** A stderr tail header: a JSON array of lines; tolerates plain text. */
-function lines(value: unknown): string[] {
-  const raw = text(value);
-  if (raw === undefined) return [];
-  try {
-    const parsed: unknown = JSON.parse(raw);
-    if (Array.isArray(parsed)) return parsed.map((l) => (typeof l === 'string' ? l : JSON.stringify(l)));
-  } catch {
-    // Not JSON: one line per line.
-  }
-  return raw.split('\n');
-}
-
-/** A header value as plain JSON. */
-function plain(value: unknown): unknown {
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (typeof value === 'bigint') return Number(value);
-  if (Array.isArray(value)) return value.map(plain);
-  if (value !== null && typeof value === 'object') {
-    const ts = timestamp(value);
-    if (ts !== undefined) return ts;
-    const o = value as Record<string, unknown>;
-    if ('!' in o && 'value' in o) return plain(o.value);
-    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, plain(v)]));
-  }
-  return value;
 }

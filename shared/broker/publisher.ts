@@ -3,9 +3,10 @@
 // confirm is an error, never a success.
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import type { Logger } from '../logger.js';
-import { HEADERS, type SyncRequest } from '../messages.js';
+import type { SyncRequest } from '../messages.js';
 import { backoffDelay, sleep } from '../backoff.js';
 import { connectBroker, isPermanentBrokerError, openConfirmChannel, RECONNECT_BACKOFF } from './connection.js';
+import { firstAttemptHeaders } from './envelope.js';
 import type { Topology } from './topology.js';
 
 /** The broker did not confirm a publish. */
@@ -70,7 +71,7 @@ export async function publishSync(
 ): Promise<void> {
   await confirmPublish(channel, topology.exchange, topology.syncRoutingKey, Buffer.from(JSON.stringify(request)), {
     messageId: request.syncId,
-    headers: { [HEADERS.attempt]: 1, ...headers },
+    headers: firstAttemptHeaders(headers),
   });
 }
 

@@ -6,7 +6,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../shared/connections.js';
-import { HEADERS } from '../../shared/messages.js';
+import { HEADERS } from '../../shared/broker/envelope.js';
 import type { ConfiguredAirbyteCatalog } from '../../shared/protocol.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';

@@ -16,7 +16,8 @@ import {
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Config } from '../../shared/config.js';
-import { HEADERS, newSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import { HEADERS } from '../../shared/broker/envelope.js';
+import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import { deletePrefix, testConfig, testLogger, waitFor } from '../helpers/services.js';
 
 interface Fixture {

@@ -9,7 +9,7 @@ import type { GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../shared/config.js';
 import type { Connection } from '../../shared/connections.js';
-import { HEADERS } from '../../shared/messages.js';
+import { HEADERS } from '../../shared/broker/envelope.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import {
   closeRunnerHarness,

@@ -7,7 +7,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection } from '../../shared/connections.js';
-import { HEADERS } from '../../shared/messages.js';
+import { HEADERS } from '../../shared/broker/envelope.js';
 import { openConfirmChannel, queueDepth } from '../../shared/broker/connection.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { createTestDatabase } from '../helpers/pg.js';

@@ -2,9 +2,9 @@
 // records: pure functions, no broker.
 import { describe, expect, it } from 'vitest';
 import { ConnectorError, InvalidMessageError, LockTimeoutError, ProtocolError, UnknownConnectionError, classifyConnectorFailure, toFailure, type FailureInfo } from '../../shared/errors.js';
-import { HEADERS } from '../../shared/messages.js';
+import { HEADERS, STDERR_HEADER_BYTES, failureHeaders, tailWithin } from '../../shared/broker/envelope.js';
+import { idsFromBody } from '../../shared/messages.js';
 import { traceFailure } from '../../runner/sync/connector-output.js';
-import { STDERR_HEADER_BYTES, failureHeaders, idsFromBody, tailWithin } from '../../runner/delivery/failure-headers.js';
 import { attemptHistory, PREVIOUS_ATTEMPTS_KEPT, type RunRecord } from '../../shared/store/runs.js';
 
 describe('classifyConnectorFailure', () => {

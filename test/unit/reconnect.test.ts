@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { backoffDelay } from '../../shared/backoff.js';
 import { CONNECT_BACKOFF, RECONNECT_BACKOFF, isPermanentBrokerError } from '../../shared/broker/connection.js';
-import { HEADERS } from '../../shared/messages.js';
+import { HEADERS } from '../../shared/broker/envelope.js';
 import { REDIS_MAX_RETRIES_PER_REQUEST, REDIS_RECONNECT_BACKOFF } from '../../shared/store/redis.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { settledBy } from '../../runner/delivery/redelivery.js';
