@@ -4,13 +4,14 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pg from 'pg';
+import type { Config } from '../../shared/config.js';
 import type { Connection } from '../../shared/connections.js';
 import { createLogger } from '../../shared/logger.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { createRedis } from '../../shared/store/redis.js';
-import { createStore } from '../../shared/store/index.js';
-import { FINAL_STATUSES } from '../../shared/store/runs.js';
+import { createStore, type Store } from '../../shared/store/index.js';
+import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
 import { sleep } from '../../shared/backoff.js';
 import { LocalProcessRunnerLauncher } from '../../scaler/local-process.js';
@@ -50,36 +51,23 @@ export interface DemoSummary {
 const SOURCE_DB = 'tidepool_demo_source';
 const DEST_DB = 'tidepool_demo_dest';
 
+interface DemoOptions {
+  syncs: number;
+  timeoutMs: number;
+  cfg: Config;
+  pgUrl: string;
+  outDir: string;
+  json: boolean;
+}
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
   return run(io, USAGE, async () => {
-    const { values } = parse(argv, {
-      ...CONFIG_OPTION,
-      syncs: { type: 'string' },
-      'max-runners': { type: 'string' },
-      'idle-timeout': { type: 'string' },
-      'pg-url': { type: 'string' },
-      out: { type: 'string' },
-      timeout: { type: 'string' },
-      prefix: { type: 'string' },
-      json: { type: 'boolean' },
-    });
-    if (values.help) {
+    const options = demoOptions(argv, env);
+    if (!options) {
       io.out(USAGE);
       return 0;
     }
-    const syncs = Number(values.syncs ?? 24);
-    if (!Number.isInteger(syncs) || syncs < 1 || syncs > 10_000) throw new UsageError('--syncs must be an integer from 1 to 10000');
-    const timeoutMs = parseDuration(values.timeout ?? '10m');
-    if (timeoutMs === undefined) throw new UsageError('--timeout: not a duration');
-    const cfg = config(env, values.config, {
-      prefix: values.prefix ?? 'tidepool-demo',
-      maxRunners: values['max-runners'] ?? 4,
-      idleTimeout: values['idle-timeout'] ?? '3s',
-      ...(env.TIDEPOOL_LOG_LEVEL ? {} : { logLevel: 'warn' as const }),
-    });
-    const pgUrl = values['pg-url'] ?? 'postgres://tidepool:tidepool@127.0.0.1:5432';
-    const outDir = resolve(values.out ?? '.tidepool/demo');
-    const json = values.json ?? false;
+    const { syncs, cfg, pgUrl, outDir, json } = options;
     const say = (text: string) => (json ? io.err(text) : io.out(text));
     const logger = createLogger({ level: cfg.logLevel, destination: 2 });
 
@@ -91,95 +79,19 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const store = createStore(redis, cfg);
     const broker = await openBroker(cfg, logger);
     const launcher = new LocalProcessRunnerLauncher(cfg, logger);
-    let maxRunners = 0;
-    let lastSnapshot: ScalerSnapshot | undefined;
-    const scaler = new Scaler({
-      config: cfg,
-      logger,
-      launcher,
-      store,
-      onTick: (s) => {
-        lastSnapshot = s;
-        maxRunners = Math.max(maxRunners, s.running + s.starting);
-      },
-    });
+    const pool = new PoolWatch();
+    const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => pool.saw(s) });
     const started = Date.now();
     try {
       for (const c of connections) await store.connections.apply(c);
       say(`registered ${connections.length} connections: ${connections.map((c) => c.id).join(', ')}`);
-
-      const ids: string[] = [];
-      for (let i = 0; i < syncs; i++) {
-        const connection = connections[i % connections.length]!;
-        const request = newSyncRequest(connection.id, { requestedBy: 'demo' });
-        await publishSync(broker.channel, broker.topology, request);
-        ids.push(request.syncId);
-      }
+      const ids = await publishDemoSyncs(broker, connections, syncs);
       say(`published ${syncs} syncs; starting the scaler (poll every ${cfg.pollInterval} ms)`);
       await scaler.start();
-
-      let done = 0;
-      let succeeded = 0;
-      let deadLettered = 0;
-      let records = 0;
-      const tty = !json && process.stdout.isTTY;
-      const progress = () => {
-        const s = lastSnapshot;
-        const line = `[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] queue ${String(s?.ready ?? '?').padStart(4)} ready | runners ${s?.running ?? 0} running, ${s?.starting ?? 0} starting | syncs ${done}/${syncs} done (${deadLettered} dead-lettered) | records ${records.toLocaleString('en-US')}`;
-        if (tty) process.stdout.write(`\r${line}\x1b[K`);
-        else say(line);
-      };
-      const deadline = started + timeoutMs;
-      let runnersAtEnd = -1;
-      while (Date.now() < deadline) {
-        await sleep(1000);
-        const runs = await store.runs.getMany(ids);
-        done = succeeded = deadLettered = records = 0;
-        for (const r of runs) {
-          if (!r) continue;
-          records += r.records;
-          if (!FINAL_STATUSES.has(r.status)) continue;
-          done++;
-          if (r.status === 'succeeded') succeeded++;
-          else deadLettered++;
-        }
-        progress();
-        const pool = (lastSnapshot?.running ?? 1) + (lastSnapshot?.starting ?? 1);
-        const alive = (await launcher.list()).filter((r) => r.phase !== 'finished').length;
-        if (done === syncs && pool === 0 && alive === 0) {
-          runnersAtEnd = 0;
-          break;
-        }
-      }
-      if (tty) process.stdout.write('\n');
-      if (runnersAtEnd < 0) {
-        runnersAtEnd = (lastSnapshot?.running ?? 0) + (lastSnapshot?.starting ?? 0);
-      }
-      const summary: DemoSummary = {
-        published: syncs,
-        succeeded,
-        failed: syncs - succeeded,
-        deadLettered,
-        maxRunners,
-        runnersAtEnd,
-        records,
-        seconds: Math.round((Date.now() - started) / 100) / 10,
-      };
-      if (json) {
-        io.out(JSON.stringify(summary));
-      } else {
-        io.out(
-          [
-            '',
-            `summary: ${summary.succeeded}/${summary.published} syncs succeeded, ${summary.deadLettered} dead-lettered, ${summary.records.toLocaleString('en-US')} records moved in ${summary.seconds} s`,
-            `         pool grew from 0 to ${summary.maxRunners} runners and ended at ${summary.runnersAtEnd}`,
-            `         see: tidepool runs --limit 10   (with TIDEPOOL_PREFIX=${cfg.prefix})`,
-            `         runner logs: ${cfg.runnerLogDir}`,
-          ].join('\n'),
-        );
-      }
-      const complete = done === syncs && runnersAtEnd === 0;
-      if (!complete) io.err(`demo did not finish within ${timeoutMs} ms`);
+      const { done, ...summary } = await watchDemo({ ...options, store, launcher, pool, ids, started, say });
+      io.out(json ? JSON.stringify(summary) : describeSummary(summary, cfg));
+      const complete = done === syncs && summary.runnersAtEnd === 0;
+      if (!complete) io.err(`demo did not finish within ${options.timeoutMs} ms`);
       return complete && summary.succeeded === syncs ? 0 : 1;
     } finally {
       await scaler.stop();
@@ -187,6 +99,132 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       await redis.quit().catch(() => redis.disconnect());
     }
   });
+}
+
+/** The demo's options, or undefined for --help. */
+function demoOptions(argv: string[], env: NodeJS.ProcessEnv): DemoOptions | undefined {
+  const { values } = parse(argv, {
+    ...CONFIG_OPTION,
+    syncs: { type: 'string' },
+    'max-runners': { type: 'string' },
+    'idle-timeout': { type: 'string' },
+    'pg-url': { type: 'string' },
+    out: { type: 'string' },
+    timeout: { type: 'string' },
+    prefix: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) return undefined;
+  const syncs = Number(values.syncs ?? 24);
+  if (!Number.isInteger(syncs) || syncs < 1 || syncs > 10_000) throw new UsageError('--syncs must be an integer from 1 to 10000');
+  const timeoutMs = parseDuration(values.timeout ?? '10m');
+  if (timeoutMs === undefined) throw new UsageError('--timeout: not a duration');
+  const cfg = config(env, values.config, {
+    prefix: values.prefix ?? 'tidepool-demo',
+    maxRunners: values['max-runners'] ?? 4,
+    idleTimeout: values['idle-timeout'] ?? '3s',
+    ...(env.TIDEPOOL_LOG_LEVEL ? {} : { logLevel: 'warn' as const }),
+  });
+  return {
+    syncs,
+    timeoutMs,
+    cfg,
+    pgUrl: values['pg-url'] ?? 'postgres://tidepool:tidepool@127.0.0.1:5432',
+    outDir: resolve(values.out ?? '.tidepool/demo'),
+    json: values.json ?? false,
+  };
+}
+
+/** The pool as the scaler last saw it, and the largest it has been. */
+class PoolWatch {
+  last: ScalerSnapshot | undefined;
+  max = 0;
+  saw(s: ScalerSnapshot): void {
+    this.last = s;
+    this.max = Math.max(this.max, s.running + s.starting);
+  }
+}
+
+/** Publishes `syncs` syncs round-robin over the connections; returns their ids. */
+async function publishDemoSyncs(broker: Awaited<ReturnType<typeof openBroker>>, connections: Connection[], syncs: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < syncs; i++) {
+    const connection = connections[i % connections.length]!;
+    const request = newSyncRequest(connection.id, { requestedBy: 'demo' });
+    await publishSync(broker.channel, broker.topology, request);
+    ids.push(request.syncId);
+  }
+  return ids;
+}
+
+interface Watch extends DemoOptions {
+  store: Store;
+  launcher: LocalProcessRunnerLauncher;
+  pool: PoolWatch;
+  ids: string[];
+  started: number;
+  say: (text: string) => void;
+}
+
+/** Shows progress once a second until every sync ended and the pool is back to 0 (or the timeout). */
+async function watchDemo(w: Watch): Promise<DemoSummary & { done: number }> {
+  const tally = { done: 0, succeeded: 0, deadLettered: 0, records: 0 };
+  const tty = !w.json && process.stdout.isTTY;
+  const progress = () => {
+    const s = w.pool.last;
+    const line = `[${((Date.now() - w.started) / 1000).toFixed(1).padStart(5)}s] queue ${String(s?.ready ?? '?').padStart(4)} ready | runners ${s?.running ?? 0} running, ${s?.starting ?? 0} starting | syncs ${tally.done}/${w.syncs} done (${tally.deadLettered} dead-lettered) | records ${tally.records.toLocaleString('en-US')}`;
+    if (tty) process.stdout.write(`\r${line}\x1b[K`);
+    else w.say(line);
+  };
+  const deadline = w.started + w.timeoutMs;
+  let runnersAtEnd = -1;
+  while (Date.now() < deadline) {
+    await sleep(1000);
+    Object.assign(tally, countRuns(await w.store.runs.getMany(w.ids)));
+    progress();
+    const pool = (w.pool.last?.running ?? 1) + (w.pool.last?.starting ?? 1);
+    const alive = (await w.launcher.list()).filter((r) => r.phase !== 'finished').length;
+    if (tally.done === w.syncs && pool === 0 && alive === 0) {
+      runnersAtEnd = 0;
+      break;
+    }
+  }
+  if (tty) process.stdout.write('\n');
+  if (runnersAtEnd < 0) runnersAtEnd = (w.pool.last?.running ?? 0) + (w.pool.last?.starting ?? 0);
+  return {
+    published: w.syncs,
+    succeeded: tally.succeeded,
+    failed: w.syncs - tally.succeeded,
+    deadLettered: tally.deadLettered,
+    maxRunners: w.pool.max,
+    runnersAtEnd,
+    records: tally.records,
+    seconds: Math.round((Date.now() - w.started) / 100) / 10,
+    done: tally.done,
+  };
+}
+
+function countRuns(runs: (RunRecord | undefined)[]): { done: number; succeeded: number; deadLettered: number; records: number } {
+  const tally = { done: 0, succeeded: 0, deadLettered: 0, records: 0 };
+  for (const r of runs) {
+    if (!r) continue;
+    tally.records += r.records;
+    if (!FINAL_STATUSES.has(r.status)) continue;
+    tally.done++;
+    if (r.status === 'succeeded') tally.succeeded++;
+    else tally.deadLettered++;
+  }
+  return tally;
+}
+
+function describeSummary(summary: DemoSummary, cfg: Config): string {
+  return [
+    '',
+    `summary: ${summary.succeeded}/${summary.published} syncs succeeded, ${summary.deadLettered} dead-lettered, ${summary.records.toLocaleString('en-US')} records moved in ${summary.seconds} s`,
+    `         pool grew from 0 to ${summary.maxRunners} runners and ended at ${summary.runnersAtEnd}`,
+    `         see: tidepool runs --limit 10   (with TIDEPOOL_PREFIX=${cfg.prefix})`,
+    `         runner logs: ${cfg.runnerLogDir}`,
+  ].join('\n');
 }
 
 /** Creates the demo databases (idempotently), adds fresh source rows, and returns the connections. */

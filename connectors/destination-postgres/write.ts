@@ -46,13 +46,7 @@ async function load(
 ): Promise<void> {
   // Rows this run writes carry its generation; an overwrite removes the others at the end.
   const generation = randomUUID();
-  const writers = new Map<string, TableWriter>();
-  let id = 0;
-  for (const [key, configured] of indexStreams(catalog)) {
-    const table = targetTable(configured, config.schema);
-    await prepareTable(client, table);
-    writers.set(key, new TableWriter(table, generation, config.batchSize, id++));
-  }
+  const writers = await openWriters(client, config, catalog, generation);
 
   let inTransaction = false;
   const writeAll = async (): Promise<void> => {
@@ -128,7 +122,34 @@ async function load(
     throw new IncompleteInputError(incomplete);
   }
   await commit();
+  await replacePreviousGeneration(client, overwritten, generation, sourceFailed, out);
+}
 
+/** One writer per configured stream, its table created or brought up to date. */
+async function openWriters(
+  client: Client,
+  config: DestinationPostgresConfig,
+  catalog: WriteContext<DestinationPostgresConfig>['catalog'],
+  generation: string,
+): Promise<Map<string, TableWriter>> {
+  const writers = new Map<string, TableWriter>();
+  let id = 0;
+  for (const [key, configured] of indexStreams(catalog)) {
+    const table = targetTable(configured, config.schema);
+    await prepareTable(client, table);
+    writers.set(key, new TableWriter(table, generation, config.batchSize, id++));
+  }
+  return writers;
+}
+
+/** After a complete input: the overwrite streams' older rows go, unless the source failed. */
+async function replacePreviousGeneration(
+  client: Client,
+  overwritten: TableWriter[],
+  generation: string,
+  sourceFailed: boolean,
+  out: WriteContext<DestinationPostgresConfig>['out'],
+): Promise<void> {
   if (overwritten.length === 0) return;
   if (sourceFailed) {
     void out.message({
