@@ -23,6 +23,10 @@ const FORBIDDEN: Record<string, string[]> = {
   shared: ['runner/', 'scaler/', 'cli/', 'bench/', 'test/'],
   runner: ['scaler/', 'cli/', 'bench/', 'test/'],
   scaler: ['runner/', 'cli/', 'bench/', 'test/'],
+  // Benchmarks are built into dist/ and run there; test code is not (it stays out of images).
+  bench: ['test/'],
+  cli: ['bench/', 'test/'],
+  connectors: ['runner/', 'scaler/', 'cli/', 'bench/', 'test/'],
 };
 
 describe('layers', () => {
