@@ -96,10 +96,10 @@ export function collectSecretLeaves(value: unknown, out: Set<string>): void {
 /**
  * A copy of a config (or a connection) safe to show or log: values under secret names replaced,
  * and every secret of the whole value hidden wherever else it appears (a password repeated in a
- * DSN, an `args` entry).
+ * DSN, an `args` entry). `secrets`: the value's own (the default) and any others known, such as
+ * the values its connectors' specs mark secret.
  */
-export function redactObject<T>(value: T): T {
-  const secrets = secretValues(value);
+export function redactObject<T>(value: T, secrets: ReadonlySet<string> = secretValues(value)): T {
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return redactText(v, secrets);
     if (Array.isArray(v)) return v.map(walk);
