@@ -45,7 +45,8 @@ export function embeddedSecrets(text: string, out: Set<string> = new Set()): Set
     addSecret(m[3]!, out);
   }
   for (const m of text.matchAll(NAMED_VALUE)) {
-    if (isSecretKey(m[1]!)) addSecret(m[2]!.replace(/^(['"])(.*)\1$/, '$2'), out);
+    // Closing punctuation after an unquoted value is the text's (`connect(token=abc)`), not the value's.
+    if (isSecretKey(m[1]!)) addSecret(/^['"]/.test(m[2]!) ? m[2]!.slice(1, -1) : m[2]!.replace(/[)\]},.]+$/, ''), out);
   }
   return out;
 }

@@ -113,6 +113,7 @@ describe('embeddedSecrets', () => {
     ['mysql://root:hunter22@db:3306/x?ssl=true&password=other1', ['hunter22', 'root:hunter22', 'other1']],
     ["host=db user=app password='s3cr et' dbname=app", ['s3cr et']],
     ['jdbc:postgresql://db/app?user=app&sslpassword=key-pass', ['key-pass']],
+    ['Traceback: connect(user=admin, token=tok-123) failed', ['tok-123']],
     ['redis://127.0.0.1:6379', []],
     ['postgres://u@h/db', []],
     ['plain text with no credentials', []],
