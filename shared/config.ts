@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { isSecretKey } from './redact.js';
 import { DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS } from './broker/topology.js';
 import { PACKAGE_VERSION } from './paths.js';
 import { KUBERNETES_QUANTITY, parseBytes, parseDuration } from './units.js';
@@ -244,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
     const lines = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '');
       const name = origin.get(key) ?? (key ? envName(key) : 'configuration');
-      const given = key && source[key] !== undefined ? ` (got ${JSON.stringify(source[key])})` : '';
+      const given = key && source[key] !== undefined ? shownValue(key, source[key]) : '';
       return `${name}: ${issue.message}${given}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
@@ -275,6 +276,28 @@ export function isLoopbackHost(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }
 
+/**
+ * A bad setting's value, as an error quotes it: never a secret setting's (dashboardToken), and
+ * never the credentials of a URL, even one malformed enough not to parse (`amqp//u:pass@h`).
+ */
+function shownValue(key: string, value: unknown): string {
+  if (isSecretKey(key)) return ' (value not shown: a secret)';
+  return ` (got ${maskUserinfo(JSON.stringify(value))})`;
+}
+
+function maskUserinfo(text: string): string {
+  return text.replace(/[^\s"'/@]+@/g, '***@');
+}
+
+/**
+ * A parser's error without the text it quotes: the file may hold credentials, and JSON.parse
+ * quotes the start of it, yaml a code frame of the bad lines. Their first line says what and where.
+ */
+function parserWords(err: Error): string {
+  const first = err.message.split('\n')[0]!.replace(/:$/, '');
+  return maskUserinfo(first.replace(/^(.*?), (?:\.\.\.)?".*" is not valid JSON$/, '$1'));
+}
+
 function readConfigFile(path: string | undefined): { path?: string; values: Record<string, unknown> } {
   if (!path) return { values: {} };
   let text: string;
@@ -287,7 +310,7 @@ function readConfigFile(path: string | undefined): { path?: string; values: Reco
   try {
     values = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`${ENV_PREFIX}CONFIG_FILE: ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+    throw new ConfigError(`${ENV_PREFIX}CONFIG_FILE: ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${parserWords(err as Error)}`);
   }
   if (values === null || values === undefined) return { path, values: {} };
   if (typeof values !== 'object' || Array.isArray(values)) {

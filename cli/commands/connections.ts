@@ -107,7 +107,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         } else if (list.length === 0) {
           io.out('no connections (add some with: tidepool connections apply -f FILE)');
         } else {
-          io.out(table([['ID', 'SOURCE', 'DESTINATION', 'STREAMS'], ...list.map((c) => [c.id, describeConnector(c.source), describeConnector(c.destination), c.streams ? c.streams.map((s) => s.name).join(',') : '(all)'])]));
+          io.out(table([['ID', 'SOURCE', 'DESTINATION', 'STREAMS'], ...list.map((c) => redactObject(c)).map((c) => [c.id, describeConnector(c.source), describeConnector(c.destination), c.streams ? c.streams.map((s) => s.name).join(',') : '(all)'])]));
         }
         return 0;
       }
@@ -119,14 +119,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       }
       const [state, lastRun, version] = await Promise.all([store.state.get(id), store.runs.list({ connectionId: id, limit: 1 }), store.connections.version(id)]);
       const shown = { connection: await redactConnection(connection, store), version, state: state ?? null, lastRun: lastRun[0] ?? null };
+      // What the plain form prints comes from the redacted connection too (a command's arguments may hold a password).
+      const { source, destination } = shown.connection;
       if (values.json) {
         io.out(JSON.stringify(shown));
       } else {
         io.out(
           [
             `connection ${id}${connection.description ? ` — ${connection.description}` : ''}${version > 0 ? ` (version ${version})` : ''}`,
-            `  source:      ${describeConnector(connection.source)}`,
-            `  destination: ${describeConnector(connection.destination)}`,
+            `  source:      ${describeConnector(source)}`,
+            `  destination: ${describeConnector(destination)}`,
             `  state:       ${state ? `v${state.version} from sync ${state.syncId} at ${state.updatedAt}: ${JSON.stringify(state.state)}` : 'none'}`,
             `  last run:    ${lastRun[0] ? `${lastRun[0].status} (${lastRun[0].syncId}, ${lastRun[0].records} records)` : 'none'}`,
           ].join('\n'),
@@ -141,11 +143,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
 
 /** Secrets out: by their names, and by the connectors' specs (`airbyte_secret`) where cached. */
 async function redactConnection(connection: Connection, store: Store): Promise<Connection> {
-  const shown = redactObject(connection);
-  for (const role of ['source', 'destination'] as const) {
-    const cached = await store.specs.get(await connectorFingerprint(connection[role]));
-    shown[role] = { ...shown[role], config: redactSpecSecrets(shown[role].config, cached?.spec ?? undefined) };
-  }
+  const roles = ['source', 'destination'] as const;
+  const specs = await Promise.all(roles.map(async (role) => (await store.specs.get(await connectorFingerprint(connection[role])))?.spec ?? undefined));
+  // The specs' secrets join the names' before anything is shown: a spec secret repeated under
+  // another name (inside a DSN, say) goes too.
+  const secrets = secretValues(connection);
+  roles.forEach((role, i) => specSecretValues(connection[role].config, specs[i], secrets));
+  const shown = redactObject(connection, secrets);
+  roles.forEach((role, i) => (shown[role] = { ...shown[role], config: redactSpecSecrets(shown[role].config, specs[i]) }));
   return shown;
 }
 

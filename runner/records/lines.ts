@@ -3,6 +3,7 @@
 // instead of growing the runner's memory without limit.
 import type { Readable } from 'node:stream';
 import { ProtocolError } from '../../shared/errors.js';
+import { quote } from '../../shared/redact.js';
 
 /** A connector wrote a line over maxLineBytes: a protocol error of the connector that wrote it. */
 export class LineTooLongError extends ProtocolError {
@@ -28,16 +29,26 @@ export function describeBytes(n: number): string {
   return `${n} bytes`;
 }
 
-/** Bytes of connector output quoted in an error message. */
+/** Characters of connector output quoted in an error message. */
+export const SAMPLE_CHARS = 120;
+/**
+ * Bytes of a long line's start the line scanner keeps for its sample (line-scanner.ts): a secret
+ * cut at their end is dropped from the sample (shared/redact.ts redactCut).
+ */
 export const SAMPLE_BYTES = 120;
+/** Bytes of a line decoded to make its sample: secrets are redacted in these, then the text is cut to SAMPLE_CHARS. */
+export const SAMPLE_WINDOW_BYTES = 4096;
 
 /**
- * The start of buf[start, end) as text, at most SAMPLE_BYTES (120) bytes, with "…" when
- * cut (or when `more`: the line goes on beyond buf): connector output quoted in an error.
+ * The start of buf[start, end) as text, quoted in an error: its first SAMPLE_WINDOW_BYTES
+ * redacted, then cut to SAMPLE_CHARS (120) characters, with "…" when cut (or when `more`: the
+ * line goes on beyond buf). Redacting before cutting is what keeps half a secret out of it; only
+ * failures build samples, so the record path pays nothing for it.
  */
-export function sampleOf(buf: Uint8Array, start: number, end: number, more = false): string {
-  const cut = end - start > SAMPLE_BYTES;
-  return Buffer.from(buf.buffer, buf.byteOffset + start, Math.min(end - start, SAMPLE_BYTES)).toString('utf8') + (cut || more ? '…' : '');
+export function sampleOf(buf: Uint8Array, start: number, end: number, secrets: ReadonlySet<string>, more = false): string {
+  const length = Math.min(end - start, SAMPLE_WINDOW_BYTES);
+  const text = Buffer.from(buf.buffer, buf.byteOffset + start, length).toString('utf8');
+  return quote(text, secrets, SAMPLE_CHARS, more || end - start > length);
 }
 
 export type ReadLinesOptions = {
@@ -110,17 +121,24 @@ export async function* readLines(stream: Readable, maxLineBytes: number, options
   if (partsLength > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, partsLength);
 }
 
-/** Keeps the last `size` lines of a stream (a connector's stderr), each cut to `maxLength`. */
+/**
+ * Keeps the last `size` lines of a stream (a connector's stderr) as they came, and gives them
+ * redacted, each cut to `maxLength` characters after redaction. The lines are kept raw because
+ * the secrets may not all be known yet when they arrive (a spec still on its way); each is held
+ * to 4 × maxLength characters, a cut that redactCut accounts for.
+ */
 export class TailBuffer {
-  private readonly lines: string[] = [];
+  private readonly lines: { text: string; cut: boolean }[] = [];
   constructor(private readonly size: number, private readonly maxLength = 1000) {}
 
-  push(line: string): void {
-    this.lines.push(line.length > this.maxLength ? `${line.slice(0, this.maxLength)}…` : line);
+  /** `cut`: the line was already cut short upstream (a byte bound). */
+  push(line: string, cut = false): void {
+    const hold = 4 * this.maxLength;
+    this.lines.push(line.length > hold ? { text: line.slice(0, hold), cut: true } : { text: line, cut });
     if (this.lines.length > this.size) this.lines.shift();
   }
 
-  get(): string[] {
-    return [...this.lines];
+  get(secrets: ReadonlySet<string>): string[] {
+    return this.lines.map((l) => quote(l.text, secrets, this.maxLength, l.cut));
   }
 }

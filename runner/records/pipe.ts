@@ -35,6 +35,8 @@ export interface PumpOptions {
    * STARTED lines), written the same way as records: counted, and subject to backpressure.
    */
   prologue?: Buffer;
+  /** Redacted from the source output an error quotes, before it is cut short (runner/records/lines.ts sampleOf). */
+  secrets?: ReadonlySet<string>;
 }
 
 /** How far the pump got, updated once per chunk read and per write, not per line. */
@@ -80,6 +82,7 @@ export class PumpStats {
 }
 
 const NEWLINE = Buffer.from('\n');
+const NO_SECRETS: ReadonlySet<string> = new Set();
 
 /** a equals buf[s, e)? An inline loop: Buffer.compare's argument checks cost 5-7% per record. */
 function sameBytes(a: Buffer, buf: Buffer, s: number, e: number): boolean {
@@ -138,6 +141,7 @@ export async function pumpRecords(
   options: PumpOptions,
 ): Promise<void> {
   const { maxLineBytes, signal } = options;
+  const secrets = options.secrets ?? NO_SECRETS;
   const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const progress = options.progress ?? new PumpProgress();
   const partial = new PartialLine();
@@ -170,7 +174,7 @@ export async function pumpRecords(
     try {
       m = scanMessage(buf, start, end);
     } catch (err) {
-      if (err instanceof LineError) throw notAMessage(err, sampleOf(buf, start, end));
+      if (err instanceof LineError) throw notAMessage(err, sampleOf(buf, start, end, secrets));
       throw err;
     }
     if (m.type === 'RECORD') {
@@ -194,7 +198,7 @@ export async function pumpRecords(
 
   const tooLong = (): LineTooLongError => {
     const first = partial.pieces[0];
-    const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, true) : first ? sampleOf(first, 0, first.length, true) : undefined;
+    const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, secrets, true) : first ? sampleOf(first, 0, first.length, secrets, true) : undefined;
     return new LineTooLongError('source', maxLineBytes, lineNo + 1, sample);
   };
 
@@ -204,7 +208,7 @@ export async function pumpRecords(
     } catch (err) {
       if (!(err instanceof LineError)) throw err;
       lineNo++;
-      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, true));
+      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, secrets, true));
     }
   };
 
@@ -243,7 +247,7 @@ export async function pumpRecords(
     } catch (err) {
       if (!(err instanceof LineError)) throw err;
       lineNo++;
-      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, true));
+      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, secrets, true));
     }
     lineNo++;
     if (m.type !== 'RECORD') throw new ProtocolError(`source line ${lineNo}: "type" given twice, RECORD and then "${m.type}"`, 'source');
@@ -286,7 +290,7 @@ export async function pumpRecords(
     for (;;) {
       const nl = chunk.indexOf(10, lineStart);
       if (nl < 0) break;
-      if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl));
+      if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl, secrets));
       if (!handle(chunk, lineStart, nl)) {
         if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
         forwardFrom = nl + 1;

@@ -5,28 +5,25 @@ import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import type { AirbyteMessage, AirbyteTraceMessage } from '../../shared/protocol.js';
 import type { ConnectorLauncher, ConnectorRun } from '../../shared/ports/connector-launcher.js';
-import { redactText } from '../../shared/redact.js';
-import { readLines, TailBuffer } from '../records/lines.js';
+import { redactCut, redactText } from '../../shared/redact.js';
+import { readLines, SAMPLE_WINDOW_BYTES, sampleOf, TailBuffer } from '../records/lines.js';
 
 const STDERR_LINE_LIMIT = 64 * 1024;
 
 /**
- * Drains a connector's stderr into a tail buffer (redacted) and the debug log, as fast as it
- * comes: a connector blocked on a full stderr pipe would stall the sync.
+ * Drains a connector's stderr into a tail buffer (which redacts when read) and the debug log, as
+ * fast as it comes: a connector blocked on a full stderr pipe would stall the sync.
  */
 export async function collectStderr(stream: Readable, tail: TailBuffer, secrets: ReadonlySet<string> | 'deferred', logger: Logger): Promise<void> {
   try {
     // Lines are cut at STDERR_LINE_LIMIT as they are read: a connector writing megabytes without
     // a newline must not grow the runner (the tail keeps 1000 characters of a line anyway).
     for await (const line of readLines(stream, STDERR_LINE_LIMIT, { truncate: true })) {
-      // Deferred: the secrets are not all known yet; the caller redacts and logs the tail later.
-      if (secrets === 'deferred') {
-        tail.push(line.toString('utf8'));
-        continue;
-      }
-      const text = redactText(line.toString('utf8'), secrets);
-      tail.push(text);
-      logger.debug({ stderr: text }, 'connector stderr');
+      const text = line.toString('utf8');
+      const cut = line.length >= STDERR_LINE_LIMIT;
+      tail.push(text, cut);
+      // Deferred: the secrets are not all known yet; the caller logs the tail, redacted, later.
+      if (secrets !== 'deferred') logger.debug({ stderr: redactCut(text, secrets, cut) }, 'connector stderr');
     }
   } catch {
     // stderr is best effort: a broken pipe here must not fail the sync.
@@ -84,7 +81,9 @@ export async function runConnectorCommand(
   const tail = new TailBuffer(options.tailLines);
   const timer = setTimeout(() => proc.kill('SIGKILL'), options.timeoutMs);
   const messages: AirbyteMessage[] = [];
-  let protocolError: Error | undefined;
+  // The first thing wrong with the output. A line that is not JSON is kept (its start, bounded)
+  // rather than quoted at once: it is quoted once the secrets are complete, redacted before cut.
+  let protocolError: Error | { notJson: Buffer; more: boolean } | undefined;
   const deferred = options.secretsReady !== undefined;
   try {
     const stderr = collectStderr(proc.stderr, tail, deferred ? 'deferred' : secrets, logger);
@@ -94,7 +93,7 @@ export async function runConnectorCommand(
         try {
           messages.push(JSON.parse(line.toString('utf8')) as AirbyteMessage);
         } catch {
-          protocolError ??= new Error(`not a JSON message: ${line.toString('utf8', 0, 120)}`);
+          protocolError ??= { notJson: Buffer.from(line.subarray(0, SAMPLE_WINDOW_BYTES)), more: line.length > SAMPLE_WINDOW_BYTES };
         }
       }
     } catch (err) {
@@ -103,17 +102,15 @@ export async function runConnectorCommand(
     }
     await stderr;
     const exit = await proc.exit;
-    let stderrTail = tail.get();
-    if (deferred) {
-      await options.secretsReady;
-      stderrTail = stderrTail.map((line) => redactText(line, secrets));
-      for (const line of stderrTail) logger.debug({ stderr: line }, 'connector stderr');
-    }
+    if (deferred) await options.secretsReady;
+    const stderrTail = tail.get(secrets);
+    if (deferred) for (const line of stderrTail) logger.debug({ stderr: line }, 'connector stderr');
     if (exit.notStarted) {
       throw ConnectorError.of({ kind: 'not_started' }, redactText(`${run.role} could not start: ${exit.reason ?? 'no reason given'}`, secrets), run.role);
     }
     if (protocolError) {
-      throw ConnectorError.of({ kind: 'protocol' }, redactText(`${run.role} ${run.command}: ${protocolError.message}`, secrets), run.role);
+      const what = protocolError instanceof Error ? protocolError.message : `not a JSON message: ${sampleOf(protocolError.notJson, 0, protocolError.notJson.length, secrets, protocolError.more)}`;
+      throw ConnectorError.of({ kind: 'protocol' }, redactText(`${run.role} ${run.command}: ${what}`, secrets), run.role);
     }
     for (const m of messages) if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
     return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: stderrTail };

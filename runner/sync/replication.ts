@@ -120,8 +120,8 @@ class Replication {
       const failure = replicationOutcome(
         {
           observed: this.observed,
-          source: { exit: sourceExit, trace: this.traces.source, stoppedByRunner: this.stopped.source, stderrTail: this.tails.source.get() },
-          destination: { exit: destinationExit, trace: this.traces.destination, stoppedByRunner: this.stopped.destination, stderrTail: this.tails.destination.get() },
+          source: { exit: sourceExit, trace: this.traces.source, stoppedByRunner: this.stopped.source, stderrTail: this.tails.source.get(this.input.secrets) },
+          destination: { exit: destinationExit, trace: this.traces.destination, stoppedByRunner: this.stopped.destination, stderrTail: this.tails.destination.get(this.input.secrets) },
           sourceStates: this.sourceStates,
           echoedStates: this.input.commits.echoed,
         },
@@ -205,7 +205,7 @@ class Replication {
             if (m?.type === 'TRACE' && m.trace.type === 'ERROR') this.traces.source = m.trace;
           },
         },
-        { maxLineBytes: this.deps.config.maxLineBytes, signal: this.abort.signal, progress: this.progress, prologue: streamStatusLines(catalog, 'STARTED') },
+        { maxLineBytes: this.deps.config.maxLineBytes, signal: this.abort.signal, progress: this.progress, prologue: streamStatusLines(catalog, 'STARTED'), secrets },
       );
     } catch (err) {
       // A line over maxLineBytes is no line cut short by a death: it is the source's error as is.
@@ -247,7 +247,7 @@ class Replication {
         if (line.length === 0) continue;
         const m = parseMessage(line);
         if (!m) {
-          const err = new ProtocolError(`destination wrote a line that is not an Airbyte message: ${sampleOf(line, 0, line.length)}`, 'destination');
+          const err = new ProtocolError(`destination wrote a line that is not an Airbyte message: ${sampleOf(line, 0, line.length, secrets)}`, 'destination');
           this.fail(protocolOrDeath(err, await this.deathOf('destination', dst)));
           return;
         }
@@ -264,7 +264,7 @@ class Replication {
   private async deathOf(role: Role, proc: ConnectorProcess) {
     if (!proc.stdout.readableEnded) return undefined;
     const exit = await exitWithin(proc, EXIT_AFTER_EOF_WAIT_MS);
-    return exit && { exit, stderrTail: this.tails[role].get() };
+    return exit && { exit, stderrTail: this.tails[role].get(this.input.secrets) };
   }
 
   /** Fails the sync when a connector gives no sign of life for messageTimeout (runner/sync/watchdog.ts). */
@@ -299,7 +299,7 @@ class Replication {
   private result(failure: TidepoolError | undefined, images: { source?: string | undefined; destination?: string | undefined }): ReplicationResult {
     return {
       ...(failure ? { failure } : {}),
-      stderr: { source: this.tails.source.get(), destination: this.tails.destination.get() },
+      stderr: { source: this.tails.source.get(this.input.secrets), destination: this.tails.destination.get(this.input.secrets) },
       stats: this.stats,
       sourceStates: this.sourceStates,
       ...(this.firstRecordMs !== undefined ? { firstRecordMs: this.firstRecordMs } : {}),

@@ -205,7 +205,9 @@ describe('broken output, floods and unconfirmed state (default messageTimeout an
     const dead = await deadLetterOf(h, syncId);
     const failure = failureOf(dead);
     expect(failure).toMatchObject({ origin: 'source', type: 'system_error', retryable: false });
-    expect(failure.reason).toBe(`source line 4 is not an Airbyte message (not a JSON object): Traceback: connect(user=admin, token=[redacted]) failed ${'x'.repeat(120 - 'Traceback: connect(user=admin, token=) failed '.length - secret.length)}…`);
+    // Redacted, then cut: 120 characters of the redacted line.
+    const shown = 'Traceback: connect(user=admin, token=[redacted]) failed ';
+    expect(failure.reason).toBe(`source line 4 is not an Airbyte message (not a JSON object): ${shown}${'x'.repeat(120 - shown.length)}…`);
     expect(JSON.stringify(dead.properties.headers)).not.toContain(secret);
     const run = await finalRun(h, syncId);
     expect(run).toMatchObject({ status: 'dead_lettered', error: { retryable: false, message: failure.reason } });

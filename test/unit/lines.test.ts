@@ -2,6 +2,8 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from '../../runner/records/lines.js';
 
+const NONE: ReadonlySet<string> = new Set();
+
 async function lines(chunks: string[], max = 1024): Promise<string[]> {
   const out: string[] = [];
   for await (const line of readLines(Readable.from(chunks.map((c) => Buffer.from(c))), max, { origin: 'source' })) out.push(line.toString('utf8'));
@@ -146,32 +148,44 @@ describe('TailBuffer', () => {
   it('keeps the last N lines in order', () => {
     const t = new TailBuffer(3);
     for (const l of ['1', '2', '3', '4', '5']) t.push(l);
-    expect(t.get()).toEqual(['3', '4', '5']);
+    expect(t.get(NONE)).toEqual(['3', '4', '5']);
   });
 
   it('keeps fewer lines when fewer were pushed', () => {
     const t = new TailBuffer(3);
     t.push('only');
-    expect(t.get()).toEqual(['only']);
-    expect(new TailBuffer(3).get()).toEqual([]);
+    expect(t.get(NONE)).toEqual(['only']);
+    expect(new TailBuffer(3).get(NONE)).toEqual([]);
   });
 
   it('truncates long lines and marks them', () => {
     const t = new TailBuffer(2, 5);
     t.push('12345');
     t.push('1234567890');
-    const [exact, cut] = t.get();
+    const [exact, cut] = t.get(NONE);
     expect(exact).toBe('12345');
     expect(cut!.startsWith('12345')).toBe(true);
     expect(cut).not.toContain('6');
     expect(cut!.length).toBeGreaterThan(5);
   });
 
+  it('redacts before it cuts: a secret past the cut leaves no part of itself', () => {
+    const t = new TailBuffer(2, 20);
+    t.push('password=CutSecret-123456 and more text after it');
+    expect(t.get(new Set(['CutSecret-123456']))).toEqual(['password=[redacted] …']);
+  });
+
+  it('drops the start of a secret that a cut upstream left at a line\'s end', () => {
+    const t = new TailBuffer(2, 100);
+    t.push('connecting with password=CutSec', true);
+    expect(t.get(new Set(['CutSecret-123456']))).toEqual(['connecting with password=…']);
+  });
+
   it('returns a copy', () => {
     const t = new TailBuffer(2);
     t.push('a');
-    t.get().push('b');
-    expect(t.get()).toEqual(['a']);
+    t.get(NONE).push('b');
+    expect(t.get(NONE)).toEqual(['a']);
   });
 });
 
@@ -183,10 +197,22 @@ describe('describeBytes and sampleOf', () => {
     expect(describeBytes(1536)).toBe('1.5 KiB (1536 bytes)');
   });
 
-  it('quotes at most 120 bytes, marking a cut', () => {
+  it('quotes at most 120 characters, marking a cut', () => {
     const b = Buffer.from('x'.repeat(200));
-    expect(sampleOf(b, 0, 200)).toBe(`${'x'.repeat(120)}…`);
-    expect(sampleOf(b, 0, 5)).toBe('xxxxx');
-    expect(sampleOf(b, 0, 5, true)).toBe('xxxxx…');
+    expect(sampleOf(b, 0, 200, NONE)).toBe(`${'x'.repeat(120)}…`);
+    expect(sampleOf(b, 0, 5, NONE)).toBe('xxxxx');
+    expect(sampleOf(b, 0, 5, NONE, true)).toBe('xxxxx…');
+  });
+
+  it('redacts before it cuts: a secret across the 120th character leaves no part of itself', () => {
+    const line = `${'x'.repeat(80)} password=CutSecret-123456 ${'y'.repeat(50)}`;
+    const sample = sampleOf(Buffer.from(line), 0, line.length, new Set(['CutSecret-123456']));
+    expect(sample).not.toContain('CutSec');
+    expect(sample).toBe(`${'x'.repeat(80)} password=[redacted] ${'y'.repeat(120 - 80 - ' password=[redacted] '.length)}…`);
+  });
+
+  it('drops a secret\'s start that the sample window cut off', () => {
+    const head = Buffer.from(`token=${'z'.repeat(100)} and sekrit-tok`);
+    expect(sampleOf(head, 0, head.length, new Set(['sekrit-token-42']), true)).toBe(`token=${'z'.repeat(100)} and …`);
   });
 });
