@@ -16,6 +16,7 @@ import {
   type DeadLetterFilter,
 } from '../../shared/broker/dead-letters.js';
 import { isStderrHeader } from '../../shared/broker/envelope.js';
+import { idProblem } from '../../shared/ids.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import { parseDuration } from '../../shared/units.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, parse, run, stdio, table, type Io } from '../common.js';
@@ -103,6 +104,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: DlqIo = d
       olderThanMs = parseDuration(values['older-than']);
       if (olderThanMs === undefined) throw new UsageError(`--older-than: not a duration: ${values['older-than']} (e.g. 30m, 12h, 7d)`);
     }
+    // Letter ids are not checked: a malformed message is listed under whatever its body says.
+    const idError = values.connection === undefined ? undefined : idProblem('--connection', values.connection);
+    if (idError !== undefined) throw new UsageError(idError);
     if (command === 'list' && rest.length > 0) throw new UsageError('list takes no arguments');
     if (command === 'purge' && rest.length > 0) throw new UsageError('purge takes no arguments (filter with --older-than and --connection)');
     if (command === 'show' && rest.length !== 1) throw new UsageError('show needs one sync id');

@@ -1,5 +1,6 @@
 // `tidepool runs`: recent sync runs.
 import { RUN_STATUSES, type RunRecord, type RunStatus } from '../../shared/store/runs.js';
+import { idProblem } from '../../shared/ids.js';
 import { formatDuration } from '../../shared/units.js';
 import { CONFIG_OPTION, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
 
@@ -44,6 +45,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     if (values.status !== undefined && !RUN_STATUSES.includes(values.status as RunStatus)) {
       throw new UsageError(`--status must be one of ${RUN_STATUSES.join(', ')}`);
     }
+    const idError = values.connection === undefined ? undefined : idProblem('--connection', values.connection);
+    if (idError !== undefined) throw new UsageError(idError);
     const cfg = config(env, values.config);
     const { store, close } = openStore(cfg, cliLogger(cfg));
     try {
