@@ -9,7 +9,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../../shared/config.js';
 import { retryDelay } from '../../shared/backoff.js';
 import type { Topology } from '../../shared/broker/topology.js';
-import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
+import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { attemptOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
@@ -34,11 +34,22 @@ export interface ConsumerDeps extends SyncDeps {
 }
 
 /**
+ * Largest message body that is parsed (bytes). A sync request is a few hundred bytes; a bigger
+ * body is none, and parsing a hostile one costs memory (a 50 MB body took a runner from 118 to
+ * 305 MB): it is dead-lettered as it is, unread.
+ */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
  * How to settle a delivered message once it is done with. Never throws: anything that went
  * wrong unexpectedly leaves the message for redelivery.
  */
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
   try {
+    if (message.content.length > MAX_BODY_BYTES) {
+      const tooBig = new InvalidMessageError(`message body is ${message.content.length} bytes, over the limit of ${MAX_BODY_BYTES}: not parsed`);
+      return await deadLetterMalformed(message, tooBig, {}, deps);
+    }
     return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal);
   } catch (err) {
     deps.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
@@ -70,11 +81,7 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
   try {
     request = parseSyncRequest(message.content);
   } catch (err) {
-    const failure = toFailure(err);
-    deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
-    await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId, ...idsFromBody(message.content) });
-    deps.metrics.malformedMessage();
-    return 'ack';
+    return deadLetterMalformed(message, err, idsFromBody(message.content), deps);
   }
 
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
@@ -106,6 +113,15 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     run = notStartedRun(request, attempt, deps.runnerId);
   }
   return settleFailure(message, request, attempt, failure, run, deps, logger);
+}
+
+/** A message that is no sync request: dead-lettered at once, under the ids its body names if any. */
+async function deadLetterMalformed(message: ConsumeMessage, err: unknown, ids: { syncId?: string; connectionId?: string }, deps: ConsumerDeps): Promise<Settlement> {
+  const failure = toFailure(err);
+  deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
+  await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt: attemptOf(message.properties), runnerId: deps.runnerId, ...ids });
+  deps.metrics.malformedMessage();
+  return 'ack';
 }
 
 /**
