@@ -66,7 +66,7 @@ async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Prom
   const { syncId } = idsFromBody(message.content);
   if (!syncId) return false;
   try {
-    const why = settledBy(message.properties, attemptOf(message.properties), await deps.store.runs.get(syncId));
+    const why = settledBy(message.properties, attemptOf(message.properties, deps.config.maxAttempts), await deps.store.runs.get(syncId));
     if (why) deps.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
     return why !== undefined;
   } catch (err) {
@@ -76,7 +76,7 @@ async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Prom
 }
 
 async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
-  const attempt = attemptOf(message.properties);
+  const attempt = attemptOf(message.properties, deps.config.maxAttempts);
   let request: SyncRequest;
   try {
     request = parseSyncRequest(message.content);
@@ -119,7 +119,7 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
 async function deadLetterMalformed(message: ConsumeMessage, err: unknown, ids: { syncId?: string; connectionId?: string }, deps: ConsumerDeps): Promise<Settlement> {
   const failure = toFailure(err);
   deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
-  await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt: attemptOf(message.properties), runnerId: deps.runnerId, ...ids });
+  await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt: attemptOf(message.properties, deps.config.maxAttempts), runnerId: deps.runnerId, ...ids });
   deps.metrics.malformedMessage();
   return 'ack';
 }
