@@ -87,6 +87,9 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
   let failure: FailureInfo;
   let run: RunRecord;
+  // False when the sync failed before its connection was read: its id is only what the message
+  // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
+  let connectionRead = true;
   try {
     const outcome = await runSync(request, attempt, deps, signal);
     if (!outcome.failure) {
@@ -111,8 +114,9 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     // under us (retryable, so it waits in a delay queue instead of coming straight back).
     failure = toFailure(err);
     run = notStartedRun(request, attempt, deps.runnerId);
+    connectionRead = false;
   }
-  return settleFailure(message, request, attempt, failure, run, deps, logger);
+  return settleFailure(message, request, attempt, failure, { run, connectionRead }, deps, logger);
 }
 
 /** A message that is no sync request: dead-lettered at once, under the ids its body names if any. */
@@ -152,7 +156,7 @@ async function settleFailure(
   request: SyncRequest,
   attempt: number,
   failure: FailureInfo,
-  run: RunRecord,
+  { run, connectionRead }: { run: RunRecord; connectionRead: boolean },
   deps: ConsumerDeps,
   logger: Logger,
 ): Promise<Settlement> {
@@ -166,7 +170,7 @@ async function settleFailure(
     const retryAt = new Date(Date.now() + delayMs).toISOString();
     await scheduleRetry(deps.publishChannel, topology, message, failure, { ...ids, runnerId: deps.runnerId, failedAttempt: attempt, delayMs });
     logger.warn({ reason: failure.message, origin: failure.origin, type: failure.type, retryInMs: delayMs, nextAttempt: attempt + 1, maxAttempts: config.maxAttempts }, 'sync failed: retry scheduled');
-    await recordAfterSettling(deps, logger, { ...run, status: 'retrying', finishedAt, retryAt, error: failure });
+    await recordAfterSettling(deps, logger, { ...run, status: 'retrying', finishedAt, retryAt, error: failure }, connectionRead);
     return 'ack';
   }
   await deadLetter(deps.publishChannel, topology, message, failure, { ...ids, attempt, runnerId: deps.runnerId });
@@ -174,7 +178,7 @@ async function settleFailure(
     { reason: failure.message, origin: failure.origin, type: failure.type, retryable: failure.retryable, attempts: attempt },
     failure.retryable ? 'sync failed: out of attempts, dead-lettered' : 'sync failed permanently: dead-lettered',
   );
-  await recordAfterSettling(deps, logger, { ...run, status: 'dead_lettered', finishedAt, error: failure });
+  await recordAfterSettling(deps, logger, { ...run, status: 'dead_lettered', finishedAt, error: failure }, connectionRead);
   return 'ack';
 }
 
@@ -183,8 +187,8 @@ async function settleFailure(
  * still acked: handing it back would run the sync twice (the successor exists); the record is
  * left saying "failed".
  */
-async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord): Promise<void> {
-  deps.metrics.recordRun(run);
+async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord, connectionRead: boolean): Promise<void> {
+  deps.metrics.recordRun(run, { connectionKnown: connectionRead });
   try {
     await deps.store.runs.put(run);
   } catch (err) {
