@@ -2,7 +2,6 @@
 // can come in by: a raw message on the real broker (runner), a connection file (CLI apply), a
 // publish from the command line, the dashboard API's filters. Each is refused, naming the field
 // and the value escaped.
-import { spawn } from 'node:child_process';
 import { readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,19 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADERS } from '../../shared/broker/envelope.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { configEnv } from '../../shared/config.js';
-import { CLI_PATH } from '../../shared/paths.js';
+import { tidepool } from './cli.js';
 import { closeRunnerHarness, deadLetterOf, header, openRunnerHarness, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
-
-function tidepool(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('hostile ids', () => {
   let h: RunnerHarness;

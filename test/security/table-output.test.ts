@@ -2,23 +2,13 @@
 // `tidepool runs` or repaint the operator's terminal with ANSI escapes. A raw message on the real
 // broker (anyone who can publish) and a run record written to the store (anyone who can write
 // it); the CLI prints both escaped, one row each.
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { configEnv } from '../../shared/config.js';
-import { CLI_PATH } from '../../shared/paths.js';
+import { tidepool } from './cli.js';
 import { closeRunnerHarness, deadLetterOf, openRunnerHarness, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
 
 const FORGED = 'evil\r\n\u001b[2Kforged-sync  victim  succeeded\u001b[0m';
-
-function tidepool(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.once('exit', (code) => resolve({ code, stdout }));
-  });
-}
 
 describe('control characters in table output', () => {
   let h: RunnerHarness;
@@ -33,7 +23,7 @@ describe('control characters in table output', () => {
     await confirmPublish(h.channel, h.topology.exchange, h.topology.syncRoutingKey, Buffer.from(body), { messageId: 'forger' });
     // Read it and put it back, so the CLI finds it on the dead queue.
     const dead = await deadLetterOf(h, 'forger');
-    await confirmPublish(h.channel, '', h.topology.deadQueue, dead.content, dead.properties);
+    await confirmPublish(h.channel, '', h.topology.deadQueue, dead.content, { messageId: 'forger', headers: dead.properties.headers ?? {} });
     const listed = await tidepool(['dlq', 'list'], configEnv(h.config));
     expect(listed.code).toBe(0);
     const lines = listed.stdout.trimEnd().split('\n');
