@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEADERS } from '../../shared/broker/envelope.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { configEnv } from '../../shared/config.js';
+import { createRegistry } from '../../shared/metrics.js';
+import { startDashboard } from '../../scaler/dashboard/server.js';
 import { tidepool } from './cli.js';
 import { closeRunnerHarness, deadLetterOf, header, openRunnerHarness, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
 
@@ -64,5 +66,29 @@ describe('hostile ids', () => {
     const runs = await tidepool(['runs', '--connection', 'x y'], env);
     expect(runs.code).toBe(2);
     expect(runs.stderr).toContain('--connection "x y" is not a valid id');
+  });
+
+  it('the dashboard API refuses them in filters, paths and bodies, naming the value', async () => {
+    const dashboard = await startDashboard({
+      config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: '' },
+      store: h.services.store,
+      logger: h.services.logger,
+      registry: createRegistry(),
+      snapshot: () => undefined,
+    });
+    try {
+      const get = (path: string) => fetch(new URL(path, dashboard.url)).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: string } }));
+      const filter = await get('/api/runs?connection=..%2F..%2Fetc');
+      expect(filter.status).toBe(400);
+      expect(filter.body.error).toContain('connection id "../../etc" is not a valid id');
+      const path = await get(`/api/runs/${encodeURIComponent('x\r\nforged')}`);
+      expect(path.status).toBe(400);
+      expect(path.body.error).toContain('sync id "x\\r\\nforged" is not a valid id');
+      const letters = await get('/api/dead-letters?connection=a%20b');
+      expect(letters.status).toBe(400);
+      expect(letters.body.error).toContain('connection id "a b" is not a valid id');
+    } finally {
+      await dashboard.close();
+    }
   });
 });
