@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 // Projects by what a test needs, so each can be run alone and given its own timeouts: unit (pure
 // logic, no network: seconds, anywhere), integration (real RabbitMQ, Redis, PostgreSQL), e2e
-// (whole flows in local mode), k8s (the local cluster). Integration and e2e tests spawn the
+// (whole flows in local mode), k8s (the local cluster). test/security runs attacks against real
+// services and processes, so it belongs to integration. Integration and e2e tests spawn the
 // compiled programs in dist/, so `scripts/setup` (which builds) runs before them.
 export default defineConfig({
   test: {

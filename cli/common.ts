@@ -115,8 +115,26 @@ export async function run(io: Io, usage: string, body: () => Promise<number>): P
   }
 }
 
-export function table(rows: string[][]): string {
-  if (rows.length === 0) return '';
+/**
+ * Control characters, and the Unicode ones that move or reorder text: C0 (CR, LF, ESC that starts
+ * an ANSI sequence…), DEL and C1, the line and paragraph separators, bidi overrides.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+const NAMED_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text for one line of a terminal: every control character shown as an escape (\n, \u001b).
+ * Ids and reasons come from messages anyone can publish; raw, a \r\n or an ANSI sequence in a
+ * sync id would forge rows of a table or repaint the operator's screen.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => NAMED_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Aligned columns, one row a line; every cell is made printable (printable()). */
+export function table(rawRows: string[][]): string {
+  if (rawRows.length === 0) return '';
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }

@@ -9,6 +9,13 @@ import type { RunRecord, RunStatus } from '../shared/store/runs.js';
 /** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
 const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued']);
 
+/**
+ * The connection label of executions whose connection was never read (unknown to the store, or
+ * the store failing): their id is only what a message claims, and every new label value is a
+ * series kept for the process's life, so a stream of made-up ids must not make one each.
+ */
+export const UNKNOWN_CONNECTION = 'unknown';
+
 /** Executions remembered to count each one once, should a record be reported twice. */
 const REMEMBERED = 1000;
 
@@ -28,7 +35,7 @@ export class RunnerMetrics {
     const registers = [registry];
     this.syncs = new Counter({
       name: 'tidepool_syncs_total',
-      help: 'Sync executions by how they ended: succeeded, retrying (failed, retry scheduled), dead_lettered, requeued (handed back unfinished).',
+      help: 'Sync executions by how they ended: succeeded, retrying (failed, retry scheduled), dead_lettered, requeued (handed back unfinished). connection="unknown": its connection could not be read (not in the store, or the store failing).',
       labelNames: ['connection', 'outcome'],
       registers,
     });
@@ -86,15 +93,18 @@ export class RunnerMetrics {
     this.deferrals.inc({ connection });
   }
 
-  /** Counts an execution from its run record; records of unfinished executions are ignored. */
-  recordRun(run: RunRecord): void {
+  /**
+   * Counts an execution from its run record; records of unfinished executions are ignored.
+   * `connectionKnown: false`: the run's connection was not read, so it is labelled `unknown`.
+   */
+  recordRun(run: RunRecord, { connectionKnown = true }: { connectionKnown?: boolean } = {}): void {
     if (!OUTCOMES.has(run.status)) return;
     const key = `${run.syncId}|${run.attempt}|${run.startedAt}|${run.status}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
     if (this.seen.size > REMEMBERED) this.seen.delete(this.seen.values().next().value!);
 
-    const connection = run.connectionId;
+    const connection = connectionKnown ? run.connectionId : UNKNOWN_CONNECTION;
     this.syncs.inc({ connection, outcome: run.status });
     if (run.durationMs !== undefined) this.duration.observe({ outcome: run.status }, run.durationMs / 1000);
     if (run.status === 'retrying') this.retries.inc({ connection });

@@ -1,6 +1,7 @@
 // A connection: which source feeds which destination, with their configs and stream choices.
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
+import { idSchema, quoteValue } from './ids.js';
 import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
@@ -66,7 +67,8 @@ const streamSchema = z
 
 export const connectionSchema = z
   .object({
-    id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$/, 'letters, digits, ".", "_" and "-", up to 128'),
+    /** The connection's name everywhere (Redis keys, messages, metrics, file names): the id rule of ids.ts. */
+    id: idSchema('id'),
     description: z.string().optional(),
     source: connectorSchema,
     destination: connectorSchema,
@@ -126,12 +128,12 @@ export function parseConnectionFile(doc: unknown): Connection[] {
     const id = value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : undefined;
     for (const issue of parsed.error.issues) {
       const path = [at, ...issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))].join('').replace(/^\./, '');
-      issues.push(`${path || '(connection)'}: ${issue.message}${id !== undefined ? ` (connection "${id}")` : ''}`);
+      issues.push(`${path || '(connection)'}: ${issue.message}${id !== undefined ? ` (connection ${quoteValue(id)})` : ''}`);
     }
   }
   if (issues.length > 0) throw new ConnectionFileError(issues);
   const ids = connections.map((c) => c.id);
   const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-  if (dup !== undefined) throw new ConnectionFileError([`connection "${dup}" is defined twice`]);
+  if (dup !== undefined) throw new ConnectionFileError([`connection ${quoteValue(dup)} is defined twice`]);
   return connections;
 }

@@ -2,11 +2,13 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { InvalidMessageError } from './errors.js';
+import { idSchema, isValidId } from './ids.js';
 
 export const syncRequestSchema = z
   .object({
-    syncId: z.string().min(1).max(200),
-    connectionId: z.string().min(1).max(128),
+    /** Both ids follow the id rule (ids.ts): a sync id names a directory, a run record and a dead letter, a connection id a Redis key. */
+    syncId: idSchema('syncId'),
+    connectionId: idSchema('connectionId'),
     /** Ignore committed state, re-read everything, overwrite the destination. */
     fullRefresh: z.boolean().default(false),
     requestedAt: z.iso.datetime(),
@@ -43,7 +45,8 @@ export function parseSyncRequest(body: Buffer): SyncRequest {
 
 /**
  * syncId and connectionId from a body that is JSON but perhaps not a valid sync request: a
- * message that cannot be run is still dead-lettered under the ids it names.
+ * message that cannot be run is still dead-lettered under the ids it names, if they are valid
+ * ids (a hostile one stays in the body and the reason, escaped, never in a header or a key).
  */
 export function idsFromBody(body: Buffer): { syncId?: string; connectionId?: string } {
   let json: unknown;
@@ -54,6 +57,5 @@ export function idsFromBody(body: Buffer): { syncId?: string; connectionId?: str
   }
   if (!json || typeof json !== 'object') return {};
   const { syncId, connectionId } = json as Record<string, unknown>;
-  const ok = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 200;
-  return { ...(ok(syncId) ? { syncId } : {}), ...(ok(connectionId) ? { connectionId } : {}) };
+  return { ...(isValidId(syncId) ? { syncId } : {}), ...(isValidId(connectionId) ? { connectionId } : {}) };
 }

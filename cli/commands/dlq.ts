@@ -16,9 +16,10 @@ import {
   type DeadLetterFilter,
 } from '../../shared/broker/dead-letters.js';
 import { isStderrHeader } from '../../shared/broker/envelope.js';
+import { idProblem } from '../../shared/ids.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import { parseDuration } from '../../shared/units.js';
-import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, parse, run, stdio, table, type Io } from '../common.js';
+import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, parse, printable, run, stdio, table, type Io } from '../common.js';
 
 const USAGE = `usage: tidepool dlq <command> [options] [--config FILE]
 
@@ -103,6 +104,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: DlqIo = d
       olderThanMs = parseDuration(values['older-than']);
       if (olderThanMs === undefined) throw new UsageError(`--older-than: not a duration: ${values['older-than']} (e.g. 30m, 12h, 7d)`);
     }
+    // Letter ids are not checked: a malformed message is listed under whatever its body says.
+    const idError = values.connection === undefined ? undefined : idProblem('--connection', values.connection);
+    if (idError !== undefined) throw new UsageError(idError);
     if (command === 'list' && rest.length > 0) throw new UsageError('list takes no arguments');
     if (command === 'purge' && rest.length > 0) throw new UsageError('purge takes no arguments (filter with --older-than and --connection)');
     if (command === 'show' && rest.length !== 1) throw new UsageError('show needs one sync id');
@@ -221,7 +225,8 @@ export function formatLetter(l: DeadLetterDetail): string {
     out.push(`${who} stderr (last ${tail.length} line${tail.length === 1 ? '' : 's'}):`);
     out.push(...(tail.length > 0 ? tail.map((line) => `  ${line}`) : ['  (none)']));
   }
-  return out.join('\n');
+  // Each line printable: a header, body or stderr line cannot add lines of its own.
+  return out.map(printable).join('\n');
 }
 
 async function replay(
@@ -235,10 +240,10 @@ async function replay(
   if (json) {
     io.out(JSON.stringify(result));
   } else {
-    for (const r of result.replayed) io.out(`replayed ${r.id}${r.connectionId !== undefined ? ` (connection ${r.connectionId})` : ''} to ${topology.exchange}/${topology.syncRoutingKey}, replay #${r.replayed}`);
-    for (const s of result.skipped) io.err(`skipped ${s.id}: ${s.reason} (replaying it would dead-letter it again; purge it instead)`);
-    for (const f of result.failed) io.err(`error: replaying ${f.id} failed: ${f.error}`);
-    for (const id of result.notFound) io.err(`error: no dead letter "${id}" in ${topology.deadQueue} (see: tidepool dlq list)`);
+    for (const r of result.replayed) io.out(printable(`replayed ${r.id}${r.connectionId !== undefined ? ` (connection ${r.connectionId})` : ''} to ${topology.exchange}/${topology.syncRoutingKey}, replay #${r.replayed}`));
+    for (const s of result.skipped) io.err(printable(`skipped ${s.id}: ${s.reason} (replaying it would dead-letter it again; purge it instead)`));
+    for (const f of result.failed) io.err(printable(`error: replaying ${f.id} failed: ${f.error}`));
+    for (const id of result.notFound) io.err(printable(`error: no dead letter "${id}" in ${topology.deadQueue} (see: tidepool dlq list)`));
     if ('all' in selector && result.replayed.length + result.skipped.length + result.failed.length === 0) io.out('nothing to replay');
   }
   if (result.failed.length > 0 || result.skipped.length > 0) return EXIT.failed;

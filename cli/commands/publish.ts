@@ -1,4 +1,5 @@
 // `tidepool publish <connection>`: request a sync.
+import { idProblem } from '../../shared/ids.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { publishSyncWithRetries } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
@@ -32,6 +33,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError('give exactly one connection id');
+    const idError = idProblem('connection', positionals[0]);
+    if (idError !== undefined) throw new UsageError(idError);
     const timeoutMs = values.timeout === undefined ? (values.wait ? 600_000 : 30_000) : parseDuration(values.timeout);
     if (timeoutMs === undefined) throw new UsageError(`--timeout: not a duration: ${values.timeout ?? ''}`);
     const cfg = config(env, values.config);

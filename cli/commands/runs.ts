@@ -1,7 +1,8 @@
 // `tidepool runs`: recent sync runs.
 import { RUN_STATUSES, type RunRecord, type RunStatus } from '../../shared/store/runs.js';
+import { idProblem } from '../../shared/ids.js';
 import { formatDuration } from '../../shared/units.js';
-import { CONFIG_OPTION, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
+import { CONFIG_OPTION, UsageError, cliLogger, config, openStore, parse, printable, run, stdio, table, type Io } from '../common.js';
 
 const USAGE = `usage: tidepool runs [--connection ID] [--status S] [--limit N] [--json] [--config FILE]
 
@@ -29,7 +30,8 @@ export function formatRun(r: RunRecord): string {
   for (const p of r.previousAttempts ?? []) {
     lines.push(`  earlier: attempt ${p.attempt} ${p.status} on ${p.runnerId} at ${p.startedAt}${p.error ? ` (${p.error.origin}/${p.error.type}): ${p.error.message}` : ''}`);
   }
-  return lines.join('\n');
+  // Each line printable: a reason or stderr line cannot add lines of its own.
+  return lines.map(printable).join('\n');
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
@@ -44,6 +46,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     if (values.status !== undefined && !RUN_STATUSES.includes(values.status as RunStatus)) {
       throw new UsageError(`--status must be one of ${RUN_STATUSES.join(', ')}`);
     }
+    const idError = values.connection === undefined ? undefined : idProblem('--connection', values.connection);
+    if (idError !== undefined) throw new UsageError(idError);
     const cfg = config(env, values.config);
     const { store, close } = openStore(cfg, cliLogger(cfg));
     try {

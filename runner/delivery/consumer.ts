@@ -9,7 +9,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../../shared/config.js';
 import { retryDelay } from '../../shared/backoff.js';
 import type { Topology } from '../../shared/broker/topology.js';
-import { CancelledError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
+import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { attemptOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
@@ -34,11 +34,22 @@ export interface ConsumerDeps extends SyncDeps {
 }
 
 /**
+ * Largest message body that is parsed (bytes). A sync request is a few hundred bytes; a bigger
+ * body is none, and parsing a hostile one costs memory (a 50 MB body took a runner from 118 to
+ * 305 MB): it is dead-lettered as it is, unread.
+ */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/**
  * How to settle a delivered message once it is done with. Never throws: anything that went
  * wrong unexpectedly leaves the message for redelivery.
  */
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
   try {
+    if (message.content.length > MAX_BODY_BYTES) {
+      const tooBig = new InvalidMessageError(`message body is ${message.content.length} bytes, over the limit of ${MAX_BODY_BYTES}: not parsed`);
+      return await deadLetterMalformed(message, tooBig, {}, deps);
+    }
     return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal);
   } catch (err) {
     deps.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
@@ -55,7 +66,7 @@ async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Prom
   const { syncId } = idsFromBody(message.content);
   if (!syncId) return false;
   try {
-    const why = settledBy(message.properties, attemptOf(message.properties), await deps.store.runs.get(syncId));
+    const why = settledBy(message.properties, attemptOf(message.properties, deps.config.maxAttempts), await deps.store.runs.get(syncId));
     if (why) deps.logger.info({ syncId, redelivered: message.fields.redelivered, why }, 'duplicate delivery of a settled sync: acked without running it again');
     return why !== undefined;
   } catch (err) {
@@ -65,21 +76,20 @@ async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Prom
 }
 
 async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
-  const attempt = attemptOf(message.properties);
+  const attempt = attemptOf(message.properties, deps.config.maxAttempts);
   let request: SyncRequest;
   try {
     request = parseSyncRequest(message.content);
   } catch (err) {
-    const failure = toFailure(err);
-    deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
-    await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt, runnerId: deps.runnerId, ...idsFromBody(message.content) });
-    deps.metrics.malformedMessage();
-    return 'ack';
+    return deadLetterMalformed(message, err, idsFromBody(message.content), deps);
   }
 
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
   let failure: FailureInfo;
   let run: RunRecord;
+  // False when the sync failed before its connection was read: its id is only what the message
+  // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
+  let connectionRead = true;
   try {
     const outcome = await runSync(request, attempt, deps, signal);
     if (!outcome.failure) {
@@ -104,8 +114,18 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     // under us (retryable, so it waits in a delay queue instead of coming straight back).
     failure = toFailure(err);
     run = notStartedRun(request, attempt, deps.runnerId);
+    connectionRead = false;
   }
-  return settleFailure(message, request, attempt, failure, run, deps, logger);
+  return settleFailure(message, request, attempt, failure, { run, connectionRead }, deps, logger);
+}
+
+/** A message that is no sync request: dead-lettered at once, under the ids its body names if any. */
+async function deadLetterMalformed(message: ConsumeMessage, err: unknown, ids: { syncId?: string; connectionId?: string }, deps: ConsumerDeps): Promise<Settlement> {
+  const failure = toFailure(err);
+  deps.logger.warn({ messageId: message.properties.messageId as unknown, reason: failure.message }, 'malformed message: dead-lettering');
+  await deadLetter(deps.publishChannel, deps.topology, message, failure, { attempt: attemptOf(message.properties, deps.config.maxAttempts), runnerId: deps.runnerId, ...ids });
+  deps.metrics.malformedMessage();
+  return 'ack';
 }
 
 /**
@@ -136,7 +156,7 @@ async function settleFailure(
   request: SyncRequest,
   attempt: number,
   failure: FailureInfo,
-  run: RunRecord,
+  { run, connectionRead }: { run: RunRecord; connectionRead: boolean },
   deps: ConsumerDeps,
   logger: Logger,
 ): Promise<Settlement> {
@@ -150,7 +170,7 @@ async function settleFailure(
     const retryAt = new Date(Date.now() + delayMs).toISOString();
     await scheduleRetry(deps.publishChannel, topology, message, failure, { ...ids, runnerId: deps.runnerId, failedAttempt: attempt, delayMs });
     logger.warn({ reason: failure.message, origin: failure.origin, type: failure.type, retryInMs: delayMs, nextAttempt: attempt + 1, maxAttempts: config.maxAttempts }, 'sync failed: retry scheduled');
-    await recordAfterSettling(deps, logger, { ...run, status: 'retrying', finishedAt, retryAt, error: failure });
+    await recordAfterSettling(deps, logger, { ...run, status: 'retrying', finishedAt, retryAt, error: failure }, connectionRead);
     return 'ack';
   }
   await deadLetter(deps.publishChannel, topology, message, failure, { ...ids, attempt, runnerId: deps.runnerId });
@@ -158,7 +178,7 @@ async function settleFailure(
     { reason: failure.message, origin: failure.origin, type: failure.type, retryable: failure.retryable, attempts: attempt },
     failure.retryable ? 'sync failed: out of attempts, dead-lettered' : 'sync failed permanently: dead-lettered',
   );
-  await recordAfterSettling(deps, logger, { ...run, status: 'dead_lettered', finishedAt, error: failure });
+  await recordAfterSettling(deps, logger, { ...run, status: 'dead_lettered', finishedAt, error: failure }, connectionRead);
   return 'ack';
 }
 
@@ -167,8 +187,8 @@ async function settleFailure(
  * still acked: handing it back would run the sync twice (the successor exists); the record is
  * left saying "failed".
  */
-async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord): Promise<void> {
-  deps.metrics.recordRun(run);
+async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunRecord, connectionRead: boolean): Promise<void> {
+  deps.metrics.recordRun(run, { connectionKnown: connectionRead });
   try {
     await deps.store.runs.put(run);
   } catch (err) {

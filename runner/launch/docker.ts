@@ -6,13 +6,13 @@
 // read-only root filesystem and no capabilities; --network host lets a connector reach the
 // same addresses the runner can (a database on 127.0.0.1 in local mode).
 import { execFile, spawn } from 'node:child_process';
-import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { chown, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ConnectorError } from '../../shared/errors.js';
 import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
-import { exitThenRemove, writeRunFiles } from './local-process.js';
+import { exitThenRemove, makeRunDir, writeRunFiles } from './local-process.js';
 
 const exec = promisify(execFile);
 
@@ -75,7 +75,7 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
     if (!image) throw ConnectorError.of({ kind: 'not_started' }, `${run.role} is a command, not an image: use the local launcher`, run.role);
     // The image id: what ran, whatever the tag points at by the time anyone asks.
     const imageId = await ensureImage(this.docker, run, image);
-    const dir = await mkdtemp(join(tmpdir(), `tidepool-${run.runId.slice(0, 60)}-`));
+    const dir = await makeRunDir(tmpdir(), run.runId);
     const name = `tidepool-${run.runId.replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 100)}`;
     let args: string[];
     try {

@@ -2,6 +2,7 @@
 // Config, catalog and state go to a private temp directory (0700, files 0600) that is removed
 // when the connector exits: connector configs carry credentials.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,18 @@ export function connectorArgv(run: ConnectorRun, fileArgs: string[]): string[] {
   // A connector this launcher cannot run will not run on a retry either: a configuration error.
   if (!base) throw ConnectorError.of({ kind: 'not_started' }, `${run.role} has no command (image connectors need the docker or kubernetes launcher)`, run.role);
   return [...base, run.command, ...fileArgs];
+}
+
+/**
+ * A new private directory (0700) for a connector run, directly under `baseDir`. Its name is
+ * built from a safe form of the run id (the id's file-name characters, cut, plus a hash of the
+ * whole id for uniqueness), never from the id itself: however the id got past validation, it
+ * cannot name a path outside `baseDir`.
+ */
+export async function makeRunDir(baseDir: string, runId: string): Promise<string> {
+  const readable = runId.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 40);
+  const hash = createHash('sha256').update(runId).digest('hex').slice(0, 12);
+  return mkdtemp(join(baseDir, `tidepool-${readable}-${hash}-`));
 }
 
 /** Writes the run's files into `dir`; returns the protocol flags pointing at them. */
@@ -70,7 +83,7 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
     const [program, ...rest] = connectorArgv(run, []);
     const resolved = await resolveProgram(program!, env.PATH);
     if (!resolved.ok) throw notStarted(run, resolved.problem);
-    const dir = await mkdtemp(join(this.baseDir, `tidepool-${run.runId.slice(0, 60)}-`));
+    const dir = await makeRunDir(this.baseDir, run.runId);
     let args: string[];
     try {
       args = [...rest, ...(await writeRunFiles(dir, run))];

@@ -19,6 +19,7 @@ import {
 import { BrokerSession, type Session } from '../../shared/broker/session.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
+import { idProblem, idSchema } from '../../shared/ids.js';
 import type { Store } from '../../shared/store/index.js';
 import { RUN_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
@@ -62,7 +63,9 @@ const SERIES_MAX_MINUTES = 60;
 const RUNS_MAX_LIMIT = 1000;
 const DEAD_LETTERS_MAX_LIMIT = 10_000;
 
-const connectionId = z.string().min(1, 'must not be empty').max(128, 'at most 128 characters');
+// Ids follow the id rule (shared/ids.ts); dead-letter ids do not: a malformed message is listed
+// under whatever its body names, and must stay reachable to be purged.
+const connectionId = idSchema('connection id');
 
 // Query strings: every parameter known, every value checked; an unknown parameter is a mistake
 // (a misspelt filter silently returning everything is worse than a 400).
@@ -253,6 +256,8 @@ export class DashboardApi {
 
   private async run(syncId: string, query: URLSearchParams): Promise<RunRecord> {
     parseWith(z.object({}).strict(), queryObject(query), 'query');
+    const idError = idProblem('sync id', syncId);
+    if (idError !== undefined) throw new ApiError(400, `bad path: ${idError}`);
     const run = await this.deps.store.runs.get(syncId);
     if (!run) throw new ApiError(404, `no run of sync "${syncId}" (unknown sync id, or trimmed after runsKept records)`);
     return run;

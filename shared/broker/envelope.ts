@@ -150,10 +150,18 @@ export function replayHeaders(old: Headers | undefined, replay: { replayed: numb
 // ---------------------------------------------------------------------------------------------
 // Reading
 
-/** The attempt a delivery is: the header, or 1 for a message published without one (or with garbage in it). */
-export function attemptOf(properties: Pick<MessageProperties, 'headers'>): number {
+/**
+ * The attempt a delivery is: the header, or 1 for a message published without one (or with
+ * garbage in it: no whole number ≥ 1), and at most `maxAttempts`. Anyone who can publish can
+ * write the header, so it is not trusted beyond what the runner's own rules allow: a claimed
+ * attempt 99 is the last attempt (it fails for good at its first failure, as a message put on
+ * the dead-letter queue by its publisher would), never an attempt count no sync can reach,
+ * nor a retry level without a delay queue, nor "later than any recorded run" to a check for
+ * duplicate deliveries.
+ */
+export function attemptOf(properties: Pick<MessageProperties, 'headers'>, maxAttempts: number): number {
   const n = Number(properties.headers?.[HEADERS.attempt]);
-  return Number.isInteger(n) && n >= 1 ? n : 1;
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, maxAttempts) : 1;
 }
 
 /** When an operator last replayed this message from the dead-letter queue (ms since the epoch), if ever. */

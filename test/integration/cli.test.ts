@@ -103,7 +103,7 @@ describe('connections, publish, runs', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/not a valid connection file/);
     // Each problem by its field, with the connection's id.
-    expect(r.stderr).toContain('id: letters, digits, ".", "_" and "-", up to 128 (connection "bad one")');
+    expect(r.stderr).toContain('id: id "bad one" is not a valid id (letters, digits, ".", "_" and "-", starting with a letter or digit, up to 128 characters) (connection "bad one")');
     expect(r.stderr).toContain('source.connector: connector must be one of source-faker,');
     expect(r.stderr).toContain('destination.command: needs the program, at least (connection "bad one")');
     expect((await tidepool(['connections', 'show', 'bad one'], env)).code).toBe(3);

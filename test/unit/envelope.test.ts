@@ -49,7 +49,7 @@ describe('the envelope, written and read back', () => {
     const last = new Date('2025-01-01T00:05:00.000Z');
 
     const published = wire(firstAttemptHeaders({ 'x-custom': 'kept' }));
-    expect(attemptOf({ headers: published })).toBe(1);
+    expect(attemptOf({ headers: published }, 5)).toBe(1);
 
     const deferred = deferredHeaders(published);
     expect(deferred.deferrals).toBe(1);
@@ -57,7 +57,7 @@ describe('the envelope, written and read back', () => {
     expect(deferredHeaders(onceDeferred).deferrals).toBe(2);
 
     const retry = wire(failureHeaders(onceDeferred, failure, { ...ids, attempt: 2, now: first }, false));
-    expect(attemptOf({ headers: retry })).toBe(2);
+    expect(attemptOf({ headers: retry }, 5)).toBe(2);
     expect(readStderr(retry)).toEqual({ source: [], destination: [] });
 
     const dead = wire(failureHeaders(retry, failure, { ...ids, attempt: 2, now: last }, true));
@@ -88,7 +88,7 @@ describe('the envelope, written and read back', () => {
       [HEADERS.replayedAt]: at.toISOString(),
       [HEADERS.replayId]: 'r-1',
     });
-    expect(attemptOf({ headers: replayed })).toBe(1);
+    expect(attemptOf({ headers: replayed }, 5)).toBe(1);
     expect(replayedAtOf({ headers: replayed })).toBe(at.getTime());
     expect(replayIdOf(replayed)).toBe('r-1');
     expect(readFailure(replayed)).toMatchObject({ replayed: 1, replayedAt: at.toISOString(), reason: undefined });
@@ -109,12 +109,19 @@ describe('the envelope, written and read back', () => {
 describe('hostile headers', () => {
   it('an attempt that is no whole number ≥ 1 is the first', () => {
     for (const value of ['abc', '', '2.5', '-3', 0, -1, 2.5, null, {}, [], true, '9'.repeat(400), Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(attemptOf({ headers: { [HEADERS.attempt]: value } }), JSON.stringify(value)).toBe(1);
+      expect(attemptOf({ headers: { [HEADERS.attempt]: value } }, 5), JSON.stringify(value)).toBe(1);
     }
-    expect(attemptOf({ headers: undefined })).toBe(1);
-    expect(attemptOf({ headers: {} })).toBe(1);
-    expect(attemptOf({ headers: { [HEADERS.attempt]: '3' } })).toBe(3);
-    expect(attemptOf({ headers: { [HEADERS.attempt]: 4 } })).toBe(4);
+    expect(attemptOf({ headers: undefined }, 5)).toBe(1);
+    expect(attemptOf({ headers: {} }, 5)).toBe(1);
+    expect(attemptOf({ headers: { [HEADERS.attempt]: '3' } }, 5)).toBe(3);
+    expect(attemptOf({ headers: { [HEADERS.attempt]: 4 } }, 5)).toBe(4);
+  });
+
+  it('an attempt above maxAttempts is the last attempt, not trusted as written', () => {
+    expect(attemptOf({ headers: { [HEADERS.attempt]: 99 } }, 5)).toBe(5);
+    expect(attemptOf({ headers: { [HEADERS.attempt]: '6' } }, 5)).toBe(5);
+    expect(attemptOf({ headers: { [HEADERS.attempt]: 5 } }, 5)).toBe(5);
+    expect(attemptOf({ headers: { [HEADERS.attempt]: 2 ** 53 } }, 1)).toBe(1);
   });
 
   it('a deferral count that is no positive whole number starts again at one', () => {

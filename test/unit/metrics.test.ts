@@ -68,6 +68,14 @@ describe('runner metrics from run records', () => {
     // Only first attempts measure publish latency: a retry's includes its backoff.
     expect(out).toContain('tidepool_sync_publish_to_first_record_seconds_count 1');
   });
+
+  it('labels an execution whose connection was not read `unknown`, however many ids there are', async () => {
+    const m = new RunnerMetrics(createRegistry());
+    for (let i = 0; i < 50; i++) m.recordRun(run({ syncId: `s${i}`, connectionId: `made-up-${i}`, status: 'dead_lettered', streams: {} }), { connectionKnown: false });
+    const out = await text(m);
+    expect(out).toContain('tidepool_syncs_total{connection="unknown",outcome="dead_lettered"} 50');
+    expect(out).not.toContain('made-up');
+  });
 });
 
 describe('scaler metrics from ticks and launches', () => {
