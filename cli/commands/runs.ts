@@ -51,11 +51,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const cfg = config(env, values.config);
     const { store, close } = openStore(cfg, cliLogger(cfg));
     try {
-      const runs = await store.runs.list({
+      const { runs, corrupt } = await store.runs.listing({
         limit,
         ...(values.connection ? { connectionId: values.connection } : {}),
         ...(values.status ? { status: values.status as RunStatus } : {}),
       });
+      // Listed without them, on stderr so that --json output stays an array of records.
+      if (corrupt.length > 0) io.err(`warning: ${corrupt.length} corrupt run record(s) skipped: ${corrupt.map(printable).join(', ')}`);
       if (values.json) {
         io.out(JSON.stringify(runs));
         return 0;

@@ -21,7 +21,7 @@ import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
 import { idProblem, idSchema } from '../../shared/ids.js';
 import type { Store } from '../../shared/store/index.js';
-import { RUN_STATUSES, type RunRecord } from '../../shared/store/runs.js';
+import { RUN_STATUSES, type RunListing, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
 import type { ScalerSnapshot } from '../loop.js';
 
@@ -244,14 +244,16 @@ export class DashboardApi {
     };
   }
 
-  private async runs(query: URLSearchParams): Promise<{ runs: RunRecord[] }> {
+  /** `corrupt`: keys of records in range that do not parse, left out of `runs`. */
+  private async runs(query: URLSearchParams): Promise<RunListing> {
     const q = parseWith(runsQuery, queryObject(query), 'filter');
-    const runs = await this.deps.store.runs.list({
+    const listing = await this.deps.store.runs.listing({
       limit: q.limit,
       ...(q.connection !== undefined ? { connectionId: q.connection } : {}),
       ...(q.status !== undefined ? { status: q.status as RunRecord['status'] } : {}),
     });
-    return { runs };
+    if (listing.corrupt.length > 0) this.deps.logger.warn({ keys: listing.corrupt }, 'corrupt run records skipped');
+    return listing;
   }
 
   private async run(syncId: string, query: URLSearchParams): Promise<RunRecord> {

@@ -79,12 +79,8 @@ export class ConnectionStore {
   async history(id: string): Promise<ConnectionVersion[]> {
     const entries = await this.redis.lrange(this.keys.connectionHistory(id), 0, -1);
     return entries.flatMap((json) => {
-      try {
-        const parsed = versionSchema.safeParse(JSON.parse(json));
-        return parsed.success ? [parsed.data] : [];
-      } catch {
-        return [];
-      }
+      const version = parseStored(json, versionSchema);
+      return version ? [version] : [];
     });
   }
 
@@ -100,11 +96,28 @@ export class ConnectionStore {
     return json === null ? undefined : connectionSchema.parse(JSON.parse(json));
   }
 
+  /** Every connection, by id; definitions that do not parse are left out. */
   async list(): Promise<Connection[]> {
+    return (await this.listing()).connections;
+  }
+
+  /**
+   * Every connection, by id, with the keys of the stored definitions that do not parse: one
+   * corrupt definition (a stray write to Redis) is left out and reported, not the end of the listing.
+   */
+  async listing(): Promise<{ connections: Connection[]; corrupt: string[] }> {
     const ids = (await this.redis.smembers(this.keys.connections())).sort();
-    if (ids.length === 0) return [];
-    const values = await this.redis.mget(ids.map((id) => this.keys.connection(id)));
-    return values.flatMap((v) => (v === null ? [] : [connectionSchema.parse(JSON.parse(v))]));
+    const out = { connections: [] as Connection[], corrupt: [] as string[] };
+    if (ids.length === 0) return out;
+    const keys = ids.map((id) => this.keys.connection(id));
+    const values = await this.redis.mget(keys);
+    values.forEach((json, i) => {
+      if (json === null) return;
+      const connection = parseStored(json, connectionSchema);
+      if (connection) out.connections.push(connection);
+      else out.corrupt.push(keys[i]!);
+    });
+    return out;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -136,5 +149,15 @@ export class ConnectionStore {
 
   async putChecked(id: string, role: 'source' | 'destination', definitionHash: string): Promise<void> {
     await this.redis.hset(this.keys.checked(id), role, definitionHash);
+  }
+}
+
+/** A stored JSON value checked against its schema; undefined when it does not parse. */
+function parseStored<S extends z.ZodType>(json: string, schema: S): z.output<S> | undefined {
+  try {
+    const parsed = schema.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -2,7 +2,8 @@
 // recent-runs index overall and per connection. The runner writes the record before it acks, so
 // an acked sync always has one.
 import type { Redis } from 'ioredis';
-import type { FailureInfo } from '../errors.js';
+import { z } from 'zod';
+import { TidepoolError, type FailureInfo } from '../errors.js';
 import type { Keys } from './redis.js';
 import { COUNTED_OUTCOMES, MINUTE_COUNTS_TTL_MS, minuteCountsKey } from './series.js';
 
@@ -84,6 +85,55 @@ export interface RunRecord {
   connectionVersion?: number;
 }
 
+/** A listing's records, and the keys of the records in its range that did not parse. */
+export interface RunListing {
+  runs: RunRecord[];
+  corrupt: string[];
+}
+
+/**
+ * A stored run record that does not parse: anyone who can write to Redis can put anything there.
+ * Not retryable: reading it again gives the same bytes (the next put overwrites them).
+ */
+export class CorruptRecordError extends TidepoolError {
+  override name = 'CorruptRecordError';
+  constructor(
+    readonly key: string,
+    why: string,
+  ) {
+    super(`corrupt record at ${key}: ${why}`, false, 'store', 'system_error');
+  }
+}
+
+// The fields every reader of a record relies on (tables, filters, trim, attempt history); the
+// rest pass through as stored.
+const storedRun = z.looseObject({
+  syncId: z.string(),
+  connectionId: z.string(),
+  status: z.enum(RUN_STATUSES as [RunStatus, ...RunStatus[]]),
+  attempt: z.number(),
+  runnerId: z.string(),
+  startedAt: z.string(),
+  records: z.number(),
+  bytes: z.number(),
+  streams: z.record(z.string(), z.looseObject({ records: z.number(), bytes: z.number() })),
+  previousAttempts: z.array(z.looseObject({ attempt: z.number(), status: z.string() })).optional(),
+});
+
+/** A stored record: the record, or why it is not one. */
+function decode(json: string): { run: RunRecord } | { problem: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    // Not the parser's message: it quotes the stored text, which may hold anything.
+    return { problem: 'not JSON' };
+  }
+  const parsed = storedRun.safeParse(value);
+  if (!parsed.success) return { problem: parsed.error.issues.map((i) => `${i.path.join('.') || 'record'}: ${i.message}`).join('; ') };
+  return { run: parsed.data as unknown as RunRecord };
+}
+
 export interface RunQuery {
   connectionId?: string;
   status?: RunStatus;
@@ -105,7 +155,8 @@ export class RunStore {
    */
   async put(run: RunRecord): Promise<void> {
     const score = Date.parse(run.startedAt);
-    const stored = await this.get(run.syncId);
+    // A corrupt stored record is overwritten, without history: it has none worth keeping.
+    const [stored] = await this.getMany([run.syncId]);
     const previousAttempts = stored ? attemptHistory(stored, run) : run.previousAttempts;
     const record: RunRecord = { ...run };
     delete record.previousAttempts;
@@ -125,32 +176,58 @@ export class RunStore {
     await this.trim();
   }
 
+  /** The sync's record; a record that does not parse is a CorruptRecordError naming its key. */
   async get(syncId: string): Promise<RunRecord | undefined> {
-    const json = await this.redis.get(this.keys.run(syncId));
-    return json === null ? undefined : (JSON.parse(json) as RunRecord);
+    const key = this.keys.run(syncId);
+    const json = await this.redis.get(key);
+    if (json === null) return undefined;
+    const stored = decode(json);
+    if ('problem' in stored) throw new CorruptRecordError(key, stored.problem);
+    return stored.run;
   }
 
+  /** Records by sync id, in order; a missing or corrupt one is undefined. */
   async getMany(syncIds: readonly string[]): Promise<(RunRecord | undefined)[]> {
-    if (syncIds.length === 0) return [];
-    const values = await this.redis.mget(syncIds.map((id) => this.keys.run(id)));
-    return values.map((v) => (v === null ? undefined : (JSON.parse(v) as RunRecord)));
+    return (await this.read(syncIds)).map((r) => r?.run);
   }
 
-  /** Most recent first. */
+  /** Most recent first; records that do not parse are left out. */
   async list(query: RunQuery = {}): Promise<RunRecord[]> {
+    return (await this.listing(query)).runs;
+  }
+
+  /**
+   * Most recent first, with the keys of the records in range that do not parse: one corrupt
+   * record (a stray write to Redis) is left out and reported, not the end of the listing.
+   */
+  async listing(query: RunQuery = {}): Promise<RunListing> {
     const limit = query.limit ?? 20;
     const index = query.connectionId ? this.keys.connectionRuns(query.connectionId) : this.keys.runs();
-    const out: RunRecord[] = [];
+    const out: RunListing = { runs: [], corrupt: [] };
     // Page through the index so a status filter still fills `limit` rows.
-    for (let start = 0; out.length < limit; start += 200) {
+    for (let start = 0; out.runs.length < limit; start += 200) {
       const ids = await this.redis.zrevrange(index, start, start + 199);
       if (ids.length === 0) break;
-      for (const run of await this.getMany(ids)) {
-        if (run && (!query.status || run.status === query.status)) out.push(run);
-        if (out.length >= limit) break;
+      for (const stored of await this.read(ids)) {
+        if (stored?.corrupt !== undefined) out.corrupt.push(stored.corrupt);
+        const run = stored?.run;
+        if (run && (!query.status || run.status === query.status)) out.runs.push(run);
+        if (out.runs.length >= limit) break;
       }
     }
     return out;
+  }
+
+  /** One MGET: each id's record, or the key of a record that does not parse, or undefined if there is none. */
+  private async read(syncIds: readonly string[]): Promise<({ run: RunRecord; corrupt?: undefined } | { run?: undefined; corrupt: string } | undefined)[]> {
+    if (syncIds.length === 0) return [];
+    const keys = syncIds.map((id) => this.keys.run(id));
+    const values = await this.redis.mget(keys);
+    return values.map((json, i) => {
+      if (json === null) return undefined;
+      const stored = decode(json);
+      return 'problem' in stored ? { corrupt: keys[i]! } : { run: stored.run };
+    });
   }
 
   private async trim(): Promise<void> {
