@@ -3,13 +3,33 @@
 // does not take running syncs down with it; they leave by themselves when idle.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CLI_PATH } from '../shared/paths.js';
 import type { LaunchedRunner, RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import { runnerEnv } from './runner-env.js';
+
+/**
+ * The runner log directory, made private: 0700, ours. Runner logs hold sync ids, connector
+ * stderr and reasons; under /tmp, another user could create the directory first and read or
+ * swap them. One that exists and belongs to another user, or that others may write to, is
+ * refused; one of ours that others may only read (made before logs were private) is tightened.
+ */
+export function privateLogDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const refuse = (why: string) => new Error(`TIDEPOOL_RUNNER_LOG_DIR ${dir} ${why}: runner logs would not be private; remove it or set TIDEPOOL_RUNNER_LOG_DIR to a directory of this user's`);
+  if (!st.isDirectory()) throw refuse(st.isSymbolicLink() ? 'is a symbolic link' : 'is not a directory');
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) throw refuse(`is owned by uid ${st.uid}, not by this user (uid ${uid})`);
+  if ((st.mode & 0o022) !== 0) throw refuse(`is writable by its group or by anyone (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** A new log file only this user may read; never through a link planted under its name. */
+const LOG_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND | constants.O_NOFOLLOW;
 
 /** Finished runners stay listed this long, so list() callers can see how they ended. */
 const KEEP_FINISHED_MS = 60_000;
@@ -32,11 +52,15 @@ export class LocalProcessRunnerLauncher implements RunnerLauncher {
 
   launch(count: number): Promise<string[]> {
     const ids: string[] = [];
-    mkdirSync(this.config.runnerLogDir, { recursive: true });
+    try {
+      privateLogDir(this.config.runnerLogDir);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
     for (let i = 0; i < count; i++) {
       const runnerId = `runner-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
       const logPath = join(this.config.runnerLogDir, `${runnerId}.log`);
-      const log = openSync(logPath, 'a');
+      const log = openSync(logPath, LOG_FLAGS, 0o600);
       let child: ChildProcess;
       try {
         child = spawn(process.execPath, [this.options.cliPath ?? CLI_PATH, 'runner', '--runner-id', runnerId], {
