@@ -18,6 +18,18 @@ export const BUILTIN_CONNECTOR_SUMMARIES: Record<(typeof BUILTIN_CONNECTORS)[num
 
 const quantity = z.string().regex(KUBERNETES_QUANTITY, 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi');
 
+// Docker's reference grammar (distribution/reference): [domain[:port]/]path[/path...][:tag][@digest],
+// path components lowercase. Anything else is refused before it reaches `docker run` or a pod
+// spec: an image "name" starting with "-" would be read by docker as an option.
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?`;
+const TAG = '[\\w][\\w.-]{0,127}';
+const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}';
+export const IMAGE_REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::${TAG})?(?:@${DIGEST})?$`);
+/** Docker's limit is 255 for the name; a tag and a digest come on top. */
+const IMAGE_REFERENCE_MAX = 512;
+
 const connectorSchema = z
   .object({
     /** A reference connector shipped with tidepool, by name. */
@@ -28,7 +40,11 @@ const connectorSchema = z
       .min(1, 'needs the program, at least')
       .optional(),
     /** A container image (docker launcher; one pod per run in Kubernetes mode). */
-    image: z.string().min(1).optional(),
+    image: z
+      .string()
+      .max(IMAGE_REFERENCE_MAX)
+      .regex(IMAGE_REFERENCE, { error: (issue) => `image ${quoteValue(String(issue.input))} is not an image reference: name[:tag][@digest] such as airbyte/source-faker:7.2.1, with no leading "-", spaces or control characters` })
+      .optional(),
     /**
      * The version of a `command` connector (e.g. the PyPI release in its venv), recorded with
      * each run. Informational: the program's file is fingerprinted whatever this says.

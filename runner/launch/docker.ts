@@ -34,14 +34,14 @@ export interface DockerOptions {
  * that may pass.
  */
 async function ensureImage(docker: string, run: ConnectorRun, image: string): Promise<string | undefined> {
-  const id = async () => (await exec(docker, ['image', 'inspect', '--format', '{{.Id}}', image], { timeout: 30_000 })).stdout.trim() || undefined;
+  const id = async () => (await exec(docker, ['image', 'inspect', '--format', '{{.Id}}', '--', image], { timeout: 30_000 })).stdout.trim() || undefined;
   try {
     return await id();
   } catch (err) {
     if (!/no such (image|object)/i.test((err as { stderr?: string }).stderr ?? '')) return undefined;
   }
   try {
-    await exec(docker, ['pull', '--quiet', image], { timeout: 10 * 60_000 });
+    await exec(docker, ['pull', '--quiet', '--', image], { timeout: 10 * 60_000 });
     return await id().catch(() => undefined);
   } catch (err) {
     const why = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n').at(-1) ?? '';
@@ -95,7 +95,9 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
         '--label', 'tidepool.io/component=connector',
         '-v', `${dir}:/config:ro`,
         ...Object.entries(c.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-        image, run.command, ...fileArgs,
+        // After `--`, the image is never read as an option, whatever the store says it is (the
+        // connection schema refuses such names too; docker's flag parser honours `--`).
+        '--', image, run.command, ...fileArgs,
       ];
     } catch (err) {
       await rm(dir, { recursive: true, force: true });
