@@ -53,6 +53,15 @@ const NEVER_STARTED = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBa
 
 const PIPES = '/pipes';
 
+/**
+ * Bound of the connector's /tmp, its only writable place (the root filesystem is read-only).
+ * Without one, a connector that writes without end (a bug, or a hostile image) fills the node's
+ * disk and the kubelet evicts other pods; with it, only this pod is evicted and the run fails
+ * saying Evicted. 1Gi leaves room for what connectors spool there (a downloaded file, a
+ * destination's batch). Pipes hold no data at rest: their emptyDir is 1Mi of memory.
+ */
+export const CONNECTOR_TMP_SIZE_LIMIT = '1Gi';
+
 interface Tracked {
   resolve: (exit: ConnectorExit) => void;
   startedAt: number;
@@ -235,7 +244,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         volumes: [
           { name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
           { name: 'config', secret: { secretName: name, defaultMode: 0o440 } },
-          { name: 'tmp', emptyDir: {} },
+          { name: 'tmp', emptyDir: { sizeLimit: CONNECTOR_TMP_SIZE_LIMIT } },
         ],
       },
     };

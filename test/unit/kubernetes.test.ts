@@ -3,7 +3,7 @@
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { describeJob, KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { connectorExit, DESTINATION_DRAIN_SECONDS, KubernetesPodConnectorLauncher, podName } from '../../runner/launch/kubernetes-pod.js';
+import { CONNECTOR_TMP_SIZE_LIMIT, connectorExit, DESTINATION_DRAIN_SECONDS, KubernetesPodConnectorLauncher, podName } from '../../runner/launch/kubernetes-pod.js';
 import { StreamServer } from '../../runner/launch/stream-server.js';
 import { testLogger } from '../helpers/services.js';
 
@@ -107,6 +107,12 @@ describe('connector pods', () => {
     const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value]));
     expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: 'f'.repeat(64) });
     expect(spec.volumes!.find((v) => v.name === 'config')!.secret!.secretName).toBe('tp-dst-x');
+    // Every scratch volume is bounded: a connector cannot fill the node's disk or memory.
+    expect(spec.volumes!.filter((v) => v.emptyDir).map((v) => [v.name, v.emptyDir!.sizeLimit])).toEqual([
+      ['pipes', '1Mi'],
+      ['tmp', CONNECTOR_TMP_SIZE_LIMIT],
+    ]);
+    expect(CONNECTOR_TMP_SIZE_LIMIT).toBe('1Gi');
   });
 
   it('gives a source no stdin sidecar', () => {
