@@ -7,8 +7,9 @@
 //
 // where the token is a random secret made per connector run. The server hands the socket to
 // that run's session; an unknown token, a stream already attached, or a malformed or late hello
-// closes the connection. So one port serves all runs, and no pod can read or inject into
-// another run's streams.
+// closes the connection, and only so many connections may wait for theirs at once. So one port
+// serves all runs, no pod can read or inject into another run's streams, and idle connections
+// cannot pile up.
 //
 // EOF travels through: the source's stdout sidecar closes its socket when the connector exits
 // → the session's stdout ends; the runner ends the destination's stdin → the server ends that
@@ -22,6 +23,14 @@ export type StreamName = 'stdin' | 'stdout' | 'stderr' | 'heartbeat';
 const DATA_STREAMS = ['stdin', 'stdout', 'stderr'] as const;
 const HELLO = /^TIDEPOOL\/1 ([0-9a-f]{64}) (stdin|stdout|stderr|heartbeat)$/;
 const MAX_HELLO_BYTES = 256;
+/**
+ * Connections that may wait for their hello at once. A connector pod opens at most four, and a
+ * runner runs a few connectors at a time; anyone who can reach the port could otherwise hold any
+ * number of idle sockets (file descriptors, buffers). Past this, a new connection is closed at once.
+ */
+export const MAX_PENDING_HELLOS = 64;
+/** How long a connection may take to send its hello: a sidecar has it written before it connects. */
+export const HELLO_TIMEOUT_MS = 5_000;
 
 export class StreamSession {
   /** The runner writes here; bytes flow to the pod's stdin sidecar once it connects. */
@@ -78,6 +87,10 @@ export class StreamSession {
 export class StreamServer {
   private server: Server | undefined;
   private readonly sessions = new Map<string, StreamSession>();
+  /** Connections accepted that have not sent their hello yet. */
+  private pending = 0;
+  /** Set when a connection was refused for the cap, until one is free again: one warning per burst. */
+  private full = false;
   port = 0;
 
   constructor(
@@ -119,9 +132,29 @@ export class StreamServer {
   }
 
   private accept(socket: Socket): void {
-    socket.setNoDelay(true);
     socket.on('error', () => undefined);
-    const timer = setTimeout(() => socket.destroy(), this.options.helloTimeoutMs ?? 10_000);
+    if (this.pending >= MAX_PENDING_HELLOS) {
+      if (!this.full) this.logger.warn({ remote: socket.remoteAddress, pending: this.pending }, `stream connections refused: ${MAX_PENDING_HELLOS} already waiting for their hello`);
+      this.full = true;
+      socket.destroy();
+      return;
+    }
+    this.pending++;
+    let waiting = true;
+    // Once per connection, whichever comes first: its hello, the timeout, or its end.
+    const settle = () => {
+      if (!waiting) return;
+      waiting = false;
+      clearTimeout(timer);
+      this.pending--;
+      if (this.pending < MAX_PENDING_HELLOS) this.full = false;
+    };
+    socket.setNoDelay(true);
+    socket.once('close', settle);
+    const timer = setTimeout(() => {
+      settle();
+      socket.destroy();
+    }, this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
     let buffered = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
@@ -132,7 +165,7 @@ export class StreamServer {
       }
       socket.off('data', onData);
       socket.pause();
-      clearTimeout(timer);
+      settle();
       const hello = buffered.toString('latin1', 0, nl).replace(/\r$/, '');
       const rest = buffered.subarray(nl + 1);
       const m = HELLO.exec(hello);
@@ -142,7 +175,7 @@ export class StreamServer {
       if (!session.attach(m[2] as StreamName, socket, rest)) return reject(`stream ${m[2]!} already attached`);
     };
     const reject = (why: string) => {
-      clearTimeout(timer);
+      settle();
       this.logger.warn({ remote: socket.remoteAddress, why }, 'stream connection refused');
       socket.destroy();
     };

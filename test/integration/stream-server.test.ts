@@ -3,13 +3,13 @@
 // reading and writing the pipes). Checks the hello protocol, isolation and EOF end to end.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../shared/paths.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from '../../runner/launch/pod-scripts.js';
-import { StreamServer, type StreamSession } from '../../runner/launch/stream-server.js';
+import { MAX_PENDING_HELLOS, StreamServer, type StreamSession } from '../../runner/launch/stream-server.js';
 import { fakerUsersCatalog, record, streamState } from '../helpers/connector-io.js';
 import { testLogger } from '../helpers/services.js';
 
@@ -25,6 +25,14 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A connection that sends nothing. */
+function opened(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
 }
 
 function rawHello(port: number, line: string): Promise<string> {
@@ -115,6 +123,27 @@ describe('stream server and pod scripts', () => {
     first.end();
     expect(await readAll(session.stdout)).toBe('first\n');
     server.close(session);
+  });
+
+  it('closes a connection that sends no hello in time, and holds at most MAX_PENDING_HELLOS waiting', async () => {
+    const guarded = new StreamServer(testLogger(), { host: '127.0.0.1', port: 0, helloTimeoutMs: 1500 });
+    await guarded.listen();
+    const closedAfter = (socket: Socket, since: number) => new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now() - since)));
+    try {
+      // Silent sockets fill the cap; the next one is closed at once, before any timeout.
+      const start = Date.now();
+      const silent = await Promise.all(Array.from({ length: MAX_PENDING_HELLOS }, () => opened(guarded.port)));
+      const silentClosed = silent.map((socket) => closedAfter(socket, start));
+      const extra = await opened(guarded.port);
+      expect(await closedAfter(extra, Date.now())).toBeLessThan(1000);
+      // Each silent one is closed by the hello timeout, and then there is room again.
+      for (const took of await Promise.all(silentClosed)) expect(took).toBeGreaterThanOrEqual(1400);
+      const session = guarded.open();
+      expect(await rawHello(guarded.port, `TIDEPOOL/1 ${session.token} heartbeat\n`)).toBe('ok\n');
+      guarded.close(session);
+    } finally {
+      await guarded.stop();
+    }
   });
 
   it('answers heartbeats while the run is registered, and not after', async () => {
