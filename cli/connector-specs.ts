@@ -113,5 +113,5 @@ export async function resolveDigest(image: string, docker = 'docker'): Promise<s
   return match ? `${image}@${match.slice(match.indexOf('@') + 1)}` : undefined;
 }
 
-// Where the runners' allow-list judges images too (one reading of an image's repository).
+// One reading of an image's repository for the CLI and the runners' allow-list.
 export { imageRepository };

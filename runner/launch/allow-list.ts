@@ -82,7 +82,7 @@ function refusal(role: 'source' | 'destination', what: string): string {
   return `connector not allowed: ${role} ${what} is not in TIDEPOOL_ALLOWED_CONNECTORS (only the reference connectors and what it lists may run)`;
 }
 
-/** `registry:5000/team/app` as written → the same with Docker Hub's implicit names made explicit (`app` → `docker.io/library/app`). */
+/** `registry:5000/team/app:1.2@sha256:…` → `registry:5000/team/app`; Docker Hub's implicit names made explicit (`app` → `docker.io/library/app`). */
 export function imageRepository(image: string): string {
   let name = image.split('@')[0]!;
   const lastSlash = name.lastIndexOf('/');
