@@ -129,7 +129,7 @@ describe('connections, publish, runs', () => {
 
 describe('connectors and the specs behind connections', () => {
   const prefix = testPrefix('cli-spec');
-  const env = { TIDEPOOL_PREFIX: prefix };
+  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix) };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-spec-'));
