@@ -11,6 +11,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
 import type { Store } from '../shared/store/index.js';
 import { streamModeIssues } from '../runner/sync/catalog.js';
+import { ConnectorAllowList, imageRepository } from '../runner/launch/allow-list.js';
 import { hostConnectorLauncher } from '../runner/launch/launchers.js';
 import { resolveProgram } from '../runner/launch/program.js';
 import { connectorFingerprint, connectorSpec } from '../runner/sync/spec.js';
@@ -71,9 +72,20 @@ export async function reviewConnection(input: Connection, store: Store, cfg: Con
     else if (cfg.requireDigests) errors.push(`${role}.image: ${image} is not pinned to a digest (repo@sha256:…) and this host cannot resolve one; requireDigests is set`);
     else warnings.push(`${role}.image: ${image} is a tag this host cannot pin to a digest: if the tag moves, the connection runs other code`);
   }
+  // Refused here with the runners' own words, and before lookUpSpec would run the program.
+  const allowList = ConnectorAllowList.of(cfg);
+  const refused = new Set<string>();
+  for (const role of ['source', 'destination'] as const) {
+    const judged = await allowList.judge(connection[role], role);
+    if ('refusal' in judged) {
+      errors.push(judged.refusal);
+      refused.add(role);
+    }
+  }
+  const notLookedUp: SpecLookup = { spec: undefined };
   const [source, destination] = await Promise.all([
-    lookUpSpec(connection.source, 'source', store, cfg, logger),
-    lookUpSpec(connection.destination, 'destination', store, cfg, logger),
+    refused.has('source') ? notLookedUp : lookUpSpec(connection.source, 'source', store, cfg, logger),
+    refused.has('destination') ? notLookedUp : lookUpSpec(connection.destination, 'destination', store, cfg, logger),
   ]);
   const issues: ConfigIssue[] = connectionConfigIssues(connection, { source: source.spec, destination: destination.spec });
   errors.push(...issues.filter((i) => i.severity === 'error').map((i) => `${i.path}: ${i.message}`));
@@ -101,14 +113,5 @@ export async function resolveDigest(image: string, docker = 'docker'): Promise<s
   return match ? `${image}@${match.slice(match.indexOf('@') + 1)}` : undefined;
 }
 
-/** `registry:5000/team/app:1.2@sha256:…` → `registry:5000/team/app`; Docker Hub's implicit names made explicit. */
-export function imageRepository(image: string): string {
-  let name = image.split('@')[0]!;
-  const lastSlash = name.lastIndexOf('/');
-  const colon = name.lastIndexOf(':');
-  if (colon > lastSlash) name = name.slice(0, colon);
-  const first = name.split('/')[0]!;
-  const hasRegistry = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
-  if (!hasRegistry) name = `docker.io/${name.includes('/') ? name : `library/${name}`}`;
-  return name;
-}
+// One reading of an image's repository for the CLI and the runners' allow-list.
+export { imageRepository };

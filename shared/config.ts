@@ -56,6 +56,58 @@ export function parseNodeSelector(text: string): Record<string, string> | undefi
   return Object.fromEntries(text.split(',').map((pair) => pair.split('=', 2) as [string, string]));
 }
 
+/**
+ * One entry of the connector allow-list: a program by its absolute path, every program under a
+ * directory (an absolute path ending in `/`), an image repository (any tag or digest of it), or
+ * one image by digest (`repo@sha256:…`, a tag before the digest is ignored).
+ */
+export type AllowedConnector =
+  | { kind: 'program'; path: string }
+  | { kind: 'directory'; path: string }
+  | { kind: 'repository'; repository: string }
+  | { kind: 'digest'; repository: string; digest: string };
+
+// Docker's reference grammar, as far as the allow-list needs it: an optional registry host
+// (with a port), path components, an optional tag, an optional sha256 digest.
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const REGISTRY = '(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?/)';
+/** `[registry/]path[:tag][@sha256:hex]`: groups 1 (the repository as written), 2 (tag), 3 (digest). */
+export const IMAGE_REFERENCE = new RegExp(`^(${REGISTRY}?${COMPONENT}(?:/${COMPONENT})*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?$`);
+
+/** One entry's meaning, or why it has none. */
+function allowListEntry(entry: string): AllowedConnector | string {
+  if (entry.startsWith('/')) {
+    if (entry.split('/').some((part) => part === '..' || part === '.')) return `${entry}: a path without . or .. parts`;
+    return entry.endsWith('/') ? { kind: 'directory', path: entry } : { kind: 'program', path: entry };
+  }
+  const m = IMAGE_REFERENCE.exec(entry);
+  if (!m) return `${entry}: neither an absolute path nor an image repository`;
+  if (m[3]) return { kind: 'digest', repository: m[1]!, digest: m[3] };
+  if (m[2]) return `${entry}: an image by tag (a tag can be moved to another build): give the repository (any tag) or repo@sha256:…`;
+  return { kind: 'repository', repository: m[1]! };
+}
+
+/**
+ * The connector allow-list, as comma-separated entries (empty: none). Kept as text, like the node
+ * selectors, so that it reaches runners (processes, pods) as one environment variable.
+ */
+const allowList = z.string().superRefine((text, ctx) => {
+  for (const problem of parseAllowList(text).filter((e) => typeof e === 'string')) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+function parseAllowList(text: string): Array<AllowedConnector | string> {
+  return text
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '')
+    .map(allowListEntry);
+}
+
+/** The entries of a valid allowedConnectors setting. */
+export function parseAllowedConnectors(text: string): AllowedConnector[] {
+  return parseAllowList(text).filter((e): e is AllowedConnector => typeof e !== 'string');
+}
+
 const amqpUrl = z
   .string()
   .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL');
@@ -116,6 +168,14 @@ export const configSchema = z
      * that neither takes its input nor writes anything (runner/sync/watchdog.ts). 0 = never.
      */
     messageTimeout: duration.default(30 * 60_000),
+    /**
+     * What a connection may run besides the reference connectors (`connector: <name>`, always
+     * allowed): programs by absolute path or directory (`/opt/connectors/`), images by repository
+     * or digest, comma-separated. Checked by the runner right before every launch, and at
+     * `connections apply`: whoever can write the store can name a program, and the runner would
+     * run it. Empty: the reference connectors only.
+     */
+    allowedConnectors: allowList.default(''),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */

@@ -2,12 +2,15 @@
 // are its own; tests run in parallel against the one local RabbitMQ and Redis without seeing
 // each other's messages, and a failed one leaves its keys behind to look at until its cleanup.
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import amqp from 'amqplib';
 import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { DEFAULT_MAX_ATTEMPTS, topologyFor } from '../../shared/broker/topology.js';
 import { createRedis } from '../../shared/store/redis.js';
 import { createStore, type Store } from '../../shared/store/index.js';
+import { airbyteVenvsRoot } from './airbyte.js';
 
 export function testPrefix(name: string): string {
   const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 30);
@@ -16,7 +19,26 @@ export function testPrefix(name: string): string {
 
 /** A full Config for a test, on the local services, under its own prefix. */
 export function testConfig(name: string, overrides: Partial<ConfigInput> = {}): Config {
-  return loadConfig({}, undefined, { prefix: testPrefix(name), logLevel: 'warn', ...overrides });
+  const prefix = overrides.prefix ?? testPrefix(name);
+  return loadConfig({}, undefined, { prefix, logLevel: 'warn', allowedConnectors: testAllowedConnectors(prefix), ...overrides });
+}
+
+/**
+ * What tests run besides the reference connectors (TIDEPOOL_ALLOWED_CONNECTORS): the scripts they
+ * write under the temp dir, `sh -c` connectors, the PyPI connectors scripts/airbyte-connectors
+ * installs, the reference and PyPI images by repository, and the test registry's images of this
+ * prefix. Runners spawned with configEnv(config) inherit it; a test of the allow-list sets its own.
+ */
+export function testAllowedConnectors(prefix: string, env: NodeJS.ProcessEnv = process.env): string {
+  const registry = `127.0.0.1:${env['TIDEPOOL_TEST_REGISTRY_PORT'] || '5005'}`;
+  return [
+    join(tmpdir(), '/'),
+    '/bin/sh',
+    join(airbyteVenvsRoot(env), '/'),
+    'tidepool/source-faker',
+    'tidepool/airbyte-source-faker',
+    `${registry}/${prefix}/source-faker`,
+  ].join(',');
 }
 
 export function testLogger(): Logger {

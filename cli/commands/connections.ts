@@ -9,6 +9,7 @@ import { redactObject, redactText, secretValues } from '../../shared/redact.js';
 import type { Store } from '../../shared/store/index.js';
 import { checkConnector, definitionHash } from '../../runner/sync/check.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';
+import { allowListed } from '../../runner/launch/allow-list.js';
 import { hostConnectorLauncher } from '../../runner/launch/launchers.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
 import { reviewConnection } from '../connector-specs.js';
@@ -161,7 +162,8 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
     io.err(`error: unknown connection "${id}"`);
     return EXIT.notFound;
   }
-  const deps = { launcher: hostConnectorLauncher(cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
+  // The definitions come from the store: checked against the allow-list as a runner's are.
+  const deps = { launcher: allowListed(hostConnectorLauncher(cfg), cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
   const secrets = secretValues(connection);
   const verdicts = await Promise.all(
     (['source', 'destination'] as const).map(async (role) => {

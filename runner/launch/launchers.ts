@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import { installationSelector, loadKubeConfig } from '../../shared/kube.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
 import type { Store } from '../../shared/store/index.js';
+import { allowListed } from './allow-list.js';
 import { KubernetesPodConnectorLauncher, type KubernetesPodOptions } from './kubernetes-pod.js';
 import { DockerConnectorLauncher } from './docker.js';
 import { LocalProcessConnectorLauncher } from './local-process.js';
@@ -17,7 +18,16 @@ export interface ConnectorLauncherHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The runner's launcher, behind the connector allow-list: every start (spec, check, discover,
+ * read, write) is checked right before it, whatever the connection in the store says.
+ */
 export async function createConnectorLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
+  const handle = await platformLauncher(config, logger, runnerId);
+  return { ...handle, launcher: allowListed(handle.launcher, config) };
+}
+
+async function platformLauncher(config: Config, logger: Logger, runnerId: string): Promise<ConnectorLauncherHandle> {
   const none = { prepare: () => Promise.resolve(), close: () => Promise.resolve() };
   if (config.connectorLauncher === 'docker') return { launcher: new DockerConnectorLauncher({ builtinImage: builtinImage(config) }), ...none };
   if (config.connectorLauncher === 'local') return { launcher: hostConnectorLauncher(config), ...none };
@@ -41,7 +51,11 @@ export async function createConnectorLauncher(config: Config, logger: Logger, ru
   };
 }
 
-/** Connectors on this host: programs as child processes, connectors that name an image with docker (the CLI's checks too). */
+/**
+ * Connectors on this host: programs as child processes, connectors that name an image with
+ * docker. Not behind the allow-list by itself: the CLI also runs what its user names on the
+ * command line (`connectors spec PATH`), and wraps it where a definition comes from the store.
+ */
 export function hostConnectorLauncher(config: Pick<Config, 'imagePrefix' | 'imageTag'>): ConnectorLauncher {
   return new LocalOrImageLauncher(new LocalProcessConnectorLauncher(), new DockerConnectorLauncher({ builtinImage: builtinImage(config) }));
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH } from '../../shared/paths.js';
-import { testPrefix } from '../helpers/services.js';
+import { testAllowedConnectors, testPrefix } from '../helpers/services.js';
 import { deletePrefix } from '../helpers/services.js';
 import { loadConfig } from '../../shared/config.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';
@@ -63,7 +63,7 @@ describe('usage', () => {
 
 describe('connections, publish, runs', () => {
   const prefix = testPrefix('cli');
-  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_IDLE_TIMEOUT: '1s' };
+  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_IDLE_TIMEOUT: '1s', TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix) };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-'));
@@ -129,7 +129,7 @@ describe('connections, publish, runs', () => {
 
 describe('connectors and the specs behind connections', () => {
   const prefix = testPrefix('cli-spec');
-  const env = { TIDEPOOL_PREFIX: prefix };
+  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix) };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-spec-'));
