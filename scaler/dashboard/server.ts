@@ -3,10 +3,19 @@
 // with dashboardToken set, every request needs it (Authorization: Bearer, or the cookie the
 // login form sets), and loadConfig refuses a non-loopback host without one.
 //
-// Without a token (loopback), two browser attacks remain and are closed here: DNS rebinding (a
-// page of another site whose name resolves to 127.0.0.1 reading the API) — requests must name a
-// loopback Host; and cross-site form posts — state-changing requests must be JSON, which a form
-// cannot send without a CORS preflight, and none is ever granted.
+// The token is never taken from a URL (URLs end up in access logs, browser history and Referer
+// headers): a request with ?token= is refused. Wrong tokens are slowed down per client address
+// (login-throttle.ts), whether sent to /login, as a bearer token or as the cookie.
+//
+// Browser attacks closed here, with or without a token:
+// - DNS rebinding (a page of another site whose name resolves to 127.0.0.1 reading the API):
+//   without a token, requests must name a loopback Host.
+// - Cross-site requests to the API, whatever their method (a page of another site embedding
+//   <img src=".../api/dead-letters">, or posting a form): refused by Sec-Fetch-Site and Origin
+//   (crossSiteProblem). Listing dead letters is a read that holds every letter while it runs,
+//   so even a GET is not harmless to let another site trigger.
+// - Cross-site form posts, again: state-changing requests must be JSON, which a form cannot send
+//   without a CORS preflight, and none is ever granted.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +30,7 @@ import { closeServer, listen, writeMetrics } from '../../shared/metrics.js';
 import type { Store } from '../../shared/store/index.js';
 import type { ScalerSnapshot } from '../loop.js';
 import { ApiError, DashboardApi, DashboardBroker, type ApiRequest } from './api.js';
+import { LoginThrottle } from './login-throttle.js';
 
 export interface DashboardOptions {
   config: Pick<Config, 'prefix' | 'amqpUrl' | 'pollInterval' | 'deliveryLimit' | 'maxAttempts' | 'dashboardPort' | 'dashboardHost' | 'dashboardToken'>;
@@ -73,6 +83,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const broker = new DashboardBroker(config.amqpUrl, log);
   const api = new DashboardApi({ config, store: options.store, logger: log, snapshot: options.snapshot }, broker);
   const token = config.dashboardToken === '' ? undefined : digest(config.dashboardToken);
+  const throttle = new LoginThrottle();
   const cache = new Map<string, Buffer>();
   let port = config.dashboardPort;
 
@@ -94,11 +105,24 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     if (!token && !allowedHost(req.headers.host, port)) {
       return send(res, 403, isApi, `host "${req.headers.host ?? ''}" not allowed: without dashboardToken the dashboard answers only requests to a loopback address (DNS rebinding protection)`);
     }
-    if (path === '/login') return login(req, res, url);
-    if (token && !authorized(req, token)) {
-      if (!isApi && path !== '/metrics' && method === 'GET') return loginPage(res, 401);
-      res.setHeader('www-authenticate', 'Bearer realm="tidepool"');
-      return send(res, 401, isApi, 'unauthorized: this dashboard needs its token (Authorization: Bearer <dashboardToken>)');
+    if (url.searchParams.has('token')) {
+      return send(res, 400, isApi, 'the dashboard token is never taken from a URL (URLs end up in logs and browser history): send it as Authorization: Bearer <dashboardToken>, or sign in at /login; if it was sent in a URL before, rotate it');
+    }
+    if (isApi) {
+      const problem = crossSiteProblem(req);
+      if (problem !== undefined) return send(res, 403, true, problem);
+    }
+    if (path === '/login') return login(req, res);
+    if (token) {
+      const credential = credentialOf(req);
+      const wait = credential === undefined ? 0 : throttle.waitFor(req.socket.remoteAddress);
+      if (wait > 0) return tooManyAttempts(res, isApi, wait);
+      if (credential === undefined || !safeEqual(digest(credential), token)) {
+        if (credential !== undefined) throttle.failed(req.socket.remoteAddress);
+        if (!isApi && path !== '/metrics' && method === 'GET') return loginPage(res, 401, credential === undefined ? undefined : 'wrong token');
+        res.setHeader('www-authenticate', 'Bearer realm="tidepool"');
+        return send(res, 401, isApi, 'unauthorized: this dashboard needs its token (Authorization: Bearer <dashboardToken>)');
+      }
     }
 
     if (path === '/metrics') {
@@ -107,10 +131,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     }
     if (isApi) {
       let body: Record<string, unknown> | undefined;
-      if (method === 'POST') {
-        if (!sameOrigin(req)) throw new ApiError(403, `cross-origin request refused (Origin ${String(req.headers.origin)})`);
-        body = await readJsonBody(req);
-      }
+      if (method === 'POST') body = await readJsonBody(req);
       else if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, `method ${method} not allowed`);
       const apiRequest: ApiRequest = { method, path, query: url.searchParams, body };
       const answer = await api.handle(apiRequest);
@@ -126,14 +147,19 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     return send(res, 404, false, `not found: ${path}`);
   };
 
-  const login = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+  const login = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (!token) return redirect(res, '/');
     if (req.method === 'GET') return loginPage(res, 200);
     if (req.method !== 'POST') return send(res, 405, false, 'method not allowed');
+    const wait = throttle.waitFor(req.socket.remoteAddress);
+    if (wait > 0) return tooManyAttempts(res, false, wait);
     // The one form post accepted: it carries the token itself, so a forged one gains nothing.
     const text = (await readBody(req)).toString('utf8');
-    const given = new URLSearchParams(text).get('token') ?? url.searchParams.get('token') ?? '';
-    if (!safeEqual(digest(given), token)) return loginPage(res, 401, 'wrong token');
+    const given = new URLSearchParams(text).get('token') ?? '';
+    if (!safeEqual(digest(given), token)) {
+      throttle.failed(req.socket.remoteAddress);
+      return loginPage(res, 401, 'wrong token');
+    }
     res.setHeader('set-cookie', `${COOKIE}=${encodeURIComponent(given)}; HttpOnly; SameSite=Strict; Path=/`);
     return redirect(res, '/');
   };
@@ -175,11 +201,11 @@ function safeEqual(a: Buffer, b: Buffer): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function authorized(req: IncomingMessage, token: Buffer): boolean {
+/** The token a request presents (Authorization: Bearer, else the login cookie), if any. */
+function credentialOf(req: IncomingMessage): string | undefined {
   const header = req.headers.authorization;
-  if (header?.startsWith('Bearer ')) return safeEqual(digest(header.slice(7).trim()), token);
-  const cookie = cookies(req.headers.cookie)[COOKIE];
-  return cookie !== undefined && safeEqual(digest(cookie), token);
+  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
+  return cookies(req.headers.cookie)[COOKIE];
 }
 
 function cookies(header: string | undefined): Record<string, string> {
@@ -216,15 +242,39 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** A browser's Origin, when it sends one, names this very server. */
-function sameOrigin(req: IncomingMessage): boolean {
+/**
+ * Why an API request comes from a page of another origin, or undefined when it does not — for
+ * every method: the one check against cross-site requests.
+ *
+ * Sec-Fetch-Site (set by the browser, never by a page's script): `same-origin` is the dashboard's
+ * own page and `none` a URL typed into the address bar or a bookmark; both pass. `cross-site`
+ * is refused, and so is `same-site`: another port or another subdomain of the same site is
+ * another application, and the dashboard's page never calls the API from anywhere but its own
+ * origin. Origin is checked as well when sent (browsers that do not send Sec-Fetch-Site send it
+ * on writes), and must name this very server; `Origin: null` (a sandboxed frame, a data: URL) is
+ * refused. Non-browser clients (curl, the CLI, scripts) send neither and pass.
+ */
+function crossSiteProblem(req: IncomingMessage): string | undefined {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return `cross-site request refused (Sec-Fetch-Site: ${site}): the API answers only the dashboard's own page and clients that are not browsers`;
+  }
   const origin = req.headers.origin;
-  if (origin === undefined) return true;
+  if (origin !== undefined && !namesThisServer(origin, req.headers.host)) return `cross-origin request refused (Origin ${origin})`;
+  return undefined;
+}
+
+function namesThisServer(origin: string, host: string | undefined): boolean {
   try {
-    return new URL(origin).host === req.headers.host;
+    return new URL(origin).host === host;
   } catch {
     return false;
   }
+}
+
+function tooManyAttempts(res: ServerResponse, asJson: boolean, waitMs: number): void {
+  res.setHeader('retry-after', String(Math.ceil(waitMs / 1000)));
+  send(res, 429, asJson, `too many wrong tokens from this address: try again in ${Math.ceil(waitMs / 1000)} s`);
 }
 
 /**
