@@ -2,8 +2,7 @@
 // each STATE.
 import { z } from 'zod';
 import type { Connector } from '../lib/cli.js';
-import { errorMessage } from '../lib/errors.js';
-import { connect, pgConnectionFields, quoteIdent } from '../lib/postgres.js';
+import { checkConnection, pgConnectionFields, quoteIdent } from '../lib/postgres.js';
 import { writePostgres } from './write.js';
 
 const configSchema = z.object({
@@ -15,18 +14,6 @@ export const destinationPostgres: Connector<typeof configSchema> = {
   name: 'destination-postgres',
   configSchema,
   spec: { supported_destination_sync_modes: ['overwrite', 'append', 'append_dedup'] },
-  async check(config) {
-    try {
-      const client = await connect(config, 'tidepool-destination-postgres');
-      try {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(config.schema)}`);
-      } finally {
-        await client.end();
-      }
-      return { status: 'SUCCEEDED' };
-    } catch (err) {
-      return { status: 'FAILED', message: errorMessage(err) };
-    }
-  },
+  check: (config) => checkConnection(config, 'tidepool-destination-postgres', `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(config.schema)}`),
   write: writePostgres,
 };

@@ -86,6 +86,21 @@ const CONFIG_ERROR_CODES = new Set([
 ]);
 
 /** Whose problem a PostgreSQL failure is: the user's config, a passing outage, or ours. */
+/** A connector's `check`: connects and runs `probe`; FAILED with the reason when either fails. */
+export async function checkConnection(config: PgConnectionConfig, applicationName: string, probe: string): Promise<{ status: 'SUCCEEDED' } | { status: 'FAILED'; message: string }> {
+  try {
+    const client = await connect(config, applicationName);
+    try {
+      await client.query(probe);
+    } finally {
+      await client.end();
+    }
+    return { status: 'SUCCEEDED' };
+  } catch (err) {
+    return { status: 'FAILED', message: errorMessage(err) };
+  }
+}
+
 export function classifyPgError(err: unknown, context: string): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const code = typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : '';

@@ -2,8 +2,7 @@
 // incremental by a cursor column.
 import { z } from 'zod';
 import type { Connector } from '../lib/cli.js';
-import { errorMessage } from '../lib/errors.js';
-import { classifyPgError, connect, pgConnectionFields } from '../lib/postgres.js';
+import { checkConnection, classifyPgError, connect, pgConnectionFields } from '../lib/postgres.js';
 import { readPostgres } from './read.js';
 import { listTables, streamOf } from './tables.js';
 
@@ -16,19 +15,7 @@ export const sourcePostgres: Connector<typeof configSchema> = {
   name: 'source-postgres',
   configSchema,
   spec: { supportsIncremental: true },
-  async check(config) {
-    try {
-      const client = await connect(config, 'tidepool-source-postgres');
-      try {
-        await client.query('SELECT 1');
-      } finally {
-        await client.end();
-      }
-      return { status: 'SUCCEEDED' };
-    } catch (err) {
-      return { status: 'FAILED', message: errorMessage(err) };
-    }
-  },
+  check: (config) => checkConnection(config, 'tidepool-source-postgres', 'SELECT 1'),
   async discover(config) {
     const client = await connect(config, 'tidepool-source-postgres');
     try {

@@ -4,20 +4,12 @@
 import { createHash } from 'node:crypto';
 import type { Connection } from '../../shared/connections.js';
 import { ConnectorError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/logger.js';
 import type { AirbyteCatalog, ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode } from '../../shared/protocol.js';
-import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
 import type { ConnectionStore } from '../../shared/store/connections.js';
-import { runConnectorCommand, traceFailure } from './connector-output.js';
+import { runConnectorCommand, traceFailure, type CommandDeps } from './connector-output.js';
 
-export interface CatalogDeps {
+export interface CatalogDeps extends CommandDeps {
   connections: Pick<ConnectionStore, 'getCatalog' | 'putCatalog'>;
-  launcher: ConnectorLauncher;
-  logger: Logger;
-  maxLineBytes: number;
-  tailLines: number;
-  /** See runConnectorCommand: resolves once the secrets are all known. */
-  secretsReady?: Promise<unknown>;
 }
 
 export function sourceHash(connection: Connection): string {

@@ -6,20 +6,12 @@
 import { createHash } from 'node:crypto';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
 import { ConnectorError } from '../../shared/errors.js';
-import type { Logger } from '../../shared/logger.js';
-import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
 import { redactText } from '../../shared/redact.js';
 import type { ConnectionStore } from '../../shared/store/connections.js';
-import { runConnectorCommand, traceFailure, type CommandResult } from './connector-output.js';
+import { runConnectorCommand, traceFailure, type CommandDeps, type CommandResult } from './connector-output.js';
 
-export interface CheckDeps {
+export interface CheckDeps extends CommandDeps {
   connections: Pick<ConnectionStore, 'getChecked' | 'putChecked'>;
-  launcher: ConnectorLauncher;
-  logger: Logger;
-  maxLineBytes: number;
-  tailLines: number;
-  /** See runConnectorCommand: resolves once the secrets are all known. */
-  secretsReady?: Promise<unknown>;
 }
 
 export function definitionHash(definition: ConnectorDefinition): string {

@@ -51,6 +51,16 @@ export function traceFailure(trace: AirbyteTraceMessage, origin: 'source' | 'des
   return ConnectorError.of({ kind: 'trace', failureType: trace.error?.failure_type }, `${origin} reported: ${text}`, origin);
 }
 
+/** What running a short protocol command (spec, check, discover) needs. */
+export interface CommandDeps {
+  launcher: ConnectorLauncher;
+  logger: Logger;
+  maxLineBytes: number;
+  tailLines: number;
+  /** See runConnectorCommand: resolves once the secrets are all known. */
+  secretsReady?: Promise<unknown>;
+}
+
 export interface CommandResult {
   messages: AirbyteMessage[];
   exitCode: number | null;

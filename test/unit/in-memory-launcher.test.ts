@@ -154,13 +154,13 @@ describe('in-memory connector launcher', () => {
   it('kills promptly a script that ignores its signal: EOF on its output, later writes dropped', async () => {
     let ctx: ScriptContext | undefined;
     const launcher = new InMemoryConnectorLauncher({
-      stubborn: (c) => {
+      'ignores-kill': (c) => {
         ctx = c;
         c.stdout.write('before\n');
         return new Promise(() => undefined);
       },
     });
-    const proc = await launcher.start(scripted('stubborn'));
+    const proc = await launcher.start(scripted('ignores-kill'));
     let stdout = '';
     proc.stdout.on('data', (c: Buffer) => (stdout += String(c)));
     const ended = once(proc.stdout, 'end');

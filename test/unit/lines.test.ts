@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineTooLongError, TailBuffer, describeBytes, readLines, sampleOf } from '../../runner/records/lines.js';
 
-const NONE: ReadonlySet<string> = new Set();
+const NO_SECRETS: ReadonlySet<string> = new Set();
 
 async function lines(chunks: string[], max = 1024): Promise<string[]> {
   const out: string[] = [];
@@ -148,21 +148,21 @@ describe('TailBuffer', () => {
   it('keeps the last N lines in order', () => {
     const t = new TailBuffer(3);
     for (const l of ['1', '2', '3', '4', '5']) t.push(l);
-    expect(t.get(NONE)).toEqual(['3', '4', '5']);
+    expect(t.get(NO_SECRETS)).toEqual(['3', '4', '5']);
   });
 
   it('keeps fewer lines when fewer were pushed', () => {
     const t = new TailBuffer(3);
     t.push('only');
-    expect(t.get(NONE)).toEqual(['only']);
-    expect(new TailBuffer(3).get(NONE)).toEqual([]);
+    expect(t.get(NO_SECRETS)).toEqual(['only']);
+    expect(new TailBuffer(3).get(NO_SECRETS)).toEqual([]);
   });
 
   it('truncates long lines and marks them', () => {
     const t = new TailBuffer(2, 5);
     t.push('12345');
     t.push('1234567890');
-    const [exact, cut] = t.get(NONE);
+    const [exact, cut] = t.get(NO_SECRETS);
     expect(exact).toBe('12345');
     expect(cut!.startsWith('12345')).toBe(true);
     expect(cut).not.toContain('6');
@@ -184,8 +184,8 @@ describe('TailBuffer', () => {
   it('returns a copy', () => {
     const t = new TailBuffer(2);
     t.push('a');
-    t.get(NONE).push('b');
-    expect(t.get(NONE)).toEqual(['a']);
+    t.get(NO_SECRETS).push('b');
+    expect(t.get(NO_SECRETS)).toEqual(['a']);
   });
 });
 
@@ -199,9 +199,9 @@ describe('describeBytes and sampleOf', () => {
 
   it('quotes at most 120 characters, marking a cut', () => {
     const b = Buffer.from('x'.repeat(200));
-    expect(sampleOf(b, 0, 200, NONE)).toBe(`${'x'.repeat(120)}…`);
-    expect(sampleOf(b, 0, 5, NONE)).toBe('xxxxx');
-    expect(sampleOf(b, 0, 5, NONE, true)).toBe('xxxxx…');
+    expect(sampleOf(b, 0, 200, NO_SECRETS)).toBe(`${'x'.repeat(120)}…`);
+    expect(sampleOf(b, 0, 5, NO_SECRETS)).toBe('xxxxx');
+    expect(sampleOf(b, 0, 5, NO_SECRETS, true)).toBe('xxxxx…');
   });
 
   it('redacts before it cuts: a secret across the 120th character leaves no part of itself', () => {
