@@ -8,23 +8,22 @@
 // still in the queue *and* republished (a duplicate, never a loss): a letter is acked only after
 // its republish was confirmed by the broker (and routed: published as mandatory).
 //
-// What the broker does with a letter we give back (measured on RabbitMQ 3.10.8, quorum queue):
-// - Every return counts as a delivery: x-delivery-count goes up by one per listing, whether the
-//   letters are nacked with requeue or the channel is closed. Without x-delivery-limit that is
-//   harmless (50 listings in a row: every letter still there). With a delivery limit and no
-//   dead-letter exchange the broker *drops* a letter after that many returns — closing the
-//   channel was even counted one return earlier than nacking (limit 3: gone after the 3rd close,
-//   after the 4th nack). RabbitMQ 4.0 gives every quorum queue a default delivery limit of 20, so
-//   on 4.x the dead queue needs the policy `delivery-limit: -1`, or 20 listings drop every letter;
-//   `deadQueueWarnings` says so. On 3.10, -1 is *not* "unlimited": a queue declared with
-//   x-delivery-limit -1 dropped its message on the first return, so 3.x must not be given it.
-//   (Later 4.x releases changed which returns count toward the limit; not measured here, and
-//   the policy makes it moot.)
-// - Order: nacked one by one (requeue) they go to the back of the queue in the order nacked, so a
-//   whole listing keeps their order; a closed channel puts them back at the head but shuffled.
-//   Letters are given back by nack, one at a time, in the order they were read, and then the
-//   channel is closed; listings sort by failure time anyway, so queue order only matters for
-//   keeping the queue stable from one listing to the next.
+// Giving a letter back must not count against it. The dead queue is a classic queue
+// (topology.ts declareDeadQueue): it has no delivery limit, so no number of listings drops a
+// letter, and its headers are left as they were. On a quorum queue it would: measured on
+// RabbitMQ 3.10.8, every return raised x-delivery-count by one (nack with requeue and a closed
+// channel alike), and with a delivery limit the broker dropped the letter after that many
+// returns — RabbitMQ 4.0 to 4.2 give every quorum queue a limit of 20, so 20 listings dropped
+// every letter. RabbitMQ 4.3 counts only failed deliveries (basic.reject, a lost channel), not
+// basic.nack; letters are given back by nack for that reason. `deadQueueWarnings` still warns
+// about a quorum dead queue left by an earlier tidepool (the CLI reads it; processes refuse to
+// start until it is replaced).
+//
+// Order: a classic queue puts a letter given back at its old place. (A quorum queue put nacked
+// letters at the back in the order nacked, and a closed channel's at the head, shuffled: letters
+// are given back by nack, one at a time, in the order read, then the channel is closed.)
+// Listings sort by failure time anyway, so queue order only keeps the queue stable from one
+// listing to the next.
 //
 // A listing reads at most as many letters as the queue held when it started (checkQueue on a
 // throw-away channel), so it terminates while runners add letters. Letters held by another dlq
@@ -61,7 +60,7 @@ export interface DeadLetter {
   /** How many times this sync was replayed before it landed here again (0: never). */
   replayed: number;
   replayedAt: string | undefined;
-  /** How often the dead queue handed this letter out and got it back (listings count). */
+  /** x-delivery-count: 0 in the classic dead queue; in a quorum one left by an earlier tidepool, how often it was handed out and given back. */
   deliveryCount: number;
   /** The body is a valid sync request: replaying it can work. */
   replayable: boolean;
@@ -127,7 +126,7 @@ const REPLAY_BATCH = 256;
 /** How long a command waits, at most, for the letters it gave back to be ready again. */
 const RETURN_WAIT_MS = 2000;
 
-/** A warning when the letters risk being dropped by the broker (RabbitMQ ≥ 4.0, see the top of this file). */
+/** A warning when the letters risk being dropped by the broker (a quorum dead queue on RabbitMQ ≥ 4.0, see the top of this file). */
 export const DELIVERY_COUNT_WARNING_AT = 10;
 
 // ---------------------------------------------------------------------------------------------
@@ -203,7 +202,8 @@ class DeadQueueReader {
 
   /**
    * Gives back every letter not acked, in the order read, closes the channel, and waits until the
-   * letters given back are ready again. A quorum queue applies returns (and acks) as Raft commands
+   * letters given back are ready again. By nack, never reject: RabbitMQ ≥ 4.3 counts a reject as
+   * a failed delivery. A quorum queue applies returns (and acks) as Raft commands
    * after the channel has moved on — close-ok does not wait for them — so without this wait a
    * listing started right after another one saw only some of the letters (measured here: up to
    * ~100 ms on a busy 2-core machine). Acks sent before the close are never lost by it: the

@@ -22,7 +22,7 @@ export interface Topology {
   syncsQueue: string;
   /** Exchange failed syncs are dead-lettered through (by the runner, or by the broker at the delivery limit). */
   deadExchange: string;
-  /** Where dead letters wait for an operator. */
+  /** Where dead letters wait for an operator: a classic queue (declareDeadQueue says why). */
   deadQueue: string;
   syncRoutingKey: string;
   deadRoutingKey: string;
@@ -66,7 +66,7 @@ export function retryQueueName(prefix: string, level: number): string {
 export async function declareTopology(channel: Channel, t: Topology): Promise<void> {
   await channel.assertExchange(t.exchange, 'direct', { durable: true });
   await channel.assertExchange(t.deadExchange, 'direct', { durable: true });
-  await channel.assertQueue(t.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+  await declareDeadQueue(channel, t.deadQueue);
   await channel.bindQueue(t.deadQueue, t.deadExchange, t.deadRoutingKey);
   await channel.assertQueue(t.syncsQueue, {
     durable: true,
@@ -113,5 +113,36 @@ export async function declareTopology(channel: Channel, t: Topology): Promise<vo
         'x-overflow': 'reject-publish',
       },
     });
+  }
+}
+
+/**
+ * The dead queue is a classic queue, not a quorum one: operators list it by taking letters and
+ * giving them back (shared/broker/dead-letters.ts; AMQP has no way to read a queue without
+ * taking), and a quorum queue counts every such return as a delivery (RabbitMQ 3.x to 4.2): with
+ * a delivery limit — the default 20 from RabbitMQ 4.0 on, or any operator policy — it drops a
+ * letter after that many listings. A classic queue has no delivery limit at all, keeps no
+ * delivery count before 4.3, and puts a letter given back at its old place: a listing changes
+ * nothing. What it gives up is replication across a cluster, which only matters for the few
+ * letters waiting on a node that is down; they are durable (runners publish them persistent,
+ * and the broker keeps the delivery mode of what it dead-letters).
+ *
+ * Letters still reach it at least once: the syncs queue's at-least-once dead-lettering needs
+ * only its targets to confirm, which classic queues do.
+ *
+ * A dead queue declared as a quorum queue by an earlier tidepool cannot be changed in place
+ * (the broker refuses a declaration with another type): the error says how to move on.
+ */
+async function declareDeadQueue(channel: Channel, queue: string): Promise<void> {
+  try {
+    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
+  } catch (err) {
+    const message = (err as Error).message;
+    if (!/x-queue-type/.test(message)) throw err;
+    throw new Error(
+      `${message}: the dead-letter queue ${queue} was declared as a quorum queue by an earlier tidepool; ` +
+        `with the runners stopped, replay or purge its letters (tidepool dlq), delete it (rabbitmqctl delete_queue ${queue}) and start again`,
+      { cause: err },
+    );
   }
 }

@@ -243,8 +243,8 @@ describe('dlq list and show', () => {
     const second = await listDeadLetters(fx.connection, fx.topology);
     expect(ids(second.letters)).toEqual(ids(first.letters));
     expect(new Set(ids(first.letters)).size).toBe(6);
-    // Each listing gives back what it read (x-delivery-count counts it).
-    expect(second.letters.every((l) => l.deliveryCount >= 1)).toBe(true);
+    // Each listing gives back what it read, and the classic dead queue counts nothing for it.
+    expect(second.letters.every((l) => l.deliveryCount === 0)).toBe(true);
     expect(await depth(fx, fx.topology.deadQueue)).toBe(6);
 
     // At the same time: a letter held by one listing is not ready for the other, so either may
@@ -542,5 +542,29 @@ describe('dlq usage', () => {
     expect(await dlq(['list'], { TIDEPOOL_PREFIX: config.prefix }, c.io)).toBe(3);
     expect(c.stderr()).toContain(`dead-letter queue "${config.prefix}.dead" does not exist`);
     await deletePrefix(config);
+  });
+});
+
+describe('dlq: a quorum dead queue left by an earlier tidepool', () => {
+  it('is still listed, but declaring the topology says how to replace it', async (ctx) => {
+    const config = testConfig(ctx.task.name);
+    const logger = testLogger();
+    const topology = topologyFor(config.prefix, config);
+    const connection = await connectBroker({ url: config.amqpUrl, logger, timeoutMs: 10_000 });
+    try {
+      const old = await connection.createChannel();
+      await old.assertExchange(topology.deadExchange, 'direct', { durable: true });
+      await old.assertQueue(topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await old.bindQueue(topology.deadQueue, topology.deadExchange, topology.deadRoutingKey);
+      old.publish(topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(newSyncRequest('c1'))), { persistent: true });
+      await old.close();
+      await waitFor('the letter', async () => (await listDeadLetters(connection, topology)).matched === 1);
+      await expect(openConfirmChannel(connection, topology, logger)).rejects.toThrow(
+        new RegExp(`PRECONDITION_FAILED.*declared as a quorum queue by an earlier tidepool.*rabbitmqctl delete_queue ${topology.deadQueue.replace(/\./g, '\\.')}`),
+      );
+    } finally {
+      await connection.close().catch(() => undefined);
+      await deletePrefix(config);
+    }
   });
 });
