@@ -2,8 +2,9 @@
 // no build step. Every value from the API reaches the page through textContent, never as HTML.
 //
 // The dead-letter list is read on demand (page load, Refresh, a change in the dead-letter
-// count, after a replay or purge), never on a timer: each listing hands every letter out and
-// back, which counts as a delivery on the quorum queue (see shared/broker/dead-letters.ts).
+// count, after a replay or purge), never on a timer: each listing takes every letter off the
+// queue and gives it back, and a `tidepool dlq` command running meanwhile sees fewer (see
+// shared/broker/dead-letters.ts).
 /* global uPlot */
 
 const HOUR_MS = 3600_000;
