@@ -85,7 +85,7 @@ export async function deletePrefix(config: Config): Promise<number> {
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
     // Deleting a queue that does not exist is not an error in RabbitMQ.
-    for (const q of [t.syncsQueue, t.deadQueue, ...t.retryQueues]) await channel.deleteQueue(q).catch(() => undefined);
+    for (const q of [t.syncsQueue, t.deadQueue, t.legacyDeadQueue, ...t.retryQueues]) await channel.deleteQueue(q).catch(() => undefined);
     for (const x of [t.exchange, t.deadExchange]) await channel.deleteExchange(x).catch(() => undefined);
     await channel.close().catch(() => undefined);
   } finally {

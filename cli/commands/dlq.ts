@@ -23,7 +23,7 @@ import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, parse, printable, r
 
 const USAGE = `usage: tidepool dlq <command> [options] [--config FILE]
 
-The dead-letter queue (<prefix>.dead): syncs that failed for good, or that the broker gave up on.
+The dead-letter queue (<prefix>.dead-letters): syncs that failed for good, or that the broker gave up on.
 
   list [--connection ID] [--limit N] [--json]
         dead letters, newest failure first (default limit 100): sync id, connection, reason,

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { maskUrlCredentials } from '../redact.js';
 import { backoffDelay, sleep, type BackoffOptions } from '../backoff.js';
 import { declareTopology, type Topology } from './topology.js';
+import { moveLegacyDeadLetters } from './dead-queue-migration.js';
 
 /**
  * Connecting at start: 200 ms doubling to 5 s, each wait 50–100 % of its ceiling
@@ -97,6 +98,7 @@ export async function openConfirmChannel(connection: ChannelModel, topology: Top
   const channel = await connection.createConfirmChannel();
   channel.on('error', (err: Error) => logger.warn({ err: err.message }, 'broker channel error'));
   await declareTopology(channel, topology);
+  await moveLegacyDeadLetters(connection, topology, logger);
   return channel;
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { backoffDelay, settledWithin, sleep } from '../backoff.js';
 import { connectBroker, RECONNECT_BACKOFF } from './connection.js';
 import { declareTopology, type Topology } from './topology.js';
+import { moveLegacyDeadLetters } from './dead-queue-migration.js';
 
 /** A channel the owner wants on every session: a confirm channel (publishes wait for the broker's ack), and a prefetch (consumers). */
 export interface ChannelSpec {
@@ -124,6 +125,7 @@ export class BrokerSession<S extends ChannelSpecs> {
       await declareTopology(channel, topology);
       await channel.close();
     }
+    if (topology) await moveLegacyDeadLetters(connection, topology, logger);
     return channels as SessionChannels<S>;
   }
 

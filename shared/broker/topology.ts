@@ -24,6 +24,11 @@ export interface Topology {
   deadExchange: string;
   /** Where dead letters wait for an operator: a classic queue (declareDeadQueue says why). */
   deadQueue: string;
+  /**
+   * The quorum dead queue of earlier tidepools (`<prefix>.dead`). Not declared: when it exists,
+   * its letters are moved to deadQueue (shared/broker/dead-queue-migration.ts).
+   */
+  legacyDeadQueue: string;
   syncRoutingKey: string;
   deadRoutingKey: string;
   /**
@@ -51,7 +56,8 @@ export function topologyFor(prefix: string, settings: TopologySettings = {}): To
     exchange: prefix,
     syncsQueue: `${prefix}.syncs`,
     deadExchange: `${prefix}.dlx`,
-    deadQueue: `${prefix}.dead`,
+    deadQueue: `${prefix}.dead-letters`,
+    legacyDeadQueue: `${prefix}.dead`,
     syncRoutingKey: 'sync',
     deadRoutingKey: 'dead',
     retryQueues: Array.from({ length: Math.max(0, maxAttempts - 1) }, (_, i) => retryQueueName(prefix, i + 1)),
@@ -130,19 +136,11 @@ export async function declareTopology(channel: Channel, t: Topology): Promise<vo
  * Letters still reach it at least once: the syncs queue's at-least-once dead-lettering needs
  * only its targets to confirm, which classic queues do.
  *
- * A dead queue declared as a quorum queue by an earlier tidepool cannot be changed in place
- * (the broker refuses a declaration with another type): the error says how to move on.
+ * It has a new name (`<prefix>.dead-letters`): a queue's type cannot change in place, and
+ * declaring the old name as classic on a broker holding the quorum one failed with
+ * PRECONDITION_FAILED in every process, the dlq CLI included. The old queue's letters are moved
+ * over instead (dead-queue-migration.ts).
  */
 async function declareDeadQueue(channel: Channel, queue: string): Promise<void> {
-  try {
-    await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
-  } catch (err) {
-    const message = (err as Error).message;
-    if (!/x-queue-type/.test(message)) throw err;
-    throw new Error(
-      `${message}: the dead-letter queue ${queue} was declared as a quorum queue by an earlier tidepool; ` +
-        `with the runners stopped, replay or purge its letters (tidepool dlq), delete it (rabbitmqctl delete_queue ${queue}) and start again`,
-      { cause: err },
-    );
-  }
+  await channel.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'classic' } });
 }

@@ -162,7 +162,7 @@ function capture(ask?: (q: string) => Promise<string>) {
   return { io, out, err, questions, stdout: () => out.join('\n'), stderr: () => err.join('\n') };
 }
 
-async function depth(fx: Fixture, queue: string): Promise<number> {
+async function depth(fx: Pick<Fixture, 'connection'>, queue: string): Promise<number> {
   const ch = await fx.connection.createChannel();
   try {
     return (await ch.checkQueue(queue)).messageCount;
@@ -433,7 +433,7 @@ describe('dlq purge', () => {
   it('asks first: "n" keeps everything, "y" purges the connection\'s letters', async () => {
     const no = capture(() => Promise.resolve('n'));
     expect(await dlq(['purge', '--connection', 'c1'], fx.env, no.io)).toBe(0);
-    expect(no.questions[0]).toMatch(/purge 2 dead letters from .*\.dead of connection c1\? .*\[y\/N\]/);
+    expect(no.questions[0]).toMatch(/purge 2 dead letters from .*\.dead-letters of connection c1\? .*\[y\/N\]/);
     expect(no.stdout()).toBe('nothing purged');
     expect(await depth(fx, fx.topology.deadQueue)).toBe(6);
 
@@ -540,31 +540,62 @@ describe('dlq usage', () => {
     const config = testConfig(ctx.task.name);
     const c = capture();
     expect(await dlq(['list'], { TIDEPOOL_PREFIX: config.prefix }, c.io)).toBe(3);
-    expect(c.stderr()).toContain(`dead-letter queue "${config.prefix}.dead" does not exist`);
+    expect(c.stderr()).toContain(`dead-letter queue "${config.prefix}.dead-letters" does not exist`);
     await deletePrefix(config);
   });
 });
 
 describe('dlq: a quorum dead queue left by an earlier tidepool', () => {
-  it('is still listed, but declaring the topology says how to replace it', async (ctx) => {
+  it('has its letters moved to the classic dead queue by the next process, headers kept, and stops receiving new ones', async (ctx) => {
     const config = testConfig(ctx.task.name);
     const logger = testLogger();
     const topology = topologyFor(config.prefix, config);
     const connection = await connectBroker({ url: config.amqpUrl, logger, timeoutMs: 10_000 });
     try {
-      const old = await connection.createChannel();
+      // The topology an earlier tidepool declared: `<prefix>.dead`, quorum, bound to the dead exchange.
+      const old = await connection.createConfirmChannel();
       await old.assertExchange(topology.deadExchange, 'direct', { durable: true });
-      await old.assertQueue(topology.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
-      await old.bindQueue(topology.deadQueue, topology.deadExchange, topology.deadRoutingKey);
-      old.publish(topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(newSyncRequest('c1'))), { persistent: true });
+      await old.assertQueue(topology.legacyDeadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+      await old.bindQueue(topology.legacyDeadQueue, topology.deadExchange, topology.deadRoutingKey);
+      const requests = [newSyncRequest('c1'), newSyncRequest('c2'), newSyncRequest('c3')];
+      for (const r of requests) {
+        await confirmPublish(old, topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(r)), {
+          messageId: r.syncId,
+          headers: { [HEADERS.reason]: `failed ${r.connectionId}`, [HEADERS.attempt]: 5, 'x-custom-trace': 'kept' },
+        });
+      }
+      // Read once the old way: the quorum queue counted that as a delivery of each letter.
+      const held = await old.get(topology.legacyDeadQueue, { noAck: false });
+      if (held) old.nack(held, false, true);
       await old.close();
-      await waitFor('the letter', async () => (await listDeadLetters(connection, topology)).matched === 1);
-      await expect(openConfirmChannel(connection, topology, logger)).rejects.toThrow(
-        new RegExp(`PRECONDITION_FAILED.*declared as a quorum queue by an earlier tidepool.*rabbitmqctl delete_queue ${topology.deadQueue.replace(/\./g, '\\.')}`),
-      );
+
+      // A process of today's tidepool starts: it declares the topology and moves the letters.
+      const channel = await openConfirmChannel(connection, topology, logger);
+      const listing = await listDeadLetters(connection, topology);
+      expect(listing.letters.map((l) => l.id).sort()).toEqual(requests.map((r) => r.syncId).sort());
+      for (const letter of listing.letters) {
+        expect(letter.reason).toBe(`failed ${letter.connectionId}`);
+        expect(letter.attempts).toBe(5);
+        expect(letter.deliveryCount).toBe(0);
+      }
+      const detail = await getDeadLetter(connection, topology, requests[0]!.syncId);
+      expect(detail?.headers).toMatchObject({ 'x-custom-trace': 'kept', [HEADERS.reason]: 'failed c1' });
+      expect(detail?.headers).not.toHaveProperty('x-delivery-count');
+      expect(await depth({ connection }, topology.legacyDeadQueue)).toBe(0);
+
+      // A new letter goes to the classic queue only: the old one is unbound.
+      const late = newSyncRequest('c4');
+      await confirmPublish(channel, topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(late)), { messageId: late.syncId });
+      await waitFor('the late letter', async () => (await depth({ connection }, topology.deadQueue)) === 4);
+      expect(await depth({ connection }, topology.legacyDeadQueue)).toBe(0);
+
+      // Another start finds the old queue empty and moves nothing twice.
+      await (await openConfirmChannel(connection, topology, logger)).close();
+      expect(await depth({ connection }, topology.deadQueue)).toBe(4);
     } finally {
       await connection.close().catch(() => undefined);
       await deletePrefix(config);
     }
   });
 });
+

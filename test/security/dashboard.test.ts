@@ -3,6 +3,10 @@
 // - Another site's page reading or driving the API: `<img src=".../api/dead-letters">`, a form,
 //   a fetch — the headers below are the ones Chromium sends for each. Refused whatever the
 //   method; the dashboard's own page, the address bar and non-browser clients still pass.
+// - Listing dead letters again and again (a page refreshing, or another site making the
+//   browser do it): the letter stays, its headers unchanged. And why the dead queue is no longer
+//   a quorum queue: with a delivery limit (RabbitMQ 4.0–4.2 give every quorum queue 20), the
+//   same listings drop the letter.
 // - The token in a URL (logged, kept in history): refused, even when right.
 // - Guessing the token: after a few wrong ones, the next attempt waits, the right token included.
 import { existsSync } from 'node:fs';
@@ -12,7 +16,7 @@ import { chromium } from 'playwright-core';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
-import { listDeadLetters } from '../../shared/broker/dead-letters.js';
+import { getDeadLetter, listDeadLetters } from '../../shared/broker/dead-letters.js';
 import { HEADERS } from '../../shared/broker/envelope.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
@@ -21,7 +25,7 @@ import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import { createRegistry } from '../../shared/metrics.js';
 import { startDashboard, type Dashboard } from '../../scaler/dashboard/server.js';
 import { FREE_FAILURES } from '../../scaler/dashboard/login-throttle.js';
-import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
+import { deletePrefix, openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 const TOKEN = 'sec-dashboard-token-0123456789';
 const CHROMIUM = process.env.TIDEPOOL_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -156,6 +160,38 @@ describe('dashboard attacks', () => {
     expect((await raw(open.url, '/api/dead-letters')).status).toBe(200);
     // A link from another site still opens the page itself (it reads the API same-origin).
     expect((await raw(open.url, '/', { headers: { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' } })).status).toBe(200);
+  });
+
+  it('listing a dead letter 25 times leaves it there with the same headers, never counted as a delivery', async () => {
+    const before = await getDeadLetter(broker, topology, letter.syncId);
+    for (let i = 0; i < 25; i++) {
+      const answer = await raw(open.url, '/api/dead-letters', { headers: { 'sec-fetch-site': 'same-origin' } });
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.text)).toMatchObject({ matched: 1, letters: [{ id: letter.syncId, deliveryCount: 0, attempts: 5 }], warnings: [] });
+    }
+    const after = await getDeadLetter(broker, topology, letter.syncId);
+    expect(after?.headers).toEqual(before?.headers);
+    expect(after?.headers).toMatchObject({ [HEADERS.reason]: 'source exited with code 1', 'x-custom-trace': 'kept' });
+    expect(after?.headers).not.toHaveProperty('x-delivery-count');
+  });
+
+  it('the same listings on a quorum dead queue with a delivery limit of 20 (RabbitMQ 4.0–4.2\'s default) drop the letter', async () => {
+    const quorum = testConfig('sec-dashboard-quorum');
+    const t = topologyFor(quorum.prefix, quorum);
+    try {
+      const ch = await broker.createChannel();
+      await ch.assertExchange(t.deadExchange, 'direct', { durable: true });
+      await ch.assertQueue(t.deadQueue, { durable: true, arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 20 } });
+      await ch.bindQueue(t.deadQueue, t.deadExchange, t.deadRoutingKey);
+      ch.publish(t.deadExchange, t.deadRoutingKey, Buffer.from(JSON.stringify(letter)), { persistent: true, messageId: letter.syncId });
+      await ch.close();
+      const seen: number[] = [];
+      for (let i = 0; i < 25; i++) seen.push((await listDeadLetters(broker, t)).matched);
+      expect(seen.slice(0, 20)).toEqual(Array<number>(20).fill(1));
+      expect(seen.at(-1)).toBe(0);
+    } finally {
+      await deletePrefix(quorum);
+    }
   });
 
   it('the token is never taken from a URL, not even the right one', async () => {
