@@ -6,7 +6,6 @@ import type { ChannelModel } from 'amqplib';
 import { connectBroker } from '../../shared/broker/connection.js';
 import {
   DeadQueueMissingError,
-  brokerVersion,
   deadQueueWarnings,
   getDeadLetter,
   listDeadLetters,
@@ -188,7 +187,7 @@ async function show(io: Io, connection: ChannelModel, topology: Topology, id: st
     io.err(`error: no dead letter "${id}" in ${topology.deadQueue} (see: tidepool dlq list)`);
     return EXIT.notFound;
   }
-  for (const w of deadQueueWarnings(brokerVersion(connection), topology, [letter])) io.err(`warning: ${w}`);
+  for (const w of await deadQueueWarnings(connection, topology)) io.err(`warning: ${w}`);
   io.out(json ? JSON.stringify(letter) : formatLetter(letter));
   return 0;
 }

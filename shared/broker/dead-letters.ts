@@ -15,9 +15,9 @@
 // channel alike), and with a delivery limit the broker dropped the letter after that many
 // returns — RabbitMQ 4.0 to 4.2 give every quorum queue a limit of 20, so 20 listings dropped
 // every letter. RabbitMQ 4.3 counts only failed deliveries (basic.reject, a lost channel), not
-// basic.nack; letters are given back by nack for that reason. `deadQueueWarnings` still warns
-// about a quorum dead queue left by an earlier tidepool (the CLI reads it; processes refuse to
-// start until it is replaced).
+// basic.nack; letters are given back by nack for that reason. The quorum dead queue of earlier
+// tidepools is emptied into this one at start (dead-queue-migration.ts); `deadQueueWarnings`
+// says when letters still wait there.
 //
 // Order: a classic queue puts a letter given back at its old place. (A quorum queue put nacked
 // letters at the back in the order nacked, and a closed channel's at the head, shuffled: letters
@@ -33,6 +33,7 @@ import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Options } from 
 import { parseSyncRequest } from '../messages.js';
 import { deliveryCountOf, fieldAsJson, fieldText, readDeath, readFailure, readStderr, replayHeaders, replayIdOf } from './envelope.js';
 import type { Topology } from './topology.js';
+import { legacyReady } from './dead-queue-migration.js';
 
 /** A dead letter as listed: what failed, where, when, how often. */
 export interface DeadLetter {
@@ -125,9 +126,6 @@ const REPLAY_BATCH = 256;
 
 /** How long a command waits, at most, for the letters it gave back to be ready again. */
 const RETURN_WAIT_MS = 2000;
-
-/** A warning when the letters risk being dropped by the broker (a quorum dead queue on RabbitMQ ≥ 4.0, see the top of this file). */
-export const DELIVERY_COUNT_WARNING_AT = 10;
 
 // ---------------------------------------------------------------------------------------------
 // Reading
@@ -276,22 +274,17 @@ function newestFirst(a: DeadLetter, b: DeadLetter): number {
   return tb - ta || a.id.localeCompare(b.id);
 }
 
-/** The broker's version ("3.10.8"), from the connection's server properties. */
-export function brokerVersion(connection: ChannelModel): string | undefined {
-  const version = (connection.connection as { serverProperties?: { version?: unknown } }).serverProperties?.version;
-  return typeof version === 'string' ? version : undefined;
-}
-
-/** What an operator should know about the dead queue on this broker, given letters just read. */
-export function deadQueueWarnings(version: string | undefined, topology: Topology, letters: readonly DeadLetter[]): string[] {
-  const major = Number(version?.split('.')[0]);
-  const most = Math.max(0, ...letters.map((l) => l.deliveryCount));
-  if (!(major >= 4) || most < DELIVERY_COUNT_WARNING_AT) return [];
+/**
+ * What an operator should know about the dead queue: letters still in the quorum queue of an
+ * earlier tidepool (an older runner re-bound it during a rolling upgrade, or an older reader held
+ * them when they were moved). They are not listed here; the next start of a process moves them.
+ */
+export async function deadQueueWarnings(connection: ChannelModel, topology: Topology): Promise<string[]> {
+  const waiting = await legacyReady(connection, topology.legacyDeadQueue);
+  if (!waiting) return [];
   return [
-    `dead letters in ${topology.deadQueue} have been read ${most} times; RabbitMQ ${version ?? ''} drops a quorum-queue message ` +
-      `after its delivery limit (default 20) unless the queue has none: ` +
-      `rabbitmqctl set_policy tidepool-dead '^${topology.deadQueue.replace(/\./g, '\\.')}$' '{"delivery-limit":-1}' --apply-to quorum_queues ` +
-      `(RabbitMQ 4.x only: on 3.x, -1 drops messages at once)`,
+    `${waiting} dead letter${waiting === 1 ? '' : 's'} still in ${topology.legacyDeadQueue}, the queue of an earlier tidepool: ` +
+      `the next tidepool process to start moves ${waiting === 1 ? 'it' : 'them'} here`,
   ];
 }
 
@@ -302,9 +295,7 @@ export async function listDeadLetters(
   filter: DeadLetterFilter & { limit?: number } = {},
 ): Promise<DeadLetterListing> {
   const all: DeadLetter[] = [];
-  const seen: DeadLetter[] = [];
   const { depth, scanned } = await scan(connection, topology, (_message, letter) => {
-    seen.push(letter);
     if (matches(letter, filter)) all.push(letter);
     return false;
   });
@@ -314,7 +305,7 @@ export async function listDeadLetters(
     matched: all.length,
     scanned,
     depth,
-    warnings: deadQueueWarnings(brokerVersion(connection), topology, seen),
+    warnings: await deadQueueWarnings(connection, topology),
   };
 }
 

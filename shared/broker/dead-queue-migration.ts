@@ -51,7 +51,7 @@ export async function moveLegacyDeadLetters(connection: ChannelModel, topology: 
 }
 
 /** The legacy queue's ready count, or undefined when it does not exist (checked on a throw-away channel: a 404 closes it). */
-async function legacyReady(connection: ChannelModel, queue: string): Promise<number | undefined> {
+export async function legacyReady(connection: ChannelModel, queue: string): Promise<number | undefined> {
   const channel = await connection.createChannel();
   channel.on('error', () => undefined);
   try {

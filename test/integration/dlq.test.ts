@@ -592,6 +592,23 @@ describe('dlq: a quorum dead queue left by an earlier tidepool', () => {
       // Another start finds the old queue empty and moves nothing twice.
       await (await openConfirmChannel(connection, topology, logger)).close();
       expect(await depth({ connection }, topology.deadQueue)).toBe(4);
+      expect((await listDeadLetters(connection, topology)).warnings).toEqual([]);
+
+      // An older runner, still up in a rolling upgrade, binds the old queue again: the listing
+      // says a letter waits there, and the next start moves it.
+      const older = await connection.createConfirmChannel();
+      await older.bindQueue(topology.legacyDeadQueue, topology.deadExchange, topology.deadRoutingKey);
+      const stray = newSyncRequest('c5');
+      await confirmPublish(older, topology.deadExchange, topology.deadRoutingKey, Buffer.from(JSON.stringify(stray)), { messageId: stray.syncId });
+      await older.close();
+      await waitFor('the stray letter', async () => (await depth({ connection }, topology.legacyDeadQueue)) === 1);
+      expect((await listDeadLetters(connection, topology)).warnings).toEqual([
+        `1 dead letter still in ${topology.legacyDeadQueue}, the queue of an earlier tidepool: the next tidepool process to start moves it here`,
+      ]);
+      await (await openConfirmChannel(connection, topology, logger)).close();
+      const after = await listDeadLetters(connection, topology);
+      expect(after.warnings).toEqual([]);
+      expect(after.letters.map((l) => l.id)).toContain(stray.syncId);
     } finally {
       await connection.close().catch(() => undefined);
       await deletePrefix(config);
