@@ -34,6 +34,8 @@ export const HEADERS = {
   replayedAt: 'x-tidepool-replayed-at',
   /** A unique id of that replay (a UUID): ties the republished message to its confirm or return. */
   replayId: 'x-tidepool-replay-id',
+  /** Names of others' headers left off a republished message because they did not fit (CARRIED_HEADER_BYTES). */
+  droppedHeaders: 'x-tidepool-dropped-headers',
 } as const;
 
 type Headers = Readonly<Record<string, unknown>>;
@@ -49,6 +51,24 @@ const MAX_STDERR_LINE = 500;
  * dead letter that cannot be published is no dead letter.
  */
 export const STDERR_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Bytes of others' headers (not tidepool's, not the broker's) a republished message carries.
+ * Anyone who can publish sets them, and what tidepool adds must still fit beside them (see
+ * STDERR_HEADER_BYTES): a 65 KB header once made every republish fail, and the broker then
+ * dead-lettered the message with its own "delivery limit" reason instead of tidepool's.
+ */
+export const CARRIED_HEADER_BYTES = 8 * 1024;
+/** The most bytes (name and JSON value) each of tidepool's own headers takes as tidepool writes it. */
+const OWN_HEADER_BYTES: ReadonlyMap<string, number> = new Map(
+  Object.values(HEADERS).map((name): [string, number] => {
+    if (name === HEADERS.reason) return [name, 256 + 4 * MAX_REASON];
+    if (name === HEADERS.stderrSource || name === HEADERS.stderrDestination) return [name, 256 + 2 * STDERR_HEADER_BYTES];
+    return [name, 512];
+  }),
+);
+/** Longest list of dropped header names kept (characters). */
+const MAX_DROPPED_NAMES = 1000;
 
 /** Headers the broker sets on delivery and dead-lettering; never copied into a new message. */
 const BROKER_HEADER = /^x-(death|first-death-.*|last-death-.*|delivery-count|acquired-count)$/;
@@ -67,7 +87,22 @@ export function firstAttemptHeaders(extra: Headers = {}): Record<string, unknown
 /** The headers of a delivery that a message republished in its place keeps: all but the broker's (and `drop`). */
 function carriedHeaders(old: Headers | undefined, drop: (name: string) => boolean = () => false): Record<string, unknown> {
   const headers: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(old ?? {})) if (!BROKER_HEADER.test(name) && !drop(name)) headers[name] = value;
+  const dropped: string[] = [];
+  let budget = CARRIED_HEADER_BYTES;
+  for (const [name, value] of Object.entries(old ?? {})) {
+    if (BROKER_HEADER.test(name) || drop(name) || name === HEADERS.droppedHeaders) continue;
+    const size = Buffer.byteLength(name) + jsonBytes(value);
+    // tidepool's own are carried when no bigger than tidepool writes them (a publisher could
+    // write any of them); others' share one budget.
+    const own = OWN_HEADER_BYTES.get(name);
+    if (own !== undefined ? size > own : size > budget) {
+      dropped.push(name);
+      continue;
+    }
+    if (own === undefined) budget -= size;
+    headers[name] = value;
+  }
+  if (dropped.length > 0) headers[HEADERS.droppedHeaders] = dropped.join(',').slice(0, MAX_DROPPED_NAMES);
   return headers;
 }
 
@@ -313,4 +348,11 @@ export function fieldAsJson(value: unknown): unknown {
     return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, fieldAsJson(v)]));
   }
   return value;
+}
+
+/** Bytes of a header value as JSON; 0 for what JSON cannot say (undefined), which AMQP does not carry either. */
+function jsonBytes(value: unknown): number {
+  // JSON.stringify's type says string, but it answers undefined for undefined and functions.
+  const json = JSON.stringify(value) as unknown;
+  return typeof json === 'string' ? Buffer.byteLength(json) : 0;
 }

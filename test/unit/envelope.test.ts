@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import {
+  CARRIED_HEADER_BYTES,
   HEADERS,
   STDERR_HEADER_BYTES,
   attemptOf,
@@ -93,8 +94,9 @@ describe('the envelope, written and read back', () => {
     expect(replayIdOf(replayed)).toBe('r-1');
     expect(readFailure(replayed)).toMatchObject({ replayed: 1, replayedAt: at.toISOString(), reason: undefined });
 
-    // Every header the envelope knows was written on the way (and only those, besides the caller's own).
-    expect([...written].filter((n) => n !== 'x-custom').sort()).toEqual(Object.values(HEADERS).sort());
+    // Every header the envelope knows was written on the way (and only those, besides the caller's
+    // own), but the one naming headers too big to carry: none was.
+    expect([...written].filter((n) => n !== 'x-custom').sort()).toEqual(Object.values(HEADERS).filter((n) => n !== HEADERS.droppedHeaders).sort());
   });
 
   it('keeps the first failure time across retries and drops the broker’s bookkeeping', () => {
@@ -173,5 +175,29 @@ describe('hostile headers', () => {
     expect(readStderr({ [HEADERS.stderrSource]: 'plain\ntext', [HEADERS.stderrDestination]: '[1, "two"]' })).toEqual({ source: ['plain', 'text'], destination: ['1', 'two'] });
     expect(replayedAtOf({ headers: { [HEADERS.replayedAt]: 'yesterday' } })).toBeUndefined();
     expect(replayIdOf({ [HEADERS.replayId]: 7 })).toBeUndefined();
+  });
+});
+
+describe("others' headers on a republished message", () => {
+  const big = 'x'.repeat(65 * 1024);
+  const huge = 'é'.repeat(60 * 1024);
+
+  it('a 65 KB header is left off and named, so the dead letter still fits and carries tidepool’s own reason', () => {
+    const old = { 'x-trace': 'kept', 'x-padding': big, 'x-tidepool-sync-id': huge, 'x-small': 1 };
+    const dead = overTheWire(failureHeaders(old, { ...failure, message: 'r'.repeat(10_000) }, { syncId: 's1', connectionId: 'c1', attempt: 5, runnerId: 'r' }, true));
+    expect(dead[HEADERS.reason]).toBe('r'.repeat(4000));
+    expect(dead[HEADERS.syncId]).toBe('s1');
+    expect(dead).toMatchObject({ 'x-trace': 'kept', 'x-small': 1, [HEADERS.droppedHeaders]: 'x-padding,x-tidepool-sync-id' });
+    expect(dead).not.toHaveProperty('x-padding');
+  });
+
+  it('together they get CARRIED_HEADER_BYTES; a tidepool header written bigger than tidepool writes it is dropped', () => {
+    const many = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`x-h${i}`, 'v'.repeat(1000)]));
+    const { headers } = deferredHeaders({ ...many, [HEADERS.firstFailureAt]: huge });
+    const kept = Object.keys(headers).filter((n) => n.startsWith('x-h'));
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.reduce((sum, n) => sum + n.length + JSON.stringify(headers[n]).length, 0)).toBeLessThanOrEqual(CARRIED_HEADER_BYTES);
+    expect(String(headers[HEADERS.droppedHeaders]).split(',')).toEqual([...Object.keys(many).filter((n) => !kept.includes(n)), HEADERS.firstFailureAt]);
+    expect(headers).not.toHaveProperty(HEADERS.firstFailureAt);
   });
 });
