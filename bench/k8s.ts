@@ -376,7 +376,7 @@ class Bench {
 
   constructor(private readonly options: Options) {
     this.deadline = Date.now() + options.timeoutMs;
-    this.redis = createRedis(`redis://${CLUSTER.nodeIp}:6379`, this.logger);
+    this.redis = createRedis(inClusterSettings().redisUrl!, this.logger);
   }
 
   /** Polls `check` until it returns a value, within `timeoutMs` and the overall --timeout. */
@@ -668,11 +668,12 @@ class Bench {
     this.stoppers.add(closeLauncher);
     await launcher.start();
     // The local runner: the same settings but local connectors, and the host's own addresses.
+    const host = loadConfig({});
     const localEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? this.dir,
       LANG: process.env.LANG ?? 'C.UTF-8',
-      ...configEnv(loadConfig({}, undefined, { ...config, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', redisUrl: 'redis://127.0.0.1:6379', connectorLauncher: 'local', runnerLauncher: 'local', idleTimeout: '1s', logLevel: 'info', runnerLogDir: this.dir })),
+      ...configEnv(loadConfig({}, undefined, { ...config, amqpUrl: host.amqpUrl, redisUrl: host.redisUrl, connectorLauncher: 'local', runnerLauncher: 'local', idleTimeout: '1s', logLevel: 'info', runnerLogDir: this.dir })),
     };
 
     const finalRun = (syncId: string, what: string) =>

@@ -3,9 +3,9 @@
 // SCREAMING_SNAKE_CASE: maxRunners → TIDEPOOL_MAX_RUNNERS). The result is parsed once, at start,
 // into a frozen Config; nothing deeper reads process.env. A bad value stops the process before
 // any connection is opened, with a message naming the variable.
-import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isSecretKey } from './redact.js';
@@ -281,7 +281,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
   const origin = new Map<string, string>();
   for (const key of Object.keys(fromFile.values)) origin.set(key, `${key} in ${fromFile.path ?? ''}`);
 
-  const known = new Set<string>([...KEYS.map(envName), `${ENV_PREFIX}CONFIG_FILE`]);
+  const known = new Set<string>([...KEYS.map(envName), ...FILE_FORMS.map(fileFormName), `${ENV_PREFIX}CONFIG_FILE`]);
   const unknown = Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX) && !known.has(k) && !k.startsWith(`${ENV_PREFIX}TEST_`) && !k.startsWith(`${ENV_PREFIX}SETUP_`));
   if (unknown.length > 0) {
     throw new ConfigError(`unknown setting${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')} (known: ${[...known].join(', ')})`);
@@ -293,12 +293,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
       origin.set(key, envName(key));
     }
   }
+  readFileForms(env, source, origin);
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) {
       source[key] = value;
       origin.set(key, `--${key.replace(/([A-Z])/g, '-$1').toLowerCase()}`);
     }
   }
+  readGeneratedCredentials(source, origin);
 
   const parsed = configSchema.safeParse(source);
   if (!parsed.success) {
@@ -328,6 +330,59 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
     );
   }
   return Object.freeze(config);
+}
+
+// Secrets from files. A value in the environment is seen by anything that can read the
+// process's environment (/proc, `docker inspect`, a Job spec): TIDEPOOL_AMQP_URL_FILE and the
+// like name a file that holds it instead (a mounted Secret, a 0600 file). They are read here,
+// into the value the schema parses, so the rest of tidepool (and configEnv, how the scaler hands
+// settings to runners) sees only resolved values.
+
+/** The settings that also have a `_FILE` form. */
+const FILE_FORMS = ['amqpUrl', 'redisUrl', 'dashboardToken'] as const;
+
+function fileFormName(key: string): string {
+  return `${envName(key)}_FILE`;
+}
+
+/**
+ * Where scripts/setup writes the service credentials it generates, one 0600 file per setting:
+ * the default when neither a setting nor its _FILE form is given, so that the CLI, the demo and
+ * the tests of the user who ran setup find them without configuration.
+ */
+export function generatedCredentialsDir(): string {
+  const xdg = process.env.XDG_CONFIG_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.config'), 'tidepool');
+}
+
+const GENERATED_FILES = { amqpUrl: 'amqp-url', redisUrl: 'redis-url' } as const;
+
+function readSecretFile(setting: string, path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    // The error's own message names the path and the reason, never the content.
+    throw new ConfigError(`${setting}: cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+function readFileForms(env: NodeJS.ProcessEnv, source: Record<string, unknown>, origin: Map<string, string>): void {
+  for (const key of FILE_FORMS) {
+    const path = env[fileFormName(key)];
+    if (path === undefined || path === '') continue;
+    if (env[envName(key)]) throw new ConfigError(`${envName(key)} and ${fileFormName(key)} are both set: give one or the other`);
+    source[key] = readSecretFile(fileFormName(key), path);
+    origin.set(key, fileFormName(key));
+  }
+}
+
+function readGeneratedCredentials(source: Record<string, unknown>, origin: Map<string, string>): void {
+  for (const [key, name] of Object.entries(GENERATED_FILES)) {
+    const path = join(generatedCredentialsDir(), name);
+    if (source[key] !== undefined || !existsSync(path)) continue;
+    source[key] = readSecretFile(envName(key), path);
+    origin.set(key, `${envName(key)} (from ${path})`);
+  }
 }
 
 /** 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */

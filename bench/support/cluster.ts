@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import type { Config, ConfigInput } from '../../shared/config.js';
+import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
@@ -17,16 +17,27 @@ export const CLUSTER = {
   nodeIp: process.env.TIDEPOOL_NODE_IP || '10.245.0.1',
 };
 
-/** Settings for runners and connectors in pods of the cluster, on the host's RabbitMQ and Redis. */
-export function inClusterSettings(): Partial<ConfigInput> {
+/**
+ * Settings for runners and connectors in pods of the cluster, on the host's RabbitMQ and Redis:
+ * the host's URLs (with the credentials scripts/setup generated) with the node's address for
+ * 127.0.0.1, where scripts/cluster forwards the same ports to the host's loopback.
+ */
+export function inClusterSettings(host: Pick<Config, 'amqpUrl' | 'redisUrl'> = loadConfig({})): Partial<ConfigInput> {
   return {
-    amqpUrl: `amqp://guest:guest@${CLUSTER.nodeIp}:5672`,
-    redisUrl: `redis://${CLUSTER.nodeIp}:6379`,
+    amqpUrl: onNode(host.amqpUrl),
+    redisUrl: onNode(host.redisUrl),
     runnerLauncher: 'kubernetes',
     connectorLauncher: 'kubernetes',
     // The images are imported into the node's containerd (scripts/images): there is no registry.
     imagePullPolicy: 'Never',
   };
+}
+
+/** A URL of a host service as pods reach it: the same credentials and port, on the node address. */
+export function onNode(url: string): string {
+  const u = new URL(url);
+  u.hostname = CLUSTER.nodeIp;
+  return u.toString();
 }
 
 /** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */

@@ -7,6 +7,7 @@ import { loadKubeConfig } from '../../shared/kube.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { runnerEnv } from '../../scaler/runner-env.js';
+import { inClusterSettings } from '../../bench/support/cluster.js';
 import { describeRunnerLauncherConformance } from '../conformance/runner-launcher.js';
 import { testConfig, testLogger } from '../helpers/services.js';
 import { CLUSTER, createNamespace } from './cluster.js';
@@ -20,8 +21,8 @@ describeRunnerLauncherConformance(
       idleTimeout: '3s',
       heartbeatInterval: '500ms',
       heartbeatTtl: '5s',
-      amqpUrl: `amqp://guest:guest@${CLUSTER.nodeIp}:5672`,
-      redisUrl: `redis://${CLUSTER.nodeIp}:6379`,
+      amqpUrl: inClusterSettings().amqpUrl,
+      redisUrl: inClusterSettings().redisUrl,
     });
     const launcher = new KubernetesJobRunnerLauncher(
       kc,

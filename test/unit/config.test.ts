@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envName, loadConfig, parseNodeSelector } from '../../shared/config.js';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { ConfigError, envName, generatedCredentialsDir, loadConfig, parseNodeSelector } from '../../shared/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tidepool-config-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,7 +35,10 @@ describe('envName', () => {
 
 describe('loadConfig', () => {
   it('has defaults for everything', () => {
+    // Not this machine's credentials from scripts/setup: the built-in defaults.
+    vi.stubEnv('XDG_CONFIG_HOME', join(dir, 'no-credentials'));
     const c = loadConfig({});
+    vi.unstubAllEnvs();
     expect(c).toMatchObject({
       prefix: 'tidepool',
       amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
@@ -271,5 +274,61 @@ describe('loadConfig', () => {
       expect(err.message).toContain('TIDEPOOL_CONFIG_FILE');
       expect(err.message).toMatch(/mapping/);
     });
+  });
+});
+
+describe('settings from files (_FILE forms, generated credentials)', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it.each([
+    ['TIDEPOOL_AMQP_URL_FILE', 'amqpUrl', 'amqp://tidepool:from-a-file@mq:5672'],
+    ['TIDEPOOL_REDIS_URL_FILE', 'redisUrl', 'redis://tidepool:from-a-file@redis:6379'],
+    ['TIDEPOOL_DASHBOARD_TOKEN_FILE', 'dashboardToken', 'a-token-from-a-file-0123456789'],
+  ] as const)('reads %s, trailing newline trimmed', (name, key, value) => {
+    expect(loadConfig({ [name]: file(`${key}.secret`, `${value}\n`) })[key]).toBe(value);
+  });
+
+  it('refuses a setting given both as a value and as a file, naming both', () => {
+    const err = configError({ TIDEPOOL_REDIS_URL: 'redis://r:6379', TIDEPOOL_REDIS_URL_FILE: file('both', 'redis://r:6379') });
+    expect(err.message).toContain('TIDEPOOL_REDIS_URL and TIDEPOOL_REDIS_URL_FILE');
+  });
+
+  it('names the setting and the path of an unreadable file, never its content', () => {
+    const missing = join(dir, 'missing');
+    expect(configError({ TIDEPOOL_AMQP_URL_FILE: missing }).message).toMatch(new RegExp(`^TIDEPOOL_AMQP_URL_FILE: cannot read ${missing}: ENOENT`));
+    // A directory: readable as a path, not as a file.
+    const notAFile = join(dir, 'a-dir');
+    mkdirSync(notAFile);
+    expect(configError({ TIDEPOOL_DASHBOARD_TOKEN_FILE: notAFile }).message).toContain(`TIDEPOOL_DASHBOARD_TOKEN_FILE: cannot read ${notAFile}`);
+  });
+
+  it('does not quote a bad value read from a file beyond what a URL shows', () => {
+    const err = configError({ TIDEPOOL_AMQP_URL_FILE: file('bad-url', 'http://u:file-secret-77@mq\n'), TIDEPOOL_DASHBOARD_TOKEN_FILE: file('short', 'tok-secret-8\n') });
+    expect(err.message).toContain('TIDEPOOL_AMQP_URL_FILE: must be an amqp://');
+    expect(err.message).toContain('TIDEPOOL_DASHBOARD_TOKEN_FILE: at least 16 characters');
+    expect(err.message).not.toMatch(/file-secret-77|tok-secret-8/);
+  });
+
+  it('defaults to the credentials scripts/setup generated, when there are any', () => {
+    const home = join(dir, 'xdg');
+    vi.stubEnv('XDG_CONFIG_HOME', home);
+    expect(generatedCredentialsDir()).toBe(join(home, 'tidepool'));
+    mkdirSync(join(home, 'tidepool'), { recursive: true, mode: 0o700 });
+    writeFileSync(join(home, 'tidepool', 'amqp-url'), 'amqp://tidepool:generated@127.0.0.1:5672\n', { mode: 0o600 });
+    const c = loadConfig({});
+    expect(c.amqpUrl).toBe('amqp://tidepool:generated@127.0.0.1:5672');
+    expect(c.redisUrl).toBe('redis://127.0.0.1:6379');
+    // Anything given wins over the generated file.
+    expect(loadConfig({ TIDEPOOL_AMQP_URL: 'amqp://other@mq' }).amqpUrl).toBe('amqp://other@mq');
+    expect(loadConfig({}, undefined, { amqpUrl: 'amqp://flag@mq' }).amqpUrl).toBe('amqp://flag@mq');
+    expect(loadConfig({}, file('given.yaml', 'amqpUrl: amqp://yaml@mq\n')).amqpUrl).toBe('amqp://yaml@mq');
+  });
+
+  it('names the generated file it could not read', () => {
+    const home = join(dir, 'xdg-unreadable');
+    vi.stubEnv('XDG_CONFIG_HOME', home);
+    mkdirSync(join(home, 'tidepool', 'redis-url'), { recursive: true });
+    chmodSync(join(home, 'tidepool'), 0o700);
+    expect(configError({}).message).toContain(`TIDEPOOL_REDIS_URL: cannot read ${join(home, 'tidepool', 'redis-url')}`);
   });
 });
