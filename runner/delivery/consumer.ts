@@ -12,7 +12,7 @@ import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import { attemptOf } from '../../shared/broker/envelope.js';
-import { idsFromBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import { idsFromBody, oversizedBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import type { RunnerMetrics } from '../metrics.js';
 import { deadLetter } from './dead-letter.js';
@@ -33,12 +33,8 @@ export interface ConsumerDeps extends SyncDeps {
   metrics: Pick<RunnerMetrics, 'recordRun' | 'malformedMessage' | 'deferred'>;
 }
 
-/**
- * Largest message body that is parsed (bytes). A sync request is a few hundred bytes; a bigger
- * body is none, and parsing a hostile one costs memory (a 50 MB body took a runner from 118 to
- * 305 MB): it is dead-lettered as it is, unread.
- */
-export const MAX_BODY_BYTES = 64 * 1024;
+/** Bodies over shared/messages.ts MAX_BODY_BYTES are dead-lettered as they are, unread. */
+export { MAX_BODY_BYTES } from '../../shared/messages.js';
 
 /**
  * How to settle a delivered message once it is done with. Never throws: anything that went
@@ -46,10 +42,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
  */
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
   try {
-    if (message.content.length > MAX_BODY_BYTES) {
-      const tooBig = new InvalidMessageError(`message body is ${message.content.length} bytes, over the limit of ${MAX_BODY_BYTES}: not parsed`);
-      return await deadLetterMalformed(message, tooBig, {}, deps);
-    }
+    const tooBig = oversizedBody(message.content);
+    if (tooBig !== undefined) return await deadLetterMalformed(message, new InvalidMessageError(tooBig), {}, deps);
     return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal);
   } catch (err) {
     deps.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');

@@ -30,7 +30,7 @@
 // command at that moment are not ready, so it sees fewer; it never sees one twice.
 import { createHash, randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Options } from 'amqplib';
-import { parseSyncRequest } from '../messages.js';
+import { oversizedBody, parseSyncRequest } from '../messages.js';
 import { deliveryCountOf, fieldAsJson, fieldText, readDeath, readFailure, readStderr, replayHeaders, replayIdOf } from './envelope.js';
 import type { Topology } from './topology.js';
 import { legacyReady } from './dead-queue-migration.js';
@@ -544,6 +544,8 @@ function describe(message: GetMessage, topology: Topology): DeadLetter {
   let bodySyncId: string | undefined;
   let bodyConnectionId: string | undefined;
   try {
+    // A body too big to be a sync request is not parsed here either (a listing reads every letter).
+    if (oversizedBody(message.content) !== undefined) throw new Error('not parsed');
     const json: unknown = JSON.parse(message.content.toString('utf8'));
     if (json !== null && typeof json === 'object') {
       const o = json as Record<string, unknown>;

@@ -17,7 +17,7 @@ import { confirmPublish } from '../../shared/broker/publisher.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Config } from '../../shared/config.js';
 import { HEADERS } from '../../shared/broker/envelope.js';
-import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import { MAX_BODY_BYTES, newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import { deletePrefix, testConfig, testLogger, waitFor } from '../helpers/services.js';
 
 interface Fixture {
@@ -181,6 +181,18 @@ describe('dlq list and show', () => {
     seeded = await seed(fx);
   });
   afterEach(async () => teardown(fx));
+
+  it('shows a letter whose body is over 64 KiB without parsing it: named by its message id, not replayable', async () => {
+    const big = JSON.stringify({ ...newSyncRequest('c-big'), padding: 'p'.repeat(MAX_BODY_BYTES) });
+    await rawLetter(fx, big, { messageId: 'too-big-1' });
+    const listing = await listDeadLetters(fx.connection, fx.topology);
+    expect(listing.letters.find((l) => l.id === 'too-big-1')).toMatchObject({
+      idFrom: 'message-id',
+      connectionId: undefined,
+      replayable: false,
+      problem: `message body is ${Buffer.byteLength(big)} bytes, over the limit of ${MAX_BODY_BYTES}: not parsed`,
+    });
+  });
 
   it('lists every letter with its reason, origin, attempts, times, runner and replay count, newest first', async () => {
     const c = capture();
