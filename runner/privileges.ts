@@ -7,6 +7,7 @@
 // a non-root user already).
 import { execFileSync } from 'node:child_process';
 import { accessSync, chownSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ConfigError, envName, type Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { PACKAGE_ROOT } from '../shared/paths.js';
@@ -145,11 +146,31 @@ function checkInstallation(user: UserEntry): void {
   }
 }
 
+/** The user local runners started by this process drop to, or undefined when they keep its user (not root, or runnerUser root). */
+export function droppedRunnerUser(config: Pick<Config, 'runnerUser'>): UserEntry | undefined {
+  const plan = planPrivileges(process.getuid?.(), config.runnerUser, lookupUser);
+  return plan.action === 'drop' ? plan.user : undefined;
+}
+
 /**
- * Gives `path` to the user local runners will run as, when this process is root and they will
- * not be: a directory made for a runner's connectors to write (the demo's output) must be theirs.
+ * Gives the directory `path` to the user local runners will run as, when this process is root
+ * and they will not be: a directory made for their connectors to write (the demo's output) must
+ * be theirs. Throws when a directory above it is closed to that user: owning it would not help.
  */
 export function giveToRunnerUser(path: string, config: Pick<Config, 'runnerUser'>): void {
-  const plan = planPrivileges(process.getuid?.(), config.runnerUser, lookupUser);
-  if (plan.action === 'drop') chownSync(path, plan.user.uid, plan.user.gid);
+  const user = droppedRunnerUser(config);
+  if (!user) return;
+  const closed = closedAncestor(path, user);
+  if (closed) throw new Error(`${path} is under ${closed}, which the runner user ${user.name} (${SETTING}) cannot enter`);
+  chownSync(path, user.uid, user.gid);
+}
+
+/** The first directory above `path` that `user` may not search (its mode's x bits; its primary group only), if any. */
+export function closedAncestor(path: string, user: UserEntry): string | undefined {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    const st = statSync(dir);
+    const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
+    if ((st.mode & bit) === 0) return dir;
+    if (dir === '/') return undefined;
+  }
 }
