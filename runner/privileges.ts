@@ -165,12 +165,15 @@ export function giveToRunnerUser(path: string, config: Pick<Config, 'runnerUser'
   chownSync(path, user.uid, user.gid);
 }
 
-/** The first directory above `path` that `user` may not search (its mode's x bits; its primary group only), if any. */
+/**
+ * The first directory above `path` that `user` may not search (its mode's x bits; its primary
+ * group only), if any. Directories not made yet are passed over.
+ */
 export function closedAncestor(path: string, user: UserEntry): string | undefined {
   for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
-    const st = statSync(dir);
-    const bit = st.uid === user.uid ? 0o100 : st.gid === user.gid ? 0o010 : 0o001;
-    if ((st.mode & bit) === 0) return dir;
+    const st = statSync(dir, { throwIfNoEntry: false });
+    const bit = st?.uid === user.uid ? 0o100 : st?.gid === user.gid ? 0o010 : 0o001;
+    if (st && (st.mode & bit) === 0) return dir;
     if (dir === '/') return undefined;
   }
 }

@@ -1,9 +1,12 @@
 // The runner's decision about root, without changing users: who keeps root, who drops to whom,
 // and the words when the user is missing. The drop itself runs in
 // test/security/runner-drops-root.test.ts against a real runner.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../shared/config.js';
-import { parsePasswdLine, planPrivileges, type UserEntry } from '../../runner/privileges.js';
+import { closedAncestor, parsePasswdLine, planPrivileges, type UserEntry } from '../../runner/privileges.js';
 
 const TIDEPOOL: UserEntry = { name: 'tidepool', uid: 999, gid: 995, home: '/nonexistent' };
 const users = new Map<string, UserEntry>([
@@ -56,6 +59,24 @@ describe('the runnerUser setting', () => {
     expect(loadConfig({ TIDEPOOL_RUNNER_USER: '1001' }).runnerUser).toBe('1001');
     for (const bad of ['-u', '../root', 'a b', 'x'.repeat(33)]) {
       expect(() => loadConfig({ TIDEPOOL_RUNNER_USER: bad })).toThrow(/TIDEPOOL_RUNNER_USER: a user name or numeric uid/);
+    }
+  });
+});
+
+describe('closedAncestor', () => {
+  const stranger: UserEntry = { name: 'stranger', uid: 54321, gid: 54321, home: '/' };
+
+  it('names the first directory above a path that a user who owns none of it cannot enter', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tidepool-closed-'));
+    try {
+      await chmod(dir, 0o700);
+      // out/ is not made yet: passed over.
+      expect(closedAncestor(join(dir, 'out', 'faker-1'), stranger)).toBe(dir);
+      expect(closedAncestor(join(dir, 'out'), stranger)).toBe(dir);
+      await chmod(dir, 0o711);
+      expect(closedAncestor(join(dir, 'out'), stranger)).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
