@@ -111,6 +111,8 @@ async function main(options: Options): Promise<number> {
       maxAttempts: 5,
       shutdownGrace: '10s',
       runnerLogDir: join(work, 'runners'),
+      // Runners keep root: the sources' counter files are in this bench's 0700 work dir.
+      runnerUser: 'root',
     });
     const { total, maxKills, timeoutMs } = options;
     const result = await run(config, { total, maxKills, timeoutMs, rabbit, redis: redisContainer, dest, work, onScaler: (p) => (scaler = p) });

@@ -162,7 +162,8 @@ class Bench {
 
     const runnerId = `${this.prefix}-r${++this.runnerSeq}`;
     const logPath = join(this.dir, `${runnerId}.log`);
-    const env: NodeJS.ProcessEnv = { ...process.env, TIDEPOOL_PREFIX: this.prefix, TIDEPOOL_IDLE_TIMEOUT: IDLE_TIMEOUT, TIDEPOOL_LOG_LEVEL: 'info' };
+    // The runner keeps root (TIDEPOOL_RUNNER_USER): its destination writes into this bench's 0700 temp dir.
+    const env: NodeJS.ProcessEnv = { ...process.env, TIDEPOOL_PREFIX: this.prefix, TIDEPOOL_IDLE_TIMEOUT: IDLE_TIMEOUT, TIDEPOOL_LOG_LEVEL: 'info', TIDEPOOL_RUNNER_USER: 'root' };
     delete env.NODE_OPTIONS;
     // Node refuses --cpu-prof in NODE_OPTIONS; as a flag it applies to the runner process only
     // (the runner starts its connectors with argv of its own).

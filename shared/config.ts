@@ -176,6 +176,12 @@ export const configSchema = z
      * run it. Empty: the reference connectors only.
      */
     allowedConnectors: allowList.default(''),
+    /**
+     * The user a `tidepool runner` started as root drops to before it connects or launches
+     * anything (runner/privileges.ts); its connectors inherit it. `root` (or 0) keeps root, with a
+     * warning at every start. A runner not started as root runs as whoever started it.
+     */
+    runnerUser: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$/, 'a user name or numeric uid').default('tidepool'),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */

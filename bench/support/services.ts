@@ -17,10 +17,15 @@ export function testPrefix(name: string): string {
   return `t-${slug}-${randomBytes(3).toString('hex')}`;
 }
 
-/** A full Config for a test, on the local services, under its own prefix. */
+/**
+ * A full Config for a test, on the local services, under its own prefix. Its runners keep root
+ * (runnerUser): tests run as root in CI and give runners scripts and files in their own 0700 temp
+ * dirs, which the runner user could not reach. test/security/runner-drops-root.test.ts and the
+ * local-mode end-to-end test run with the default instead.
+ */
 export function testConfig(name: string, overrides: Partial<ConfigInput> = {}): Config {
   const prefix = overrides.prefix ?? testPrefix(name);
-  return loadConfig({}, undefined, { prefix, logLevel: 'warn', allowedConnectors: testAllowedConnectors(prefix), ...overrides });
+  return loadConfig({}, undefined, { prefix, logLevel: 'warn', allowedConnectors: testAllowedConnectors(prefix), runnerUser: 'root', ...overrides });
 }
 
 /**

@@ -2,7 +2,7 @@
 // a batch of syncs, runs a scaler with local runners, shows the pool grow from 0, drain the
 // queue and shrink back to 0 as runners hit their idle timeout, then prints a summary.
 import { mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import type { Config } from '../../shared/config.js';
 import type { Connection } from '../../shared/connections.js';
@@ -13,7 +13,9 @@ import { createRedis } from '../../shared/store/redis.js';
 import { createStore, type Store } from '../../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
+import { PACKAGE_ROOT } from '../../shared/paths.js';
 import { sleep } from '../../shared/backoff.js';
+import { closedAncestor, droppedRunnerUser, giveToRunnerUser } from '../../runner/privileges.js';
 import { LocalProcessRunnerLauncher } from '../../scaler/local-process.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { CONFIG_OPTION, UsageError, config, openBroker, parse, run, stdio, type Io } from '../common.js';
@@ -72,7 +74,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const logger = createLogger({ level: cfg.logLevel, destination: 2 });
 
     say(`tidepool demo: ${syncs} syncs, up to ${cfg.maxRunners} runners (concurrency ${cfg.concurrency}, idle timeout ${cfg.idleTimeout} ms), prefix "${cfg.prefix}"`);
+    checkRunnerUser(cfg);
     const connections = await prepareDemo(pgUrl, outDir);
+    await prepareOutput(connections, outDir, cfg);
     say(`prepared PostgreSQL databases ${SOURCE_DB} → ${DEST_DB}, JSON-lines files in ${outDir}`);
 
     const redis = createRedis(cfg.redisUrl, logger);
@@ -227,6 +231,36 @@ function describeSummary(summary: DemoSummary, cfg: Config): string {
   ].join('\n');
 }
 
+/**
+ * Started as root, the demo's runners run as the runner user (runner/privileges.ts), which must
+ * reach tidepool's files (a checkout under /root is closed to it): said now, not after every
+ * runner the scaler launches has stopped at start.
+ */
+function checkRunnerUser(cfg: Config): void {
+  const user = droppedRunnerUser(cfg);
+  const closed = user && closedAncestor(join(PACKAGE_ROOT, 'dist'), user);
+  if (closed) {
+    throw new Error(`tidepool is in ${PACKAGE_ROOT}, under ${closed}, which the runner user ${user.name} cannot enter: put the checkout where it can (e.g. /opt/tidepool), or set TIDEPOOL_RUNNER_USER=root to keep root for the demo's runners`);
+  }
+}
+
+/**
+ * Makes the JSON-lines destinations' directories, each given to the user the demo's runners run
+ * as (runner/privileges.ts): started as root, the demo runs its runners as another user, whose
+ * connectors write there.
+ */
+async function prepareOutput(connections: Connection[], outDir: string, cfg: Config): Promise<void> {
+  const dirs = connections.filter((c) => c.destination.connector === 'destination-jsonl').map((c) => String(c.destination.config.destination_path));
+  for (const dir of [outDir, ...dirs]) {
+    await mkdir(dir, { recursive: true });
+    try {
+      giveToRunnerUser(dir, cfg);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}: give --out a directory it can reach (e.g. /tmp/tidepool-demo)`);
+    }
+  }
+}
+
 /** Creates the demo databases (idempotently), adds fresh source rows, and returns the connections. */
 async function prepareDemo(pgUrl: string, outDir: string): Promise<Connection[]> {
   const url = new URL(pgUrl);
@@ -260,8 +294,6 @@ async function prepareDemo(pgUrl: string, outDir: string): Promise<Connection[]>
   } finally {
     await source.end();
   }
-  await mkdir(outDir, { recursive: true });
-
   const pgConfig = (database: string, schema: string) => ({
     host: url.hostname,
     port: Number(url.port || 5432),

@@ -5,6 +5,7 @@ import { createRegistry, serveMetrics, type MetricsServer } from '../../shared/m
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createConnectorLauncher } from '../../runner/launch/launchers.js';
 import { RunnerMetrics } from '../../runner/metrics.js';
+import { dropRoot } from '../../runner/privileges.js';
 import { Runner } from '../../runner/runner.js';
 import { CONFIG_OPTION, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -14,7 +15,9 @@ Consumes sync requests (prefetch = TIDEPOOL_CONCURRENCY), runs each through its 
 commits state and records the run. Exits 0 after TIDEPOOL_IDLE_TIMEOUT with nothing to do.
 SIGTERM: stop consuming, finish in-flight syncs within TIDEPOOL_SHUTDOWN_GRACE, leave the rest
 unacked for another runner; a second SIGTERM aborts at once.
-TIDEPOOL_METRICS_PORT (default 0: off) serves Prometheus metrics at /metrics.`;
+TIDEPOOL_METRICS_PORT (default 0: off) serves Prometheus metrics at /metrics.
+Started as root, it runs as TIDEPOOL_RUNNER_USER (default tidepool, which scripts/setup creates),
+and so do its connectors.`;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdio): Promise<number> {
   return run(io, USAGE, async () => {
@@ -26,6 +29,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const cfg = config(env, values.config);
     const runnerId = values['runner-id'] ?? `runner-${randomBytes(4).toString('hex')}`;
     const logger = createLogger({ level: cfg.logLevel, name: 'tidepool' });
+    // Before any connection or launch: nothing below runs as root unless TIDEPOOL_RUNNER_USER says so.
+    dropRoot(cfg, logger);
     const connectors = await createConnectorLauncher(cfg, logger, runnerId);
     // With the process's own CPU and memory metrics: one runner per process.
     const metrics = new RunnerMetrics(createRegistry({ process: true }));

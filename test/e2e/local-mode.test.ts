@@ -2,7 +2,7 @@
 // most 4 local runners, every destination checked row by row, state committed per connection,
 // the pool growing above 1 and shrinking back to 0, and an incremental sync that moves only
 // what is new.
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { connectBroker, openConfirmChannel } from '../../shared/broker/connectio
 import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
+import { lookupUser } from '../../runner/privileges.js';
 import { LocalProcessRunnerLauncher } from '../../scaler/local-process.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
@@ -22,7 +23,9 @@ const PURCHASES_PER_USER = 2;
 const ORDERS = 1000;
 
 describe('local mode end to end', () => {
-  const config = testConfig('e2e-local', { maxRunners: 4, concurrency: 2, idleTimeout: '3s', pollInterval: '500ms', heartbeatInterval: '500ms', heartbeatTtl: '5s', launchRate: 4 });
+  // The README's path as it is: runners started as root (the scaler's) drop to the default
+  // runner user, tidepool; the JSON-lines files go under the shared temp dir, which it can reach.
+  const config = testConfig('e2e-local', { maxRunners: 4, concurrency: 2, idleTimeout: '3s', pollInterval: '500ms', heartbeatInterval: '500ms', heartbeatTtl: '5s', launchRate: 4, runnerUser: 'tidepool' });
   const outDir = join(tmpdir(), `${config.prefix}-jsonl`);
   let services: TestServices;
   let source: TestDatabase;
@@ -131,6 +134,8 @@ describe('local mode end to end', () => {
       expect(users).toHaveLength(FAKER_USERS);
       expect(new Set(users.map((u) => u.id)).size).toBe(FAKER_USERS);
       expect(purchases).toHaveLength(FAKER_USERS * PURCHASES_PER_USER);
+      // Written by a connector of a runner that gave root up (the tests run as root in CI).
+      if (process.getuid?.() === 0) expect((await stat(join(outDir, String(i), 'users.jsonl'))).uid).toBe(lookupUser('tidepool')?.uid);
     }
     // PostgreSQL destinations: exact row counts, no duplicate keys.
     for (let i = 1; i <= 4; i++) {

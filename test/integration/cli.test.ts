@@ -63,7 +63,8 @@ describe('usage', () => {
 
 describe('connections, publish, runs', () => {
   const prefix = testPrefix('cli');
-  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_IDLE_TIMEOUT: '1s', TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix) };
+  // Root keeps root for the runner (TIDEPOOL_RUNNER_USER): its output goes to this test's 0700 temp dir.
+  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_IDLE_TIMEOUT: '1s', TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix), TIDEPOOL_RUNNER_USER: 'root' };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-'));
@@ -129,7 +130,7 @@ describe('connections, publish, runs', () => {
 
 describe('connectors and the specs behind connections', () => {
   const prefix = testPrefix('cli-spec');
-  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix) };
+  const env = { TIDEPOOL_PREFIX: prefix, TIDEPOOL_ALLOWED_CONNECTORS: testAllowedConnectors(prefix), TIDEPOOL_RUNNER_USER: 'root' };
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tidepool-cli-spec-'));
