@@ -29,7 +29,7 @@ export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
  */
 export const REDIS_SOCKET_TIMEOUT_MS = 15_000;
 
-/** Clients whose first connection failed TLS verification: they stop trying (createRedis). */
+/** Clients whose first connection try failed TLS verification: they stop trying (createRedis). */
 const refusals = new WeakMap<Redis, TlsVerificationError>();
 
 export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number; tls?: TlsFiles | undefined } = {}): Redis {
@@ -42,7 +42,7 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     keepAlive: 30_000,
     // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
     // back spread out instead of all at once. `times` counts from 1. No more tries once the
-    // first failed on a certificate: waiting changes neither our files nor Redis's certificate.
+    // first one failed on a certificate: waiting changes neither our files nor Redis's certificate.
     retryStrategy: (times): number | null => (refusals.has(redis) ? null : backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF)),
     maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
     // Commands wait for the connection instead of failing at once: a sync outlives a restart.
@@ -60,16 +60,18 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // socketTimeout (above) ends a dead connection instead, and the command is sent again.
   });
   let lost = false;
-  let everReady = false;
+  /** The first try ended: ready, or its connection closed (after its error, if any). */
+  let firstTryOver = false;
   redis.on('error', (err: Error) => {
     const refused = tlsVerificationFailure(err, 'redis');
-    // Once connected, a certificate error is a change on Redis's side (a certificate being
-    // rotated), which may be put right: tried again like any other loss.
-    if (refused && !everReady) {
+    // Later, with the process long started, a certificate error is a change on Redis's side (a
+    // certificate being rotated), which may be put right: tried again like any other loss.
+    if (refused && !firstTryOver) {
       refusals.set(redis, refused);
       logger.error({ code: refused.code }, refused.message);
     } else logger.warn({ err: (refused ?? err).message }, 'redis error');
   });
+  redis.on('close', () => (firstTryOver = true));
   redis.on('reconnecting', (delayMs: number) => {
     if (!lost) logger.warn({ retryInMs: delayMs }, 'redis connection lost; reconnecting (commands wait)');
     lost = true;
@@ -77,7 +79,7 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
   redis.on('ready', () => {
     if (lost) logger.info('redis connection restored');
     lost = false;
-    everReady = true;
+    firstTryOver = true;
   });
   return redis;
 }
@@ -91,17 +93,16 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
  */
 export function firstConnection(redis: Redis): Promise<void> {
   return new Promise((resolve, reject) => {
+    // 'close' too: a connection closed without an error (a server that hangs up) ends a try.
+    const events = ['ready', 'error', 'close'] as const;
     const settle = () => {
-      redis.off('ready', settle);
-      redis.off('error', settle);
+      for (const event of events) redis.off(event, settle);
       const refused = refusals.get(redis);
       if (refused) reject(refused);
       else resolve();
     };
-    if (redis.status === 'connecting' || redis.status === 'connect') {
-      redis.on('ready', settle);
-      redis.on('error', settle);
-    } else settle();
+    if (redis.status === 'connecting' || redis.status === 'connect') for (const event of events) redis.on(event, settle);
+    else settle();
   });
 }
 
