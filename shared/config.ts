@@ -207,7 +207,7 @@ export const configSchema = z
     redisTlsCaFile: tlsFile,
     redisTlsCertFile: tlsFile,
     redisTlsKeyFile: tlsFile,
-    /** The Secret runner pods mount those files from (keys amqp-ca.crt, amqp-client.crt, …: scaler/kubernetes-job.ts); required with them in kubernetes mode. */
+    /** The Secret runner pods mount those files from (keys amqp-ca.crt, amqp-client.crt, …: shared/tls.ts); required with them in kubernetes mode. */
     runnerTlsSecret: z.string().regex(/^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes Secret name').default(''),
 
     // Kubernetes mode
