@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../shared/logger.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
+import { tlsFiles } from '../shared/tls.js';
 import { createStore, type Store } from '../shared/store/index.js';
 
 /** Exit codes a shell user can rely on. */
@@ -65,7 +66,7 @@ export interface Services {
 }
 
 export function openStore(cfg: Config, logger: Logger): Services {
-  const redis = createRedis(cfg.redisUrl, logger);
+  const redis = createRedis(cfg.redisUrl, logger, { tls: tlsFiles(cfg, 'redis') });
   const store = createStore(redis, cfg);
   return {
     store,
@@ -84,7 +85,7 @@ export interface BrokerServices {
 
 export async function openBroker(cfg: Config, logger: Logger): Promise<BrokerServices> {
   const topology = topologyFor(cfg.prefix, cfg);
-  const connection = await connectBroker({ url: cfg.amqpUrl, logger, timeoutMs: 10_000, connectionName: 'tidepool-cli' });
+  const connection = await connectBroker({ url: cfg.amqpUrl, tls: tlsFiles(cfg, 'amqp'), logger, timeoutMs: 10_000, connectionName: 'tidepool-cli' });
   const channel = await openConfirmChannel(connection, topology, logger);
   return {
     connection,

@@ -21,7 +21,8 @@ import { BrokerSession, type Session } from '../shared/broker/session.js';
 import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
-import { createRedis } from '../shared/store/redis.js';
+import { createRedis, firstConnection } from '../shared/store/redis.js';
+import { tlsFiles } from '../shared/tls.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
 import { IdleTimer } from './idle.js';
@@ -91,6 +92,7 @@ export class Runner {
     this.releasers = new Releasers(this.logger);
     this.broker = new BrokerSession({
       url: this.config.amqpUrl,
+      tls: tlsFiles(this.config, 'amqp'),
       logger: this.logger,
       connectionName: `tidepool-runner-${options.runnerId}`,
       channels: runnerChannels(this.config.concurrency),
@@ -137,11 +139,13 @@ export class Runner {
   /** Acquires what the runner holds, each with its releaser right after, and starts consuming. */
   private async acquire(): Promise<void> {
     const { config } = this;
-    const redis = createRedis(config.redisUrl, this.logger);
+    const redis = createRedis(config.redisUrl, this.logger, { tls: tlsFiles(config, 'redis') });
     this.releasers.add('redis', () => redis.disconnect());
     this.options.metrics.reconnects.watchRedis(redis);
     const store = createStore(redis, config);
     this.store = store;
+    // A certificate Redis or we refuse stops the runner here (shared/tls.ts); Redis merely down does not.
+    await firstConnection(redis);
     const session = await this.broker.connect(60_000);
     this.releasers.add('broker session', () => this.broker.close());
 

@@ -13,6 +13,7 @@ import { backoffDelay, sleep } from '../shared/backoff.js';
 import type { LaunchedRunner, RunnerLauncher, RunnerPhase } from '../shared/ports/runner-launcher.js';
 import { isConflict, isNotFound, kubeErrorMessage, labelSelector } from '../shared/kube.js';
 import { KubeWatch } from '../shared/kube-watch.js';
+import { RUNNER_TLS_DIR } from '../shared/tls.js';
 import { POD_IDENTITY } from './runner-env.js';
 
 export interface KubernetesJobOptions {
@@ -35,6 +36,8 @@ export interface KubernetesJobOptions {
   namePrefix: string;
   /** The runner's /metrics port (TIDEPOOL_METRICS_PORT): announced to Prometheus by the pods' scrape annotations. 0 or unset: none. */
   metricsPort?: number | undefined;
+  /** A Secret with the TLS files, mounted at RUNNER_TLS_DIR, where `env`'s TLS file settings point (scaler/runner-env.ts). */
+  tlsSecret?: string | undefined;
 }
 
 /** Set from the downward API in every runner pod; never copied from the scaler's settings. */
@@ -114,6 +117,8 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
     const metricsPort = o.metricsPort ?? 0;
     // The prometheus.io/* annotations Prometheus' kubernetes_sd pod role relabels on (the Helm chart's default scrape config).
     const annotations = metricsPort > 0 ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(metricsPort), 'prometheus.io/path': '/metrics' } : undefined;
+    // Read-only for all: the pod's only user is the runner's (10001), not the files' owner (root).
+    const tls = o.tlsSecret ? { name: 'tls', secret: { secretName: o.tlsSecret, defaultMode: 0o444 } } : undefined;
     return {
       apiVersion: 'batch/v1',
       kind: 'Job',
@@ -146,10 +151,10 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                 ...(o.resources ? { resources: o.resources } : {}),
                 ...(metricsPort > 0 ? { ports: [{ name: 'metrics', containerPort: metricsPort, protocol: 'TCP' }] } : {}),
                 securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(tls ? [{ name: tls.name, mountPath: RUNNER_TLS_DIR, readOnly: true }] : [])],
               },
             ],
-            volumes: [{ name: 'tmp', emptyDir: {} }],
+            volumes: [{ name: 'tmp', emptyDir: {} }, ...(tls ? [tls] : [])],
           },
         },
       },

@@ -44,6 +44,7 @@ export function kubernetesJobOptions(config: Config): KubernetesJobOptions {
     // Job names are DNS labels: the prefix may hold "." and "_", and leaves room for the rest.
     namePrefix: `${config.prefix.replace(/[^a-z0-9-]/g, '-').slice(0, 20)}-runner`,
     metricsPort: config.metricsPort,
+    tlsSecret: config.runnerTlsSecret || undefined,
   };
 }
 

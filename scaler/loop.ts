@@ -13,6 +13,8 @@ import type { Logger } from '../shared/logger.js';
 import { BrokerUnavailableError, queueDepth } from '../shared/broker/connection.js';
 import { BrokerSession } from '../shared/broker/session.js';
 import { topologyFor } from '../shared/broker/topology.js';
+import { firstConnection } from '../shared/store/redis.js';
+import { tlsFiles } from '../shared/tls.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { Store } from '../shared/store/index.js';
 import type { Leadership } from './leadership/leadership.js';
@@ -74,6 +76,7 @@ export class Scaler {
     this.limiter = { tokens: this.settings.launchRate.burst, updatedAt: Date.now() };
     this.broker = new BrokerSession({
       url: config.amqpUrl,
+      tls: tlsFiles(config, 'amqp'),
       logger: this.logger,
       connectionName: this.id,
       channels: {},
@@ -90,6 +93,8 @@ export class Scaler {
   }
 
   async start(): Promise<void> {
+    // A certificate Redis or we refuse stops the scaler here (shared/tls.ts); Redis merely down does not.
+    await firstConnection(this.options.store.redis);
     if (!this.broker.session) await this.broker.connect(30_000);
     this.running = true;
     this.logger.info({ pollIntervalMs: this.settings.pollIntervalMs, maxRunners: this.settings.limits.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');

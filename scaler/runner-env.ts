@@ -3,6 +3,7 @@
 // added to the schema reaches local runners and runner Jobs alike, and a secret of the scaler's
 // reaches neither.
 import { configEnv, envName, type Config } from '../shared/config.js';
+import { podTlsFileSettings } from '../shared/tls.js';
 
 /**
  * The scaler's own settings, never handed to runners: the dashboard's token would otherwise sit
@@ -20,14 +21,19 @@ export const POD_IDENTITY = ['podName', 'podUid', 'podIp'] as const;
 const SCALER_PLACE = [...POD_IDENTITY, 'advertiseAddress', 'kubeconfig'] as const;
 
 /** What a local runner inherits from the scaler's process environment besides tidepool's settings. */
-const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS'];
+const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'];
 
 /**
  * The environment of a runner launched as a child process on the scaler's host (`local`) or as
  * a Job on the cluster (`pod`; the Job adds the pod's identity).
  */
 export function runnerEnv(config: Config, where: 'local' | 'pod', processEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  if (where === 'pod') return configEnv(config, [...SCALER_ONLY, ...SCALER_PLACE]);
+  if (where === 'pod') {
+    const env = configEnv(config, [...SCALER_ONLY, ...SCALER_PLACE]);
+    // The scaler's TLS file paths mean nothing in the pod: its files come from runnerTlsSecret.
+    for (const [setting, path] of Object.entries(podTlsFileSettings(config))) env[envName(setting)] = path;
+    return env;
+  }
   const inherited: Record<string, string> = {};
   for (const key of PASSED_THROUGH) {
     const value = processEnv[key];

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { isSecretKey } from './redact.js';
 import { DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS } from './broker/topology.js';
 import { PACKAGE_VERSION } from './paths.js';
+import { tlsSettingProblems } from './tls.js';
 import { KUBERNETES_QUANTITY, parseBytes, parseDuration } from './units.js';
 
 const duration = z
@@ -108,6 +109,9 @@ export function parseAllowedConnectors(text: string): AllowedConnector[] {
   return parseAllowList(text).filter((e): e is AllowedConnector => typeof e !== 'string');
 }
 
+/** A PEM file's path (shared/tls.ts checks it at start); empty: none. */
+const tlsFile = z.string().default('');
+
 const amqpUrl = z
   .string()
   .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL');
@@ -200,6 +204,17 @@ export const configSchema = z
     deliveryLimit: int(1, 1000).default(DEFAULT_DELIVERY_LIMIT),
     /** Run records kept in Redis (the recent-runs index is trimmed to this). */
     runsKept: int(10).default(10_000),
+
+    // TLS to the broker (amqps://) and the store (rediss://): the CA that signed its certificate,
+    // and a client certificate with its unencrypted key for one that asks for it (shared/tls.ts).
+    amqpTlsCaFile: tlsFile,
+    amqpTlsCertFile: tlsFile,
+    amqpTlsKeyFile: tlsFile,
+    redisTlsCaFile: tlsFile,
+    redisTlsCertFile: tlsFile,
+    redisTlsKeyFile: tlsFile,
+    /** The Secret runner pods mount those files from (keys amqp-ca.crt, amqp-client.crt, …: shared/tls.ts); required with them in kubernetes mode. */
+    runnerTlsSecret: z.string().regex(/^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes Secret name').default(''),
 
     // Kubernetes mode
     /** Namespace of runner Jobs and connector pods. */
@@ -335,6 +350,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
       `invalid configuration:\n  ${envName('dashboardToken')} is required when ${envName('dashboardHost')} (${config.dashboardHost}) is not a loopback address`,
     );
   }
+  const tls = tlsSettingProblems(config, envName);
+  if (tls.length > 0) throw new ConfigError(`invalid configuration:\n  ${tls.join('\n  ')}`);
   return Object.freeze(config);
 }
 

@@ -3,10 +3,12 @@
 // (no registry here); TIDEPOOL_TEST_RABBITMQ_IMAGE / TIDEPOOL_TEST_REDIS_IMAGE name public ones
 // instead (rabbitmq:3.13, redis:7) where a registry is reachable.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { freePort } from './ports.js';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
+import type { TestCertificates } from './tls-certs.js';
 import { waitFor } from './wait.js';
 
 // Ryuk (testcontainers' reaper) is an image from Docker Hub, which cannot be pulled here;
@@ -34,10 +36,18 @@ function untilAnswers(what: string, probe: () => Promise<void>): Promise<true> {
   }, 120_000, 250);
 }
 
-async function start(image: string, containerPort: number, url: (port: number) => string, probe: (url: string) => Promise<void>): Promise<ServiceContainer> {
+/** A file put in the container before it starts (its configuration, certificates). */
+interface ContainerFile {
+  target: string;
+  content: string | Buffer;
+}
+
+async function start(image: string, containerPort: number, url: (port: number) => string, probe: (url: string) => Promise<void>, files: ContainerFile[] = []): Promise<ServiceContainer> {
   const { GenericContainer } = await import('testcontainers');
   const port = await freePort();
-  const container = await new GenericContainer(image).withExposedPorts({ container: containerPort, host: port }).start();
+  // Readable by the service's own user; these are a throw-away test's files.
+  const copied = files.map((f) => ({ ...f, mode: 0o644 }));
+  const container = await new GenericContainer(image).withExposedPorts({ container: containerPort, host: port }).withCopyContentToContainer(copied).start();
   const address = url(port);
   await untilAnswers(image, () => probe(address));
   return {
@@ -73,4 +83,35 @@ export function startRedis(): Promise<ServiceContainer> {
       redis.disconnect();
     }
   });
+}
+
+/**
+ * A RabbitMQ that speaks AMQP over TLS only (port 5671, no plain listener), with a server
+ * certificate signed by `certs.ca`, and that refuses a client without a certificate signed by it.
+ */
+export function startTlsRabbitMq(certs: TestCertificates): Promise<ServiceContainer> {
+  const conf = [
+    'loopback_users = none',
+    'listeners.tcp = none',
+    'listeners.ssl.default = 5671',
+    'ssl_options.cacertfile = /etc/rabbitmq/tls/ca.crt',
+    'ssl_options.certfile = /etc/rabbitmq/tls/server.crt',
+    'ssl_options.keyfile = /etc/rabbitmq/tls/server.key',
+    'ssl_options.verify = verify_peer',
+    'ssl_options.fail_if_no_peer_cert = true',
+    'log.console = true',
+    'log.console.level = info',
+    'log.file = false',
+  ].join('\n');
+  const files = [
+    { target: '/etc/rabbitmq/rabbitmq.conf', content: `${conf}\n` },
+    { target: '/etc/rabbitmq/tls/ca.crt', content: readFileSync(certs.ca) },
+    { target: '/etc/rabbitmq/tls/server.crt', content: readFileSync(certs.serverCert) },
+    { target: '/etc/rabbitmq/tls/server.key', content: readFileSync(certs.serverKey) },
+  ];
+  const client = { ca: readFileSync(certs.ca), cert: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey) };
+  return start(RABBITMQ_IMAGE, 5671, (port) => `amqps://guest:guest@127.0.0.1:${port}`, async (url) => {
+    const connection = await amqp.connect(url, client);
+    await connection.close();
+  }, files);
 }

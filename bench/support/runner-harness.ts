@@ -16,6 +16,7 @@ import { newSyncRequest } from '../../shared/messages.js';
 import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { configEnv } from '../../shared/config.js';
+import { tlsFiles } from '../../shared/tls.js';
 import { openTestServices, testConfig, type TestServices } from './services.js';
 import { waitFor } from './wait.js';
 
@@ -40,7 +41,7 @@ export async function openRunnerHarness(name: string, overrides: Partial<ConfigI
   const config = testConfig(name, { idleTimeout: '60s', heartbeatInterval: '300ms', heartbeatTtl: '3s', ...overrides });
   const services = openTestServices(config);
   const topology = topologyFor(config.prefix, config);
-  const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
+  const broker = await connectBroker({ url: config.amqpUrl, tls: tlsFiles(config, 'amqp'), logger: services.logger });
   const channel = await openConfirmChannel(broker, topology, services.logger);
   const dir = await mkdtemp(join(tmpdir(), `${config.prefix}-`));
   return { config, topology, services, broker, channel, runners: [], dead: new Map(), dir };

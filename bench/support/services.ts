@@ -10,6 +10,7 @@ import { createLogger, type Logger } from '../../shared/logger.js';
 import { DEFAULT_MAX_ATTEMPTS, topologyFor } from '../../shared/broker/topology.js';
 import { createRedis } from '../../shared/store/redis.js';
 import { createStore, type Store } from '../../shared/store/index.js';
+import { tlsFiles } from '../../shared/tls.js';
 import { airbyteVenvsRoot } from './airbyte.js';
 
 export function testPrefix(name: string): string {
@@ -60,7 +61,7 @@ export interface TestServices {
 
 export function openTestServices(config: Config): TestServices {
   const logger = testLogger();
-  const redis = createRedis(config.redisUrl, logger);
+  const redis = createRedis(config.redisUrl, logger, { tls: tlsFiles(config, 'redis') });
   const store = createStore(redis, config);
   return {
     config,
@@ -85,7 +86,7 @@ const RETRY_LEVELS_DELETED = Math.max(DEFAULT_MAX_ATTEMPTS, 10) - 1;
 /** Deletes the prefix's queues, exchanges and Redis keys; returns how many keys there were. */
 export async function deletePrefix(config: Config): Promise<number> {
   const t = topologyFor(config.prefix, { ...config, maxAttempts: Math.max(config.maxAttempts, RETRY_LEVELS_DELETED + 1) });
-  const connection = await amqp.connect(config.amqpUrl);
+  const connection = await amqp.connect(config.amqpUrl, tlsFiles(config, 'amqp'));
   try {
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
@@ -96,7 +97,7 @@ export async function deletePrefix(config: Config): Promise<number> {
   } finally {
     await connection.close().catch(() => undefined);
   }
-  const redis = createRedis(config.redisUrl, testLogger());
+  const redis = createRedis(config.redisUrl, testLogger(), { tls: tlsFiles(config, 'redis') });
   try {
     let cursor = '0';
     let deleted = 0;

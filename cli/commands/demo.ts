@@ -10,6 +10,7 @@ import { createLogger } from '../../shared/logger.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { createRedis } from '../../shared/store/redis.js';
+import { tlsFiles } from '../../shared/tls.js';
 import { createStore, type Store } from '../../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
@@ -79,7 +80,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     await prepareOutput(connections, outDir, cfg);
     say(`prepared PostgreSQL databases ${SOURCE_DB} → ${DEST_DB}, JSON-lines files in ${outDir}`);
 
-    const redis = createRedis(cfg.redisUrl, logger);
+    const redis = createRedis(cfg.redisUrl, logger, { tls: tlsFiles(cfg, 'redis') });
     const store = createStore(redis, cfg);
     const broker = await openBroker(cfg, logger);
     const launcher = new LocalProcessRunnerLauncher(cfg, logger);

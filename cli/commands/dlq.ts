@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { ChannelModel } from 'amqplib';
 import { connectBroker } from '../../shared/broker/connection.js';
+import { tlsFiles } from '../../shared/tls.js';
 import {
   DeadQueueMissingError,
   deadQueueWarnings,
@@ -122,7 +123,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: DlqIo = d
     const cfg = config(env, values.config);
     const logger = cliLogger(cfg);
     const topology = topologyFor(cfg.prefix, cfg);
-    const connection = await connectBroker({ url: cfg.amqpUrl, logger, timeoutMs: 10_000, connectionName: `tidepool-dlq-${command}` });
+    const connection = await connectBroker({ url: cfg.amqpUrl, tls: tlsFiles(cfg, 'amqp'), logger, timeoutMs: 10_000, connectionName: `tidepool-dlq-${command}` });
     try {
       const filter: DeadLetterFilter = {
         ...(values.connection !== undefined ? { connectionId: values.connection } : {}),

@@ -3,6 +3,7 @@ import { idProblem } from '../../shared/ids.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { publishSyncWithRetries } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
+import { tlsFiles } from '../../shared/tls.js';
 import { parseDuration } from '../../shared/units.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { sleep } from '../../shared/backoff.js';
@@ -49,7 +50,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       const request = newSyncRequest(connectionId, { fullRefresh: values['full-refresh'] ?? false, requestedBy: 'cli' });
       const started = Date.now();
       // Resolves only once the broker confirmed it; a PublishError says why not (exit 1).
-      await publishSyncWithRetries(request, { url: cfg.amqpUrl, topology: topologyFor(cfg.prefix, cfg), logger, timeoutMs, connectionName: 'tidepool-cli' });
+      await publishSyncWithRetries(request, { url: cfg.amqpUrl, tls: tlsFiles(cfg, 'amqp'), topology: topologyFor(cfg.prefix, cfg), logger, timeoutMs, connectionName: 'tidepool-cli' });
       if (!values.wait) {
         io.out(values.json ? JSON.stringify(request) : request.syncId);
         return 0;

@@ -3,6 +3,7 @@ import { createLogger } from '../../shared/logger.js';
 import { createRegistry, serveMetrics, type MetricsServer } from '../../shared/metrics.js';
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createRedis } from '../../shared/store/redis.js';
+import { tlsFiles } from '../../shared/tls.js';
 import { createStore } from '../../shared/store/index.js';
 import { createRunnerLauncher } from '../../scaler/launchers.js';
 import { Scaler } from '../../scaler/loop.js';
@@ -35,7 +36,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     if (dashboardPort !== undefined && !/^\d{1,5}$/.test(dashboardPort)) throw new UsageError(`--dashboard-port must be a port number (got "${dashboardPort}")`);
     const cfg = config(env, values.config, dashboardPort !== undefined ? { dashboardPort: Number(dashboardPort) } : {});
     const logger = createLogger({ level: values.once ? 'warn' : cfg.logLevel, name: 'tidepool', destination: values.once ? 2 : 1 });
-    const redis = createRedis(cfg.redisUrl, logger);
+    const redis = createRedis(cfg.redisUrl, logger, { tls: tlsFiles(cfg, 'redis') });
     const store = createStore(redis, cfg);
     const metrics = new ScalerMetrics(createRegistry({ process: !values.once }));
     metrics.reconnects.watchRedis(redis);

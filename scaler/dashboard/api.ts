@@ -17,6 +17,7 @@ import {
   type ReplayResult,
 } from '../../shared/broker/dead-letters.js';
 import { BrokerSession, type Session } from '../../shared/broker/session.js';
+import type { TlsFiles } from '../../shared/tls.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
 import { idProblem, idSchema } from '../../shared/ids.js';
@@ -144,9 +145,9 @@ export class DashboardBroker {
   private opening: Promise<Session<Record<string, never>>> | undefined;
   private closed = false;
 
-  constructor(url: string, logger: Logger) {
+  constructor(url: string, logger: Logger, tls?: TlsFiles) {
     // A lost connection is only forgotten (keepConnected: never): the next request opens another.
-    this.broker = new BrokerSession({ url, logger, connectionName: 'tidepool-dashboard', channels: {}, keepConnected: () => false });
+    this.broker = new BrokerSession({ url, tls, logger, connectionName: 'tidepool-dashboard', channels: {}, keepConnected: () => false });
   }
 
   async get(): Promise<ChannelModel> {

@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import { isLoopbackHost, type Config } from '../../shared/config.js';
+import { tlsFiles, type TlsFileSetting } from '../../shared/tls.js';
 import type { Logger } from '../../shared/logger.js';
 import { closeServer, listen, writeMetrics } from '../../shared/metrics.js';
 import type { Store } from '../../shared/store/index.js';
@@ -33,7 +34,7 @@ import { ApiError, DashboardApi, DashboardBroker, type ApiRequest } from './api.
 import { LoginThrottle } from './login-throttle.js';
 
 export interface DashboardOptions {
-  config: Pick<Config, 'prefix' | 'amqpUrl' | 'pollInterval' | 'deliveryLimit' | 'maxAttempts' | 'dashboardPort' | 'dashboardHost' | 'dashboardToken'>;
+  config: Pick<Config, 'prefix' | 'amqpUrl' | 'pollInterval' | 'deliveryLimit' | 'maxAttempts' | 'dashboardPort' | 'dashboardHost' | 'dashboardToken' | TlsFileSetting>;
   store: Store;
   logger: Logger;
   /** Served at /metrics. */
@@ -80,7 +81,7 @@ const SECURITY_HEADERS = {
 export async function startDashboard(options: DashboardOptions): Promise<Dashboard> {
   const { config, logger } = options;
   const log = logger.child({ component: 'dashboard' });
-  const broker = new DashboardBroker(config.amqpUrl, log);
+  const broker = new DashboardBroker(config.amqpUrl, log, tlsFiles(config, 'amqp'));
   const api = new DashboardApi({ config, store: options.store, logger: log, snapshot: options.snapshot }, broker);
   const token = config.dashboardToken === '' ? undefined : digest(config.dashboardToken);
   const throttle = new LoginThrottle();

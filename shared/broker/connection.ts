@@ -4,6 +4,7 @@ import amqp, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { Logger } from '../logger.js';
 import { maskUrlCredentials } from '../redact.js';
 import { backoffDelay, sleep, type BackoffOptions } from '../backoff.js';
+import { tlsVerificationFailure, type TlsFiles } from '../tls.js';
 import { declareTopology, type Topology } from './topology.js';
 import { moveLegacyDeadLetters } from './dead-queue-migration.js';
 
@@ -32,6 +33,8 @@ export interface ConnectOptions {
   connectionName?: string;
   /** Waits between tries; default CONNECT_BACKOFF. */
   backoff?: BackoffOptions;
+  /** CA, client certificate and key for an amqps:// URL (shared/tls.ts); none: the system's CAs. */
+  tls?: TlsFiles | undefined;
 }
 
 export async function connectBroker(options: ConnectOptions): Promise<ChannelModel> {
@@ -39,6 +42,7 @@ export async function connectBroker(options: ConnectOptions): Promise<ChannelMod
   for (let attempt = 0; ; attempt++) {
     try {
       const connection = await amqp.connect(withHeartbeat(options.url), {
+        ...options.tls,
         clientProperties: { connection_name: options.connectionName ?? 'tidepool' },
         // A connect that hangs (a host that drops packets) counts as a failed try.
         timeout: CONNECT_TIMEOUT_MS,
@@ -46,7 +50,8 @@ export async function connectBroker(options: ConnectOptions): Promise<ChannelMod
       // An 'error' without a listener would crash the process; closing is handled by the owner.
       connection.on('error', (err: Error) => options.logger.warn({ err: err.message }, 'broker connection error'));
       return connection;
-    } catch (err) {
+    } catch (caught) {
+      const err = tlsVerificationFailure(caught, 'amqp') ?? caught;
       const elapsed = Date.now() - started;
       if (options.signal?.aborted || isPermanentBrokerError(err) || (options.timeoutMs !== undefined && elapsed >= options.timeoutMs)) {
         throw new BrokerUnavailableError(`cannot connect to RabbitMQ at ${maskUrlCredentials(options.url)}: ${(err as Error).message}`, { cause: err });
@@ -82,12 +87,14 @@ export class BrokerUnavailableError extends Error {
 /**
  * Errors that another try cannot fix: wrong credentials (ACCESS_REFUSED 403), a declaration
  * that contradicts an existing queue (PRECONDITION_FAILED 406, e.g. another deliveryLimit), a
- * missing exchange (NOT_FOUND 404), a malformed URL. Anything else may pass: refused or reset
+ * missing exchange (NOT_FOUND 404), a malformed URL, a TLS certificate that fails verification
+ * (either side's: shared/tls.ts). Anything else may pass: refused or reset
  * connections, a broker shutting down (CONNECTION_FORCED 320), a vhost still starting after a
  * restart (NOT_ALLOWED 530), a channel closed under a publish, a nack.
  */
 export function isPermanentBrokerError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
+  if (tlsVerificationFailure(err, 'amqp')) return true;
   const code = (err as { code?: unknown }).code;
   if (code === 403 || code === 406 || code === 404 || code === 'ERR_INVALID_URL') return true;
   return /ACCESS[-_]REFUSED|PRECONDITION[-_]FAILED|NOT[-_]FOUND|Expected amqps?: /i.test(err.message);

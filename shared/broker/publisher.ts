@@ -7,6 +7,7 @@ import type { SyncRequest } from '../messages.js';
 import { backoffDelay, sleep } from '../backoff.js';
 import { connectBroker, isPermanentBrokerError, openConfirmChannel, RECONNECT_BACKOFF } from './connection.js';
 import { firstAttemptHeaders } from './envelope.js';
+import type { TlsFiles } from '../tls.js';
 import type { Topology } from './topology.js';
 
 /** The broker did not confirm a publish. */
@@ -77,6 +78,8 @@ export async function publishSync(
 
 export interface PublishWithRetriesOptions {
   url: string;
+  /** For an amqps:// URL: CA, client certificate and key (shared/tls.ts). */
+  tls?: TlsFiles | undefined;
   topology: Topology;
   logger: Logger;
   /** Keep trying transient failures (broker down or restarting, connection lost, nack) this long. */
@@ -102,7 +105,7 @@ export async function publishSyncWithRetries(request: SyncRequest, options: Publ
   for (let attempt = 0; ; attempt++) {
     let connection: ChannelModel | undefined;
     try {
-      connection = await connectBroker({ url: options.url, logger: options.logger, timeoutMs: 0, connectionName: options.connectionName ?? 'tidepool-publisher', ...(options.signal ? { signal: options.signal } : {}) });
+      connection = await connectBroker({ url: options.url, tls: options.tls, logger: options.logger, timeoutMs: 0, connectionName: options.connectionName ?? 'tidepool-publisher', ...(options.signal ? { signal: options.signal } : {}) });
       const channel = await openConfirmChannel(connection, options.topology, options.logger);
       try {
         await publishSync(channel, options.topology, request, headers);

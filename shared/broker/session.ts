@@ -8,6 +8,7 @@
 import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
 import type { Logger } from '../logger.js';
 import { backoffDelay, settledWithin, sleep } from '../backoff.js';
+import type { TlsFiles } from '../tls.js';
 import { connectBroker, RECONNECT_BACKOFF } from './connection.js';
 import { declareTopology, type Topology } from './topology.js';
 import { moveLegacyDeadLetters } from './dead-queue-migration.js';
@@ -39,6 +40,8 @@ interface OpenSession<S extends ChannelSpecs> extends Session<S> {
 
 export interface BrokerSessionOptions<S extends ChannelSpecs> {
   url: string;
+  /** For an amqps:// URL: CA, client certificate and key (shared/tls.ts). */
+  tls?: TlsFiles | undefined;
   logger: Logger;
   /** Shown in the RabbitMQ management UI. */
   connectionName: string;
@@ -84,7 +87,7 @@ export class BrokerSession<S extends ChannelSpecs> {
    */
   async connect(timeoutMs: number): Promise<Session<S>> {
     const { options } = this;
-    const connection = await connectBroker({ url: options.url, logger: options.logger, timeoutMs, signal: this.lifetime.signal, connectionName: options.connectionName });
+    const connection = await connectBroker({ url: options.url, tls: options.tls, logger: options.logger, timeoutMs, signal: this.lifetime.signal, connectionName: options.connectionName });
     // Listeners go on before anything is awaited, so a loss while opening is not missed.
     let session: OpenSession<S> | undefined;
     let lostWhileOpening: string | undefined;

@@ -2,6 +2,7 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { backoffDelay } from '../backoff.js';
+import { tlsVerificationFailure, type TlsFiles, type TlsVerificationError } from '../tls.js';
 
 /**
  * Reconnection waits: 200 ms doubling to 5 s, each 50–100 % of its ceiling (shared/backoff.ts),
@@ -28,15 +29,21 @@ export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
  */
 export const REDIS_SOCKET_TIMEOUT_MS = 15_000;
 
-export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number } = {}): Redis {
-  const redis = new Redis(url, {
+/** Clients whose first connection try failed TLS verification: they stop trying (createRedis). */
+const refusals = new WeakMap<Redis, TlsVerificationError>();
+
+export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number; tls?: TlsFiles | undefined } = {}): Redis {
+  const redis: Redis = new Redis(url, {
+    // For a rediss:// URL: CA, client certificate and key (shared/tls.ts); none: the system's CAs.
+    ...(options.tls ? { tls: options.tls } : {}),
     lazyConnect: options.lazyConnect ?? false,
     socketTimeout: options.socketTimeoutMs ?? REDIS_SOCKET_TIMEOUT_MS,
     // An idle connection to a vanished host is found by TCP keepalive probes after 30 s idle.
     keepAlive: 30_000,
     // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
-    // back spread out instead of all at once. `times` counts from 1.
-    retryStrategy: (times) => backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF),
+    // back spread out instead of all at once. `times` counts from 1. No more tries once the
+    // first one failed on a certificate: waiting changes neither our files nor Redis's certificate.
+    retryStrategy: (times): number | null => (refusals.has(redis) ? null : backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF)),
     maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
     // Commands wait for the connection instead of failing at once: a sync outlives a restart.
     enableOfflineQueue: true,
@@ -53,7 +60,18 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // socketTimeout (above) ends a dead connection instead, and the command is sent again.
   });
   let lost = false;
-  redis.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
+  /** The first try ended: ready, or its connection closed (after its error, if any). */
+  let firstTryOver = false;
+  redis.on('error', (err: Error) => {
+    const refused = tlsVerificationFailure(err, 'redis');
+    // Later, with the process long started, a certificate error is a change on Redis's side (a
+    // certificate being rotated), which may be put right: tried again like any other loss.
+    if (refused && !firstTryOver) {
+      refusals.set(redis, refused);
+      logger.error({ code: refused.code }, refused.message);
+    } else logger.warn({ err: (refused ?? err).message }, 'redis error');
+  });
+  redis.on('close', () => (firstTryOver = true));
   redis.on('reconnecting', (delayMs: number) => {
     if (!lost) logger.warn({ retryInMs: delayMs }, 'redis connection lost; reconnecting (commands wait)');
     lost = true;
@@ -61,8 +79,31 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
   redis.on('ready', () => {
     if (lost) logger.info('redis connection restored');
     lost = false;
+    firstTryOver = true;
   });
   return redis;
+}
+
+/**
+ * Waits for the first connection try of a client from createRedis to end. Resolves once it is
+ * ready, or once the try failed in a way a later one may fix (Redis down or restarting: commands
+ * wait for the reconnection, as ever), or at once for a client not connecting (lazyConnect).
+ * Rejects with the TlsVerificationError if the try failed on a certificate: a runner or scaler
+ * stops at start, saying what to check, rather than running without its store.
+ */
+export function firstConnection(redis: Redis): Promise<void> {
+  return new Promise((resolve, reject) => {
+    // 'close' too: a connection closed without an error (a server that hangs up) ends a try.
+    const events = ['ready', 'error', 'close'] as const;
+    const settle = () => {
+      for (const event of events) redis.off(event, settle);
+      const refused = refusals.get(redis);
+      if (refused) reject(refused);
+      else resolve();
+    };
+    if (redis.status === 'connecting' || redis.status === 'connect') for (const event of events) redis.on(event, settle);
+    else settle();
+  });
 }
 
 /** Key names, all under `<prefix>:`. One place, so the layout is readable at a glance. */
