@@ -1,9 +1,10 @@
 // The local cluster of scripts/cluster, for the Kubernetes tests and bench: where it is (the
 // script writes the kubeconfig and gives the node an address of its own), how runners in its
-// pods reach the host's RabbitMQ and Redis, and the runner RBAC and Jobs as tidepool ships them.
+// pods reach the host's RabbitMQ and Redis, and the RBAC, admission policies and runner Jobs as
+// tidepool ships them.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import type { Config, ConfigInput } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
@@ -29,14 +30,35 @@ export function inClusterSettings(): Partial<ConfigInput> {
   };
 }
 
-/** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */
-export async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promise<void> {
+/** The connector namespace of k8s/base; everything else there is in the runners' (tidepool). */
+const BASE_CONNECTOR_NAMESPACE = 'tidepool-connectors';
+
+/** What applyShippedAccess takes from k8s/base: all but the scaler Deployment and the NetworkPolicies. */
+const ACCESS_MANIFESTS = ['namespace.yaml', 'rbac.yaml', 'admission-connectors.yaml', 'admission-runners.yaml', 'configmap.yaml'];
+
+/**
+ * Who may do what, exactly as shipped in k8s/base, for runners in `namespace` whose connector
+ * pods go to `connectorNamespace` (the same one unless given): the ServiceAccounts, Roles and
+ * RoleBindings, the namespaces' labels (Pod Security, and those the admission policies bind
+ * by), the policies' parameters (the tidepool ConfigMap, the connector image allow-list) and the
+ * policies themselves. The policies are cluster-wide and the same for every test: applied, not
+ * created, so tests that run at once share them. Everything else lands in the given namespaces.
+ */
+export async function applyShippedAccess(kc: KubeConfig, namespace: string, connectorNamespace = namespace): Promise<void> {
   const objects = kc.makeApiClient(KubernetesObjectApi);
-  const text = await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8');
-  for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject)) {
-    doc.metadata = doc.metadata ?? {};
-    doc.metadata.namespace = namespace;
-    await objects.create(doc);
+  const moved = (ns: string | undefined) => (ns === BASE_CONNECTOR_NAMESPACE ? connectorNamespace : namespace);
+  for (const file of ACCESS_MANIFESTS) {
+    const text = await readFile(join(PACKAGE_ROOT, 'k8s/base', file), 'utf8');
+    for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject & { subjects?: { namespace?: string }[] })) {
+      doc.metadata = doc.metadata ?? {};
+      // One field manager per object of the base: when both namespaces are one, applying the
+      // second Namespace under the first's manager would take the first's labels away.
+      const manager = `tidepool-tests-${doc.kind ?? ''}-${doc.metadata.name ?? ''}`.slice(0, 128);
+      if (doc.kind === 'Namespace') doc.metadata.name = moved(doc.metadata.name);
+      else if (!doc.kind?.startsWith('ValidatingAdmissionPolicy')) doc.metadata.namespace = moved(doc.metadata.namespace);
+      for (const subject of doc.subjects ?? []) subject.namespace = moved(subject.namespace);
+      await objects.patch(doc, undefined, undefined, manager, true, PatchStrategy.ServerSideApply);
+    }
   }
 }
 

@@ -1,15 +1,38 @@
 // The setup the Kubernetes tests share. Where the cluster is, the runner RBAC and runner Jobs
 // are in bench/support/cluster.ts (the Kubernetes bench uses them too), re-exported here.
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Config, ConfigInput } from '../../shared/config.js';
 import { CLUSTER, inClusterSettings } from '../../bench/support/cluster.js';
 import { testConfig } from '../helpers/services.js';
 
-export { applyRunnerRbac, CLUSTER, runnerJobLauncher } from '../../bench/support/cluster.js';
+export { applyShippedAccess, CLUSTER, runnerJobLauncher } from '../../bench/support/cluster.js';
 
 export async function createNamespace(kc: KubeConfig, name: string): Promise<string> {
   await kc.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { 'tidepool.io/test': 'true' } } } });
   return name;
+}
+
+/**
+ * A client that is `serviceAccount` of `namespace`, with a short-lived token the API server
+ * issues for it (TokenRequest): what that account may do, RBAC and admission policies checked,
+ * not what the tests' admin may.
+ */
+export async function kubeConfigAs(admin: KubeConfig, namespace: string, serviceAccount: string): Promise<KubeConfig> {
+  const request = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    name: serviceAccount,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cluster = admin.getCurrentCluster();
+  if (!cluster || !request.status?.token) throw new Error(`no token for ${namespace}/${serviceAccount}`);
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: serviceAccount, token: request.status.token }],
+    contexts: [{ name: serviceAccount, cluster: cluster.name, user: serviceAccount }],
+    currentContext: serviceAccount,
+  });
+  return kc;
 }
 
 /** A test config whose runners (in pods) reach RabbitMQ and Redis at the node address. */

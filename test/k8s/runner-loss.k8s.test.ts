@@ -12,7 +12,7 @@ import { topologyFor } from '../../shared/broker/topology.js';
 import { Scaler } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, applyRunnerRbac, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
+import { CLUSTER, applyShippedAccess, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
 
 const USERS = 300_000;
 
@@ -36,7 +36,7 @@ describe('a runner pod lost mid-sync', () => {
   beforeAll(async () => {
     services = openTestServices(config);
     await createNamespace(kc, namespace);
-    await applyRunnerRbac(kc, namespace);
+    await applyShippedAccess(kc, namespace);
     dest = await createTestDatabase('k8s_loss_dest');
     await services.store.connections.apply({
       id: 'big',
