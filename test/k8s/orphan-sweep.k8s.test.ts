@@ -1,9 +1,11 @@
-// The orphan sweep a runner does at start, on the real cluster: connector pods (and their
-// Secrets) of a runner that is gone are deleted; those of a live runner, and pods too young to
-// judge, are left alone. ownerReferences cover runners in pods; this covers the rest (a runner
-// outside the cluster, or one whose pod object survived it).
+// The orphan sweep a runner does at start and every minute, on the real cluster: connector
+// pods (and their Secrets) of a runner that is gone are deleted; those of a live runner, and
+// pods too young to judge, are left alone. ownerReferences cover runners in pods whose connectors
+// share their namespace; this covers the rest (connectors in a namespace of their own, a runner
+// outside the cluster, or one whose pod object survived it). The launchers act with the runner
+// ServiceAccount's token, under the RBAC and admission policies k8s/base ships.
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../shared/kube.js';
 import { PACKAGE_VERSION } from '../../shared/paths.js';
@@ -12,12 +14,15 @@ import { KubernetesPodConnectorLauncher } from '../../runner/launch/kubernetes-p
 import { StreamServer } from '../../runner/launch/stream-server.js';
 import { fakerUsersCatalog } from '../helpers/connector-io.js';
 import { testLogger, waitFor } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { CLUSTER, applyShippedAccess, createNamespace, kubeConfigAs } from './cluster.js';
 
 describe('orphan sweep', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
-  const namespace = `tp-sweep-${randomBytes(3).toString('hex')}`;
+  const suffix = randomBytes(3).toString('hex');
+  const runnerNamespace = `tp-sweep-${suffix}`;
+  const namespace = `tp-sweepc-${suffix}`;
+  let asRunner: KubeConfig;
   const servers: StreamServer[] = [];
   const launchers: KubernetesPodConnectorLauncher[] = [];
 
@@ -26,7 +31,7 @@ describe('orphan sweep', () => {
     await server.listen();
     servers.push(server);
     const launcher = new KubernetesPodConnectorLauncher(
-      kc,
+      asRunner,
       {
         namespace,
         runnerId,
@@ -57,13 +62,16 @@ describe('orphan sweep', () => {
   const connectorSecrets = async () => (await core.listNamespacedSecret({ namespace, labelSelector: 'app.kubernetes.io/component=connector' })).items.length;
 
   beforeAll(async () => {
+    await createNamespace(kc, runnerNamespace);
     await createNamespace(kc, namespace);
+    await applyShippedAccess(kc, runnerNamespace, namespace);
+    asRunner = await kubeConfigAs(kc, runnerNamespace, 'tidepool-runner');
   });
 
   afterAll(async () => {
     for (const l of launchers) await l.close();
     for (const s of servers) await s.stop();
-    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    for (const ns of [namespace, runnerNamespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
   });
 
   it('deletes the pods and Secrets of runners that are gone, and nothing else', async () => {
