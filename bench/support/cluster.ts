@@ -4,13 +4,15 @@
 // tidepool ships them.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KubernetesObjectApi, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
+import { kubeErrorMessage } from '../../shared/kube.js';
 import { parseAllDocuments } from 'yaml';
 import type { Config, ConfigInput } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { runnerEnv } from '../../scaler/runner-env.js';
+import { waitFor } from './wait.js';
 
 export const CLUSTER = {
   kubeconfig: process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig',
@@ -59,6 +61,46 @@ export async function applyShippedAccess(kc: KubeConfig, namespace: string, conn
       for (const subject of doc.subjects ?? []) subject.namespace = moved(subject.namespace);
       await objects.patch(doc, undefined, undefined, manager, true, PatchStrategy.ServerSideApply);
     }
+  }
+  await policiesInForce(kc, namespace, connectorNamespace);
+}
+
+/**
+ * Waits until the admission policies act in these namespaces. The API server loads policies
+ * and the new Roles through caches: just applied, a request may meet neither yet (RBAC's
+ * "cannot create", or no check at all). So each
+ * account in turn (impersonated, dry-run) is asked for something its policy refuses, until the
+ * refusal comes from that policy.
+ */
+async function policiesInForce(kc: KubeConfig, namespace: string, connectorNamespace: string): Promise<void> {
+  const as = (serviceAccount: string) => {
+    const impersonating = new KubeConfig();
+    impersonating.loadFromOptions({
+      clusters: kc.clusters,
+      contexts: kc.contexts,
+      currentContext: kc.currentContext,
+      users: kc.users.map((u) => ({ ...u, impersonateUser: `system:serviceaccount:${namespace}:${serviceAccount}` })),
+    });
+    return impersonating;
+  };
+  const restricted = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+  const container = { name: 'probe', image: 'policy.invalid/probe', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } };
+  // Pod Security would refuse an unrestricted pod first; this one lacks only what the policy asks.
+  const pod: V1Pod = { metadata: { generateName: 'policy-probe-' }, spec: { securityContext: restricted, containers: [container] } };
+  const job: V1Job = { metadata: { generateName: 'policy-probe-' }, spec: { template: { spec: { restartPolicy: 'Never', securityContext: restricted, containers: [container] } } } };
+  const probes = [
+    { policy: 'tidepool-connector-pods', ask: () => as('tidepool-runner').makeApiClient(CoreV1Api).createNamespacedPod({ namespace: connectorNamespace, body: pod, dryRun: 'All' }) },
+    { policy: 'tidepool-runner-jobs', ask: () => as('tidepool-scaler').makeApiClient(BatchV1Api).createNamespacedJob({ namespace, body: job, dryRun: 'All' }) },
+  ];
+  for (const { policy, ask } of probes) {
+    await waitFor(`admission policy ${policy} in force`, async () => {
+      const refusal = await ask().then(
+        () => 'admitted',
+        (err: unknown) => kubeErrorMessage(err),
+      );
+      if (!refusal.includes(`ValidatingAdmissionPolicy '${policy}' with binding '${policy}' denied request: a `)) throw new Error(refusal);
+      return true;
+    }, 60_000, 250);
   }
 }
 

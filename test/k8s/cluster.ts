@@ -1,8 +1,13 @@
-// The setup the Kubernetes tests share. Where the cluster is, the runner RBAC and runner Jobs
-// are in bench/support/cluster.ts (the Kubernetes bench uses them too), re-exported here.
+// The setup the Kubernetes tests share. Where the cluster is, the shipped RBAC and admission
+// policies and runner Jobs are in bench/support/cluster.ts (the Kubernetes bench uses them
+// too), re-exported here.
+import { randomBytes } from 'node:crypto';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { PACKAGE_VERSION } from '../../shared/paths.js';
+import type { KubernetesPodOptions } from '../../runner/launch/kubernetes-pod.js';
+import type { StreamServer } from '../../runner/launch/stream-server.js';
 import type { Config, ConfigInput } from '../../shared/config.js';
-import { CLUSTER, inClusterSettings } from '../../bench/support/cluster.js';
+import { applyShippedAccess, CLUSTER, inClusterSettings } from '../../bench/support/cluster.js';
 import { testConfig } from '../helpers/services.js';
 
 export { applyShippedAccess, CLUSTER, runnerJobLauncher } from '../../bench/support/cluster.js';
@@ -49,5 +54,50 @@ export function hostRunnerOnCluster(namespace: string): Partial<ConfigInput> {
     advertiseAddress: CLUSTER.nodeIp,
     streamPort: 0,
     imagePullPolicy: 'Never',
+  };
+}
+
+/** Runners' and connectors' namespaces as k8s/base lays them out, on the test cluster. */
+export interface SplitLayout {
+  namespace: string;
+  connectorNamespace: string;
+  /** A client with the runner ServiceAccount's token. */
+  asRunner: KubeConfig;
+  /** Deletes both namespaces. */
+  remove(): Promise<void>;
+}
+
+/**
+ * Two fresh namespaces, `<name>-<suffix>` for runners and `<name>c-<suffix>` for their
+ * connectors, with the shipped RBAC and admission policies (applyShippedAccess).
+ */
+export async function createSplitLayout(admin: KubeConfig, name: string): Promise<SplitLayout> {
+  const suffix = randomBytes(3).toString('hex');
+  const namespace = await createNamespace(admin, `${name}-${suffix}`);
+  const connectorNamespace = await createNamespace(admin, `${name}c-${suffix}`);
+  await applyShippedAccess(admin, namespace, connectorNamespace);
+  const core = admin.makeApiClient(CoreV1Api);
+  return {
+    namespace,
+    connectorNamespace,
+    asRunner: await kubeConfigAs(admin, namespace, 'tidepool-runner'),
+    remove: async () => {
+      for (const ns of [connectorNamespace, namespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    },
+  };
+}
+
+/** Connector pods of `runnerId` as a runner makes them, from the local images, dialing `server` at the node address. */
+export function podLauncherOptions(namespace: string, runnerId: string, server: StreamServer, prefix: string): KubernetesPodOptions {
+  return {
+    namespace,
+    runnerId,
+    server,
+    advertiseAddress: CLUSTER.nodeIp,
+    sidecarImage: `tidepool/socat:${PACKAGE_VERSION}`,
+    builtinImage: (name) => `tidepool/${name}:${PACKAGE_VERSION}`,
+    imagePullPolicy: 'Never',
+    activeDeadlineSeconds: 300,
+    selector: { 'tidepool.io/prefix': prefix },
   };
 }

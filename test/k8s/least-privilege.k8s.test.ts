@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeErrorMessage, loadKubeConfig } from '../../shared/kube.js';
 import { newSyncRequest } from '../../shared/messages.js';
 import { CLI_PATH, PACKAGE_VERSION } from '../../shared/paths.js';
-import { configEnv } from '../../shared/config.js';
+import { configEnv, type Config } from '../../shared/config.js';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
@@ -26,7 +26,7 @@ import { StreamServer } from '../../runner/launch/stream-server.js';
 import { FINAL_STATUSES } from '../../shared/store/runs.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, testLogger, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, applyShippedAccess, clusterTestConfig, createNamespace, hostRunnerOnCluster, kubeConfigAs, runnerJobLauncher } from './cluster.js';
+import { CLUSTER, clusterTestConfig, createSplitLayout, hostRunnerOnCluster, kubeConfigAs, podLauncherOptions, runnerJobLauncher, type SplitLayout } from './cluster.js';
 
 const POD_POLICY = "ValidatingAdmissionPolicy 'tidepool-connector-pods'";
 const SECRET_POLICY = "ValidatingAdmissionPolicy 'tidepool-connector-secrets'";
@@ -46,18 +46,11 @@ async function answer(request: Promise<unknown>): Promise<string> {
 describe('least privilege on Kubernetes', () => {
   const admin = loadKubeConfig(CLUSTER.kubeconfig);
   const core = admin.makeApiClient(CoreV1Api);
-  const suffix = randomBytes(3).toString('hex');
-  const namespace = `tp-lp-${suffix}`;
-  const connectorNamespace = `tp-lpc-${suffix}`;
-  const config = clusterTestConfig('least-privilege-k8s', {
-    namespace,
-    connectorNamespace,
-    maxRunners: 1,
-    idleTimeout: '5s',
-    heartbeatInterval: '1s',
-    heartbeatTtl: '6s',
-    logLevel: (process.env.TEST_RUNNER_LOG_LEVEL ?? 'warn') as 'warn',
-  });
+  let layout: SplitLayout;
+  let namespace: string;
+  let connectorNamespace: string;
+  /** What the scaler would hand its runners, for runner Jobs as it makes them. */
+  let config: Config;
   let asRunner: KubeConfig;
   let asScaler: KubeConfig;
   let server: StreamServer;
@@ -66,13 +59,12 @@ describe('least privilege on Kubernetes', () => {
   let runner: ChildProcess | undefined;
 
   beforeAll(async () => {
-    await createNamespace(admin, namespace);
-    await createNamespace(admin, connectorNamespace);
-    await applyShippedAccess(admin, namespace, connectorNamespace);
+    layout = await createSplitLayout(admin, 'tp-lp');
+    ({ namespace, connectorNamespace, asRunner } = layout);
+    config = clusterTestConfig('least-privilege-k8s', { namespace, connectorNamespace });
     await admin
       .makeApiClient(KubernetesObjectApi)
       .patch({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: connectorNamespace, labels: { 'pod-security.kubernetes.io/enforce': null as unknown as string } } }, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
-    asRunner = await kubeConfigAs(admin, namespace, 'tidepool-runner');
     asScaler = await kubeConfigAs(admin, namespace, 'tidepool-scaler');
     server = new StreamServer(testLogger(), { host: '0.0.0.0', port: 0 });
     await server.listen();
@@ -82,28 +74,14 @@ describe('least privilege on Kubernetes', () => {
     runner?.kill('SIGKILL');
     await services?.cleanup();
     await server?.stop();
-    for (const ns of [namespace, connectorNamespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await layout?.remove();
     await dest?.drop();
   });
 
   describe("the runner's ServiceAccount", () => {
     /** A source's pod exactly as the runner makes it, and the Secret it mounts (same name). */
     function connectorPod(): V1Pod {
-      const launcher = new KubernetesPodConnectorLauncher(
-        asRunner,
-        {
-          namespace: connectorNamespace,
-          runnerId: 'lp-runner',
-          server,
-          advertiseAddress: CLUSTER.nodeIp,
-          sidecarImage: `tidepool/socat:${PACKAGE_VERSION}`,
-          builtinImage: (name) => `tidepool/${name}:${PACKAGE_VERSION}`,
-          imagePullPolicy: 'Never',
-          activeDeadlineSeconds: 300,
-          selector: { 'tidepool.io/prefix': config.prefix },
-        },
-        testLogger(),
-      );
+      const launcher = new KubernetesPodConnectorLauncher(asRunner, podLauncherOptions(connectorNamespace, 'lp-runner', server, config.prefix), testLogger());
       const run = { runId: `lp-${randomBytes(4).toString('hex')}`, role: 'source' as const, connector: { connector: 'source-faker', config: {} }, command: 'read' as const, files: { config: {} } };
       const labels = { 'tidepool.io/prefix': config.prefix, 'app.kubernetes.io/component': 'connector', 'tidepool.io/runner': 'lp-runner', 'tidepool.io/role': 'source' };
       return launcher.podManifest(run, podName(run), 'token', labels);
@@ -144,7 +122,7 @@ describe('least privilege on Kubernetes', () => {
     it('is refused a pod with an image that is not allowed', async () => {
       const pod = connectorPod();
       main(pod).image = 'busybox:1.36';
-      expect(await create(pod)).toContain(`${POD_POLICY} with binding 'tidepool-connector-pods' denied request: image not allowed in a connector pod (ConfigMap tidepool-connector-images): busybox:1.36`);
+      expect(await create(pod)).toContain(`${POD_POLICY} with binding 'tidepool-connector-pods' denied request: image not allowed in a connector pod (annotation tidepool.io/connector-images of its namespace): busybox:1.36`);
       // A repository that only begins like an allowed one is another repository.
       main(pod).image = `tidepool-evil/source-faker:${PACKAGE_VERSION}`;
       expect(await create(pod)).toContain('image not allowed in a connector pod');
@@ -205,7 +183,7 @@ describe('least privilege on Kubernetes', () => {
     it('is refused a Job with another image, another ServiceAccount or another command', async () => {
       const image = runnerJob();
       runner(image).image = 'busybox:1.36';
-      expect(await create(image)).toContain(`${JOB_POLICY} with binding 'tidepool-runner-jobs' denied request: a runner Job runs the runner image tidepool/tidepool only`);
+      expect(await create(image)).toContain(`${JOB_POLICY} with binding 'tidepool-runner-jobs' denied request: a runner Job runs the runner image only (annotation tidepool.io/runner-image of its namespace: tidepool/tidepool)`);
 
       const account = runnerJob();
       account.spec!.template.spec!.serviceAccountName = 'tidepool-scaler';

@@ -22,7 +22,7 @@ import { topologyFor } from '../../shared/broker/topology.js';
 import { Scaler } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, applyShippedAccess, clusterTestConfig, createNamespace, hostRunnerOnCluster, kubeConfigAs, runnerJobLauncher } from './cluster.js';
+import { CLUSTER, applyShippedAccess, clusterTestConfig, createNamespace, createSplitLayout, hostRunnerOnCluster, runnerJobLauncher, type SplitLayout } from './cluster.js';
 
 const USERS = 300_000;
 
@@ -108,10 +108,8 @@ describe('a runner pod lost mid-sync', () => {
 describe('a runner lost mid-sync, connectors in a namespace of their own', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
-  const suffix = randomBytes(3).toString('hex');
-  const namespace = `tp-lossr-${suffix}`;
-  const connectorNamespace = `tp-lossc-${suffix}`;
-  const dir = join(tmpdir(), `tp-loss-${suffix}`);
+  const dir = join(tmpdir(), `tp-loss-${randomBytes(3).toString('hex')}`);
+  let layout: SplitLayout;
   let config: Config;
   let services: TestServices;
   let dest: TestDatabase;
@@ -127,15 +125,13 @@ describe('a runner lost mid-sync, connectors in a namespace of their own', () =>
   }
 
   beforeAll(async () => {
-    await createNamespace(kc, namespace);
-    await createNamespace(kc, connectorNamespace);
-    await applyShippedAccess(kc, namespace, connectorNamespace);
+    layout = await createSplitLayout(kc, 'tp-lossr');
     await mkdir(dir, { recursive: true });
     const kubeconfig = join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, (await kubeConfigAs(kc, namespace, 'tidepool-runner')).exportConfig(), { mode: 0o600 });
+    await writeFile(kubeconfig, layout.asRunner.exportConfig(), { mode: 0o600 });
     config = testConfig('runner-loss-split-k8s', {
-      ...hostRunnerOnCluster(namespace),
-      connectorNamespace,
+      ...hostRunnerOnCluster(layout.namespace),
+      connectorNamespace: layout.connectorNamespace,
       kubeconfig,
       concurrency: 1,
       idleTimeout: '10m',
@@ -157,7 +153,7 @@ describe('a runner lost mid-sync, connectors in a namespace of their own', () =>
   afterAll(async () => {
     for (const r of runners.values()) r.process.kill('SIGKILL');
     await services?.cleanup();
-    for (const ns of [connectorNamespace, namespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    await layout?.remove();
     await dest?.drop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -174,22 +170,22 @@ describe('a runner lost mid-sync, connectors in a namespace of their own', () =>
     await waitFor('the sync to run in connector pods', async () => {
       const run = await services.store.runs.get(request.syncId);
       if (run?.status !== 'running') return undefined;
-      const running = (await connectorPods(core, connectorNamespace, lost)).filter((p) => p.status?.phase === 'Running');
+      const running = (await connectorPods(core, layout.connectorNamespace, lost)).filter((p) => p.status?.phase === 'Running');
       return running.length === 2 ? true : undefined;
     }, 120_000, 250);
     // No ownerReference across namespaces (the garbage collector would delete the pods at once).
-    expect((await connectorPods(core, connectorNamespace, lost)).every((p) => (p.metadata?.ownerReferences ?? []).length === 0)).toBe(true);
+    expect((await connectorPods(core, layout.connectorNamespace, lost)).every((p) => (p.metadata?.ownerReferences ?? []).length === 0)).toBe(true);
     startRunner(survivor);
     runners.get(lost)!.process.kill('SIGKILL');
     const lostAt = Date.now();
 
     // Nothing of the lost runner keeps running: the heartbeat sidecar ends its pods...
-    await waitFor('the lost runner\'s connector pods to stop', async () => (await connectorPods(core, connectorNamespace, lost)).every((p) => p.status?.phase !== 'Running' && p.status?.phase !== 'Pending'), 30_000, 250);
+    await waitFor('the lost runner\'s connector pods to stop', async () => (await connectorPods(core, layout.connectorNamespace, lost)).every((p) => p.status?.phase !== 'Running' && p.status?.phase !== 'Pending'), 30_000, 250);
     expect(Date.now() - lostAt).toBeLessThan(30_000);
     // ...and the survivor's sweep deletes them and their Secrets (pods a minute old, once a minute).
     await waitFor('the lost runner\'s connector pods and Secrets to be deleted', async () => {
-      const secrets = await core.listNamespacedSecret({ namespace: connectorNamespace, labelSelector: `app.kubernetes.io/component=connector,tidepool.io/runner=${lost}` });
-      return (await connectorPods(core, connectorNamespace, lost)).length === 0 && secrets.items.length === 0;
+      const secrets = await core.listNamespacedSecret({ namespace: layout.connectorNamespace, labelSelector: `app.kubernetes.io/component=connector,tidepool.io/runner=${lost}` });
+      return (await connectorPods(core, layout.connectorNamespace, lost)).length === 0 && secrets.items.length === 0;
     }, 180_000, 1000);
 
     const done = await waitFor('the survivor to complete the sync', async () => {
