@@ -5,9 +5,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
-import { kubeErrorMessage } from '../../shared/kube.js';
 import { parseAllDocuments } from 'yaml';
 import type { Config, ConfigInput } from '../../shared/config.js';
+import { kubeErrorMessage } from '../../shared/kube.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
@@ -35,15 +35,14 @@ export function inClusterSettings(): Partial<ConfigInput> {
 /** The connector namespace of k8s/base; everything else there is in the runners' (tidepool). */
 const BASE_CONNECTOR_NAMESPACE = 'tidepool-connectors';
 
-/** What applyShippedAccess takes from k8s/base: all but the scaler Deployment and the NetworkPolicies. */
-const ACCESS_MANIFESTS = ['namespace.yaml', 'rbac.yaml', 'admission-connectors.yaml', 'admission-runners.yaml', 'configmap.yaml'];
+/** What applyShippedAccess takes from k8s/base: all but the settings, the scaler Deployment and the NetworkPolicies. */
+const ACCESS_MANIFESTS = ['namespace.yaml', 'rbac.yaml', 'admission-connectors.yaml', 'admission-runners.yaml'];
 
 /**
  * Who may do what, exactly as shipped in k8s/base, for runners in `namespace` whose connector
  * pods go to `connectorNamespace` (the same one unless given): the ServiceAccounts, Roles and
  * RoleBindings, the namespaces' labels (Pod Security, and those the admission policies bind
- * by), the policies' parameters (the tidepool ConfigMap, the connector image allow-list) and the
- * policies themselves. The policies are cluster-wide and the same for every test: applied, not
+ * by) and annotations (the images the policies allow), and the policies themselves. The policies are cluster-wide and the same for every test: applied, not
  * created, so tests that run at once share them. Everything else lands in the given namespaces.
  */
 export async function applyShippedAccess(kc: KubeConfig, namespace: string, connectorNamespace = namespace): Promise<void> {
@@ -68,9 +67,8 @@ export async function applyShippedAccess(kc: KubeConfig, namespace: string, conn
 /**
  * Waits until the admission policies act in these namespaces. The API server loads policies
  * and the new Roles through caches: just applied, a request may meet neither yet (RBAC's
- * "cannot create", or no check at all). So each
- * account in turn (impersonated, dry-run) is asked for something its policy refuses, until the
- * refusal comes from that policy.
+ * "cannot create", or no check at all). So each account in turn (impersonated, dry-run) is
+ * asked for something its policy refuses, until the refusal comes from that policy.
  */
 async function policiesInForce(kc: KubeConfig, namespace: string, connectorNamespace: string): Promise<void> {
   const as = (serviceAccount: string) => {
