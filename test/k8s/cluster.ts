@@ -73,18 +73,21 @@ export interface SplitLayout {
  */
 export async function createSplitLayout(admin: KubeConfig, name: string): Promise<SplitLayout> {
   const suffix = randomBytes(3).toString('hex');
-  const namespace = await createNamespace(admin, `${name}-${suffix}`);
-  const connectorNamespace = await createNamespace(admin, `${name}c-${suffix}`);
-  await applyShippedAccess(admin, namespace, connectorNamespace);
+  const namespace = `${name}-${suffix}`;
+  const connectorNamespace = `${name}c-${suffix}`;
   const core = admin.makeApiClient(CoreV1Api);
-  return {
-    namespace,
-    connectorNamespace,
-    asRunner: await kubeConfigAs(admin, namespace, 'tidepool-runner'),
-    remove: async () => {
-      for (const ns of [connectorNamespace, namespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
-    },
+  const remove = async () => {
+    for (const ns of [connectorNamespace, namespace]) await core.deleteNamespace({ name: ns }).catch(() => undefined);
   };
+  try {
+    await createNamespace(admin, namespace);
+    await createNamespace(admin, connectorNamespace);
+    await applyShippedAccess(admin, namespace, connectorNamespace);
+    return { namespace, connectorNamespace, asRunner: await kubeConfigAs(admin, namespace, 'tidepool-runner'), remove };
+  } catch (err) {
+    await remove(); // the test's afterAll never learns the names
+    throw err;
+  }
 }
 
 /** Connector pods of `runnerId` as a runner makes them, from the local images, dialing `server` at the node address. */
