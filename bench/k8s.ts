@@ -66,7 +66,7 @@ import { KubernetesLease } from '../scaler/leadership/lease.js';
 import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { applyRunnerRbac, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { applyShippedAccess, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
 import { countLines } from './support/count-lines.js';
 import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
 import { disturbed, INTERFERENCE, leastDisturbed } from './support/rounds.js';
@@ -432,7 +432,7 @@ class Bench {
     this.prefixes.push(config);
     this.namespaces.add(namespace);
     await this.core.createNamespace({ body: { metadata: { name: namespace, labels: { 'tidepool.io/bench': 'true' } } } });
-    await applyRunnerRbac(this.kc, namespace);
+    await applyShippedAccess(this.kc, namespace);
     return { config, store: createStore(this.redis, config), namespace };
   }
 

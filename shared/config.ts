@@ -46,6 +46,9 @@ const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'], { error: 
 /** A Kubernetes resource quantity (250m, 0.5, 512Mi, 2Gi), or empty for none. */
 const quantity = z.string().refine((v) => v === '' || KUBERNETES_QUANTITY.test(v), 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi (or empty for none)');
 
+/** A Kubernetes namespace name (a DNS-1123 label). */
+const kubeNamespace = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name');
+
 /**
  * A node selector as `key=value,key=value` (empty: none). Kept as text so it survives being
  * handed to runner pods as an environment variable; `parseNodeSelector` reads it.
@@ -217,8 +220,15 @@ export const configSchema = z
     runnerTlsSecret: z.string().regex(/^$|^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a Kubernetes Secret name').default(''),
 
     // Kubernetes mode
-    /** Namespace of runner Jobs and connector pods. */
-    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name').default('tidepool'),
+    /** Namespace of runner Jobs (and of connector pods, unless connectorNamespace is set). */
+    namespace: kubeNamespace.default('tidepool'),
+    /**
+     * Namespace of connector pods and their per-run Secrets; empty = `namespace`. A namespace of
+     * their own keeps third-party code away from the scaler's and runners' objects: the runner
+     * may create pods and Secrets there and nowhere else (k8s/base/rbac.yaml), and an admission
+     * policy bounds what those pods may be (k8s/base/admission-connectors.yaml).
+     */
+    connectorNamespace: z.union([z.literal(''), kubeNamespace]).default(''),
     /** Kubeconfig file; empty = in-cluster service account, else ~/.kube/config. */
     kubeconfig: z.string().default(''),
     /** Images: `<imagePrefix><name>:<imageTag>` for tidepool, socat and the reference connectors. */

@@ -1,15 +1,18 @@
 // The local cluster of scripts/cluster, for the Kubernetes tests and bench: where it is (the
 // script writes the kubeconfig and gives the node an address of its own), how runners in its
-// pods reach the host's RabbitMQ and Redis, and the runner RBAC and Jobs as tidepool ships them.
+// pods reach the host's RabbitMQ and Redis, and the RBAC, admission policies and runner Jobs as
+// tidepool ships them.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { KubernetesObjectApi, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
+import { kubeErrorMessage } from '../../shared/kube.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { runnerEnv } from '../../scaler/runner-env.js';
+import { waitFor } from './wait.js';
 
 export const CLUSTER = {
   kubeconfig: process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig',
@@ -40,14 +43,73 @@ export function onNode(url: string): string {
   return u.toString();
 }
 
-/** The runners' ServiceAccount, Role and RoleBinding exactly as shipped in k8s/base. */
-export async function applyRunnerRbac(kc: KubeConfig, namespace: string): Promise<void> {
+/** The connector namespace of k8s/base; everything else there is in the runners' (tidepool). */
+const BASE_CONNECTOR_NAMESPACE = 'tidepool-connectors';
+
+/** What applyShippedAccess takes from k8s/base: all but the settings, the scaler Deployment and the NetworkPolicies. */
+const ACCESS_MANIFESTS = ['namespace.yaml', 'rbac.yaml', 'admission-connectors.yaml', 'admission-runners.yaml'];
+
+/**
+ * Who may do what, exactly as shipped in k8s/base, for runners in `namespace` whose connector
+ * pods go to `connectorNamespace` (the same one unless given): the ServiceAccounts, Roles and
+ * RoleBindings, the namespaces' labels (Pod Security, and those the admission policies bind
+ * by) and annotations (the images the policies allow), and the policies themselves. The policies are cluster-wide and the same for every test: applied, not
+ * created, so tests that run at once share them. Everything else lands in the given namespaces.
+ */
+export async function applyShippedAccess(kc: KubeConfig, namespace: string, connectorNamespace = namespace): Promise<void> {
   const objects = kc.makeApiClient(KubernetesObjectApi);
-  const text = await readFile(join(PACKAGE_ROOT, 'k8s/base/rbac.yaml'), 'utf8');
-  for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject)) {
-    doc.metadata = doc.metadata ?? {};
-    doc.metadata.namespace = namespace;
-    await objects.create(doc);
+  const moved = (ns: string | undefined) => (ns === BASE_CONNECTOR_NAMESPACE ? connectorNamespace : namespace);
+  for (const file of ACCESS_MANIFESTS) {
+    const text = await readFile(join(PACKAGE_ROOT, 'k8s/base', file), 'utf8');
+    for (const doc of parseAllDocuments(text).map((d) => d.toJSON() as KubernetesObject & { subjects?: { namespace?: string }[] })) {
+      doc.metadata = doc.metadata ?? {};
+      // One field manager per object of the base: when both namespaces are one, applying the
+      // second Namespace under the first's manager would take the first's labels away.
+      const manager = `tidepool-tests-${doc.kind ?? ''}-${doc.metadata.name ?? ''}`.slice(0, 128);
+      if (doc.kind === 'Namespace') doc.metadata.name = moved(doc.metadata.name);
+      else if (!doc.kind?.startsWith('ValidatingAdmissionPolicy')) doc.metadata.namespace = moved(doc.metadata.namespace);
+      for (const subject of doc.subjects ?? []) subject.namespace = moved(subject.namespace);
+      await objects.patch(doc, undefined, undefined, manager, true, PatchStrategy.ServerSideApply);
+    }
+  }
+  await policiesInForce(kc, namespace, connectorNamespace);
+}
+
+/**
+ * Waits until the admission policies act in these namespaces. The API server loads policies
+ * and the new Roles through caches: just applied, a request may meet neither yet (RBAC's
+ * "cannot create", or no check at all). So each account in turn (impersonated, dry-run) is
+ * asked for something its policy refuses, until the refusal comes from that policy.
+ */
+async function policiesInForce(kc: KubeConfig, namespace: string, connectorNamespace: string): Promise<void> {
+  const as = (serviceAccount: string) => {
+    const impersonating = new KubeConfig();
+    impersonating.loadFromOptions({
+      clusters: kc.clusters,
+      contexts: kc.contexts,
+      currentContext: kc.currentContext,
+      users: kc.users.map((u) => ({ ...u, impersonateUser: `system:serviceaccount:${namespace}:${serviceAccount}` })),
+    });
+    return impersonating;
+  };
+  const restricted = { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } };
+  const container = { name: 'probe', image: 'policy.invalid/probe', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } };
+  // Pod Security would refuse an unrestricted pod first; this one lacks only what the policy asks.
+  const pod: V1Pod = { metadata: { generateName: 'policy-probe-' }, spec: { securityContext: restricted, containers: [container] } };
+  const job: V1Job = { metadata: { generateName: 'policy-probe-' }, spec: { template: { spec: { restartPolicy: 'Never', securityContext: restricted, containers: [container] } } } };
+  const probes = [
+    { policy: 'tidepool-connector-pods', ask: () => as('tidepool-runner').makeApiClient(CoreV1Api).createNamespacedPod({ namespace: connectorNamespace, body: pod, dryRun: 'All' }) },
+    { policy: 'tidepool-runner-jobs', ask: () => as('tidepool-scaler').makeApiClient(BatchV1Api).createNamespacedJob({ namespace, body: job, dryRun: 'All' }) },
+  ];
+  for (const { policy, ask } of probes) {
+    await waitFor(`admission policy ${policy} in force`, async () => {
+      const refusal = await ask().then(
+        () => 'admitted',
+        (err: unknown) => kubeErrorMessage(err),
+      );
+      if (!refusal.includes(`ValidatingAdmissionPolicy '${policy}' with binding '${policy}' denied request: a `)) throw new Error(refusal);
+      return true;
+    }, 60_000, 250);
   }
 }
 

@@ -6,8 +6,10 @@
 //   stdin               socat sidecar: runner → pipe (destinations only)
 //   heartbeat           ends the pod when the runner stops answering
 //
-// Config, catalog and state reach the pod as a per-run Secret, deleted with the pod. The pod is
-// owned by the runner's pod (garbage-collected with it), has activeDeadlineSeconds, shares one
+// Config, catalog and state reach the pod as a per-run Secret named like the pod (the admission
+// policy in k8s/base admits no other), deleted with the pod. In the runner's own namespace the
+// pod is owned by the runner's pod (garbage-collected with it); in a connector namespace of
+// its own it cannot be (see `owner`). It has activeDeadlineSeconds, shares one
 // process namespace (so the heartbeat sidecar can end it), runs non-root with a read-only root
 // filesystem, no capabilities and no service-account token. Exit codes and OOMKilled / Evicted /
 // DeadlineExceeded come from container statuses, read through one watch (an informer) per
@@ -34,7 +36,12 @@ export interface KubernetesPodOptions {
   /** Image of a reference connector by name. */
   builtinImage: (name: string) => string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
-  /** The runner's own pod, when it runs in one: connector pods are owned by it. */
+  /**
+   * The runner's own pod, when it runs in one in `namespace`: connector pods are owned by it.
+   * Never set across namespaces: the garbage collector takes an owner in another namespace for
+   * absent and deletes the dependent at once. There the `tidepool.io/runner` label, the
+   * heartbeat sidecar and `sweepOrphans` take the owner's place.
+   */
   owner?: { name: string; uid: string };
   activeDeadlineSeconds: number;
   /** Labels of this installation (its prefix), added to every pod and secret. */

@@ -39,17 +39,31 @@ async function platformLauncher(config: Config, logger: Logger, runnerId: string
     kubernetesPodOptions(config, { runnerId, server, advertiseAddress: address }),
     logger.child({ component: 'connector-pods' }),
   );
+  let sweeping: NodeJS.Timeout | undefined;
   return {
     launcher: adapter,
     prepare: async (store) => {
-      await adapter.sweepOrphans(async () => new Set((await store.runners.alive()).map((h) => h.runnerId)));
+      const sweep = () => adapter.sweepOrphans(async () => new Set((await store.runners.alive()).map((h) => h.runnerId)));
+      await sweep();
+      // Again while the runner lives, not only at start: in a connector namespace of their own
+      // no ownerReference takes a lost runner's pods and Secrets with it (the heartbeat sidecar
+      // ends the pods within ~30 s; this deletes them), and without a further runner start
+      // nothing else would.
+      sweeping = setInterval(() => {
+        sweep().catch((err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'orphan sweep failed'));
+      }, ORPHAN_SWEEP_INTERVAL_MS);
+      sweeping.unref();
     },
     close: async () => {
+      clearInterval(sweeping);
       await adapter.close();
       await server.stop();
     },
   };
 }
+
+/** How often a runner deletes connector pods of runners that are gone. */
+const ORPHAN_SWEEP_INTERVAL_MS = 60_000;
 
 /**
  * Connectors on this host: programs as child processes, connectors that name an image with
@@ -76,13 +90,16 @@ export function advertiseAddress(config: Pick<Config, 'advertiseAddress' | 'podI
 
 /** Connector pods of one runner, whose stream server listens at `advertiseAddress`. */
 export function kubernetesPodOptions(config: Config, runner: Pick<KubernetesPodOptions, 'runnerId' | 'server' | 'advertiseAddress'>): KubernetesPodOptions {
+  const namespace = connectorNamespace(config);
+  // An ownerReference must name an owner in the dependent's namespace (see KubernetesPodOptions.owner).
+  const owned = config.podName && config.podUid && namespace === config.namespace;
   return {
-    namespace: config.namespace,
+    namespace,
     ...runner,
     sidecarImage: imageName(config, 'socat'),
     builtinImage: builtinImage(config),
     imagePullPolicy: config.imagePullPolicy,
-    ...(config.podName && config.podUid ? { owner: { name: config.podName, uid: config.podUid } } : {}),
+    ...(owned ? { owner: { name: config.podName, uid: config.podUid } } : {}),
     activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
     resources: {
       requests: { cpu: config.connectorCpuRequest, memory: config.connectorMemoryRequest },
@@ -91,6 +108,11 @@ export function kubernetesPodOptions(config: Config, runner: Pick<KubernetesPodO
     nodeSelector: parseNodeSelector(config.connectorNodeSelector),
     selector: installationSelector(config),
   };
+}
+
+/** Where connector pods and their Secrets go: their own namespace, or the runners'. */
+export function connectorNamespace(config: Pick<Config, 'namespace' | 'connectorNamespace'>): string {
+  return config.connectorNamespace || config.namespace;
 }
 
 /**

@@ -16,7 +16,7 @@ import { KubernetesLease } from '../../scaler/leadership/lease.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, waitFor, type TestServices } from '../helpers/services.js';
-import { CLUSTER, applyRunnerRbac, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
+import { CLUSTER, applyShippedAccess, clusterTestConfig, createNamespace, runnerJobLauncher } from './cluster.js';
 
 const USERS = 200;
 const ORDERS = 300;
@@ -46,7 +46,7 @@ describe('kubernetes mode end to end', () => {
   beforeAll(async () => {
     services = openTestServices(config);
     await createNamespace(kc, namespace);
-    await applyRunnerRbac(kc, namespace);
+    await applyShippedAccess(kc, namespace);
 
     [source, dest] = await Promise.all([createTestDatabase('k8s_e2e_source'), createTestDatabase('k8s_e2e_dest')]);
     await source.pool.query('CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric(10,2) NOT NULL, updated_at timestamptz NOT NULL)');

@@ -1,7 +1,8 @@
 // The shipped manifests, applied as a user would: `kubectl apply -k k8s/overlays/test-cluster`
 // (k8s/base plus this cluster's broker/store addresses) brings up the scaler Deployment in the
 // restricted `tidepool` namespace; published syncs then run in runner Jobs the scaler creates
-// with its own ServiceAccount and land in PostgreSQL.
+// with its own ServiceAccount, whose connector pods run in `tidepool-connectors`, under the
+// shipped RBAC and admission policies, and land in PostgreSQL.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +23,7 @@ const run = promisify(execFile);
 const OVERLAY = join(PACKAGE_ROOT, 'k8s/overlays/test-cluster');
 const kubectl = (...args: string[]) => run(join(PACKAGE_ROOT, 'scripts/cluster'), ['kubectl', ...args], { timeout: 120_000 });
 const NAMESPACE = 'tidepool';
+const CONNECTOR_NAMESPACE = 'tidepool-connectors';
 const USERS = 150;
 
 describe('kubectl apply -k: tidepool as shipped', () => {
@@ -32,20 +34,22 @@ describe('kubectl apply -k: tidepool as shipped', () => {
   let services: TestServices;
   let dest: TestDatabase;
 
-  async function namespaceGone() {
-    await core.deleteNamespace({ name: NAMESPACE }).catch(() => undefined);
-    await waitFor('namespace tidepool to be gone', async () => {
-      try {
-        await core.readNamespace({ name: NAMESPACE });
-        return false;
-      } catch {
-        return true;
-      }
-    }, 120_000, 1000);
+  async function namespacesGone() {
+    for (const name of [NAMESPACE, CONNECTOR_NAMESPACE]) {
+      await core.deleteNamespace({ name }).catch(() => undefined);
+      await waitFor(`namespace ${name} to be gone`, async () => {
+        try {
+          await core.readNamespace({ name });
+          return false;
+        } catch {
+          return true;
+        }
+      }, 120_000, 1000);
+    }
   }
 
   beforeAll(async () => {
-    await namespaceGone(); // an earlier run's leftovers
+    await namespacesGone(); // an earlier run's leftovers
     services = openTestServices(config);
     dest = await createTestDatabase('k8s_kustomize');
     for (const i of [1, 2]) {
@@ -60,7 +64,7 @@ describe('kubectl apply -k: tidepool as shipped', () => {
 
   afterAll(async () => {
     await kubectl('delete', '-k', OVERLAY, '--ignore-not-found', '--wait=false').catch(() => undefined);
-    await namespaceGone().catch(() => undefined);
+    await namespacesGone().catch(() => undefined);
     await services?.cleanup();
     await dest?.drop();
   });
@@ -95,7 +99,11 @@ describe('kubectl apply -k: tidepool as shipped', () => {
       expect(rows[0]?.n).toBe(String(USERS));
     }
 
-    // The work ran where the manifests say: Jobs made by the scaler, which holds the Lease.
+    // The work ran where the manifests say: Jobs made by the scaler, which holds the Lease, and
+    // connector pods in their own namespace (their events outlive them), none beside the runners.
+    const scheduled = async (namespace: string) => (await core.listNamespacedEvent({ namespace })).items.filter((e) => e.reason === 'Scheduled' && e.involvedObject.name?.startsWith('tp-')).length;
+    expect(await scheduled(CONNECTOR_NAMESPACE)).toBeGreaterThanOrEqual(2);
+    expect(await scheduled(NAMESPACE)).toBe(0);
     const jobs = await kc.makeApiClient(BatchV1Api).listNamespacedJob({ namespace: NAMESPACE, labelSelector: 'tidepool.io/prefix=tidepool-k8s' });
     expect(jobs.items.length).toBeGreaterThanOrEqual(1);
     expect(new Set(runs.map((r) => r.runnerId)).size).toBeLessThanOrEqual(3);

@@ -1,23 +1,23 @@
-// The orphan sweep a runner does at start, on the real cluster: connector pods (and their
-// Secrets) of a runner that is gone are deleted; those of a live runner, and pods too young to
-// judge, are left alone. ownerReferences cover runners in pods; this covers the rest (a runner
-// outside the cluster, or one whose pod object survived it).
-import { randomBytes } from 'node:crypto';
+// The orphan sweep a runner does at start and every minute, on the real cluster: connector
+// pods (and their Secrets) of a runner that is gone are deleted; those of a live runner, and
+// pods too young to judge, are left alone. ownerReferences cover runners in pods whose connectors
+// share their namespace; this covers the rest (connectors in a namespace of their own, a runner
+// outside the cluster, or one whose pod object survived it). The launchers act with the runner
+// ServiceAccount's token, under the RBAC and admission policies k8s/base ships.
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../shared/kube.js';
-import { PACKAGE_VERSION } from '../../shared/paths.js';
 import type { ConnectorProcess } from '../../shared/ports/connector-launcher.js';
 import { KubernetesPodConnectorLauncher } from '../../runner/launch/kubernetes-pod.js';
 import { StreamServer } from '../../runner/launch/stream-server.js';
 import { fakerUsersCatalog } from '../helpers/connector-io.js';
 import { testLogger, waitFor } from '../helpers/services.js';
-import { CLUSTER, createNamespace } from './cluster.js';
+import { CLUSTER, createSplitLayout, podLauncherOptions, type SplitLayout } from './cluster.js';
 
 describe('orphan sweep', () => {
   const kc = loadKubeConfig(CLUSTER.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
-  const namespace = `tp-sweep-${randomBytes(3).toString('hex')}`;
+  let layout: SplitLayout;
   const servers: StreamServer[] = [];
   const launchers: KubernetesPodConnectorLauncher[] = [];
 
@@ -25,21 +25,7 @@ describe('orphan sweep', () => {
     const server = new StreamServer(testLogger(), { host: '0.0.0.0', port: 0 });
     await server.listen();
     servers.push(server);
-    const launcher = new KubernetesPodConnectorLauncher(
-      kc,
-      {
-        namespace,
-        runnerId,
-        server,
-        advertiseAddress: CLUSTER.nodeIp,
-        sidecarImage: `tidepool/socat:${PACKAGE_VERSION}`,
-        builtinImage: (name) => `tidepool/${name}:${PACKAGE_VERSION}`,
-        imagePullPolicy: 'Never',
-        activeDeadlineSeconds: 300,
-        selector: { 'tidepool.io/prefix': namespace },
-      },
-      testLogger(),
-    );
+    const launcher = new KubernetesPodConnectorLauncher(layout.asRunner, podLauncherOptions(layout.connectorNamespace, runnerId, server, layout.connectorNamespace), testLogger());
     launchers.push(launcher);
     return launcher;
   }
@@ -53,17 +39,17 @@ describe('orphan sweep', () => {
   }
 
   const connectorPods = async () =>
-    (await core.listNamespacedPod({ namespace, labelSelector: 'app.kubernetes.io/component=connector' })).items.map((p) => p.metadata?.labels?.['tidepool.io/runner']).sort();
-  const connectorSecrets = async () => (await core.listNamespacedSecret({ namespace, labelSelector: 'app.kubernetes.io/component=connector' })).items.length;
+    (await core.listNamespacedPod({ namespace: layout.connectorNamespace, labelSelector: 'app.kubernetes.io/component=connector' })).items.map((p) => p.metadata?.labels?.['tidepool.io/runner']).sort();
+  const connectorSecrets = async () => (await core.listNamespacedSecret({ namespace: layout.connectorNamespace, labelSelector: 'app.kubernetes.io/component=connector' })).items.length;
 
   beforeAll(async () => {
-    await createNamespace(kc, namespace);
+    layout = await createSplitLayout(kc, 'tp-sweep');
   });
 
   afterAll(async () => {
     for (const l of launchers) await l.close();
     for (const s of servers) await s.stop();
-    await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+    await layout?.remove();
   });
 
   it('deletes the pods and Secrets of runners that are gone, and nothing else', async () => {
