@@ -176,6 +176,12 @@ export const configSchema = z
      * run it. Empty: the reference connectors only.
      */
     allowedConnectors: allowList.default(''),
+    /**
+     * Where `{"secretRef": "name/key"}` config values are read from: `<secretsDir>/<name>/<key>`,
+     * one file per value (the layout of mounted Kubernetes Secrets). Empty: the Kubernetes
+     * Secrets of the namespace when connectors run there, else none.
+     */
+    secretsDir: z.string().default(''),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */

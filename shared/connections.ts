@@ -2,6 +2,7 @@
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
+import { findSecretRefs } from './secret-ref.js';
 import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
@@ -50,7 +51,13 @@ const connectorSchema = z
      * each run. Informational: the program's file is fingerprinted whatever this says.
      */
     version: z.string().min(1).max(128).optional(),
-    config: z.record(z.string(), z.unknown()).default({}),
+    /** Any value may be `{"secretRef": "name/key"}` (shared/secret-ref.ts): resolved by the runner, never stored. */
+    config: z
+      .record(z.string(), z.unknown())
+      .superRefine((config, ctx) => {
+        for (const p of findSecretRefs(config).problems) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
+      })
+      .default({}),
     env: z.record(z.string(), z.string()).optional(),
     /** Kubernetes mode: this connector's pod resources, over the installation's defaults. */
     resources: z
