@@ -204,6 +204,13 @@ export const configSchema = z
     // Kubernetes mode
     /** Namespace of runner Jobs and connector pods. */
     namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name').default('tidepool'),
+    /**
+     * The Secret (in `namespace`) runner Jobs take their credentials from by secretKeyRef: keys
+     * `amqp-url` and `redis-url`, the broker and store URLs with their passwords. Required when
+     * the scaler launches runner Jobs and a URL holds a password: a plain value in a Job spec is
+     * readable by anyone with `get jobs`.
+     */
+    credentialsSecret: z.union([z.literal(''), z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a Kubernetes Secret name').max(253)]).default(''),
     /** Kubeconfig file; empty = in-cluster service account, else ~/.kube/config. */
     kubeconfig: z.string().default(''),
     /** Images: `<imagePrefix><name>:<imageTag>` for tidepool, socat and the reference connectors. */

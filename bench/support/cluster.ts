@@ -9,7 +9,7 @@ import type { Config, ConfigInput } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { runnerEnv } from '../../scaler/runner-env.js';
+import { runnerEnv, runnerSecretEnv } from '../../scaler/runner-env.js';
 
 export const CLUSTER = {
   kubeconfig: process.env.TIDEPOOL_KUBECONFIG || '/var/lib/tidepool-cluster/kubeconfig',
@@ -50,6 +50,7 @@ export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: st
       imagePullPolicy: 'Never',
       serviceAccountName: 'tidepool-runner',
       env: runnerEnv(config, 'pod'),
+      secretEnv: runnerSecretEnv(config),
       selector: { 'tidepool.io/prefix': config.prefix },
       activeDeadlineSeconds: 900,
       ttlSecondsAfterFinished: 600,
