@@ -16,6 +16,7 @@
 // runner — never by polling.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import { plainEnv } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
@@ -180,7 +181,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
    */
   secretManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Secret {
     const files = Object.entries(run.files).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[`${k}.json`, JSON.stringify(v)]]));
-    const env = Object.values(run.connector.env ?? {}).map((v, i): [string, string] => [envKey(i), v]);
+    const env = Object.values(plainEnv(run.connector)).map((v, i): [string, string] => [envKey(i), v]);
     return {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -245,7 +246,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
             image,
             imagePullPolicy: o.imagePullPolicy,
             command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
-            env: [{ name: 'PIPES', value: PIPES }, ...Object.keys(run.connector.env ?? {}).map((k, i) => ({ name: k, ...fromSecret(envKey(i)) }))],
+            env: [{ name: 'PIPES', value: PIPES }, ...Object.keys(plainEnv(run.connector)).map((k, i) => ({ name: k, ...fromSecret(envKey(i)) }))],
             securityContext: locked,
             ...(resources ? { resources } : {}),
             volumeMounts: [

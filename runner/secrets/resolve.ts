@@ -1,5 +1,5 @@
 // Secrets by reference, resolved for one sync: each `{"secretRef": "name/key"}` of the
-// connection's configs read from the installation's SecretSource once, before any connector
+// connection's configs and connector env read from the installation's SecretSource once, before any connector
 // runs, and handed to the connectors in place of the reference. The stored connection keeps the
 // references: it is what the caches are keyed by (check, catalog, spec fingerprints), so no
 // value — not even a hash of one — reaches the store. Every value read joins the sync's
@@ -23,12 +23,14 @@ export class SecretRefError extends TidepoolError {
 const ROLES = ['source', 'destination'] as const;
 
 /**
- * The connection with its references replaced by their values (the same object when it has
- * none). Throws SecretRefError naming the connection, the field and the reference — never a
- * value — when one cannot be resolved.
+ * The connection with its references (in configs and env) replaced by their values (the same
+ * object when it has none). Throws SecretRefError naming the connection, the field and the
+ * reference — never a value — when one cannot be resolved.
  */
 export async function resolveSecretRefs(connection: Connection, source: SecretSource | undefined, secrets: Set<string>): Promise<Connection> {
-  const found = ROLES.map((role) => findSecretRefs(connection[role].config).refs);
+  // A definition's config and env, as one value whose paths say which (`config.password`, `env.API_KEY`).
+  const parts = ROLES.map((role) => ({ config: connection[role].config, env: connection[role].env ?? {} }));
+  const found = parts.map((p) => findSecretRefs(p).refs);
   if (found.every((refs) => refs.length === 0)) return connection;
   const resolved = { ...connection };
   for (const [i, role] of ROLES.entries()) {
@@ -38,13 +40,14 @@ export async function resolveSecretRefs(connection: Connection, source: SecretSo
     for (const value of values) collectSecretLeaves(value, secrets);
     let next = 0;
     // replaceSecretRefs walks in the order findSecretRefs found them.
-    resolved[role] = { ...connection[role], config: replaceSecretRefs(connection[role].config, () => values[next++]) as Record<string, unknown> };
+    const replaced = replaceSecretRefs(parts[i], () => values[next++]) as { config: Record<string, unknown>; env: Record<string, string> };
+    resolved[role] = { ...connection[role], config: replaced.config, ...(connection[role].env ? { env: replaced.env } : {}) };
   }
   return resolved;
 }
 
 async function readRef(connectionId: string, role: 'source' | 'destination', found: FoundRef, source: SecretSource | undefined): Promise<string> {
-  const where = `connection ${quoteValue(connectionId)} ${[role, 'config', ...found.path].join('.')}: secretRef ${quoteValue(formatSecretRef(found.ref))}`;
+  const where = `connection ${quoteValue(connectionId)} ${[role, ...found.path].join('.')}: secretRef ${quoteValue(formatSecretRef(found.ref))}`;
   if (!source) throw new SecretRefError(`${where} cannot be resolved: no secret source is configured (set TIDEPOOL_SECRETS_DIR, or run connectors on Kubernetes)`);
   let value: string | undefined;
   try {

@@ -1,8 +1,9 @@
 // Secrets by reference (issue 11, H1): the store holds `{"secretRef": "name/key"}`, never the
 // value. A real runner, broker, store and PostgreSQL, and the built CLI: destination-postgres
-// gets its username, password and schema from a secrets directory only; the sync works, and no
-// key of the installation's Redis, no run record and no runner log line holds a value. A
-// reference that names nothing is dead-lettered at its first attempt, naming the field.
+// gets its username, password and schema from a secrets directory only (and source-faker an env
+// value); the sync works, and no key of the installation's Redis, no run record and no runner
+// log line holds a value. A reference that names nothing is dead-lettered at its first attempt,
+// naming the field.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -66,7 +67,8 @@ describe('secretRef from a secrets directory into destination-postgres', () => {
       config: { host: dest.config.host, port: dest.config.port, database: dest.config.database, username: { secretRef: 'pg-creds/username' }, password: { secretRef: 'pg-creds/password' }, schema: { secretRef: 'pg-creds/schema' } },
     };
     const connections = [
-      { id: 'refs', source: { connector: 'source-faker', config: { seed: 7, count: 25 } }, destination, streams: [{ name: 'users' }] },
+      // An env value by reference too: the connector gets it, nothing else holds it.
+      { id: 'refs', source: { connector: 'source-faker', config: { seed: 7, count: 25 }, env: { TP_SCHEMA: { secretRef: 'pg-creds/schema' } } }, destination, streams: [{ name: 'users' }] },
       { id: 'refs-missing', source: { connector: 'source-faker', config: { count: 5 } }, destination: { ...destination, config: { ...destination.config, password: { secretRef: 'pg-creds/no-such-key' } } }, streams: [{ name: 'users' }] },
     ];
     await writeFile(file, JSON.stringify(connections));
@@ -91,6 +93,7 @@ describe('secretRef from a secrets directory into destination-postgres', () => {
     expect(rows.rows[0]).toEqual({ n: 25 });
 
     const stored = await h.services.store.connections.get('refs');
+    expect(stored?.source.env).toEqual({ TP_SCHEMA: { secretRef: 'pg-creds/schema' } });
     expect(stored?.destination.config).toMatchObject({ username: { secretRef: 'pg-creds/username' }, password: { secretRef: 'pg-creds/password' }, schema: { secretRef: 'pg-creds/schema' } });
     const dump = await redisDump(h);
     expect(dump).toContain(`${h.config.prefix}:connection:refs`);

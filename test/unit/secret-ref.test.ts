@@ -33,6 +33,13 @@ describe('secretRef shape', () => {
     expect(problems({ password: { secretRef: 42 } })[0]).toMatch(/password\.secretRef: secretRef must be a string/);
   });
 
+  it('takes a reference as a connector env value, of the same shape', () => {
+    const parse = (env: unknown) => parseConnectionFile({ id: 'e', source: { connector: 'source-faker', env }, destination: { connector: 'destination-jsonl' } });
+    expect(parse({ API_KEY: { secretRef: 'api/key' }, MODE: 'fast' })[0]!.source.env).toEqual({ API_KEY: { secretRef: 'api/key' }, MODE: 'fast' });
+    expect(() => parse({ API_KEY: { secretRef: '../x' } })).toThrow(/source\.env\.API_KEY\.secretRef: secretRef "\.\.\/x" is not/);
+    expect(() => parse({ API_KEY: 42 })).toThrow(/source\.env\.API_KEY: expected a string or \{secretRef: name\/key\}/);
+  });
+
   it('finds and replaces references at any depth', () => {
     const config = { host: 'db', password: { secretRef: 'db/pw' }, tunnel: { keys: [{ secretRef: 'ssh/id' }] } };
     expect(findSecretRefs(config).refs).toEqual([

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Connection } from '../../shared/connections.js';
+import { plainEnv, type Connection } from '../../shared/connections.js';
 import { validateConnectorConfig } from '../../shared/connector-spec.js';
 import { TidepoolError } from '../../shared/errors.js';
 import type { ConnectorLauncher, ConnectorRun } from '../../shared/ports/connector-launcher.js';
@@ -71,6 +71,17 @@ describe('resolveSecretRefs', () => {
     // The references themselves are no secret: shown, and never redacted out of messages.
     expect(secrets.has('db/password')).toBe(false);
     expect(redactObject(stored).destination.config.options).toEqual({ pw: { secretRef: 'db/password' } });
+  });
+
+  it('resolves connector env values too, and a launcher gets them as text', async () => {
+    const stored: Connection = { ...connection({}), source: { connector: 'source-faker', config: {}, env: { MODE: 'x', DB_PASS: { secretRef: 'db/password' } } } };
+    const secrets = new Set<string>();
+    const resolved = await resolveSecretRefs(stored, source, secrets);
+    expect(resolved.source.env).toEqual({ MODE: 'x', DB_PASS: 'Hunter2-from-file' });
+    expect(secrets.has('Hunter2-from-file')).toBe(true);
+    await expect(resolveSecretRefs({ ...stored, source: { ...stored.source, env: { K: { secretRef: 'db/none' } } } }, source, new Set())).rejects.toThrow(/^connection "pg-1" source\.env\.K: secretRef "db\/none" not found/);
+    // Unresolved (the CLI asking for a spec), a reference is left out of the environment.
+    expect(plainEnv(stored.source)).toEqual({ MODE: 'x' });
   });
 
   it('gives back the same connection when it has no reference', async () => {
