@@ -49,7 +49,7 @@ describe('credentials only in Secrets on the cluster', () => {
     dest = await createTestDatabase('k8s_secret_refs');
     const stringData = (data: Record<string, string>) => ({ type: 'Opaque', stringData: data });
     await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'tidepool-credentials' }, ...stringData({ 'amqp-url': config.amqpUrl, 'redis-url': config.redisUrl }) } });
-    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'pg-creds' }, ...stringData({ username: dest.config.username, password: dest.config.password, schema, 'host-schema': hostSchema }) } });
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'pg-creds', labels: { 'tidepool.io/connection-secret': 'true' } }, ...stringData({ username: dest.config.username, password: dest.config.password, schema, 'host-schema': hostSchema }) } });
     const refs = (id: string, schemaKey: string) => ({
       id,
       source: { connector: 'source-faker', config: { seed: 3, count: 40 } },
@@ -61,6 +61,9 @@ describe('credentials only in Secrets on the cluster', () => {
     });
     await services.store.connections.apply(refs('k8s-refs', 'schema'));
     await services.store.connections.apply(refs('k8s-refs-host', 'host-schema'));
+    // The installation's own credentials are in the namespace too, but not labelled for connections.
+    const stolen = refs('k8s-refs-stolen', 'schema');
+    await services.store.connections.apply({ ...stolen, destination: { ...stolen.destination, config: { ...stolen.destination.config, password: { secretRef: 'tidepool-credentials/amqp-url' } } } });
     // The same installation's runner on the host (the broker and store at the node address), its connectors in pods of the namespace.
     hostHarness = await openRunnerHarness('secrets-k8s', { ...hostRunnerOnCluster(namespace), prefix: config.prefix, amqpUrl: config.amqpUrl, redisUrl: config.redisUrl, maxAttempts: 1, idleTimeout: '5s', logLevel: 'debug' });
     launcher = runnerJobLauncher(kc, config, 'sec-runner', services.logger);
@@ -138,6 +141,14 @@ describe('credentials only in Secrets on the cluster', () => {
     expect(connectorPods).toBeGreaterThan(0);
     expect(credentialsIn(specs, tokens, hostSchema)).toEqual([]);
     expect(hostHarness.runners.map((r) => r.log.join('')).join('')).not.toContain(hostSchema);
+  });
+
+  it('refuses a reference to a Secret not labelled for connections (the broker credentials)', async () => {
+    const runner = spawnRunner(hostHarness, 'sec-host-runner-2');
+    const { run } = await syncWatchingSpecs('k8s-refs-stolen', () => Promise.resolve(runner));
+    expect(run).toMatchObject({ status: 'dead_lettered', attempt: 1, error: { type: 'config_error' } });
+    expect(run.error?.message).toMatch(/destination\.config\.password: secretRef "tidepool-credentials\/amqp-url": secret "tidepool-credentials" is not labelled tidepool\.io\/connection-secret=true/);
+    expect(JSON.stringify(run)).not.toContain(new URL(config.amqpUrl).password + '@');
   });
 
   it('syncs through a runner Job and connector pods whose specs hold no credential', async () => {
