@@ -5,7 +5,7 @@
 import type { Config } from '../shared/config.js';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { IMAGE_DIGEST, isPinnedImage, type Connection, type ConnectorDefinition } from '../shared/connections.js';
+import { IMAGE_DIGEST, isPinnedImage, plainEnv, type Connection, type ConnectorDefinition } from '../shared/connections.js';
 import { connectionConfigIssues, destinationSyncModes, type ConfigIssue } from '../shared/connector-spec.js';
 import type { Logger } from '../shared/logger.js';
 import type { ConnectorSpecification } from '../shared/protocol.js';
@@ -35,7 +35,7 @@ export async function lookUpSpec(definition: ConnectorDefinition, role: 'source'
     return cached ? { spec: cached.spec ?? undefined } : { spec: undefined, note: `${role}: image ${definition.image} has not run yet; its config is checked against its spec at the first sync` };
   }
   if (definition.command !== undefined) {
-    const resolved = await resolveProgram(definition.command[0]!, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
+    const resolved = await resolveProgram(definition.command[0]!, plainEnv(definition).PATH ?? process.env.PATH ?? '/usr/bin:/bin');
     if (!resolved.ok) return { spec: undefined, note: `${role}.command: ${resolved.problem} on this host; a runner without it will dead-letter every sync of this connection` };
   }
   const launcher = hostConnectorLauncher(cfg);

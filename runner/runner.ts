@@ -21,6 +21,7 @@ import { BrokerSession, type Session } from '../shared/broker/session.js';
 import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
+import type { SecretSource } from '../shared/ports/secret-source.js';
 import { createRedis, firstConnection } from '../shared/store/redis.js';
 import { tlsFiles } from '../shared/tls.js';
 import { createStore, type Store } from '../shared/store/index.js';
@@ -33,6 +34,8 @@ export interface RunnerOptions {
   config: Config;
   logger: Logger;
   launcher: ConnectorLauncher;
+  /** Where connections' secretRefs are read (runner/secrets/sources.ts); none: a reference fails its sync. */
+  secretSource?: SecretSource | undefined;
   runnerId: string;
   /** This runner's metrics (the caller serves their registry). */
   metrics: RunnerMetrics;
@@ -175,6 +178,7 @@ export class Runner {
     const deps: ConsumerDeps = {
       store: this.store,
       launcher: this.options.launcher,
+      secretSource: this.options.secretSource,
       config: this.config,
       logger: this.logger,
       runnerId: this.options.runnerId,

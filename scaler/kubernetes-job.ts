@@ -14,7 +14,7 @@ import type { LaunchedRunner, RunnerLauncher, RunnerPhase } from '../shared/port
 import { isConflict, isNotFound, kubeErrorMessage, labelSelector } from '../shared/kube.js';
 import { KubeWatch } from '../shared/kube-watch.js';
 import { RUNNER_TLS_DIR } from '../shared/tls.js';
-import { POD_IDENTITY } from './runner-env.js';
+import { POD_IDENTITY, type SecretEnv } from './runner-env.js';
 
 export interface KubernetesJobOptions {
   namespace: string;
@@ -24,6 +24,8 @@ export interface KubernetesJobOptions {
   serviceAccountName?: string;
   /** Settings for the runner, as TIDEPOOL_* variables (scaler/runner-env.ts). */
   env: Record<string, string>;
+  /** Settings read from a Secret by secretKeyRef (the credentials): never a plain value in the Job. */
+  secretEnv?: SecretEnv | undefined;
   /** Labels telling this installation's runners apart (e.g. its prefix). */
   selector: Record<string, string>;
   resources?: V1ResourceRequirements | undefined;
@@ -144,6 +146,7 @@ export class KubernetesJobRunnerLauncher implements RunnerLauncher {
                   ...Object.entries(o.env)
                     .filter(([k]) => !POD_IDENTITY_ENV.includes(k))
                     .map(([k, v]) => ({ name: k, value: v })),
+                  ...Object.entries(o.secretEnv ?? {}).map(([k, ref]) => ({ name: k, valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } } })),
                   { name: 'TIDEPOOL_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'TIDEPOOL_POD_UID', valueFrom: { fieldRef: { fieldPath: 'metadata.uid' } } },
                   { name: 'TIDEPOOL_POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },

@@ -8,7 +8,7 @@ import { KubernetesJobRunnerLauncher, type KubernetesJobOptions } from './kubern
 import type { Leadership } from './leadership/leadership.js';
 import { KubernetesLease } from './leadership/lease.js';
 import { LocalProcessRunnerLauncher } from './local-process.js';
-import { runnerEnv } from './runner-env.js';
+import { plainCredentialsProblem, runnerEnv, runnerSecretEnv } from './runner-env.js';
 
 export interface RunnerLauncherChoice {
   launcher: RunnerLauncher;
@@ -18,6 +18,8 @@ export interface RunnerLauncherChoice {
 
 export async function createRunnerLauncher(config: Config, logger: Logger): Promise<RunnerLauncherChoice> {
   if (config.runnerLauncher === 'local') return { launcher: new LocalProcessRunnerLauncher(config, logger) };
+  const problem = plainCredentialsProblem(config);
+  if (problem) throw new Error(`cannot launch runner Jobs: ${problem}`);
   const kc = loadKubeConfig(config.kubeconfig || undefined);
   const launcher = new KubernetesJobRunnerLauncher(kc, kubernetesJobOptions(config), logger.child({ component: 'runner-jobs' }));
   await launcher.start();
@@ -33,6 +35,7 @@ export function kubernetesJobOptions(config: Config): KubernetesJobOptions {
     imagePullPolicy: config.imagePullPolicy,
     serviceAccountName: 'tidepool-runner',
     env: runnerEnv(config, 'pod'),
+    secretEnv: runnerSecretEnv(config),
     selector: installationSelector(config),
     activeDeadlineSeconds: Math.ceil(config.runnerDeadline / 1000),
     resources: resourceRequirements({

@@ -189,6 +189,12 @@ export const configSchema = z
      * warning at every start. A runner not started as root runs as whoever started it.
      */
     runnerUser: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}$/, 'a user name or numeric uid').default('tidepool'),
+    /**
+     * Where `{"secretRef": "name/key"}` config values are read from: `<secretsDir>/<name>/<key>`,
+     * one file per value (the layout of mounted Kubernetes Secrets). Empty: the Kubernetes
+     * Secrets of the namespace when connectors run there, else none.
+     */
+    secretsDir: z.string().default(''),
     /** local: child processes, and `docker run -i` for connectors that name an image; docker: every connector from its image. */
     connectorLauncher: z.enum(['local', 'docker', 'kubernetes']).default('local'),
     /** Lines of each connector's stderr kept for the run record. */
@@ -229,6 +235,13 @@ export const configSchema = z
      * policy bounds what those pods may be (k8s/base/admission-connectors.yaml).
      */
     connectorNamespace: z.union([z.literal(''), kubeNamespace]).default(''),
+    /**
+     * The Secret (in `namespace`) runner Jobs take their credentials from by secretKeyRef: keys
+     * `amqp-url` and `redis-url`, the broker and store URLs with their passwords. Required when
+     * the scaler launches runner Jobs and a URL holds a password: a plain value in a Job spec is
+     * readable by anyone with `get jobs`.
+     */
+    credentialsSecret: z.union([z.literal(''), z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, 'a Kubernetes Secret name').max(253)]).default(''),
     /** Kubeconfig file; empty = in-cluster service account, else ~/.kube/config. */
     kubeconfig: z.string().default(''),
     /** Images: `<imagePrefix><name>:<imageTag>` for tidepool, socat and the reference connectors. */

@@ -2,6 +2,7 @@
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
+import { findSecretRefs } from './secret-ref.js';
 import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
@@ -50,8 +51,20 @@ const connectorSchema = z
      * each run. Informational: the program's file is fingerprinted whatever this says.
      */
     version: z.string().min(1).max(128).optional(),
-    config: z.record(z.string(), z.unknown()).default({}),
-    env: z.record(z.string(), z.string()).optional(),
+    /** Any value may be `{"secretRef": "name/key"}` (shared/secret-ref.ts): resolved by the runner, never stored. */
+    config: z
+      .record(z.string(), z.unknown())
+      .superRefine((config, ctx) => {
+        for (const p of findSecretRefs(config).problems) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
+      })
+      .default({}),
+    /** Environment of the connector; a value may be `{"secretRef": "name/key"}` like a config value. */
+    env: z
+      .record(z.string(), z.union([z.string(), z.object({ secretRef: z.unknown() }).strict()], { error: 'expected a string or {secretRef: name/key}' }))
+      .superRefine((env, ctx) => {
+        for (const p of findSecretRefs(env).problems) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
+      })
+      .optional(),
     /** Kubernetes mode: this connector's pod resources, over the installation's defaults. */
     resources: z
       .object({
@@ -101,6 +114,14 @@ export const IMAGE_DIGEST = /@sha256:[0-9a-f]{64}$/;
 export function isPinnedImage(image: string): boolean {
   return IMAGE_DIGEST.test(image);
 }
+/**
+ * A definition's environment as text: a secretRef the runner has not replaced by its value (the
+ * CLI asking a connector for its spec) is left out, never passed on as an object.
+ */
+export function plainEnv(definition: Pick<ConnectorDefinition, 'env'>): Record<string, string> {
+  return Object.fromEntries(Object.entries(definition.env ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
 export type StreamSelection = z.output<typeof streamSchema>;
 export type Connection = z.output<typeof connectionSchema>;
 

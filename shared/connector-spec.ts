@@ -7,6 +7,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ConnectorSpecification, DestinationSyncMode } from './protocol.js';
 import { collectSecretLeaves } from './redact.js';
+import { findSecretRefs, isSecretRef } from './secret-ref.js';
 
 /**
  * The destination sync modes a destination implements, from its SPEC. Never assumed beyond what
@@ -92,7 +93,7 @@ function replaceAt(value: unknown, path: string[]): void {
   const obj = value as Record<string, unknown>;
   if (!Object.hasOwn(obj, head)) return;
   if (rest.length === 0) {
-    if (obj[head] !== null && obj[head] !== undefined) obj[head] = '[redacted]';
+    if (obj[head] !== null && obj[head] !== undefined && !isSecretRef(obj[head])) obj[head] = '[redacted]';
   } else {
     replaceAt(obj[head], rest);
   }
@@ -166,8 +167,50 @@ export function validateConnectorConfig(spec: ConnectorSpecification, config: un
   } catch (err) {
     return [{ path: '(spec)', message: `the connector's spec is not a usable JSON Schema: ${(err as Error).message}`, severity: 'warning' }];
   }
+  // A secretRef stands in for a value the runner reads at sync time: its field is not judged
+  // here (its type, pattern or length judge a value nobody here knows): the spec is relaxed
+  // there, in every alternative that has the field, and the rest of the config judged as usual.
+  const refPaths = findSecretRefs(config).refs.map((f) => f.path);
+  if (refPaths.length > 0) {
+    try {
+      validate = compile(relaxedAt(schema, refPaths));
+    } catch {
+      // The spec compiled as given: relaxing it cannot break it, but if it did, judge as given.
+    }
+  }
+  const skipped = new Set(refPaths.map((p) => p.join('.')));
   const issues: ConfigIssue[] = [];
   if (!validate(config)) for (const e of validate.errors ?? []) issues.push(describe(e));
+  return issues.filter((i) => !skipped.has(i.path)).concat(unknownKeyIssues(schema, config));
+}
+
+/** A copy of `schema` that accepts anything at each of `paths`, through properties, array items and alternatives. */
+function relaxedAt(schema: Record<string, unknown>, paths: string[][]): Record<string, unknown> {
+  const copy = structuredClone(schema);
+  const relax = (node: unknown, path: string[], depth: number): void => {
+    if (!node || typeof node !== 'object' || path.length === 0 || depth > 32) return;
+    const s = node as Record<string, unknown>;
+    const [step, ...rest] = path as [string, ...string[]];
+    const props = s.properties as Record<string, unknown> | undefined;
+    if (props && typeof props === 'object' && Object.hasOwn(props, step)) {
+      if (rest.length === 0) props[step] = {};
+      else relax(props[step], rest, depth + 1);
+    }
+    if (s.items && typeof s.items === 'object' && !Array.isArray(s.items) && /^\d+$/.test(step)) {
+      if (rest.length === 0) s.items = {};
+      else relax(s.items, rest, depth + 1);
+    }
+    for (const k of ['oneOf', 'anyOf', 'allOf'] as const) {
+      if (Array.isArray(s[k])) for (const alt of s[k] as unknown[]) relax(alt, path, depth + 1);
+    }
+  };
+  for (const path of paths) relax(copy, path, 0);
+  return copy;
+}
+
+/** Keys the spec does not know, as warnings, where it says nothing about other keys. */
+function unknownKeyIssues(schema: Record<string, unknown>, config: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   const properties = schema.properties;
   if (properties && typeof properties === 'object' && schema.additionalProperties === undefined && config && typeof config === 'object' && !Array.isArray(config)) {
     for (const key of Object.keys(config)) {

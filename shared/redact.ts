@@ -5,7 +5,9 @@
 // any string (a URL's userinfo, a `password=` parameter). Each is hidden in every form it takes in
 // text: as is, JSON-escaped (a connector echoing its config), URL-encoded. Text is redacted before
 // it is cut short (quote); text that arrived cut has a secret's beginning at its end dropped too
-// (redactCut), so no cut ever leaves half a secret.
+// (redactCut), so no cut ever leaves half a secret. A `{"secretRef": "name/key"}` in place of a
+// value is no secret: it is shown as is, and its text is never redacted (errors name it).
+import { isSecretRef } from './secret-ref.js';
 
 const MARK = '[redacted]';
 
@@ -73,7 +75,7 @@ export function secretValues(value: unknown, out: Set<string> = new Set()): Set<
     embeddedSecrets(value, out);
   } else if (Array.isArray(value)) {
     for (const v of value) secretValues(v, out);
-  } else if (value && typeof value === 'object') {
+  } else if (value && typeof value === 'object' && !isSecretRef(value)) {
     for (const [k, v] of Object.entries(value)) {
       if (isSecretKey(k)) collectSecretLeaves(v, out);
       else secretValues(v, out);
@@ -89,7 +91,7 @@ export function collectSecretLeaves(value: unknown, out: Set<string>): void {
     if (typeof value === 'string') embeddedSecrets(value, out);
   } else if (Array.isArray(value)) {
     for (const v of value) collectSecretLeaves(v, out);
-  } else if (value && typeof value === 'object') {
+  } else if (value && typeof value === 'object' && !isSecretRef(value)) {
     for (const v of Object.values(value)) collectSecretLeaves(v, out);
   }
 }
@@ -104,9 +106,10 @@ export function redactObject<T>(value: T, secrets: ReadonlySet<string> = secretV
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return redactText(v, secrets);
     if (Array.isArray(v)) return v.map(walk);
+    if (isSecretRef(v)) return v;
     if (v && typeof v === 'object') {
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = isSecretKey(k) && x !== null && x !== undefined ? MARK : walk(x);
+      for (const [k, x] of Object.entries(v)) out[k] = isSecretKey(k) && x !== null && x !== undefined && !isSecretRef(x) ? MARK : walk(x);
       return out;
     }
     return v;

@@ -11,7 +11,7 @@ import { kubeErrorMessage } from '../../shared/kube.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
-import { runnerEnv } from '../../scaler/runner-env.js';
+import { runnerEnv, runnerSecretEnv } from '../../scaler/runner-env.js';
 import { waitFor } from './wait.js';
 
 export const CLUSTER = {
@@ -123,6 +123,7 @@ export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: st
       imagePullPolicy: 'Never',
       serviceAccountName: 'tidepool-runner',
       env: runnerEnv(config, 'pod'),
+      secretEnv: runnerSecretEnv(config),
       selector: { 'tidepool.io/prefix': config.prefix },
       activeDeadlineSeconds: 900,
       ttlSecondsAfterFinished: 600,

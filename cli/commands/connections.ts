@@ -11,6 +11,8 @@ import { checkConnector, definitionHash } from '../../runner/sync/check.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';
 import { allowListed } from '../../runner/launch/allow-list.js';
 import { hostConnectorLauncher } from '../../runner/launch/launchers.js';
+import { resolveSecretRefs } from '../../runner/secrets/resolve.js';
+import { secretSourceFor } from '../../runner/secrets/sources.js';
 import { CONFIG_OPTION, EXIT, UsageError, cliLogger, config, openStore, parse, run, stdio, table, type Io } from '../common.js';
 import { reviewConnection } from '../connector-specs.js';
 
@@ -165,14 +167,17 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
   // The definitions come from the store: checked against the allow-list as a runner's are.
   const deps = { launcher: allowListed(hostConnectorLauncher(cfg), cfg), logger, maxLineBytes: cfg.maxLineBytes, tailLines: cfg.stderrTailLines };
   const secrets = secretValues(connection);
+  // References resolved as a runner would (this host's secretsDir, or the cluster's Secrets).
+  const resolved = await resolveSecretRefs(connection, secretSourceFor(cfg), secrets).catch((err: unknown) => err as Error);
   const verdicts = await Promise.all(
     (['source', 'destination'] as const).map(async (role) => {
       const definition = connection[role];
       try {
+        if (resolved instanceof Error) throw resolved;
         const cached = await store.specs.get(await connectorFingerprint(definition));
         specSecretValues(definition.config, cached?.spec ?? undefined, secrets);
         // The runner's own reading of a check, so that this says what a sync would conclude.
-        const v = await checkConnector(definition, role, `cli-${process.pid}`, secrets, deps);
+        const v = await checkConnector(resolved[role], role, `cli-${process.pid}`, secrets, deps);
         if (v.verdict === 'succeeded') {
           await store.connections.putChecked(connection.id, role, definitionHash(definition));
           return { role, status: 'SUCCEEDED', message: '' };

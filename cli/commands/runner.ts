@@ -4,6 +4,7 @@ import { createLogger } from '../../shared/logger.js';
 import { createRegistry, serveMetrics, type MetricsServer } from '../../shared/metrics.js';
 import { onShutdownSignals } from '../../shared/signals.js';
 import { createConnectorLauncher } from '../../runner/launch/launchers.js';
+import { secretSourceFor } from '../../runner/secrets/sources.js';
 import { RunnerMetrics } from '../../runner/metrics.js';
 import { dropRoot } from '../../runner/privileges.js';
 import { Runner } from '../../runner/runner.js';
@@ -38,6 +39,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       config: cfg,
       logger,
       launcher: connectors.launcher,
+      secretSource: secretSourceFor(cfg),
       runnerId,
       metrics,
       prepare: (store) => connectors.prepare(store),

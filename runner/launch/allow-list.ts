@@ -6,7 +6,7 @@
 import { realpath } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { IMAGE_REFERENCE, parseAllowedConnectors, type AllowedConnector, type Config } from '../../shared/config.js';
-import type { ConnectorDefinition } from '../../shared/connections.js';
+import { plainEnv, type ConnectorDefinition } from '../../shared/connections.js';
 import { ConnectorError } from '../../shared/errors.js';
 import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
 import { resolveProgram } from './program.js';
@@ -40,7 +40,7 @@ export class ConnectorAllowList {
     // Resolved as the local launcher resolves it (the connector's PATH, the runner's working
     // directory), so that what is judged is what would run: a bare name found in PATH, a
     // relative path made absolute, `..` and symlinks resolved.
-    const resolved = await resolveProgram(file, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
+    const resolved = await resolveProgram(file, plainEnv(definition).PATH ?? process.env.PATH ?? '/usr/bin:/bin');
     if (resolved.ok) {
       return (await this.programAllowed(resolved.real)) ? { allowed: true, program: resolved.path } : { allowed: false, refusal: refusal(role, `command ${file}${resolved.real !== file ? ` (${resolved.real})` : ''}`) };
     }

@@ -10,6 +10,7 @@ import { chown, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { plainEnv } from '../../shared/connections.js';
 import { ConnectorError } from '../../shared/errors.js';
 import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
 import { exitThenRemove, makeRunDir, writeRunFiles } from './local-process.js';
@@ -94,7 +95,7 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
         ...(this.options.memory ? ['--memory', this.options.memory] : []),
         '--label', 'tidepool.io/component=connector',
         '-v', `${dir}:/config:ro`,
-        ...Object.entries(c.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+        ...Object.entries(plainEnv(c)).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
         // After `--`, the image is never read as an option, whatever the store says it is (the
         // connection schema refuses such names too; docker's flag parser honours `--`).
         '--', image, run.command, ...fileArgs,

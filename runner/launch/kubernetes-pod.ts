@@ -7,7 +7,9 @@
 //   heartbeat           ends the pod when the runner stops answering
 //
 // Config, catalog and state reach the pod as a per-run Secret named like the pod (the admission
-// policy in k8s/base admits no other), deleted with the pod. In the runner's own namespace the
+// policy in k8s/base admits no other), deleted with the pod; so do the stream token and the
+// connector's env, which the containers take through secretKeyRef: no credential is a plain
+// value in the pod spec, which anyone with `get pods` reads. In the runner's own namespace the
 // pod is owned by the runner's pod (garbage-collected with it); in a connector namespace of
 // its own it cannot be (see `owner`). It has activeDeadlineSeconds, shares one
 // process namespace (so the heartbeat sidecar can end it), runs non-root with a read-only root
@@ -16,6 +18,7 @@
 // runner — never by polling.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
+import { plainEnv } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
@@ -59,6 +62,10 @@ const FATAL_WAITING = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBa
 const NEVER_STARTED = new Set(['ErrImageNeverPull', 'ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError']);
 
 const PIPES = '/pipes';
+
+/** Keys of the per-run Secret besides the files: the stream token, the connector's env values by position (env names need not be Secret keys). */
+const TOKEN_KEY = 'token';
+const envKey = (i: number) => `env.${i}`;
 
 /**
  * Bound of the connector's /tmp, its only writable place (the root filesystem is read-only).
@@ -117,17 +124,11 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     const name = podName(run);
     const session = server.open();
     const labels = this.labels(run);
-    const secret: V1Secret = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace, labels, ...this.ownerReferences() },
-      type: 'Opaque',
-      stringData: Object.fromEntries(Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [[`${k}.json`, JSON.stringify(v)]]))),
-    };
+    const secret = this.secretManifest(run, name, session.token, labels);
     const exit = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, startedAt: Date.now(), done: false }));
     try {
       await this.core.createNamespacedSecret({ namespace, body: secret });
-      await this.core.createNamespacedPod({ namespace, body: this.podManifest(run, name, session.token, labels) });
+      await this.core.createNamespacedPod({ namespace, body: this.podManifest(run, name, labels) });
     } catch (err) {
       this.tracked.delete(name);
       server.close(session);
@@ -181,18 +182,36 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     return owner ? { ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: owner.name, uid: owner.uid, blockOwnerDeletion: false }] } : {};
   }
 
-  podManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Pod {
+  /**
+   * The run's own Secret: its files (`<name>.json`, mounted at /config), the stream token
+   * (`token`) and the connector's env values (`env.<i>`), each read by secretKeyRef.
+   */
+  secretManifest(run: ConnectorRun, name: string, token: string, labels: Record<string, string>): V1Secret {
+    const files = Object.entries(run.files).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[`${k}.json`, JSON.stringify(v)]]));
+    const env = Object.values(plainEnv(run.connector)).map((v, i): [string, string] => [envKey(i), v]);
+    return {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: this.options.namespace, labels, ...this.ownerReferences() },
+      type: 'Opaque',
+      stringData: Object.fromEntries([...files, [TOKEN_KEY, token], ...env]),
+    };
+  }
+
+  podManifest(run: ConnectorRun, name: string, labels: Record<string, string>): V1Pod {
     const o = this.options;
+    const fromSecret = (key: string) => ({ valueFrom: { secretKeyRef: { name, key } } });
     const image = connectorImage(run, o.builtinImage);
     const resources = resourceRequirements(o.resources, run.connector.resources);
     const readsStdin = run.command === 'write';
-    const fileArgs = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, `/config/${k}.json`]));
+    const files = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [k]));
+    const fileArgs = files.flatMap((k) => [`--${k}`, `/config/${k}.json`]);
     const locked = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
     const streamEnv = [
       { name: 'PIPES', value: PIPES },
       { name: 'TIDEPOOL_RUNNER_HOST', value: o.advertiseAddress },
       { name: 'TIDEPOOL_RUNNER_PORT', value: String(o.server.port) },
-      { name: 'TIDEPOOL_TOKEN', value: token },
+      { name: 'TIDEPOOL_TOKEN', ...fromSecret(TOKEN_KEY) },
     ];
     const sidecar = (containerName: string, script: string) => ({
       name: containerName,
@@ -234,7 +253,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
             image,
             imagePullPolicy: o.imagePullPolicy,
             command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
-            env: [{ name: 'PIPES', value: PIPES }, ...Object.entries(run.connector.env ?? {}).map(([k, v]) => ({ name: k, value: v }))],
+            env: [{ name: 'PIPES', value: PIPES }, ...Object.keys(plainEnv(run.connector)).map((k, i) => ({ name: k, ...fromSecret(envKey(i)) }))],
             securityContext: locked,
             ...(resources ? { resources } : {}),
             volumeMounts: [
@@ -250,7 +269,11 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         ],
         volumes: [
           { name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-          { name: 'config', secret: { secretName: name, defaultMode: 0o440 } },
+          // Only the files (none: an empty directory): the token and env values are the
+          // containers' environment, not files of the connector's.
+          files.length > 0
+            ? { name: 'config', secret: { secretName: name, defaultMode: 0o440, items: files.map((k) => ({ key: `${k}.json`, path: `${k}.json` })) } }
+            : { name: 'config', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
           { name: 'tmp', emptyDir: { sizeLimit: CONNECTOR_TMP_SIZE_LIMIT } },
         ],
       },

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { plainEnv } from '../../shared/connections.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { builtinConnectorCommand } from '../../shared/paths.js';
@@ -75,7 +76,7 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
   constructor(private readonly baseDir: string = tmpdir()) {}
 
   async start(run: ConnectorRun): Promise<ConnectorProcess> {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: process.env.LANG ?? 'C.UTF-8', ...run.connector.env };
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: process.env.LANG ?? 'C.UTF-8', ...plainEnv(run.connector) };
     // A program that is not there fails the run at once as a configuration error (a typo in a
     // path is not a crash, and no retry will fix it). Resolved here, against the runner's
     // working directory and the connector's PATH, because spawn() would resolve a relative

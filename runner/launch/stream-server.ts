@@ -119,7 +119,7 @@ export class StreamServer {
     return this.port;
   }
 
-  /** A new session with a fresh secret token; the pod learns the token from its spec. */
+  /** A new session with a fresh secret token; the pod reads the token from its run's Secret. */
   open(): StreamSession {
     const session = new StreamSession(randomBytes(32).toString('hex'));
     this.sessions.set(session.token, session);

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isPinnedImage, type Connection, type ConnectorDefinition } from '../../shared/connections.js';
+import { isPinnedImage, plainEnv, type Connection, type ConnectorDefinition } from '../../shared/connections.js';
 import { connectionConfigIssues, specSecretValues } from '../../shared/connector-spec.js';
 import { ConnectorError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -53,7 +53,7 @@ export async function connectorIdentity(definition: ConnectorDefinition): Promis
     ref = `${definition.connector}@${PACKAGE_VERSION}`;
   } else if (definition.command !== undefined) {
     hash.update(`command\0${JSON.stringify(definition.command)}\0`);
-    const resolved = await resolveProgram(definition.command[0]!, definition.env?.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
+    const resolved = await resolveProgram(definition.command[0]!, plainEnv(definition).PATH ?? process.env.PATH ?? '/usr/bin:/bin');
     // Unresolved: the launch will fail with the reason; nothing is cached under this key then.
     if (resolved.ok) hash.update(`${resolved.real}\0${await fileDigest(resolved.real)}`);
     ref = [resolved.ok ? resolved.real : definition.command[0]!, ...definition.command.slice(1)].join(' ');

@@ -7,7 +7,9 @@ import { asTidepoolError, UnknownConnectionError, type FailureInfo, type Tidepoo
 import type { Logger } from '../../shared/logger.js';
 import type { SyncRequest } from '../../shared/messages.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
+import type { SecretSource } from '../../shared/ports/secret-source.js';
 import { redactText, secretValues } from '../../shared/redact.js';
+import { resolveSecretRefs, withResolvedConfigs } from '../secrets/resolve.js';
 import type { Store } from '../../shared/store/index.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { acquireLock, keepLock } from './lock-renewal.js';
@@ -23,6 +25,8 @@ export interface SyncDeps {
   config: SyncConfig;
   logger: Logger;
   runnerId: string;
+  /** Where the connection's secretRefs are read; none: a reference fails its sync. */
+  secretSource?: SecretSource | undefined;
 }
 
 export interface SyncOutcome {
@@ -54,12 +58,15 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
     const secrets = secretValues(connection);
     try {
       const runId = `${request.syncId}-a${attempt}`;
-      const catalog = await prepareSync(connection, run, runId, secrets, deps);
+      // References resolved first: one that names nothing fails before any connector runs.
+      const resolved = await resolveSecretRefs(connection, deps.secretSource, secrets);
+      const connectorDeps = { ...deps, launcher: withResolvedConfigs(deps.launcher, connection, resolved) };
+      const catalog = await prepareSync(connection, run, runId, secrets, connectorDeps);
       const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
       const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? []);
       const replicated = await replicate(
         { connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets },
-        deps,
+        connectorDeps,
         AbortSignal.any([signal, keeper.lost]),
       );
       recordReplication(run, replicated, commits);

@@ -84,7 +84,7 @@ describe('least privilege on Kubernetes', () => {
       const launcher = new KubernetesPodConnectorLauncher(asRunner, podLauncherOptions(connectorNamespace, 'lp-runner', server, config.prefix), testLogger());
       const run = { runId: `lp-${randomBytes(4).toString('hex')}`, role: 'source' as const, connector: { connector: 'source-faker', config: {} }, command: 'read' as const, files: { config: {} } };
       const labels = { 'tidepool.io/prefix': config.prefix, 'app.kubernetes.io/component': 'connector', 'tidepool.io/runner': 'lp-runner', 'tidepool.io/role': 'source' };
-      return launcher.podManifest(run, podName(run), 'token', labels);
+      return launcher.podManifest(run, podName(run), labels);
     }
     const create = (pod: V1Pod, ns = connectorNamespace) => answer(asRunner.makeApiClient(CoreV1Api).createNamespacedPod({ namespace: ns, body: pod, dryRun: 'All' }));
     const main = (pod: V1Pod) => pod.spec!.containers[0]!;
@@ -159,13 +159,15 @@ describe('least privilege on Kubernetes', () => {
       );
     });
 
-    it("is refused anything in its own (the scaler's) namespace, and reading any Secret", async () => {
+    it("is refused anything in its own (the scaler's) namespace but reading a Secret by name, and any Secret of the connector namespace", async () => {
       const pod = connectorPod();
       pod.metadata!.namespace = namespace;
       expect(await create(pod, namespace)).toMatch(FORBIDDEN_BY_RBAC);
       const runnerCore = asRunner.makeApiClient(CoreV1Api);
+      // secretRefs name Secrets of its own namespace: get by name, never list.
       expect(await answer(runnerCore.listNamespacedSecret({ namespace }))).toMatch(FORBIDDEN_BY_RBAC);
-      expect(await answer(runnerCore.readNamespacedSecret({ namespace, name: 'anything' }))).toMatch(FORBIDDEN_BY_RBAC);
+      expect(await answer(runnerCore.readNamespacedSecret({ namespace, name: 'anything' }))).toMatch(/not ?found/i);
+      expect(await answer(runnerCore.readNamespacedSecret({ namespace: connectorNamespace, name: 'anything' }))).toMatch(FORBIDDEN_BY_RBAC);
       expect(await answer(runnerCore.listNamespacedSecret({ namespace: connectorNamespace }))).toMatch(FORBIDDEN_BY_RBAC);
       expect(await answer(asRunner.makeApiClient(BatchV1Api).listNamespacedJob({ namespace }))).toMatch(FORBIDDEN_BY_RBAC);
     });

@@ -93,7 +93,7 @@ describe('connector pods', () => {
   });
 
   it('builds a locked-down pod owned by the runner, with sidecars for the streams it needs', () => {
-    const p = adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), { a: 'b' });
+    const p = adapter.podManifest(run, 'tp-dst-x', { a: 'b' });
     const spec = p.spec!;
     expect(p.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'runner-pod', uid: 'u1', blockOwnerDeletion: false }]);
     expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 + DESTINATION_DRAIN_SECONDS });
@@ -104,9 +104,16 @@ describe('connector pods', () => {
     }
     expect(spec.containers[0]!.image).toBe('tidepool/destination-jsonl:1');
     expect(spec.containers[0]!.command).toEqual(['sh', '-c', expect.stringContaining('"$PIPES/stdin"'), 'sh', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
-    const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value]));
-    expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: 'f'.repeat(64) });
-    expect(spec.volumes!.find((v) => v.name === 'config')!.secret!.secretName).toBe('tp-dst-x');
+    const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: { secretKeyRef: { name: 'tp-dst-x', key: 'token' } } });
+    expect(spec.volumes!.find((v) => v.name === 'config')!.secret).toEqual({
+      secretName: 'tp-dst-x',
+      defaultMode: 0o440,
+      items: [
+        { key: 'config.json', path: 'config.json' },
+        { key: 'catalog.json', path: 'catalog.json' },
+      ],
+    });
     // Every scratch volume is bounded: a connector cannot fill the node's disk or memory.
     expect(spec.volumes!.filter((v) => v.emptyDir).map((v) => [v.name, v.emptyDir!.sizeLimit])).toEqual([
       ['pipes', '1Mi'],
@@ -115,8 +122,26 @@ describe('connector pods', () => {
     expect(CONNECTOR_TMP_SIZE_LIMIT).toBe('1Gi');
   });
 
+  it('puts the stream token and the connector env in the run\'s Secret, never in the pod spec', () => {
+    const withEnv = { ...run, connector: { ...run.connector, env: { API_KEY: 'k-123456', 'odd.name': 'v' } } };
+    const token = 'f'.repeat(64);
+    const secret = adapter.secretManifest(withEnv, 'tp-dst-x', token, {});
+    expect(secret.stringData).toEqual({ 'config.json': '{"a":1}', 'catalog.json': '{"streams":[]}', token, 'env.0': 'k-123456', 'env.1': 'v' });
+    const pod = adapter.podManifest(withEnv, 'tp-dst-x', {});
+    const text = JSON.stringify(pod);
+    expect(text).not.toContain(token);
+    expect(text).not.toContain('k-123456');
+    expect(pod.spec!.containers[0]!.env).toEqual([
+      { name: 'PIPES', value: '/pipes' },
+      { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'env.0' } } },
+      { name: 'odd.name', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'env.1' } } },
+    ]);
+    // `spec` has no files: nothing of the Secret is mounted.
+    expect(adapter.podManifest({ ...run, command: 'spec', files: {} }, 'tp-dst-x', {}).spec!.volumes!.find((v) => v.name === 'config')).toEqual({ name: 'config', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
+  });
+
   it('gives a source no stdin sidecar', () => {
-    const p = adapter.podManifest({ ...run, role: 'source', command: 'read' }, 'tp-src-x', 'f'.repeat(64), {});
+    const p = adapter.podManifest({ ...run, role: 'source', command: 'read' }, 'tp-src-x', {});
     expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'heartbeat']);
     expect(p.spec!.containers[0]!.command![2]).toContain('< /dev/null');
   });
@@ -131,13 +156,13 @@ describe('connector pods', () => {
       },
       testLogger(),
     );
-    const plain = limited.podManifest(run, 'tp-dst-x', 'f'.repeat(64), {}).spec!;
+    const plain = limited.podManifest(run, 'tp-dst-x', {}).spec!;
     expect(plain.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
     expect(plain.nodeSelector).toEqual({ pool: 'connectors' });
-    const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', 'f'.repeat(64), {}).spec!;
+    const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', {}).spec!;
     // A limit below the default request brings the request down with it (the API refuses request > limit).
     expect(small.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '96Mi', cpu: '1' } });
     // Without settings the container asks for nothing (the cluster's LimitRange, if any, applies).
-    expect(adapter.podManifest(run, 'tp-dst-x', 'f'.repeat(64), {}).spec!.containers[0]!.resources).toBeUndefined();
+    expect(adapter.podManifest(run, 'tp-dst-x', {}).spec!.containers[0]!.resources).toBeUndefined();
   });
 });

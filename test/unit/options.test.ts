@@ -1,12 +1,14 @@
 // The configuration compiled into each component's options: a Config in, options out. What a
 // launched runner inherits is checked setting by setting: everything it reads, and nothing of
 // the scaler's own (its dashboard token above all).
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { configEnv, configSchema, envName, loadConfig, type Config } from '../../shared/config.js';
 import { advertiseAddress, builtinImage, kubernetesPodOptions } from '../../runner/launch/launchers.js';
 import { StreamServer } from '../../runner/launch/stream-server.js';
 import { kubernetesJobOptions, leaseOptions } from '../../scaler/launchers.js';
-import { runnerEnv } from '../../scaler/runner-env.js';
+import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
+import { plainCredentialsProblem, runnerEnv, runnerSecretEnv } from '../../scaler/runner-env.js';
 import { scalerSettings } from '../../scaler/settings.js';
 import { testLogger } from '../helpers/services.js';
 
@@ -102,6 +104,7 @@ describe('runner Job options', () => {
       imagePullPolicy: 'Always',
       serviceAccountName: 'tidepool-runner',
       env: runnerEnv(config, 'pod'),
+      secretEnv: {},
       selector: { 'tidepool.io/prefix': 'prod.eu_1' },
       activeDeadlineSeconds: 7200,
       resources: { requests: { cpu: '200m', memory: '128Mi' }, limits: { memory: '2Gi' } },
@@ -110,6 +113,30 @@ describe('runner Job options', () => {
       namePrefix: 'prod-eu-1-runner',
       metricsPort: 9464,
     });
+  });
+
+  it('takes the broker and store URLs from the credentials Secret: no password in the Job', () => {
+    const withSecret = loadConfig(configEnv(config), undefined, { credentialsSecret: 'tidepool-credentials' });
+    expect(runnerEnv(withSecret, 'pod')).not.toHaveProperty('TIDEPOOL_AMQP_URL');
+    expect(runnerEnv(withSecret, 'pod')).not.toHaveProperty('TIDEPOOL_REDIS_URL');
+    expect(runnerSecretEnv(withSecret)).toEqual({
+      TIDEPOOL_AMQP_URL: { secret: 'tidepool-credentials', key: 'amqp-url' },
+      TIDEPOOL_REDIS_URL: { secret: 'tidepool-credentials', key: 'redis-url' },
+    });
+    const kc = new KubeConfig();
+    kc.loadFromOptions({ clusters: [{ name: 'c', server: 'https://127.0.0.1:1' }], users: [{ name: 'u' }], contexts: [{ name: 'x', cluster: 'c', user: 'u' }], currentContext: 'x' });
+    const job = new KubernetesJobRunnerLauncher(kc, kubernetesJobOptions(withSecret), testLogger()).jobManifest('prod-runner-1');
+    const text = JSON.stringify(job);
+    expect(text).not.toContain('broker-secret');
+    expect(text).not.toContain('redis-secret');
+    expect(job.spec!.template.spec!.containers[0]!.env).toContainEqual({ name: 'TIDEPOOL_AMQP_URL', valueFrom: { secretKeyRef: { name: 'tidepool-credentials', key: 'amqp-url' } } });
+    expect(plainCredentialsProblem(withSecret)).toBeUndefined();
+  });
+
+  it('refuses to put a URL with a password in a Job spec', () => {
+    expect(plainCredentialsProblem(config)).toMatch(/^TIDEPOOL_AMQP_URL, TIDEPOOL_REDIS_URL would be a plain value in every runner Job's spec.*set TIDEPOOL_CREDENTIALS_SECRET/);
+    const noPasswords = loadConfig({}, undefined, { amqpUrl: 'amqp://rabbit:5672', redisUrl: 'redis://redis:6379' });
+    expect(plainCredentialsProblem(noPasswords)).toBeUndefined();
   });
 
   it('leads by one Lease per installation', () => {
