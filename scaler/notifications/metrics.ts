@@ -16,7 +16,7 @@ export class NotificationMetrics {
       labelNames: ['event', 'reason'],
       registers,
     });
-    this.pendingGauge = new Gauge({ name: 'tidepool_notifications_pending', help: 'Notifications waiting in the outbox (events not yet fanned out, deliveries not yet accepted).', registers });
+    this.pendingGauge = new Gauge({ name: 'tidepool_notifications_pending_messages', help: 'Notifications waiting in the outbox (events not yet fanned out, deliveries not yet accepted).', registers });
   }
 
   deliveredOne(event: string): void {

@@ -2,6 +2,7 @@
 // (500), then times out on it, then accepts it: every event reaches the receiver accepted exactly
 // once, signed, secrets redacted, through a restart and a crash of the deliverer; and from a real
 // runner's failing sync to sync.failed + sync.dead_lettered at the receiver.
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
@@ -11,11 +12,13 @@ import type { Connection } from '../../shared/connections.js';
 import type { NotificationEvent } from '../../shared/notifications/events.js';
 import { Notifier } from '../../shared/notifications/notify.js';
 import { verifySignature } from '../../shared/notifications/signature.js';
+import { CLI_PATH } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { Deliverer } from '../../scaler/notifications/deliverer.js';
 import { NotificationMetrics } from '../../scaler/notifications/metrics.js';
 import { tidepool } from '../security/cli.js';
 import { closeRunnerHarness, deadLetterOf, openRunnerHarness, publishSyncOf, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
+import { freePort } from '../helpers/ports.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 const SECRET = 'whsec-0123456789abcdef';
@@ -158,7 +161,7 @@ describe('webhook delivery from the outbox', () => {
     expect(text).toContain('tidepool_notifications_delivered_total{event="sync.failed"} 4');
     expect(text).toContain('tidepool_notifications_failed_total{event="schedule.missed",reason="http_5xx"} 4');
     expect(text).toContain('tidepool_notifications_failed_total{event="sync.dead_lettered",reason="timeout"} 4');
-    expect(text).toContain('tidepool_notifications_pending 0');
+    expect(text).toContain('tidepool_notifications_pending_messages 0');
     console.log(`webhook deliveries under receiver failures: ${events} events, ${receiver.requests.length} requests (${receiver.requests.filter((r) => r.answered === 'failed').length} answered 500, ${receiver.requests.filter((r) => r.answered === 'hung').length} timed out, ${accepted.length} accepted, ${accepted.length - perEvent.size} duplicates), ${abandoned.length} items abandoned by a crashed deliverer`);
   }, 60_000);
 
@@ -215,6 +218,34 @@ describe('webhook delivery from the outbox', () => {
       await quick.close();
     }
   });
+});
+
+describe('the scaler delivers', () => {
+  it('a `tidepool scaler` with TIDEPOOL_NOTIFICATIONS leads, delivers a queued event, and counts it on /metrics', async () => {
+    const s = openTestServices(testConfig('notify-scaler'));
+    const receiver = new FlakyReceiver(1);
+    const url = await receiver.start();
+    const port = await freePort();
+    const scaler = spawn(process.execPath, [CLI_PATH, 'scaler'], {
+      env: { PATH: process.env.PATH ?? '', ...configEnv(s.config), TIDEPOOL_POLL_INTERVAL: '200ms', TIDEPOOL_METRICS_PORT: String(port), TIDEPOOL_NOTIFICATIONS: JSON.stringify([{ url, secret: SECRET }]) },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    try {
+      await new Notifier(s.store.outbox, s.logger).notify({ type: 'schedule.missed', connectionId: 'nowhere', data: { slot: '2026-12-05T02:00:00Z' } });
+      await waitFor('the event accepted', () => receiver.accepted().length === 1 || undefined, 30_000, 100);
+      expect(receiver.requests.map((r) => [r.type, r.answered, r.verified])).toEqual([['schedule.missed', 'failed', true], ['schedule.missed', 'accepted', true]]);
+      const text = await waitFor('the delivery counted', async () => {
+        const t = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '');
+        return t.includes('tidepool_notifications_delivered_total{event="schedule.missed"} 1') ? t : undefined;
+      }, 10_000, 200);
+      expect(text).toContain('tidepool_notifications_failed_total{event="schedule.missed",reason="http_5xx"} 1');
+    } finally {
+      scaler.kill('SIGTERM');
+      await new Promise((resolve) => scaler.once('exit', resolve));
+      await receiver.close();
+      await s.cleanup();
+    }
+  }, 60_000);
 });
 
 describe('a real runner notifies', () => {
