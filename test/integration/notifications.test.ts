@@ -195,6 +195,26 @@ describe('webhook delivery from the outbox', () => {
     }
   });
 
+  it('a delivery failing until its event is too old is given up: counted, listed without its secret, gone from the outbox', async () => {
+    const never = new FlakyReceiver(Number.MAX_SAFE_INTEGER);
+    const neverUrl = await never.start();
+    try {
+      const registry = new Registry();
+      const d = new Deliverer({ store: s.store, targets: [{ url: neverUrl, format: 'json', secret: SECRET }], logger: s.logger, isLeader: () => true, metrics: new NotificationMetrics(registry), ...FAST, maxAgeMs: 1_500 });
+      deliverers.push(d);
+      await new Notifier(s.store.outbox, s.logger).notify({ type: 'schedule.missed', connectionId: 'nowhere' });
+      d.start();
+      await waitFor('the delivery given up', async () => (await registry.metrics()).includes('reason="gave_up"} 1') || undefined, 15_000, 100);
+      expect(await s.store.outbox.pending()).toBe(0);
+      const [givenUp] = await s.store.redis.lrange(s.store.keys.outboxGivenUp(), 0, -1);
+      expect(givenUp).toContain(neverUrl);
+      expect(givenUp).not.toContain(SECRET);
+      expect(never.requests.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await never.close();
+    }
+  });
+
   it('`tidepool notifications test` sends a signed test event and says what the receiver answered', async () => {
     const quick = new FlakyReceiver(0);
     const hookUrl = await quick.start();

@@ -3,7 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/config.js';
 import { parseConnectionFile } from '../../shared/connections.js';
-import { newEvent, runEvents } from '../../shared/notifications/events.js';
+import { createLogger } from '../../shared/logger.js';
+import { newEvent, runEvents, type NotificationEvent } from '../../shared/notifications/events.js';
+import { Notifier } from '../../shared/notifications/notify.js';
 import { renderBody } from '../../shared/notifications/payload.js';
 import { shownUrl } from '../../shared/notifications/send.js';
 import { signature, verifySignature } from '../../shared/notifications/signature.js';
@@ -34,6 +36,28 @@ describe('notification events', () => {
     expect(wants(opted, 'sync.succeeded')).toBe(true);
     expect(wants(opted, 'sync.failed')).toBe(false);
     expect(wants(opted, 'notification.test')).toBe(true);
+  });
+});
+
+describe('notify()', () => {
+  const logged: string[] = [];
+  const logger = createLogger({ level: 'warn', destination: { write: (line: string) => logged.push(line) } as unknown as NodeJS.WritableStream });
+
+  it('queues a settled run’s events with ids and times of their own', async () => {
+    const queued: NotificationEvent[] = [];
+    await new Notifier({ enqueue: (e) => (queued.push(e), Promise.resolve(true)) }, logger).runSettled(run('dead_lettered'));
+    expect(queued.map((e) => [e.type, e.syncId, e.connectionId])).toEqual([['sync.failed', 's-1', 'c-1'], ['sync.dead_lettered', 's-1', 'c-1']]);
+    expect(new Set(queued.map((e) => e.id)).size).toBe(2);
+    expect(Date.parse(queued[0]!.occurredAt)).toBeGreaterThan(0);
+  });
+
+  it('never throws: a store that fails or an outbox that is full is logged, and the caller goes on', async () => {
+    logged.length = 0;
+    await expect(new Notifier({ enqueue: () => Promise.reject(new Error('redis down')) }, logger).runSettled(run('retrying'))).resolves.toBeUndefined();
+    await expect(new Notifier({ enqueue: () => Promise.resolve(false) }, logger).notify({ type: 'schedule.missed', connectionId: 'c-1' })).resolves.toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(logged.join('')).toMatch(/could not queue a notification; the sync result stands/);
+    expect(logged.join('')).toMatch(/notification outbox full/);
   });
 });
 
