@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
+import { Notifier } from '../shared/notifications/notify.js';
 import { BrokerSession, type Session } from '../shared/broker/session.js';
 import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { CancelledError } from '../shared/errors.js';
@@ -185,6 +186,7 @@ export class Runner {
       publishChannel: session.channels.publish,
       topology: this.topology,
       metrics: this.options.metrics,
+      notifier: new Notifier(this.store.outbox, this.logger),
     };
     const { consumerTag } = await session.channels.consume.consume(this.topology.syncsQueue, (message) => {
       // null: the broker cancelled the consumer (the queue was deleted, or its leader moved away

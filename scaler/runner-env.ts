@@ -7,10 +7,10 @@ import { podTlsFileSettings } from '../shared/tls.js';
 import { embeddedSecrets, isSecretKey } from '../shared/redact.js';
 
 /**
- * The scaler's own settings, never handed to runners: the dashboard's token would otherwise sit
- * in every runner's environment (and, in Kubernetes, in plain text in every Job's spec).
+ * The scaler's own settings, never handed to runners: the dashboard's token and the webhooks'
+ * secrets would otherwise sit in every runner's environment (and, in Kubernetes, in plain text in every Job's spec).
  */
-const SCALER_ONLY = ['dashboardPort', 'dashboardHost', 'dashboardToken'] as const;
+const SCALER_ONLY = ['dashboardPort', 'dashboardHost', 'dashboardToken', 'notifications'] as const;
 
 /** A pod's own identity: a runner pod gets its own from the downward API (scaler/kubernetes-job.ts). */
 export const POD_IDENTITY = ['podName', 'podUid', 'podIp'] as const;

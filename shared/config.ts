@@ -9,6 +9,7 @@ import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isSecretKey } from './redact.js';
+import { parseTargets } from './notifications/targets.js';
 import { DEFAULT_DELIVERY_LIMIT, DEFAULT_MAX_ATTEMPTS } from './broker/topology.js';
 import { PACKAGE_VERSION } from './paths.js';
 import { tlsSettingProblems } from './tls.js';
@@ -115,6 +116,22 @@ export function parseAllowedConnectors(text: string): AllowedConnector[] {
 /** A PEM file's path (shared/tls.ts checks it at start); empty: none. */
 const tlsFile = z.string().default('');
 
+/**
+ * The installation's webhook targets (shared/notifications/targets.ts), as JSON text: a list of
+ * `{url, events?, format?, secret?|secretRef?}`. Kept as text like the allow-list; a config
+ * file may give the list itself. Its errors never quote it: it may hold secrets.
+ */
+const notificationTargets = z.preprocess(
+  (v) => (Array.isArray(v) ? JSON.stringify(v) : v),
+  z.string().superRefine((text, ctx) => {
+    try {
+      parseTargets(text);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  }),
+);
+
 const amqpUrl = z
   .string()
   .regex(/^amqps?:\/\//, 'must be an amqp:// or amqps:// URL');
@@ -151,6 +168,13 @@ export const configSchema = z
     /** A /metrics-only listener (Prometheus) in the scaler and in each runner; 0 = off. Local runners never get one (they share the host). */
     metricsPort: int(0, 65535).default(0),
     metricsHost: z.string().min(1).default('127.0.0.1'),
+
+    /**
+     * Webhooks for every connection's events (sync.failed, sync.dead_lettered, sync.succeeded,
+     * schedule.missed), delivered by the leading scaler; connections add their own. The scaler's
+     * alone: never handed to runners (they only queue events). Also TIDEPOOL_NOTIFICATIONS_FILE.
+     */
+    notifications: notificationTargets.default(''),
 
     // Runner
     concurrency: int(1, 64).default(2),
@@ -385,7 +409,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
 // settings to runners) sees only resolved values.
 
 /** The settings that also have a `_FILE` form. */
-const FILE_FORMS = ['amqpUrl', 'redisUrl', 'dashboardToken'] as const;
+const FILE_FORMS = ['amqpUrl', 'redisUrl', 'dashboardToken', 'notifications'] as const;
 
 function fileFormName(key: string): string {
   return `${envName(key)}_FILE`;
@@ -442,7 +466,7 @@ export function isLoopbackHost(host: string): boolean {
  * never the credentials of a URL, even one malformed enough not to parse (`amqp//u:pass@h`).
  */
 function shownValue(key: string, value: unknown): string {
-  if (isSecretKey(key)) return ' (value not shown: a secret)';
+  if (isSecretKey(key) || key === 'notifications') return ' (value not shown: a secret)';
   return ` (got ${maskUserinfo(JSON.stringify(value))})`;
 }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
 import { findSecretRefs } from './secret-ref.js';
 import { KUBERNETES_QUANTITY } from './units.js';
+import { targetSchema } from './notifications/targets.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
 
@@ -103,6 +104,8 @@ export const connectionSchema = z
     destination: connectorSchema,
     /** Streams to sync; omitted = every stream the source discovers, with defaults. */
     streams: z.array(streamSchema).min(1).optional(),
+    /** Webhooks for this connection's events, beside the installation's (shared/notifications/targets.ts). */
+    notifications: z.array(targetSchema).max(20).optional(),
   })
   .strict();
 

@@ -8,6 +8,9 @@ import { createStore } from '../../shared/store/index.js';
 import { createRunnerLauncher } from '../../scaler/launchers.js';
 import { Scaler } from '../../scaler/loop.js';
 import { ScalerMetrics } from '../../scaler/metrics.js';
+import { Deliverer } from '../../scaler/notifications/deliverer.js';
+import { NotificationMetrics } from '../../scaler/notifications/metrics.js';
+import { parseTargets } from '../../shared/notifications/targets.js';
 import { startDashboard, type Dashboard } from '../../scaler/dashboard/server.js';
 import { CONFIG_OPTION, UsageError, config, parse, run, stdio, type Io } from '../common.js';
 
@@ -44,6 +47,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const launcher = metrics.instrument(chosen.launcher);
     const leadership = chosen.leadership;
     const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => metrics.observe(s), onBrokerRestored: () => metrics.reconnects.broker.inc(), onTickFailed: () => metrics.tickFailed(), ...(leadership ? { leadership } : {}) });
+    // Webhooks are sent by the leading scaler alone (scaler/notifications/deliverer.ts says why).
+    const deliverer = new Deliverer({ store, targets: parseTargets(cfg.notifications), logger, metrics: new NotificationMetrics(metrics.registry), isLeader: () => scaler.last?.leader === true });
     let dashboard: Dashboard | undefined;
     let metricsServer: MetricsServer | undefined;
     try {
@@ -60,6 +65,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
         metricsServer = await serveMetrics({ registry: metrics.registry, port: cfg.metricsPort, host: cfg.metricsHost, logger });
       }
       await scaler.start();
+      deliverer.start();
       await new Promise<void>((resolve) => {
         const unsubscribe = onShutdownSignals({
           graceful: () => {
@@ -69,6 +75,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
           force: () => resolve(),
         });
       });
+      await deliverer.stop();
       await scaler.stop();
       return 0;
     } finally {

@@ -11,6 +11,7 @@ import { retryDelay } from '../../shared/backoff.js';
 import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
+import type { Notifier } from '../../shared/notifications/notify.js';
 import { attemptOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, oversizedBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
@@ -31,6 +32,8 @@ export interface ConsumerDeps extends SyncDeps {
   publishChannel: ConfirmChannel;
   topology: Topology;
   metrics: Pick<RunnerMetrics, 'recordRun' | 'malformedMessage' | 'deferred'>;
+  /** Queues the notifications of a settled run (a store write; it never throws). */
+  notifier?: Pick<Notifier, 'runSettled'>;
 }
 
 /** Bodies over shared/messages.ts MAX_BODY_BYTES are dead-lettered as they are, unread. */
@@ -88,6 +91,7 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     const outcome = await runSync(request, attempt, deps, signal);
     if (!outcome.failure) {
       deps.metrics.recordRun(outcome.run);
+      await deps.notifier?.runSettled(outcome.run);
       return 'ack';
     }
     if (outcome.failure.type === 'cancelled') {
@@ -188,6 +192,7 @@ async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunR
   } catch (err) {
     logger.error({ err: (err as Error).message, status: run.status }, 'could not record the run after settling its message');
   }
+  await deps.notifier?.runSettled(run);
 }
 
 function notStartedRun(request: SyncRequest, attempt: number, runnerId: string): RunRecord {

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { StoreError, TidepoolError } from '../errors.js';
 import { ConnectionStore } from './connections.js';
 import { LockStore } from './locks.js';
+import { Outbox } from './outbox.js';
 import { Keys } from './redis.js';
 import { RunStore } from './runs.js';
 import { RunnerRegistry } from './runners.js';
@@ -21,6 +22,7 @@ export interface Store {
   runners: RunnerRegistry;
   series: SeriesStore;
   specs: SpecStore;
+  outbox: Outbox;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -35,6 +37,7 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     runners: storeErrors(new RunnerRegistry(redis, keys, config.heartbeatTtl)),
     series: storeErrors(new SeriesStore(redis, keys)),
     specs: storeErrors(new SpecStore(redis, keys)),
+    outbox: storeErrors(new Outbox(redis, keys)),
   };
 }
 

@@ -130,4 +130,8 @@ export class Keys {
   runners() { return `${this.prefix}:runners`; }
   leader(role: string) { return `${this.prefix}:leader:${role}`; }
   series() { return `${this.prefix}:series`; }
+  /** The notifications outbox (outbox.ts): items by id, when each is due, and those given up. */
+  outboxItems() { return `${this.prefix}:outbox:items`; }
+  outboxDue() { return `${this.prefix}:outbox:due`; }
+  outboxGivenUp() { return `${this.prefix}:outbox:given-up`; }
 }

@@ -50,7 +50,7 @@ const config = loadConfig({}, undefined, {
 });
 
 const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
-const SCALER_ONLY: (keyof Config)[] = ['dashboardPort', 'dashboardHost', 'dashboardToken'];
+const SCALER_ONLY: (keyof Config)[] = ['dashboardPort', 'dashboardHost', 'dashboardToken', 'notifications'];
 const SCALER_PLACE: (keyof Config)[] = ['podName', 'podUid', 'podIp', 'advertiseAddress', 'kubeconfig'];
 
 describe('configEnv', () => {
