@@ -21,6 +21,12 @@ export const POD_IDENTITY = ['podName', 'podUid', 'podIp'] as const;
  */
 const SCALER_PLACE = [...POD_IDENTITY, 'advertiseAddress', 'kubeconfig'] as const;
 
+/**
+ * What means nothing in a runner pod: runnerUser is the user a runner started as root drops to,
+ * and runner pods never run as root (the image's user, runAsNonRoot).
+ */
+const HOST_ONLY = ['runnerUser'] as const;
+
 /** What a local runner inherits from the scaler's process environment besides tidepool's settings. */
 const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'];
 
@@ -30,7 +36,7 @@ const PASSED_THROUGH = ['PATH', 'HOME', 'LANG', 'TZ', 'NODE_OPTIONS', 'NODE_EXTR
  */
 export function runnerEnv(config: Config, where: 'local' | 'pod', processEnv: NodeJS.ProcessEnv = process.env): Record<string, string> {
   if (where === 'pod') {
-    const env = configEnv(config, [...SCALER_ONLY, ...SCALER_PLACE, ...(config.credentialsSecret ? CREDENTIALS : [])]);
+    const env = configEnv(config, [...SCALER_ONLY, ...SCALER_PLACE, ...HOST_ONLY, ...(config.credentialsSecret ? CREDENTIALS : [])]);
     // The scaler's TLS file paths mean nothing in the pod: its files come from runnerTlsSecret.
     for (const [setting, path] of Object.entries(podTlsFileSettings(config))) env[envName(setting)] = path;
     return env;

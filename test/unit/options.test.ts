@@ -52,6 +52,8 @@ const config = loadConfig({}, undefined, {
 const KEYS = Object.keys(configSchema.shape) as (keyof Config)[];
 const SCALER_ONLY: (keyof Config)[] = ['dashboardPort', 'dashboardHost', 'dashboardToken', 'notifications'];
 const SCALER_PLACE: (keyof Config)[] = ['podName', 'podUid', 'podIp', 'advertiseAddress', 'kubeconfig'];
+/** Settings for runners on a host only: a runner pod never runs as root, so it drops to nobody. */
+const HOST_ONLY: (keyof Config)[] = ['runnerUser'];
 
 describe('configEnv', () => {
   it('writes every setting as the variable loadConfig reads it back from', () => {
@@ -67,11 +69,11 @@ describe('configEnv', () => {
 describe('runnerEnv', () => {
   it('gives a runner Job every setting but the scaler\'s own and where the scaler runs', () => {
     const env = runnerEnv(config, 'pod');
-    expect(Object.keys(env)).toEqual(KEYS.filter((k) => !SCALER_ONLY.includes(k) && !SCALER_PLACE.includes(k)).map(envName));
+    expect(Object.keys(env)).toEqual(KEYS.filter((k) => !SCALER_ONLY.includes(k) && !SCALER_PLACE.includes(k) && !HOST_ONLY.includes(k)).map(envName));
     for (const [name, value] of Object.entries(env)) expect(value).toBe(configEnv(config)[name]);
     // The runner reads back the installation's settings; its pod, address and service account are its own.
     const read = loadConfig(env);
-    for (const key of KEYS.filter((k) => !SCALER_ONLY.includes(k) && !SCALER_PLACE.includes(k))) expect(read[key], key).toEqual(config[key]);
+    for (const key of KEYS.filter((k) => !SCALER_ONLY.includes(k) && !SCALER_PLACE.includes(k) && !HOST_ONLY.includes(k))) expect(read[key], key).toEqual(config[key]);
     expect(read).toMatchObject({ kubeconfig: '', advertiseAddress: '', podName: '', dashboardToken: '' });
   });
 
