@@ -306,6 +306,8 @@ export const configSchema = z
     connectorCpuLimit: quantity.default(''),
     connectorMemoryLimit: quantity.default('2Gi'),
     connectorNodeSelector: nodeSelector.default(''),
+    /** Bound of a connector pod's /tmp, its only writable place: past it the pod is evicted, not the node's disk filled. */
+    connectorTmpSizeLimit: quantity.refine((v) => v !== '', 'a Kubernetes quantity like 1Gi (a connector pod always has a bound)').default('1Gi'),
   })
   .strict();
 

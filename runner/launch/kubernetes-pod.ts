@@ -30,6 +30,8 @@ import type { StreamServer } from './stream-server.js';
 
 export interface KubernetesPodOptions {
   namespace: string;
+  /** Bound of the connector's /tmp (a Kubernetes quantity); CONNECTOR_TMP_SIZE_LIMIT when unset. */
+  tmpSizeLimit?: string | undefined;
   runnerId: string;
   server: StreamServer;
   /** Address connector pods dial to reach `server`. */
@@ -72,7 +74,8 @@ const envKey = (i: number) => `env.${i}`;
  * Without one, a connector that writes without end (a bug, or a hostile image) fills the node's
  * disk and the kubelet evicts other pods; with it, only this pod is evicted and the run fails
  * saying Evicted. 1Gi leaves room for what connectors spool there (a downloaded file, a
- * destination's batch). Pipes hold no data at rest: their emptyDir is 1Mi of memory.
+ * destination's batch) by default; `connectorTmpSizeLimit` sets it for connectors that need more.
+ * Pipes hold no data at rest: their emptyDir is 1Mi of memory.
  */
 export const CONNECTOR_TMP_SIZE_LIMIT = '1Gi';
 
@@ -274,7 +277,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
           files.length > 0
             ? { name: 'config', secret: { secretName: name, defaultMode: 0o440, items: files.map((k) => ({ key: `${k}.json`, path: `${k}.json` })) } }
             : { name: 'config', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
-          { name: 'tmp', emptyDir: { sizeLimit: CONNECTOR_TMP_SIZE_LIMIT } },
+          { name: 'tmp', emptyDir: { sizeLimit: this.options.tmpSizeLimit ?? CONNECTOR_TMP_SIZE_LIMIT } },
         ],
       },
     };

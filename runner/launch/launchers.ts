@@ -101,6 +101,7 @@ export function kubernetesPodOptions(config: Config, runner: Pick<KubernetesPodO
     imagePullPolicy: config.imagePullPolicy,
     ...(owned ? { owner: { name: config.podName, uid: config.podUid } } : {}),
     activeDeadlineSeconds: Math.ceil(config.connectorDeadline / 1000),
+    tmpSizeLimit: config.connectorTmpSizeLimit,
     resources: {
       requests: { cpu: config.connectorCpuRequest, memory: config.connectorMemoryRequest },
       limits: { cpu: config.connectorCpuLimit, memory: config.connectorMemoryLimit },

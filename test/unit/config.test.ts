@@ -141,6 +141,9 @@ describe('loadConfig', () => {
     expect(parseNodeSelector(loadConfig({}).connectorNodeSelector)).toBeUndefined();
     expect(configError({ TIDEPOOL_CONNECTOR_MEMORY_LIMIT: '2 gigs' }).message).toContain('TIDEPOOL_CONNECTOR_MEMORY_LIMIT');
     expect(configError({ TIDEPOOL_CONNECTOR_NODE_SELECTOR: 'pool' }).message).toContain('TIDEPOOL_CONNECTOR_NODE_SELECTOR');
+    expect(loadConfig({ TIDEPOOL_CONNECTOR_TMP_SIZE_LIMIT: '10Gi' }).connectorTmpSizeLimit).toBe('10Gi');
+    expect(loadConfig({}).connectorTmpSizeLimit).toBe('1Gi');
+    expect(configError({ TIDEPOOL_CONNECTOR_TMP_SIZE_LIMIT: 'lots' }).message).toContain('TIDEPOOL_CONNECTOR_TMP_SIZE_LIMIT');
   });
 
   it('names every bad setting at once', () => {

@@ -153,10 +153,12 @@ describe('connector pods', () => {
         namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 's', builtinImage: (n) => n, imagePullPolicy: 'Never', activeDeadlineSeconds: 1, selector: {},
         resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '', memory: '2Gi' } },
         nodeSelector: { pool: 'connectors' },
+        tmpSizeLimit: '8Gi',
       },
       testLogger(),
     );
     const plain = limited.podManifest(run, 'tp-dst-x', {}).spec!;
+    expect(plain.volumes!.find((v) => v.name === 'tmp')!.emptyDir).toEqual({ sizeLimit: '8Gi' });
     expect(plain.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
     expect(plain.nodeSelector).toEqual({ pool: 'connectors' });
     const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', {}).spec!;
