@@ -152,6 +152,9 @@ describe('credentials only in Secrets on the cluster', () => {
   });
 
   it('syncs through a runner Job and connector pods whose specs hold no credential', async () => {
+    // The host runners consume the same queue: this sync is for the runner Job alone. They leave
+    // by themselves once idle (5 s).
+    await Promise.all(hostHarness.runners.map((r) => r.exited));
     const { run, specs, tokens, connectorPods } = await syncWatchingSpecs('k8s-refs', () => launcher.launch(1));
     expect(run.error?.message).toBeUndefined();
     expect(run.status).toBe('succeeded');
