@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { load: () => Promise<Pick<Command, 'main'>>; sum
   connections: { load: () => import('./commands/connections.js'), summary: 'apply, list, show and check connections' },
   connectors: { load: () => import('./commands/connectors.js'), summary: 'the reference connectors, and the settings a connector takes' },
   runs: { load: () => import('./commands/runs.js'), summary: 'recent sync runs' },
+  cancel: { load: () => import('./commands/cancel.js'), summary: 'cancel a sync, or every sync of a connection' },
   dlq: { load: () => import('./commands/dlq.js'), summary: 'list, show, replay and purge dead letters' },
   demo: { load: () => import('./commands/demo.js'), summary: 'run the whole loop on this machine' },
 };

@@ -2,7 +2,7 @@
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
-import { KUBERNETES_QUANTITY } from './units.js';
+import { KUBERNETES_QUANTITY, parseDuration } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
 
@@ -81,6 +81,16 @@ const streamSchema = z
   })
   .strict();
 
+/** A sync of the connection that runs longer than this is stopped and ends as `timeout`. */
+const syncTimeoutSchema = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : parseDuration(v);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `syncTimeout: not a duration: "${String(v)}" (use e.g. 30s, 30m, 2h)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 export const connectionSchema = z
   .object({
     /** The connection's name everywhere (Redis keys, messages, metrics, file names): the id rule of ids.ts. */
@@ -90,6 +100,8 @@ export const connectionSchema = z
     destination: connectorSchema,
     /** Streams to sync; omitted = every stream the source discovers, with defaults. */
     streams: z.array(streamSchema).min(1).optional(),
+    /** This connection's syncTimeout (a duration: "30m", or milliseconds), over the runner's. */
+    syncTimeout: syncTimeoutSchema.optional(),
   })
   .strict();
 

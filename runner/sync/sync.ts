@@ -3,7 +3,7 @@
 // how it ended. The consumer (runner/delivery/consumer.ts) decides what happens to the message
 // afterwards.
 import type { Config } from '../../shared/config.js';
-import { asTidepoolError, UnknownConnectionError, type FailureInfo, type TidepoolError } from '../../shared/errors.js';
+import { asTidepoolError, CancelledError, TidepoolError, UnknownConnectionError, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SyncRequest } from '../../shared/messages.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
@@ -57,11 +57,10 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
       const catalog = await prepareSync(connection, run, runId, secrets, deps);
       const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
       const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? []);
-      const replicated = await replicate(
-        { connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets },
-        deps,
-        AbortSignal.any([signal, keeper.lost]),
-      );
+      const stopping = AbortSignal.any([signal, keeper.lost]);
+      // Stopped while it prepared (a cancel, a shutdown): no connector is started only to be killed.
+      if (stopping.aborted) throw stopReason(stopping);
+      const replicated = await replicate({ connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets }, deps, stopping);
       recordReplication(run, replicated, commits);
       if (replicated.failure) failure = failureInfo(replicated.failure, secrets, replicated.stderr);
       else logger.debug({ sourceStates: replicated.sourceStates, echoedStates: commits.echoed, streams: run.streams }, 'replication finished');
@@ -79,6 +78,12 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
     keeper.stop();
     await store.locks.release(lock).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'lock release failed; it expires by itself'));
   }
+}
+
+/** Why a sync was stopped: the TidepoolError it was aborted with, else the runner shutting down. */
+function stopReason(signal: AbortSignal): TidepoolError {
+  const reason: unknown = signal.reason;
+  return reason instanceof TidepoolError ? reason : new CancelledError('sync cancelled: the runner is shutting down');
 }
 
 function runningRecord(request: SyncRequest, attempt: number, runnerId: string, connectionVersion: number): RunRecord {

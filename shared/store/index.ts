@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { StoreError, TidepoolError } from '../errors.js';
+import { CancelStore } from './cancels.js';
 import { ConnectionStore } from './connections.js';
 import { LockStore } from './locks.js';
 import { Keys } from './redis.js';
@@ -21,6 +22,7 @@ export interface Store {
   runners: RunnerRegistry;
   series: SeriesStore;
   specs: SpecStore;
+  cancels: CancelStore;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -35,6 +37,7 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     runners: storeErrors(new RunnerRegistry(redis, keys, config.heartbeatTtl)),
     series: storeErrors(new SeriesStore(redis, keys)),
     specs: storeErrors(new SpecStore(redis, keys)),
+    cancels: storeErrors(new CancelStore(redis, keys)),
   };
 }
 
