@@ -116,7 +116,7 @@ async function runWatched(
   // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
   let connectionRead = true;
   try {
-    const outcome = await runSync(request, attempt, deps, signal);
+    const outcome = await runSync(request, attempt, deps, signal, { lockTaken: () => watch.check() });
     if (outcome.failure && watch.marker) return await settleCancelled(outcome.run, watch.marker, deps, logger);
     if (!outcome.failure) {
       deps.metrics.recordRun(outcome.run);

@@ -18,6 +18,8 @@ export interface CancelWatch {
   readonly cancelled: AbortSignal;
   /** The marker that cancelled it, once found. */
   readonly marker: CancelMarker | undefined;
+  /** Reads the marker now, not at the next tick (before the sync starts its connectors). */
+  check(): Promise<void>;
   stop(): void;
 }
 
@@ -30,25 +32,34 @@ export function watchCancel(cancels: Pick<CancelStore, 'cancelOf'>, subject: Can
   let marker: CancelMarker | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
+  /** One read; true once the sync is cancelled (the watch is then done). */
+  const read = async (): Promise<boolean> => {
+    let found: CancelMarker | undefined;
     try {
-      marker = await cancels.cancelOf(subject);
+      found = await cancels.cancelOf(subject);
     } catch (err) {
       logger.debug({ err: (err as Error).message }, 'could not read the cancel marker; trying again');
     }
-    if (stopped) return;
-    if (marker) {
-      logger.info({ cancelledBy: marker.by, cancelledAt: marker.at }, 'sync cancelled by an operator: stopping it');
-      controller.abort(new SyncCancelledError(marker.by, marker.at));
-      return;
+    // A read (check) and a tick may overlap: the first to find the marker aborts, once.
+    if (found && !stopped && marker === undefined) {
+      marker = found;
+      logger.info({ cancelledBy: found.by, cancelledAt: found.at }, 'sync cancelled by an operator: stopping it');
+      controller.abort(new SyncCancelledError(found.by, found.at));
     }
+    return marker !== undefined;
+  };
+  const tick = async () => {
+    if ((await read()) || stopped) return;
     timer = setTimeout(() => void tick(), intervalMs);
   };
   timer = setTimeout(() => void tick(), intervalMs);
   return {
     cancelled: controller.signal,
     get marker() {
-      return controller.signal.aborted ? marker : undefined;
+      return marker;
+    },
+    check: async () => {
+      await read();
     },
     stop: () => {
       stopped = true;

@@ -31,12 +31,20 @@ export interface SyncOutcome {
   failure?: FailureInfo;
 }
 
+export interface SyncHooks {
+  /**
+   * Called once the connection's lock is held, before anything starts: the last moment to abort
+   * `signal` for a sync that should not start after all (one cancelled while it waited).
+   */
+  lockTaken?: () => Promise<void>;
+}
+
 /**
  * Runs one sync. Throws only for failures that happen before there is a run to record (unknown
  * connection, lock timeout, cancelled while waiting, the store failing); everything after is in
  * the outcome.
  */
-export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal): Promise<SyncOutcome> {
+export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal, hooks: SyncHooks = {}): Promise<SyncOutcome> {
   const { store, config, runnerId } = deps;
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
   const found = await store.connections.getVersioned(request.connectionId);
@@ -47,6 +55,9 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
   const keeper = keepLock(store.locks, lock, config.lockTtl, logger);
   const run = runningRecord(request, attempt, runnerId, found.version);
   try {
+    await hooks.lockTaken?.();
+    // Stopped while it waited for the lock: it never started, and has no record of its own.
+    if (signal.aborted) throw stopReason(signal);
     await store.runs.put(run);
     logger.info({ fullRefresh: request.fullRefresh, lockToken: lock.token }, 'sync started');
 
