@@ -3,7 +3,6 @@
 // connectors gone, state committed only as far as the destination echoed it); either way the
 // run record says `cancelled`, by whom and when, and nothing is retried or dead-lettered. Also
 // `--connection`, the dashboard's POST /api/runs/<id>/cancel, and a per-connection syncTimeout.
-import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as cancelMain } from '../../cli/commands/cancel.js';
 import { configEnv } from '../../shared/config.js';
@@ -11,27 +10,13 @@ import type { Connection } from '../../shared/connections.js';
 import { createRegistry } from '../../shared/metrics.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { startDashboard, type Dashboard } from '../../scaler/dashboard/server.js';
-import { closeRunnerHarness, drainDead, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
+import { closeRunnerHarness, drainDead, openRunnerHarness, processesOf, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
 import { waitFor } from '../helpers/services.js';
 
 const source = (config: Record<string, unknown>) => ({ connector: 'source-e2e-test', config });
 const destination = { connector: 'destination-e2e-test', config: { mode: 'echo' } };
 /** A source that takes minutes: a record every 50 ms, a STATE every 5. */
 const slowSource = source({ records: 5000, delayMs: 50, stateEvery: 5 });
-
-/** Processes whose command line mentions the sync (its connectors' files are named after it). */
-function processesOf(syncId: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(syncId)) pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
-}
 
 /** `tidepool cancel …` as the CLI runs it; its exit code and output. */
 async function cancel(h: RunnerHarness, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
