@@ -145,7 +145,7 @@ describe('cancellation', () => {
     expect(await cancel(h, '--connection', 'nope')).toMatchObject({ code: 3 });
   }, 60_000);
 
-  it('POST /api/runs/<id>/cancel stops a running sync as `dashboard`; refused cross-site, and for a sync that ended', async () => {
+  it('POST /api/runs/<id>/cancel stops a running sync as `dashboard`; refused cross-site, without the token, and for a sync that ended', async () => {
     dashboard = await startDashboard({
       config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: '' },
       store: h.services.store,
@@ -161,6 +161,22 @@ describe('cancellation', () => {
 
     const foreign = await post({ origin: 'http://evil.example' });
     expect(foreign.status).toBe(403);
+    // With a token configured, none (or a wrong one) is a 401.
+    const secured = await startDashboard({
+      config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: 'a-test-token-of-some-length' },
+      store: h.services.store,
+      logger: h.services.logger,
+      registry: createRegistry(),
+      snapshot: () => undefined,
+    });
+    try {
+      const url = new URL(`/api/runs/${syncId}/cancel`, secured.url);
+      const init = (token?: string) => ({ method: 'POST', body: '{}', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+      expect((await fetch(url, init())).status).toBe(401);
+      expect((await fetch(url, init('not-the-token'))).status).toBe(401);
+    } finally {
+      await secured.close();
+    }
     await new Promise((r) => setTimeout(r, 1_500));
     expect(await h.services.store.runs.get(syncId)).toMatchObject({ status: 'running' });
 
