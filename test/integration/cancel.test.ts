@@ -26,6 +26,10 @@ async function cancel(h: RunnerHarness, ...argv: string[]): Promise<{ code: numb
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
+/** A dashboard over the harness's store, on a free loopback port; `token` '' for none. */
+const dashboardOver = (h: RunnerHarness, token: string): Promise<Dashboard> =>
+  startDashboard({ config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: token }, store: h.services.store, logger: h.services.logger, registry: createRegistry(), snapshot: () => undefined });
+
 describe('cancellation', () => {
   let h: RunnerHarness;
   let dashboard: Dashboard | undefined;
@@ -146,13 +150,7 @@ describe('cancellation', () => {
   }, 60_000);
 
   it('POST /api/runs/<id>/cancel stops a running sync as `dashboard`; refused cross-site, without the token, and for a sync that ended', async () => {
-    dashboard = await startDashboard({
-      config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: '' },
-      store: h.services.store,
-      logger: h.services.logger,
-      registry: createRegistry(),
-      snapshot: () => undefined,
-    });
+    dashboard = await dashboardOver(h, '');
     await apply({ id: 'from-page', source: slowSource, destination });
     const syncId = await publishSyncOf(h, 'from-page');
     await running(syncId);
@@ -162,13 +160,7 @@ describe('cancellation', () => {
     const foreign = await post({ origin: 'http://evil.example' });
     expect(foreign.status).toBe(403);
     // With a token configured, none (or a wrong one) is a 401.
-    const secured = await startDashboard({
-      config: { ...h.config, dashboardPort: 0, dashboardHost: '127.0.0.1', dashboardToken: 'a-test-token-of-some-length' },
-      store: h.services.store,
-      logger: h.services.logger,
-      registry: createRegistry(),
-      snapshot: () => undefined,
-    });
+    const secured = await dashboardOver(h, 'a-test-token-of-some-length');
     try {
       const url = new URL(`/api/runs/${syncId}/cancel`, secured.url);
       const init = (token?: string) => ({ method: 'POST', body: '{}', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
