@@ -63,12 +63,12 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
 
     let failure: FailureInfo | undefined;
     const secrets = secretValues(connection);
+    const stopping = AbortSignal.any([signal, keeper.lost]);
     try {
       const runId = `${request.syncId}-a${attempt}`;
-      const catalog = await prepareSync(connection, run, runId, secrets, deps);
+      const catalog = await prepareSync(connection, run, runId, secrets, deps, stopping);
       const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
       const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? []);
-      const stopping = AbortSignal.any([signal, keeper.lost]);
       // Stopped while it prepared (a cancel, a shutdown): no connector is started only to be killed.
       if (stopping.aborted) throw stopReason(stopping);
       const replicated = await replicate({ connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets }, deps, stopping);
@@ -76,7 +76,9 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
       if (replicated.failure) failure = failureInfo(replicated.failure, secrets, replicated.stderr);
       else logger.debug({ sourceStates: replicated.sourceStates, echoedStates: commits.echoed, streams: run.streams }, 'replication finished');
     } catch (err) {
-      failure = failureInfo(asTidepoolError(err), secrets);
+      // A spec, check or discover killed because the sync was stopped fails as whatever it then
+      // looked like (no verdict, an exit): the stop is the reason.
+      failure = failureInfo(stopping.aborted ? stopReason(stopping) : asTidepoolError(err), secrets);
     }
     finishRecord(run, failure);
     await store.runs.put(run);

@@ -107,6 +107,26 @@ describe('cancellation', () => {
     await nothingLeft(syncId);
   }, 60_000);
 
+  it('a sync cancelled while it prepares (a slow discover) is stopped there: the discover killed, no connector started', async () => {
+    // spec and check give nothing (no SPEC, no verdict: allowed); discover takes a minute.
+    const script = 'case "$0" in discover) sleep 60 ;; *) exit 0 ;; esac';
+    await apply({ id: 'slow-discover', source: { command: ['/bin/sh', '-c', script], config: {} }, destination });
+    const syncId = await publishSyncOf(h, 'slow-discover');
+    await waitFor('the discover to run', async () => (await h.services.store.runs.get(syncId))?.status === 'running' && processesOf(syncId).length > 0, 20_000, 50);
+    // spec and check end at once; what is left running is the discover.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(processesOf(syncId).length).toBeGreaterThan(0);
+
+    const asked = Date.now();
+    expect(await cancel(h, syncId)).toMatchObject({ code: 0 });
+    await waitFor('the discover to be gone', () => processesOf(syncId).length === 0, 5_000, 20);
+    expect(Date.now() - asked).toBeLessThan(3_000);
+    const run = await ended(syncId);
+    expect(run).toMatchObject({ status: 'cancelled', attempt: 1, records: 0, error: { type: 'cancelled' } });
+    expect(await h.services.store.connections.getCatalog('slow-discover')).toBeUndefined();
+    await nothingLeft(syncId);
+  }, 60_000);
+
   it('per-connection syncTimeout: the sync ends as timeout with the same clean stop; cancelled in its delay queue it does not run again', async () => {
     await apply({ id: 'short', source: slowSource, destination, syncTimeout: 2_000 });
     const syncId = await publishSyncOf(h, 'short');
