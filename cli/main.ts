@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { load: () => Promise<Pick<Command, 'main'>>; sum
   connectors: { load: () => import('./commands/connectors.js'), summary: 'the reference connectors, and the settings a connector takes' },
   runs: { load: () => import('./commands/runs.js'), summary: 'recent sync runs' },
   notifications: { load: () => import('./commands/notifications.js'), summary: 'send a test webhook notification' },
+  cancel: { load: () => import('./commands/cancel.js'), summary: 'cancel a sync, or every sync of a connection' },
   dlq: { load: () => import('./commands/dlq.js'), summary: 'list, show, replay and purge dead letters' },
   demo: { load: () => import('./commands/demo.js'), summary: 'run the whole loop on this machine' },
 };

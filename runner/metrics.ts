@@ -7,7 +7,7 @@ import { ReconnectMetrics } from '../shared/metrics.js';
 import type { RunRecord, RunStatus } from '../shared/store/runs.js';
 
 /** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
-const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued']);
+const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued', 'cancelled']);
 
 /**
  * The connection label of executions whose connection was never read (unknown to the store, or
@@ -35,7 +35,7 @@ export class RunnerMetrics {
     const registers = [registry];
     this.syncs = new Counter({
       name: 'tidepool_syncs_total',
-      help: 'Sync executions by how they ended: succeeded, retrying (failed, retry scheduled), dead_lettered, requeued (handed back unfinished). connection="unknown": its connection could not be read (not in the store, or the store failing).',
+      help: 'Sync executions by how they ended: succeeded, retrying (failed, retry scheduled), dead_lettered, requeued (handed back unfinished), cancelled (by an operator). connection="unknown": its connection could not be read (not in the store, or the store failing).',
       labelNames: ['connection', 'outcome'],
       registers,
     });

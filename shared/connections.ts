@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
 import { findSecretRefs } from './secret-ref.js';
-import { KUBERNETES_QUANTITY } from './units.js';
+import { KUBERNETES_QUANTITY, parseDuration } from './units.js';
 import { targetSchema } from './notifications/targets.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
@@ -95,6 +95,16 @@ const streamSchema = z
   })
   .strict();
 
+/** A sync of the connection that runs longer than this is stopped and ends as `timeout`. */
+const syncTimeoutSchema = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const ms = typeof v === 'number' ? v : parseDuration(v);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `syncTimeout: not a duration: "${String(v)}" (use e.g. 30s, 30m, 2h)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 export const connectionSchema = z
   .object({
     /** The connection's name everywhere (Redis keys, messages, metrics, file names): the id rule of ids.ts. */
@@ -106,6 +116,8 @@ export const connectionSchema = z
     streams: z.array(streamSchema).min(1).optional(),
     /** Webhooks for this connection's events, beside the installation's (shared/notifications/targets.ts). */
     notifications: z.array(targetSchema).max(20).optional(),
+    /** This connection's syncTimeout (a duration: "30m", or milliseconds), over the runner's. */
+    syncTimeout: syncTimeoutSchema.optional(),
   })
   .strict();
 

@@ -161,6 +161,21 @@ export class CancelledError extends TidepoolError {
 }
 
 /**
+ * An operator cancelled the sync (`tidepool cancel`, the dashboard): it stops like a sync of a
+ * runner that shuts down, but is not handed back: the run ends `cancelled`, not retried, not
+ * dead-lettered.
+ */
+export class SyncCancelledError extends TidepoolError {
+  override name = 'SyncCancelledError';
+  constructor(
+    readonly by: string,
+    readonly at: string,
+  ) {
+    super(`sync cancelled by ${by} at ${at}`, false, 'runner', 'cancelled');
+  }
+}
+
+/**
  * Any error as a TidepoolError. Everything tidepool throws across the sync boundary already is
  * one, with its origin set where it was thrown; what is left is a bug in the runner itself
  * (a TypeError...), retried like any system error.

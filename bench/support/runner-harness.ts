@@ -4,6 +4,7 @@
 // records waited for, and a temp dir for the scripts and files a test needs. One harness per
 // test file or describe; closeRunnerHarness() kills its runners and removes everything it made.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,3 +110,17 @@ export const header = (m: GetMessage, name: string): unknown => m.properties.hea
 
 /** A stderr-tail header of a dead letter (a JSON array of lines). */
 export const stderrOf = (m: GetMessage, name: string): string[] => JSON.parse(String(header(m, name))) as string[];
+
+/** Processes whose command line mentions the sync (its connectors' files are named after it). */
+export function processesOf(syncId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(syncId)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}

@@ -21,6 +21,7 @@ export function formatRun(r: RunRecord): string {
     lines.push(`  ran connection version ${r.connectionVersion ?? '?'}: source ${who(r.connectors.source)}, destination ${who(r.connectors.destination)}`);
   }
   if (r.retryAt) lines.push(`  next attempt at ${r.retryAt}`);
+  if (r.cancelled) lines.push(`  cancelled by ${r.cancelled.by} at ${r.cancelled.at}`);
   if (r.error) {
     lines.push(`  error (${r.error.origin}/${r.error.type}${r.error.retryable ? ', retryable' : ''}): ${r.error.message}`);
     for (const [who, tail] of Object.entries(r.error.stderr ?? {})) {

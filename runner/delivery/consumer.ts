@@ -4,7 +4,8 @@
 // queue (retryable, attempts left) or dead-lettered (permanent, or out of attempts); either way
 // its successor message is confirmed by the broker before the original is acked. A sync that
 // could not finish here is handed back without using up an attempt: requeued on shutdown, put
-// back through a delay queue when its connection stayed busy.
+// back through a delay queue when its connection stayed busy. A sync an operator cancelled is
+// acked without running, or stopped while it runs, and recorded `cancelled` (cancellation.ts).
 import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { Config } from '../../shared/config.js';
 import { retryDelay } from '../../shared/backoff.js';
@@ -14,8 +15,12 @@ import type { Logger } from '../../shared/logger.js';
 import type { Notifier } from '../../shared/notifications/notify.js';
 import { attemptOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, oversizedBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
+import type { Store } from '../../shared/store/index.js';
+import type { CancelMarker } from '../../shared/store/cancels.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import type { RunnerMetrics } from '../metrics.js';
+import { watchCancel } from '../sync/cancel-watch.js';
+import { cancelledBeforeRun, cancelSubject, recordCancelled } from './cancellation.js';
 import { deadLetter } from './dead-letter.js';
 import { settledBy } from './redelivery.js';
 import { deferBusy, scheduleRetry } from './retry.js';
@@ -27,6 +32,7 @@ export type Settlement = 'ack' | 'requeue';
 export type ConsumerConfig = SyncConfig & Pick<Config, 'maxAttempts' | 'retryBaseDelay' | 'retryFactor' | 'retryMaxDelay'>;
 
 export interface ConsumerDeps extends SyncDeps {
+  store: SyncDeps['store'] & Pick<Store, 'cancels'>;
   config: ConsumerConfig;
   /** The confirm channel of the session the message came on: its successors are published there. */
   publishChannel: ConfirmChannel;
@@ -82,13 +88,39 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
   }
 
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
+  // Next to the duplicate check: a sync cancelled while it waited in a queue is not run at all.
+  const subject = cancelSubject(request, message);
+  const cancelled = await cancelledBeforeRun(subject, deps, logger);
+  if (cancelled) {
+    await recordCancelled(notStartedRun(request, attempt, deps.runnerId), cancelled, deps, logger);
+    logger.info({ cancelledBy: cancelled.by, cancelledAt: cancelled.at }, 'sync cancelled before it ran: acked without running');
+    return 'ack';
+  }
+  const watch = watchCancel(deps.store.cancels, subject, logger);
+  try {
+    return await runWatched(message, request, attempt, deps, AbortSignal.any([signal, watch.cancelled]), { logger, watch });
+  } finally {
+    watch.stop();
+  }
+}
+
+/** Runs the sync and settles it; a cancel that stopped it (however it then ended) settles it as cancelled. */
+async function runWatched(
+  message: ConsumeMessage,
+  request: SyncRequest,
+  attempt: number,
+  deps: ConsumerDeps,
+  signal: AbortSignal,
+  { logger, watch }: { logger: Logger; watch: ReturnType<typeof watchCancel> },
+): Promise<Settlement> {
   let failure: FailureInfo;
   let run: RunRecord;
   // False when the sync failed before its connection was read: its id is only what the message
   // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
   let connectionRead = true;
   try {
-    const outcome = await runSync(request, attempt, deps, signal);
+    const outcome = await runSync(request, attempt, deps, signal, { lockTaken: () => watch.check() });
+    if (outcome.failure && watch.marker) return await settleCancelled(outcome.run, watch.marker, deps, logger);
     if (!outcome.failure) {
       deps.metrics.recordRun(outcome.run);
       await deps.notifier?.runSettled(outcome.run);
@@ -103,6 +135,7 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     failure = outcome.failure;
     run = outcome.run;
   } catch (err) {
+    if (watch.marker) return settleCancelled(notStartedRun(request, attempt, deps.runnerId), watch.marker, deps, logger);
     if (err instanceof LockTimeoutError) return putBackBusy(message, request.connectionId, err, deps, logger);
     if (err instanceof CancelledError) {
       logger.info({ reason: err.message }, 'sync not started: left for redelivery');
@@ -115,6 +148,12 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
     connectionRead = false;
   }
   return settleFailure(message, request, attempt, failure, { run, connectionRead }, deps, logger);
+}
+
+async function settleCancelled(run: RunRecord, marker: CancelMarker, deps: ConsumerDeps, logger: Logger): Promise<Settlement> {
+  await recordCancelled(run, marker, deps, logger);
+  logger.info({ cancelledBy: marker.by, cancelledAt: marker.at, records: run.records, stateVersion: run.stateVersion }, 'sync cancelled while it ran: stopped, acked, not retried');
+  return 'ack';
 }
 
 /** A message that is no sync request: dead-lettered at once, under the ids its body names if any. */

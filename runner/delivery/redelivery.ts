@@ -9,7 +9,7 @@ import type { RunRecord } from '../../shared/store/runs.js';
 
 /**
  * Why `message` needs no run because `run` (the stored record of its sync) already settled it,
- * or undefined when it must run. Settled means: succeeded or dead-lettered at this attempt or a
+ * or undefined when it must run. Settled means: succeeded, dead-lettered or cancelled at this attempt or a
  * later one, or retrying from this attempt or a later one (its next attempt is in a delay
  * queue). Not when the message was replayed from the dead-letter queue after that record was
  * written (an operator asked for another run), nor for records of unfinished executions
@@ -17,7 +17,7 @@ import type { RunRecord } from '../../shared/store/runs.js';
  */
 export function settledBy(properties: Pick<MessageProperties, 'headers'>, attempt: number, run: RunRecord | undefined): string | undefined {
   if (!run) return undefined;
-  if (run.status !== 'succeeded' && run.status !== 'dead_lettered' && run.status !== 'retrying') return undefined;
+  if (run.status !== 'succeeded' && run.status !== 'dead_lettered' && run.status !== 'retrying' && run.status !== 'cancelled') return undefined;
   if (run.attempt < attempt) return undefined;
   const replayedAt = replayedAtOf(properties);
   if (replayedAt !== undefined && replayedAt >= Date.parse(run.startedAt)) return undefined;

@@ -26,7 +26,7 @@ export async function discoverCatalog(connection: Connection, runId: string, sec
     { runId: `${runId}-discover`, role: 'source', connector: connection.source, command: 'discover', files: { config: connection.source.config } },
     secrets,
     deps.logger,
-    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady, signal: deps.signal },
   );
   const trace = result.messages.find((m) => m.type === 'TRACE' && m.trace.type === 'ERROR');
   if (trace?.type === 'TRACE') {

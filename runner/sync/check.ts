@@ -60,7 +60,7 @@ export async function checkConnector(
   role: 'source' | 'destination',
   runId: string,
   secrets: ReadonlySet<string>,
-  deps: Pick<CheckDeps, 'launcher' | 'logger' | 'maxLineBytes' | 'tailLines' | 'secretsReady'>,
+  deps: Pick<CheckDeps, 'launcher' | 'logger' | 'maxLineBytes' | 'tailLines' | 'secretsReady' | 'signal'>,
 ): Promise<CheckVerdict> {
   let result: CommandResult;
   try {
@@ -69,7 +69,7 @@ export async function checkConnector(
       { runId: `${runId}-check-${role}`, role, connector: definition, command: 'check', files: { config: definition.config } },
       secrets,
       deps.logger,
-      { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady },
+      { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, secretsReady: deps.secretsReady, signal: deps.signal },
     );
   } catch (err) {
     // A connector that cannot start at all will not read either: that is the verdict.

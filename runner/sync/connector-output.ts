@@ -59,6 +59,8 @@ export interface CommandDeps {
   tailLines: number;
   /** See runConnectorCommand: resolves once the secrets are all known. */
   secretsReady?: Promise<unknown>;
+  /** Aborted when the sync is stopped (cancelled, the runner shutting down): the command is killed. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface CommandResult {
@@ -84,12 +86,17 @@ export async function runConnectorCommand(
      * still be on its way): nothing the command printed is logged or put in an error before.
      */
     secretsReady?: Promise<unknown> | undefined;
+    /** Kills the command when aborted; what it then reports is the caller's to disregard. */
+    signal?: AbortSignal | undefined;
   },
 ): Promise<CommandResult> {
   const proc = await launcher.start(run);
   proc.stdin.end();
   const tail = new TailBuffer(options.tailLines);
-  const timer = setTimeout(() => proc.kill('SIGKILL'), options.timeoutMs);
+  const kill = () => proc.kill('SIGKILL');
+  const timer = setTimeout(kill, options.timeoutMs);
+  options.signal?.addEventListener('abort', kill, { once: true });
+  if (options.signal?.aborted) kill();
   const messages: AirbyteMessage[] = [];
   // The first thing wrong with the output. A line that is not JSON is kept (its start, bounded)
   // rather than quoted at once: it is quoted once the secrets are complete, redacted before cut.
@@ -126,5 +133,6 @@ export async function runConnectorCommand(
     return { messages, exitCode: exit.code, ...(exit.reason ? { exitReason: exit.reason } : {}), stderr: stderrTail };
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener('abort', kill);
   }
 }

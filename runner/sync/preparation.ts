@@ -36,9 +36,11 @@ export interface PreparationDeps {
  * and gets those its connectors' specs mark secret as soon as the specs are known, so whatever
  * fails afterwards, here or later, is redacted with all of them.
  */
-export async function prepareSync(connection: Connection, run: RunRecord, runId: string, secrets: Set<string>, deps: PreparationDeps): Promise<ConfiguredAirbyteCatalog> {
+export async function prepareSync(connection: Connection, run: RunRecord, runId: string, secrets: Set<string>, deps: PreparationDeps, signal?: AbortSignal): Promise<ConfiguredAirbyteCatalog> {
   const { store, launcher, config, logger } = deps;
-  const commandDeps = { connections: store.connections, specs: store.specs, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines };
+  // `signal` kills the commands of a sync that is stopped while it prepares (runner/sync/sync.ts
+  // then reports why it stopped, not what the killed commands said).
+  const commandDeps = { connections: store.connections, specs: store.specs, launcher, logger, maxLineBytes: config.maxLineBytes, tailLines: config.stderrTailLines, signal };
   if (config.requireDigests) assertPinnedImages(connection);
   const cached = await cachedConnectionSpecs(connection, commandDeps);
   if (cached) {

@@ -101,7 +101,10 @@ class Replication {
     const { commits } = this.input;
     const onCommitFailed = () => this.fail(asTidepoolError(commits.failed.reason));
     commits.failed.addEventListener('abort', onCommitFailed, { once: true });
-    const timeout = setTimeout(() => this.fail(new TidepoolError(`sync exceeded syncTimeout (${config.syncTimeout} ms)`, true, 'runner', 'timeout')), config.syncTimeout);
+    // The connection's own syncTimeout, else the runner's. Past it the sync is stopped like any
+    // failure (connectors killed, nothing committed past the last echoed STATE) and retried.
+    const syncTimeout = this.input.connection.syncTimeout ?? config.syncTimeout;
+    const timeout = setTimeout(() => this.fail(new TidepoolError(`sync exceeded syncTimeout (${formatDuration(syncTimeout)})`, true, 'runner', 'timeout')), syncTimeout);
     let source: ConnectorProcess | undefined;
     let destination: ConnectorProcess | undefined;
     let stopWatching = (): void => undefined;

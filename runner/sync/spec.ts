@@ -26,6 +26,8 @@ export interface SpecDeps {
   logger: Logger;
   maxLineBytes: number;
   tailLines: number;
+  /** Kills a `spec` still running when the sync is stopped. */
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -106,7 +108,7 @@ export async function connectorSpec(definition: ConnectorDefinition, role: 'sour
     { runId: `${runId}-spec-${role}`, role, connector: definition, command: 'spec', files: {} },
     secrets,
     deps.logger,
-    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines },
+    { timeoutMs: 5 * 60_000, maxLineBytes: deps.maxLineBytes, tailLines: deps.tailLines, signal: deps.signal },
   );
   const message = result.messages.find((m) => m.type === 'SPEC');
   if (message?.type === 'SPEC' && isSpec(message.spec)) {

@@ -3,7 +3,7 @@
 // how it ended. The consumer (runner/delivery/consumer.ts) decides what happens to the message
 // afterwards.
 import type { Config } from '../../shared/config.js';
-import { asTidepoolError, UnknownConnectionError, type FailureInfo, type TidepoolError } from '../../shared/errors.js';
+import { asTidepoolError, CancelledError, TidepoolError, UnknownConnectionError, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { SyncRequest } from '../../shared/messages.js';
 import type { ConnectorLauncher } from '../../shared/ports/connector-launcher.js';
@@ -35,12 +35,20 @@ export interface SyncOutcome {
   failure?: FailureInfo;
 }
 
+export interface SyncHooks {
+  /**
+   * Called once the connection's lock is held, before anything starts: the last moment to abort
+   * `signal` for a sync that should not start after all (one cancelled while it waited).
+   */
+  lockTaken?: () => Promise<void>;
+}
+
 /**
  * Runs one sync. Throws only for failures that happen before there is a run to record (unknown
  * connection, lock timeout, cancelled while waiting, the store failing); everything after is in
  * the outcome.
  */
-export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal): Promise<SyncOutcome> {
+export async function runSync(request: SyncRequest, attempt: number, deps: SyncDeps, signal: AbortSignal, hooks: SyncHooks = {}): Promise<SyncOutcome> {
   const { store, config, runnerId } = deps;
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
   const found = await store.connections.getVersioned(request.connectionId);
@@ -51,29 +59,33 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
   const keeper = keepLock(store.locks, lock, config.lockTtl, logger);
   const run = runningRecord(request, attempt, runnerId, found.version);
   try {
+    await hooks.lockTaken?.();
+    // Stopped while it waited for the lock: it never started, and has no record of its own.
+    if (signal.aborted) throw stopReason(signal);
     await store.runs.put(run);
     logger.info({ fullRefresh: request.fullRefresh, lockToken: lock.token }, 'sync started');
 
     let failure: FailureInfo | undefined;
     const secrets = secretValues(connection);
+    const stopping = AbortSignal.any([signal, keeper.lost]);
     try {
       const runId = `${request.syncId}-a${attempt}`;
       // References resolved first: one that names nothing fails before any connector runs.
       const resolved = await resolveSecretRefs(connection, deps.secretSource, secrets);
       const connectorDeps = { ...deps, launcher: withResolvedConfigs(deps.launcher, connection, resolved) };
-      const catalog = await prepareSync(connection, run, runId, secrets, connectorDeps);
+      const catalog = await prepareSync(connection, run, runId, secrets, connectorDeps, stopping);
       const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
       const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? []);
-      const replicated = await replicate(
-        { connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets },
-        connectorDeps,
-        AbortSignal.any([signal, keeper.lost]),
-      );
+      // Stopped while it prepared (a cancel, a shutdown): no connector is started only to be killed.
+      if (stopping.aborted) throw stopReason(stopping);
+      const replicated = await replicate({ connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets }, connectorDeps, stopping);
       recordReplication(run, replicated, commits);
       if (replicated.failure) failure = failureInfo(replicated.failure, secrets, replicated.stderr);
       else logger.debug({ sourceStates: replicated.sourceStates, echoedStates: commits.echoed, streams: run.streams }, 'replication finished');
     } catch (err) {
-      failure = failureInfo(asTidepoolError(err), secrets);
+      // A spec, check or discover killed because the sync was stopped fails as whatever it then
+      // looked like (no verdict, an exit): the stop is the reason.
+      failure = failureInfo(stopping.aborted ? stopReason(stopping) : asTidepoolError(err), secrets);
     }
     finishRecord(run, failure);
     await store.runs.put(run);
@@ -86,6 +98,12 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
     keeper.stop();
     await store.locks.release(lock).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'lock release failed; it expires by itself'));
   }
+}
+
+/** Why a sync was stopped: the TidepoolError it was aborted with, else the runner shutting down. */
+function stopReason(signal: AbortSignal): TidepoolError {
+  const reason: unknown = signal.reason;
+  return reason instanceof TidepoolError ? reason : new CancelledError('sync cancelled: the runner is shutting down');
 }
 
 function runningRecord(request: SyncRequest, attempt: number, runnerId: string, connectionVersion: number): RunRecord {

@@ -19,6 +19,7 @@ import {
 import { BrokerSession, type Session } from '../../shared/broker/session.js';
 import type { TlsFiles } from '../../shared/tls.js';
 import { topologyFor, type Topology } from '../../shared/broker/topology.js';
+import { cancelSync } from '../../shared/cancel.js';
 import type { Connection, ConnectorDefinition } from '../../shared/connections.js';
 import { idProblem, idSchema } from '../../shared/ids.js';
 import type { Store } from '../../shared/store/index.js';
@@ -206,6 +207,10 @@ export class DashboardApi {
         route('GET');
         return ok(await this.series(req.query));
       case 'runs':
+        if (id !== undefined && action === 'cancel') {
+          route('POST');
+          return this.cancel(id, req);
+        }
         route('GET');
         if (action !== undefined) throw notFound(req.path);
         return ok(id === undefined ? await this.runs(req.query) : await this.run(id, req.query));
@@ -264,6 +269,21 @@ export class DashboardApi {
     const run = await this.deps.store.runs.get(syncId);
     if (!run) throw new ApiError(404, `no run of sync "${syncId}" (unknown sync id, or trimmed after runsKept records)`);
     return run;
+  }
+
+  /**
+   * POST /api/runs/<id>/cancel: the same cancel as `tidepool cancel` (shared/cancel.ts), by
+   * `dashboard`. A sync with no record yet may still be queued, so it is marked all the same;
+   * one that already ended is a 409. Confirmation is the page's; the call is the confirmed act.
+   */
+  private async cancel(syncId: string, req: ApiRequest): Promise<ApiResponse> {
+    if (req.body !== undefined) parseWith(z.object({}).strict(), req.body, 'body');
+    const idError = idProblem('sync id', syncId);
+    if (idError !== undefined) throw new ApiError(400, `bad path: ${idError}`);
+    const result = await cancelSync(this.deps.store, syncId, 'dashboard');
+    if (result.outcome === 'ended') throw new ApiError(409, `sync "${syncId}" already ended (${result.status}): nothing to cancel`);
+    this.deps.logger.warn({ syncId, status: result.status ?? 'queued' }, 'dashboard: sync cancelled');
+    return ok({ syncId, cancelled: result.marker, status: result.status ?? null });
   }
 
   private async connections(query: URLSearchParams) {

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { StoreError, TidepoolError } from '../errors.js';
+import { CancelStore } from './cancels.js';
 import { ConnectionStore } from './connections.js';
 import { LockStore } from './locks.js';
 import { Outbox } from './outbox.js';
@@ -23,6 +24,7 @@ export interface Store {
   series: SeriesStore;
   specs: SpecStore;
   outbox: Outbox;
+  cancels: CancelStore;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -38,6 +40,7 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     series: storeErrors(new SeriesStore(redis, keys)),
     specs: storeErrors(new SpecStore(redis, keys)),
     outbox: storeErrors(new Outbox(redis, keys)),
+    cancels: storeErrors(new CancelStore(redis, keys)),
   };
 }
 

@@ -126,6 +126,10 @@ export class Keys {
   connectionRuns(id: string) { return `${this.prefix}:runs:connection:${id}`; }
   lock(connectionId: string) { return `${this.prefix}:lock:connection:${connectionId}`; }
   fence(connectionId: string) { return `${this.prefix}:fence:connection:${connectionId}`; }
+  /** A cancel marker of one sync (cancels.ts). */
+  syncCancel(syncId: string) { return `${this.prefix}:cancel:sync:${syncId}`; }
+  /** A cancel marker of every sync of a connection requested up to its time (cancels.ts). */
+  connectionCancel(connectionId: string) { return `${this.prefix}:cancel:connection:${connectionId}`; }
   runner(id: string) { return `${this.prefix}:runner:${id}`; }
   runners() { return `${this.prefix}:runners`; }
   leader(role: string) { return `${this.prefix}:leader:${role}`; }

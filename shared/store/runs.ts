@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { TidepoolError, type FailureInfo } from '../errors.js';
+import type { CancelMarker } from './cancels.js';
 import type { Keys } from './redis.js';
 import { COUNTED_OUTCOMES, MINUTE_COUNTS_TTL_MS, minuteCountsKey } from './series.js';
 
@@ -17,11 +18,13 @@ import { COUNTED_OUTCOMES, MINUTE_COUNTS_TTL_MS, minuteCountsKey } from './serie
  * - dead_lettered: in the dead-letter queue, waiting for an operator (final).
  * - requeued: handed back to the queue unfinished (runner shutdown, connection lock busy): not
  *   a failure, and it does not use up an attempt.
+ * - cancelled: an operator cancelled it (`cancelled` says who and when): acked without running
+ *   if it was still queued, stopped if it was running; neither retried nor dead-lettered (final).
  */
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'retrying' | 'dead_lettered' | 'requeued';
-export const RUN_STATUSES: readonly RunStatus[] = ['running', 'succeeded', 'failed', 'retrying', 'dead_lettered', 'requeued'];
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'retrying' | 'dead_lettered' | 'requeued' | 'cancelled';
+export const RUN_STATUSES: readonly RunStatus[] = ['running', 'succeeded', 'failed', 'retrying', 'dead_lettered', 'requeued', 'cancelled'];
 /** Statuses after which the sync will not run again by itself. */
-export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'dead_lettered']);
+export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['succeeded', 'dead_lettered', 'cancelled']);
 
 /** Earlier executions of a sync kept in its record (retries and requeues), oldest first. */
 export const PREVIOUS_ATTEMPTS_KEPT = 20;
@@ -83,6 +86,8 @@ export interface RunRecord {
   connectors?: { source: ConnectorIdentity; destination: ConnectorIdentity };
   /** The connection's version (connections history) this attempt ran. */
   connectionVersion?: number;
+  /** When status is cancelled: who cancelled it, and when they asked. */
+  cancelled?: CancelMarker;
 }
 
 /** A listing's records, and the keys of the records in its range that did not parse. */

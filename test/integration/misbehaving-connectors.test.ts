@@ -4,7 +4,7 @@
 // permanent, with the connectors' stderr tails; state committed only as far as the destination
 // confirmed it; and the runner's memory bounded whatever the connectors write (its peak RSS is
 // read from /proc).
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { GetMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../shared/config.js';
@@ -16,6 +16,7 @@ import {
   deadLetterOf,
   header,
   openRunnerHarness,
+  processesOf,
   publishSyncOf,
   runUntil,
   spawnRunner,
@@ -86,20 +87,6 @@ async function peakRssGrowth<T>(h: Harness, during: () => Promise<T>): Promise<{
   } finally {
     clearInterval(sampler);
   }
-}
-
-/** Processes whose command line mentions the sync (its connectors' files are named after it). */
-function processesOf(syncId: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(syncId)) pids.push(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return pids;
 }
 
 const mb = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;

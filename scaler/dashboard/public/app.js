@@ -318,7 +318,11 @@ async function showRun(syncId, quiet = false) {
       ['state', run.stateVersion !== undefined ? `version ${run.stateVersion} (${run.stateCommits} commits)` : `${run.stateCommits} commits`],
       ['full refresh', run.fullRefresh ? 'yes' : 'no'],
       ['retry at', run.retryAt],
+      ['cancelled', run.cancelled ? `by ${run.cancelled.by} at ${run.cancelled.at}` : null],
     ]),
+    ...(FINAL_STATUSES.has(run.status)
+      ? []
+      : [el('div', { class: 'actions' }, el('button', { type: 'button', id: 'run-cancel', onclick: () => void cancelRun(run.syncId) }, 'Cancel this sync'))]),
     ...(run.error
       ? [
           el('h4', {}, 'Error'),
@@ -339,6 +343,21 @@ async function showRun(syncId, quiet = false) {
       : []),
   );
   detail.hidden = false;
+}
+
+/** Statuses after which a sync will not run again by itself (shared/store/runs.ts): nothing to cancel. */
+const FINAL_STATUSES = new Set(['succeeded', 'dead_lettered', 'cancelled']);
+
+async function cancelRun(syncId) {
+  if (!confirm(`Cancel sync ${syncId}?\n\nIf it is running it is stopped within seconds (the destination rolls back to its last confirmed state); if it waits in a queue it will not run. It is not retried.`)) return;
+  try {
+    const result = await api(`/api/runs/${encodeURIComponent(syncId)}/cancel`, { json: {} });
+    showAction(`sync ${syncId}: cancelled by ${result.cancelled.by} at ${result.cancelled.at}`);
+    void showRun(syncId, true);
+    void loadRuns();
+  } catch (err) {
+    showError(`cancel ${syncId}: ${err.message}`);
+  }
 }
 
 // ------------------------------------------------------------------------------------------
