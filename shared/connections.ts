@@ -2,6 +2,7 @@
 // Users write these as YAML or JSON (`tidepool connections apply -f`); they live in Redis.
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
+import { scheduleSchema } from './schedule.js';
 import { KUBERNETES_QUANTITY } from './units.js';
 
 export const BUILTIN_CONNECTORS = ['source-faker', 'source-postgres', 'source-e2e-test', 'destination-jsonl', 'destination-postgres', 'destination-e2e-test'] as const;
@@ -90,6 +91,8 @@ export const connectionSchema = z
     destination: connectorSchema,
     /** Streams to sync; omitted = every stream the source discovers, with defaults. */
     streams: z.array(streamSchema).min(1).optional(),
+    /** When the leading scaler publishes syncs of it by itself (shared/schedule.ts); none = only on request. */
+    schedule: scheduleSchema.optional(),
   })
   .strict();
 

@@ -7,6 +7,7 @@ import { LockStore } from './locks.js';
 import { Keys } from './redis.js';
 import { RunStore } from './runs.js';
 import { RunnerRegistry } from './runners.js';
+import { ScheduleStore } from './schedules.js';
 import { SeriesStore } from './series.js';
 import { SpecStore } from './specs.js';
 import { StateStore } from './state.js';
@@ -21,6 +22,7 @@ export interface Store {
   runners: RunnerRegistry;
   series: SeriesStore;
   specs: SpecStore;
+  schedules: ScheduleStore;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -35,6 +37,7 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     runners: storeErrors(new RunnerRegistry(redis, keys, config.heartbeatTtl)),
     series: storeErrors(new SeriesStore(redis, keys)),
     specs: storeErrors(new SpecStore(redis, keys)),
+    schedules: storeErrors(new ScheduleStore(redis, keys)),
   };
 }
 

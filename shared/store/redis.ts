@@ -89,4 +89,10 @@ export class Keys {
   runners() { return `${this.prefix}:runners`; }
   leader(role: string) { return `${this.prefix}:leader:${role}`; }
   series() { return `${this.prefix}:series`; }
+  /** Hash: a connection's schedule: cursor (slots decided up to), spec, paused, last decided slot. */
+  schedule(id: string) { return `${this.prefix}:schedule:${id}`; }
+  /** Hash: slot (epoch ms) → what became of it (claimed, published, skipped, missed). */
+  scheduleSlots(id: string) { return `${this.prefix}:schedule-slots:${id}`; }
+  /** Sorted set: scheduled syncs published and not yet over (score: slot), for the overlap rule. */
+  scheduleOpen(id: string) { return `${this.prefix}:schedule-open:${id}`; }
 }
