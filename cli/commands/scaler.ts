@@ -42,7 +42,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const chosen = await createRunnerLauncher(cfg, logger);
     const launcher = metrics.instrument(chosen.launcher);
     const leadership = chosen.leadership;
-    const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => metrics.observe(s), onBrokerRestored: () => metrics.reconnects.broker.inc(), onTickFailed: () => metrics.tickFailed(), ...(leadership ? { leadership } : {}) });
+    const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => metrics.observe(s), onBrokerRestored: () => metrics.reconnects.broker.inc(), onTickFailed: () => metrics.tickFailed(), onScheduleSlot: (d) => metrics.scheduleSlot(d), ...(leadership ? { leadership } : {}) });
     let dashboard: Dashboard | undefined;
     let metricsServer: MetricsServer | undefined;
     try {
