@@ -50,7 +50,16 @@ export function isTimeZone(name: string): boolean {
 export const scheduleSchema = z
   .object({
     /** `m h dom mon dow`, or with a leading seconds field. */
-    cron: z.string().min(1).max(200),
+    // Checked on its own (in UTC: time zones change when a pattern fires, not whether it parses),
+    // so that its problem is reported beside the other fields' ones.
+    cron: z
+      .string()
+      .min(1)
+      .max(200)
+      .superRefine((cron, ctx) => {
+        const problem = cronProblem(cron, 'UTC');
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     timezone: z
       .string()
       .max(100)
@@ -69,12 +78,7 @@ export const scheduleSchema = z
       }, { error: (issue) => `jitter ${quoteValue(String(issue.input))} is not a duration up to 1h such as 30s or 500ms` })
       .optional(),
   })
-  .strict()
-  .superRefine((s, ctx) => {
-    // The time zone's own problem is reported above; a pattern is checked in a zone that exists.
-    const problem = cronProblem(s.cron, isTimeZone(s.timezone) ? s.timezone : 'UTC');
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, path: ['cron'] });
-  });
+  .strict();
 
 export type Schedule = z.output<typeof scheduleSchema>;
 

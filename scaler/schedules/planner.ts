@@ -12,7 +12,7 @@ import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { Schedule } from '../../shared/schedule.js';
 import type { Store } from '../../shared/store/index.js';
 import type { SlotOutcome, SlotRecord } from '../../shared/store/schedules.js';
-import { catchUpFates, overlapVerdict, type ConnectionActivity, type SlotFate } from './policy.js';
+import { catchUpFates, overlapVerdict, type ConnectionActivity, type DecidedFate } from './policy.js';
 import { scheduledSyncId, SlotClock } from './schedule.js';
 
 export interface PlannerSettings {
@@ -102,7 +102,8 @@ export class SchedulePlanner {
     const clock = this.clockFor(connection);
     const now = this.now();
     const { cursor, paused } = await store.schedules.begin(connection.id, clock.spec, now);
-    const { slots, truncated } = clock.between(cursor, now, settings.scanMax);
+    // More than catchUpMax, or a truncated scan could never tell which late slots are the latest.
+    const { slots, truncated } = clock.between(cursor, now, Math.max(settings.scanMax, settings.catchUpMax + 1));
     const records = await store.schedules.slotRecords(connection.id, slots);
     const dues = slots.map((slot) => clock.dueAt(slot));
     const fates = catchUpFates({
@@ -113,24 +114,38 @@ export class SchedulePlanner {
       catchUpMax: settings.catchUpMax,
       truncated,
     });
-    const activity = new ActivityReader(store, connection.id, settings.forgetOpenAfterMs, this.options.logger);
+    // Every due slot is claimed first, then each decided in order: a publish that fails (broker
+    // away) leaves the slots after it claimed on time, so they are not taken for missed later.
+    const claimed: Array<{ record: SlotRecord; fate: DecidedFate }> = [];
+    let wake: number | undefined;
     for (const [i, slot] of slots.entries()) {
       const due = dues[i]!;
       const fate = fates[i]!;
-      if (due > now) return due;
-      if (fate === 'undecided') return now;
-      const claim = await store.schedules.claim(connection.id, slot, due, this.options.owner, this.now(), settings.leaseMs);
+      if (due > now) {
+        wake = due;
+        break;
+      }
+      if (fate === 'undecided') {
+        wake = now;
+        break;
+      }
+      const claim = await store.schedules.claim(connection.id, slot, due, fate, this.options.owner, this.now(), settings.leaseMs);
       // Another scaler's live claim: its holder decides; later slots wait their turn.
-      if (claim.status === 'held') return claim.record.claimedUntil ?? now + settings.leaseMs;
-      if (claim.status !== 'claimed') continue;
-      const settled = await this.settle(connection, claim.record, fate, paused, activity);
-      if (!settled) return now;
+      if (claim.status === 'held') {
+        wake = claim.record.claimedUntil ?? now + settings.leaseMs;
+        break;
+      }
+      if (claim.status === 'claimed') claimed.push({ record: claim.record, fate: claim.record.fate ?? fate });
     }
-    return clock.nextDue(Math.max(now, slots.at(-1) ?? now))?.due;
+    const activity = new ActivityReader(store, connection.id, settings.forgetOpenAfterMs, this.options.logger);
+    for (const { record, fate } of claimed) {
+      if (!(await this.settle(connection, record, fate, paused, activity))) return now;
+    }
+    return wake ?? clock.nextDue(Math.max(now, slots.at(-1) ?? now))?.due;
   }
 
   /** Decides one claimed slot; false when its publish failed (the claim stays ours, tried again next step). */
-  private async settle(connection: Scheduled, claimed: SlotRecord, fate: Exclude<SlotFate, 'undecided'>, paused: boolean, activity: ActivityReader): Promise<boolean> {
+  private async settle(connection: Scheduled, claimed: SlotRecord, fate: DecidedFate, paused: boolean, activity: ActivityReader): Promise<boolean> {
     const { logger } = this.options;
     const id = connection.id;
     if (fate === 'missed') {

@@ -11,6 +11,8 @@ import type { CatchUpPolicy, OverlapPolicy } from '../../shared/schedule.js';
  * - undecided: cannot be told yet (more slots follow beyond the bounded scan); the next step will.
  */
 export type SlotFate = 'on_time' | 'catch_up' | 'missed' | 'undecided';
+/** A fate fixed when the slot is first claimed and kept with the claim: a slot taken over or tried again keeps it. */
+export type DecidedFate = Exclude<SlotFate, 'undecided'>;
 
 export interface CatchUpInput {
   /** Due slots, oldest first: when each is due (slot + jitter) and whether a scaler already claimed it. */

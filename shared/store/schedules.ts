@@ -16,6 +16,8 @@ export interface SlotRecord {
   slot: number;
   due: number;
   outcome: 'claimed' | SlotOutcome;
+  /** Its fate under the catch-up rule, fixed at the first claim (scaler/schedules/policy.ts). */
+  fate?: 'on_time' | 'catch_up' | 'missed';
   /** The scaler holding or having decided it. */
   owner: string;
   /** While claimed: until when the claim holds without renewal. */
@@ -146,8 +148,8 @@ export class ScheduleStore {
   }
 
   /** Claims a slot for `owner` for `leaseMs` (or renews our claim, or takes over an expired one). */
-  async claim(connectionId: string, slot: number, due: number, owner: string, now: number, leaseMs: number): Promise<ClaimResult> {
-    const fresh: SlotRecord = { slot, due, outcome: 'claimed', owner, claimedUntil: now + leaseMs };
+  async claim(connectionId: string, slot: number, due: number, fate: NonNullable<SlotRecord['fate']>, owner: string, now: number, leaseMs: number): Promise<ClaimResult> {
+    const fresh: SlotRecord = { slot, due, outcome: 'claimed', fate, owner, claimedUntil: now + leaseMs };
     const [status, json] = await this.redis.tpScheduleClaim(this.keys.schedule(connectionId), this.keys.scheduleSlots(connectionId), slot, owner, now, leaseMs, JSON.stringify(fresh));
     if (status === 'decided' || status === 'gone') return { status };
     const record = decodeSlot(json) ?? fresh;
