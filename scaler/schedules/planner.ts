@@ -137,7 +137,7 @@ export class SchedulePlanner {
       }
       if (claim.status === 'claimed') claimed.push({ record: claim.record, fate: claim.record.fate ?? fate });
     }
-    const activity = new ActivityReader(store, connection.id, settings.forgetOpenAfterMs, this.options.logger);
+    const activity = new ActivityReader(store, connection.id, settings.forgetOpenAfterMs, this.options.logger, this.now);
     for (const { record, fate } of claimed) {
       if (!(await this.settle(connection, record, fate, paused, activity))) return now;
     }
@@ -198,6 +198,7 @@ class ActivityReader {
     private readonly connectionId: string,
     private readonly forgetAfterMs: number,
     private readonly logger: Logger,
+    private readonly now: () => number,
   ) {}
 
   async read(policy: Schedule['overlap']): Promise<ConnectionActivity> {
@@ -220,7 +221,7 @@ class ActivityReader {
     open.forEach((o, i) => {
       const run = runs[i];
       if (!run) {
-        if (Date.now() - o.slot > this.forgetAfterMs) {
+        if (this.now() - o.slot > this.forgetAfterMs) {
           this.logger.warn({ connectionId: this.connectionId, syncId: o.syncId }, 'scheduled sync never started: taken for lost, no longer holding back its connection\'s slots');
           over.push(o.syncId);
         } else waiting += 1;
