@@ -141,7 +141,8 @@ export class SchedulePlanner {
     for (const { record, fate } of claimed) {
       if (!(await this.settle(connection, record, fate, paused, activity))) return now;
     }
-    return wake ?? clock.nextDue(Math.max(now, slots.at(-1) ?? now))?.due;
+    // A truncated scan has more slots due already: the next pass goes on at once.
+    return wake ?? (truncated ? now : clock.nextDue(Math.max(now, slots.at(-1) ?? now))?.due);
   }
 
   /** Decides one claimed slot; false when its publish failed (the claim stays ours, tried again next step). */
