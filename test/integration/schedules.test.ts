@@ -95,6 +95,21 @@ describe('schedule planner (real store, the test\'s clock)', () => {
     expect(status.last).toMatchObject({ outcome: 'missed', slot: T0 + 30 * MINUTE, reason: expect.stringContaining('catchUp none') });
   });
 
+  it('keeps the latest slot records only, deciding a long downtime in bounded scans', async () => {
+    await services.store.connections.apply(connection('long-downtime', { cron: '* * * * *', catchUp: 'none' }));
+    const p = plannerFor(services, { scanMax: 40 });
+    p.clock.now = T0 + 1000 * MINUTE;
+    await p.settle();
+    p.clock.now = T0 + 1400 * MINUTE + 10_000; // 400 slots, 10 scans
+    await p.settle();
+    expect(p.decided.filter((d) => d.connectionId === 'long-downtime')).toHaveLength(400);
+    const kept = await services.store.schedules.recentSlots('long-downtime', 1000);
+    expect(kept.length).toBeGreaterThanOrEqual(200);
+    expect(kept.length).toBeLessThanOrEqual(250);
+    expect(kept[0]!.slot).toBe(T0 + 1400 * MINUTE);
+    expect((await services.store.schedules.status('long-downtime')).cursor).toBe(T0 + 1400 * MINUTE);
+  });
+
   it('overlap skip publishes nothing while a sync of the connection is queued or running; buffer_one keeps one waiting', async () => {
     await services.store.connections.apply(connection('ov-skip', { cron: '* * * * *', overlap: 'skip' }));
     await services.store.connections.apply(connection('ov-buffer', { cron: '* * * * *', overlap: 'buffer_one' }));
