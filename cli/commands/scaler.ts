@@ -14,7 +14,8 @@ const USAGE = `usage: tidepool scaler [--once] [--json] [--dashboard-port N] [--
 
 Every TIDEPOOL_POLL_INTERVAL (default 1s) reads the queue depth and the runners' heartbeats and
 launches runners (TIDEPOOL_RUNNER_LAUNCHER, default local) up to TIDEPOOL_MAX_RUNNERS. Never
-scales down: runners leave by themselves when idle. One scaler leads at a time.
+scales down: runners leave by themselves when idle. One scaler leads at a time; the leader
+also publishes the syncs of connections with a schedule, once per slot (tidepool schedules).
 
   --once              observe and decide once, print what it saw, exit
   --json              with --once: print it as JSON
