@@ -10,6 +10,7 @@ import { topologyFor } from '../shared/broker/topology.js';
 import { parseConnectionFile } from '../shared/connections.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import { Scaler } from '../scaler/loop.js';
+import type { SlotDecision } from '../scaler/schedules/planner.js';
 import { cleanUpOnSignal, integerOption, progress, readArgs, runBench } from './support/cli.js';
 import { openTestServices, testConfig } from './support/services.js';
 import { percentile } from './support/stats.js';
@@ -36,7 +37,9 @@ async function main({ slots, json }: Options): Promise<number> {
   const config = testConfig('bench-schedule-lag', { pollInterval: '1s', leaderTtl: '10s' });
   const services = openTestServices(config);
   const signal = cleanUpOnSignal(() => services.cleanup());
-  const scalers = ['a', 'b'].map(() => new Scaler({ config, logger: services.logger, launcher: noRunners, store: services.store }));
+  // Every decision, from both scalers: the store keeps only the latest slot records.
+  const decided: SlotDecision[] = [];
+  const scalers = ['a', 'b'].map(() => new Scaler({ config, logger: services.logger, launcher: noRunners, store: services.store, onScheduleSlot: (d) => decided.push(d) }));
   try {
     const [connection] = parseConnectionFile({ id: 'every-second', source: { connector: 'source-faker' }, destination: { connector: 'destination-e2e-test' }, schedule: { cron: '* * * * * *', overlap: 'allow' } });
     await services.store.connections.apply(connection!);
@@ -48,7 +51,7 @@ async function main({ slots, json }: Options): Promise<number> {
       if ((Date.now() - started) % 60_000 < 1000) progress(`${Math.round((Date.now() - started) / 1000)} s`);
     }
     for (const s of scalers) await s.stop();
-    const records = (await services.store.schedules.recentSlots('every-second', slots + 100)).reverse();
+    const records = decided.map((d) => d.record).sort((x, y) => x.slot - y.slot);
     const lags = records.filter((r) => r.outcome === 'published').map((r) => r.lagMs ?? NaN);
     const contiguous = records.every((r, i) => i === 0 || r.slot - records[i - 1]!.slot === 1000);
     const broker = await connectBroker({ url: config.amqpUrl, logger: services.logger });
