@@ -9,11 +9,12 @@ const COMMANDS: Record<string, { load: () => Promise<Pick<Command, 'main'>>; sum
   scaler: { load: () => import('./commands/scaler.js'), summary: 'watch the queue and launch runners' },
   runner: { load: () => import('./commands/runner.js'), summary: 'consume and run syncs until idle' },
   publish: { load: () => import('./commands/publish.js'), summary: 'request a sync of a connection' },
-  connections: { load: () => import('./commands/connections.js'), summary: 'apply, list, show and check connections' },
+  connections: { load: () => import('./commands/connections.js'), summary: 'apply, list, show, check, pause and resume connections' },
   connectors: { load: () => import('./commands/connectors.js'), summary: 'the reference connectors, and the settings a connector takes' },
   runs: { load: () => import('./commands/runs.js'), summary: 'recent sync runs' },
   notifications: { load: () => import('./commands/notifications.js'), summary: 'send a test webhook notification' },
   cancel: { load: () => import('./commands/cancel.js'), summary: 'cancel a sync, or every sync of a connection' },
+  schedules: { load: () => import('./commands/schedules.js'), summary: 'scheduled connections: next run, last slot' },
   dlq: { load: () => import('./commands/dlq.js'), summary: 'list, show, replay and purge dead letters' },
   demo: { load: () => import('./commands/demo.js'), summary: 'run the whole loop on this machine' },
 };

@@ -9,8 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from '../shared/config.js';
+import { settledWithin } from '../shared/backoff.js';
 import type { Logger } from '../shared/logger.js';
+import type { SyncRequest } from '../shared/messages.js';
 import { BrokerUnavailableError, queueDepth } from '../shared/broker/connection.js';
+import { publishSync } from '../shared/broker/publisher.js';
 import { BrokerSession } from '../shared/broker/session.js';
 import { topologyFor } from '../shared/broker/topology.js';
 import { firstConnection } from '../shared/store/redis.js';
@@ -22,6 +25,11 @@ import { LeaderLock } from './leadership/redis-lock.js';
 import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from './policy.js';
 import { scalerSettings, type ScalerSettings } from './settings.js';
 import { StartFailures } from './start-failures.js';
+import { DEFAULT_PLANNER_SETTINGS, SchedulePlanner, type SlotDecision } from './schedules/planner.js';
+import { ScheduleLoop } from './schedules/schedule-loop.js';
+
+/** A scheduled publish unconfirmed this long is tried again (same sync id): a partitioned broker never answers. */
+const SCHEDULED_PUBLISH_TIMEOUT_MS = 10_000;
 
 export interface ScalerSnapshot {
   at: number;
@@ -48,6 +56,8 @@ export interface ScalerOptions {
   onBrokerRestored?: (downMs: number) => void;
   /** Called for each failed tick (e.g. tidepool_scaler_tick_failures_total): the log says so once per streak. */
   onTickFailed?: (err: Error) => void;
+  /** Called for each schedule slot this scaler decided (tidepool_schedule_slots_total, tidepool_schedule_lag_seconds). */
+  onScheduleSlot?: (decision: SlotDecision) => void;
 }
 
 export class Scaler {
@@ -55,8 +65,10 @@ export class Scaler {
   private readonly settings: ScalerSettings;
   private readonly leader: Leadership;
   private readonly topology;
-  /** No channels of its own: each tick reads the queues on throw-away channels. */
-  private readonly broker: BrokerSession<Record<string, never>>;
+  /** Ticks read the queues on throw-away channels; scheduled syncs are published on `publish`. */
+  private readonly broker: BrokerSession<{ publish: { confirm: true } }>;
+  /** Publishes connections' scheduled syncs while this scaler leads (scaler/schedules/). */
+  private readonly schedules: ScheduleLoop;
   /** Since when ticks have been failing (logged once per streak, not once per poll). */
   private failingSince: number | undefined;
   private limiter: RateLimiterState;
@@ -79,7 +91,7 @@ export class Scaler {
       tls: tlsFiles(config, 'amqp'),
       logger: this.logger,
       connectionName: this.id,
-      channels: {},
+      channels: { publish: { confirm: true } },
       topology: this.topology,
       // Reconnecting is the running loop's business: a scaler ticked without it (--once, tests)
       // connects again on its next tick.
@@ -90,6 +102,30 @@ export class Scaler {
         this.options.onBrokerRestored?.(downMs);
       },
     });
+    const planner = new SchedulePlanner({
+      store,
+      logger: this.logger,
+      owner: this.id,
+      publish: (request) => this.publishScheduled(request),
+      settings: {
+        ...DEFAULT_PLANNER_SETTINGS,
+        // Later than a few polls past due and unclaimed: no scaler was leading at the slot.
+        lateAfterMs: Math.max(5_000, 3 * this.settings.pollIntervalMs),
+        // A scaler gone mid-slot hands its claims over as it hands over leadership.
+        leaseMs: this.settings.leaderTtlMs,
+      },
+      ...(options.onScheduleSlot ? { onDecided: options.onScheduleSlot } : {}),
+    });
+    this.schedules = new ScheduleLoop(planner, () => this.leader.acquireOrRenew(), this.logger, this.settings.pollIntervalMs);
+  }
+
+  /** Publishes a scheduled sync on the session's confirm channel; throws while the broker is away. */
+  private async publishScheduled(request: SyncRequest): Promise<void> {
+    const session = this.broker.session;
+    if (!session) throw new BrokerUnavailableError('broker unavailable (reconnecting)');
+    const publish = publishSync(session.channels.publish, this.topology, request);
+    if (!(await settledWithin(publish, SCHEDULED_PUBLISH_TIMEOUT_MS))) throw new Error(`no confirm within ${SCHEDULED_PUBLISH_TIMEOUT_MS / 1000} s`);
+    await publish;
   }
 
   async start(): Promise<void> {
@@ -99,6 +135,7 @@ export class Scaler {
     this.running = true;
     this.logger.info({ pollIntervalMs: this.settings.pollIntervalMs, maxRunners: this.settings.limits.maxRunners, launcher: this.options.launcher.kind }, 'scaler started');
     this.schedule(0);
+    this.schedules.start();
   }
 
   private schedule(delay: number): void {
@@ -194,6 +231,7 @@ export class Scaler {
 
   async stop(): Promise<void> {
     this.running = false;
+    await this.schedules.stop();
     this.broker.stop();
     if (this.timer) clearTimeout(this.timer);
     await this.ticking;

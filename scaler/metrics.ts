@@ -1,9 +1,12 @@
-// The scaler's metrics, fed from its tick snapshots (Scaler's onTick) and by wrapping the
-// runner launcher — so scaler/loop.ts needs nothing of its own for them.
+// The scaler's metrics, fed from its tick snapshots (Scaler's onTick), the schedule slots it
+// decides (onScheduleSlot), and by wrapping the runner launcher — so scaler/loop.ts needs nothing
+// of its own for them.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ReconnectMetrics } from '../shared/metrics.js';
 import type { RunnerLauncher } from '../shared/ports/runner-launcher.js';
 import type { ScalerSnapshot } from './loop.js';
+import type { SlotDecision } from './schedules/planner.js';
+import { SLOT_OUTCOMES } from '../shared/store/schedules.js';
 
 export class ScalerMetrics {
   readonly reconnects: ReconnectMetrics;
@@ -18,6 +21,8 @@ export class ScalerMetrics {
   private readonly tickFailures: Counter;
   private readonly launches: Counter;
   private readonly launchFailures: Counter;
+  private readonly scheduleSlots: Counter<'outcome'>;
+  private readonly scheduleLag: Histogram;
   /** Since when (epoch ms) the syncs queue has had ready messages, as far as the ticks saw. */
   private backlogSince: number | undefined;
 
@@ -59,6 +64,19 @@ export class ScalerMetrics {
     });
     this.launches = new Counter({ name: 'tidepool_runner_launches_total', help: 'Runners launched (accepted by the platform).', registers });
     this.launchFailures = new Counter({ name: 'tidepool_runner_launch_failures_total', help: 'Runner launches asked for that the platform refused or that failed.', registers });
+    this.scheduleSlots = new Counter({
+      name: 'tidepool_schedule_slots_total',
+      help: 'Schedule slots decided by this scaler, by outcome: published, skipped (paused, or a sync of the connection still queued or running), missed (no scaler led at the slot and catchUp left it).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of SLOT_OUTCOMES) this.scheduleSlots.inc({ outcome }, 0);
+    this.scheduleLag = new Histogram({
+      name: 'tidepool_schedule_lag_seconds',
+      help: 'From a schedule slot (plus its jitter) to the broker confirming its sync: late by a broker outage, a leader handover, or catch-up.',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
     this.runners.set({ state: 'running' }, 0);
     this.runners.set({ state: 'starting' }, 0);
     this.reconnects = new ReconnectMetrics(registry);
@@ -77,6 +95,12 @@ export class ScalerMetrics {
     if (snapshot.ready === 0) this.backlogSince = undefined;
     else this.backlogSince ??= snapshot.at;
     this.backlogAge.set(this.backlogSince === undefined ? 0 : Math.max(0, snapshot.at - this.backlogSince) / 1000);
+  }
+
+  /** A schedule slot this scaler decided (each slot is decided by one scaler only). */
+  scheduleSlot(decision: SlotDecision): void {
+    this.scheduleSlots.inc({ outcome: decision.outcome });
+    if (decision.outcome === 'published' && decision.record.lagMs !== undefined) this.scheduleLag.observe(decision.record.lagMs / 1000);
   }
 
   tickFailed(): void {

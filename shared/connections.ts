@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { idSchema, quoteValue } from './ids.js';
 import { findSecretRefs } from './secret-ref.js';
+import { scheduleSchema } from './schedule.js';
 import { KUBERNETES_QUANTITY, parseDuration } from './units.js';
 import { targetSchema } from './notifications/targets.js';
 
@@ -118,6 +119,8 @@ export const connectionSchema = z
     notifications: z.array(targetSchema).max(20).optional(),
     /** This connection's syncTimeout (a duration: "30m", or milliseconds), over the runner's. */
     syncTimeout: syncTimeoutSchema.optional(),
+    /** When the leading scaler publishes syncs of it by itself (shared/schedule.ts); none = only on request. */
+    schedule: scheduleSchema.optional(),
   })
   .strict();
 

@@ -1,8 +1,9 @@
-// `tidepool connections apply|list|show`.
+// `tidepool connections apply|list|show|check|history|rollback|pause|resume`.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConnectionFileError, parseConnectionFile, type Connection } from '../../shared/connections.js';
 import type { Config } from '../../shared/config.js';
+import { idProblem } from '../../shared/ids.js';
 import { redactSpecSecrets, specSecretValues } from '../../shared/connector-spec.js';
 import type { Logger } from '../../shared/logger.js';
 import { redactObject, redactText, secretValues } from '../../shared/redact.js';
@@ -30,7 +31,10 @@ const USAGE = `usage: tidepool connections <command> [--config FILE]
   history <id> [--json]    every version the connection has had (newest first): when it was
                            applied, and which connector programs and images it named
   rollback <id> [--to N]   bring back version N (default: the one before the current) as a
-                           new version; image digests come back with it`;
+                           new version; image digests come back with it
+  pause <id>               stop publishing the connection's scheduled syncs: its slots are
+                           recorded as skipped (paused) until resume; kept across applies
+  resume <id>              publish its scheduled syncs again from the next slot on`;
 
 export async function readConnectionsFile(path: string): Promise<Connection[]> {
   let text: string;
@@ -71,13 +75,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       io.out(USAGE);
       return values.help ? 0 : EXIT.usage;
     }
-    if (!['apply', 'list', 'show', 'check', 'history', 'rollback'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!['apply', 'list', 'show', 'check', 'history', 'rollback', 'pause', 'resume'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     let toApply: Connection[] = [];
     if (command === 'apply') {
       if (!values.file) throw new UsageError('apply needs -f FILE');
       toApply = await readConnectionsFile(values.file);
     }
-    if (['show', 'check', 'history', 'rollback'].includes(command) && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
+    if (['show', 'check', 'history', 'rollback', 'pause', 'resume'].includes(command) && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
     const to = values.to === undefined ? undefined : Number(values.to);
     if (to !== undefined && (!Number.isInteger(to) || to < 1)) throw new UsageError(`--to: not a version number: ${values.to ?? ''}`);
     if (to !== undefined && command !== 'rollback') throw new UsageError('--to goes with rollback');
@@ -102,6 +106,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       }
       if (command === 'history') return await showHistory(rest[0]!, store, io, values.json ?? false);
       if (command === 'rollback') return await rollback(rest[0]!, to, store, io, values.json ?? false);
+      if (command === 'pause' || command === 'resume') return await setPaused(rest[0]!, command === 'pause', store, io, values.json ?? false);
       if (command === 'check') return await checkNow(rest[0]!, store, cfg, logger, io, values.json ?? false);
       if (command === 'list') {
         const list = await store.connections.list();
@@ -196,6 +201,21 @@ async function checkNow(id: string, store: Store, cfg: Config, logger: Logger, i
 function describeDefinition(d: Connection['source']): string {
   const what = describeConnector(d);
   return d.version !== undefined ? `${what} (version ${d.version})` : what;
+}
+
+/** `connections pause|resume`: the pause lives beside the definition, so an apply keeps it. */
+async function setPaused(id: string, paused: boolean, store: Store, io: Io, json: boolean): Promise<number> {
+  const problem = idProblem('connection id', id);
+  if (problem !== undefined) throw new UsageError(problem);
+  const connection = await store.connections.get(id);
+  if (!connection) {
+    io.err(`error: unknown connection "${id}"`);
+    return EXIT.notFound;
+  }
+  await store.schedules.setPaused(id, paused);
+  const note = connection.schedule ? '' : ' (it has no schedule: this takes effect once it has one)';
+  io.out(json ? JSON.stringify({ id, paused, scheduled: connection.schedule !== undefined }) : `connection ${id} ${paused ? 'paused' : 'resumed'}${note}`);
+  return 0;
 }
 
 async function showHistory(id: string, store: Store, io: Io, json: boolean): Promise<number> {

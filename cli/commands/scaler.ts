@@ -18,7 +18,8 @@ const USAGE = `usage: tidepool scaler [--once] [--json] [--dashboard-port N] [--
 
 Every TIDEPOOL_POLL_INTERVAL (default 1s) reads the queue depth and the runners' heartbeats and
 launches runners (TIDEPOOL_RUNNER_LAUNCHER, default local) up to TIDEPOOL_MAX_RUNNERS. Never
-scales down: runners leave by themselves when idle. One scaler leads at a time.
+scales down: runners leave by themselves when idle. One scaler leads at a time; the leader
+also publishes the syncs of connections with a schedule, once per slot (tidepool schedules).
 
   --once              observe and decide once, print what it saw, exit
   --json              with --once: print it as JSON
@@ -46,7 +47,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
     const chosen = await createRunnerLauncher(cfg, logger);
     const launcher = metrics.instrument(chosen.launcher);
     const leadership = chosen.leadership;
-    const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => metrics.observe(s), onBrokerRestored: () => metrics.reconnects.broker.inc(), onTickFailed: () => metrics.tickFailed(), ...(leadership ? { leadership } : {}) });
+    const scaler = new Scaler({ config: cfg, logger, launcher, store, onTick: (s) => metrics.observe(s), onBrokerRestored: () => metrics.reconnects.broker.inc(), onTickFailed: () => metrics.tickFailed(), onScheduleSlot: (d) => metrics.scheduleSlot(d), ...(leadership ? { leadership } : {}) });
     // Webhooks are sent by the leading scaler alone (scaler/notifications/deliverer.ts says why).
     const deliverer = new Deliverer({ store, targets: parseTargets(cfg.notifications), logger, metrics: new NotificationMetrics(metrics.registry), isLeader: () => scaler.last?.leader === true });
     let dashboard: Dashboard | undefined;

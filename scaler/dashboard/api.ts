@@ -26,6 +26,7 @@ import type { Store } from '../../shared/store/index.js';
 import { RUN_STATUSES, type RunListing, type RunRecord } from '../../shared/store/runs.js';
 import { parseDuration } from '../../shared/units.js';
 import type { ScalerSnapshot } from '../loop.js';
+import { scheduleOverview } from '../schedules/overview.js';
 
 /** An answer: status and a JSON-able body. */
 export interface ApiResponse {
@@ -289,7 +290,8 @@ export class DashboardApi {
   private async connections(query: URLSearchParams) {
     parseWith(z.object({}).strict(), queryObject(query), 'query');
     const { store } = this.deps;
-    const list = await store.connections.list();
+    const [list, schedules] = await Promise.all([store.connections.list(), scheduleOverview(store)]);
+    const scheduleOf = new Map(schedules.map((s) => [s.connectionId, s]));
     const rows = await Promise.all(
       list.map(async (c) => {
         const [state, [lastRun]] = await Promise.all([store.state.get(c.id), store.runs.list({ connectionId: c.id, limit: 1 })]);
@@ -300,6 +302,8 @@ export class DashboardApi {
           streams: streamNames(c),
           state: state ? { version: state.version, updatedAt: state.updatedAt, syncId: state.syncId, streams: state.state.length } : null,
           lastRun: lastRun ? summarizeRun(lastRun) : null,
+          // Next run and pause state; null for a connection synced only on request.
+          schedule: scheduleOf.get(c.id) ?? null,
         };
       }),
     );

@@ -9,6 +9,7 @@ import { Outbox } from './outbox.js';
 import { Keys } from './redis.js';
 import { RunStore } from './runs.js';
 import { RunnerRegistry } from './runners.js';
+import { ScheduleStore } from './schedules.js';
 import { SeriesStore } from './series.js';
 import { SpecStore } from './specs.js';
 import { StateStore } from './state.js';
@@ -25,6 +26,7 @@ export interface Store {
   specs: SpecStore;
   outbox: Outbox;
   cancels: CancelStore;
+  schedules: ScheduleStore;
 }
 
 export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsKept' | 'heartbeatTtl'>): Store {
@@ -41,6 +43,7 @@ export function createStore(redis: Redis, config: Pick<Config, 'prefix' | 'runsK
     specs: storeErrors(new SpecStore(redis, keys)),
     outbox: storeErrors(new Outbox(redis, keys)),
     cancels: storeErrors(new CancelStore(redis, keys)),
+    schedules: storeErrors(new ScheduleStore(redis, keys)),
   };
 }
 

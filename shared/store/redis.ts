@@ -138,4 +138,10 @@ export class Keys {
   outboxItems() { return `${this.prefix}:outbox:items`; }
   outboxDue() { return `${this.prefix}:outbox:due`; }
   outboxGivenUp() { return `${this.prefix}:outbox:given-up`; }
+  /** Hash: a connection's schedule: cursor (slots decided up to), spec, paused, last decided slot. */
+  schedule(id: string) { return `${this.prefix}:schedule:${id}`; }
+  /** Hash: slot (epoch ms) → what became of it (claimed, published, skipped, missed). */
+  scheduleSlots(id: string) { return `${this.prefix}:schedule-slots:${id}`; }
+  /** Sorted set: scheduled syncs published and not yet over (score: slot), for the overlap rule. */
+  scheduleOpen(id: string) { return `${this.prefix}:schedule-open:${id}`; }
 }

@@ -47,7 +47,7 @@ describe('configuration errors', () => {
 });
 
 describe('usage', () => {
-  it.each(['scaler', 'runner', 'publish', 'connections', 'connectors', 'runs', 'dlq', 'demo'])('%s --help prints usage and exits 0', async (cmd) => {
+  it.each(['scaler', 'runner', 'publish', 'connections', 'connectors', 'runs', 'schedules', 'dlq', 'demo'])('%s --help prints usage and exits 0', async (cmd) => {
     const r = await tidepool([cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`usage: tidepool ${cmd}`));

@@ -130,8 +130,11 @@ describe('dashboard API', () => {
         id,
         source: { connector: 'source-faker', config: { count: 10, password: 'not-for-the-page' } },
         destination: { connector: 'destination-jsonl', config: { destination_path: '/tmp/nowhere' } },
+        // orders runs on a schedule, paused; users only on request.
+        ...(id === 'orders' ? { schedule: { cron: '0 * * * *', timezone: 'Europe/Berlin', overlap: 'skip' as const, catchUp: 'latest' as const } } : {}),
       });
     }
+    await store.schedules.setPaused('orders', true);
     const lock = await store.locks.tryAcquire('orders', 'test', 10_000);
     await store.state.commit(lock!, [{ type: 'STREAM', stream: { stream_descriptor: { name: 'users' }, stream_state: { cursor: 10 } } }], 'sync-x');
     await store.locks.release(lock!);
@@ -245,13 +248,16 @@ describe('dashboard API', () => {
       expect(missing.body.error).toMatch(/no run of sync "00000000-0000-0000-0000-000000000000"/);
     });
 
-    it('GET /api/connections: each with its committed state and last run, and no connector config', async () => {
+    it('GET /api/connections: each with its committed state, last run and schedule, and no connector config', async () => {
       const a = await call(base, '/api/connections');
       expect(a.status).toBe(200);
       const byId = Object.fromEntries(a.body.connections.map((c: { id: string }) => [c.id, c]));
       expect(byId.orders).toMatchObject({ source: 'source-faker', destination: 'destination-jsonl', state: { version: 1, syncId: 'sync-x', streams: 1 }, lastRun: { syncId: runs.running!.syncId, status: 'running' } });
       expect(byId.users).toMatchObject({ state: null, lastRun: { syncId: runs.failed!.syncId, status: 'dead_lettered', error: 'source exited with code 1: bad password' } });
       expect(a.text).not.toContain('not-for-the-page');
+      // The schedule column: next run and pause state; none for a connection synced on request.
+      expect(byId.orders.schedule).toMatchObject({ schedule: { cron: '0 * * * *', timezone: 'Europe/Berlin' }, paused: true, nextRun: expect.stringMatching(/:00:00\.000Z$/), lastSlot: null });
+      expect(byId.users.schedule).toBeNull();
     });
 
     it('GET /api/dead-letters: the letters with reason and attempts, filtered by connection; a letter in full; 404 for an unknown one', async () => {

@@ -140,6 +140,8 @@ describe('metrics of real processes', () => {
       'tidepool_scaler_tick_failures_total',
       'tidepool_broker_reconnects_total',
       'tidepool_store_reconnects_total',
+      'tidepool_schedule_slots_total',
+      'tidepool_schedule_lag_seconds',
     ]) {
       expect(names(text), name).toContain(name);
     }

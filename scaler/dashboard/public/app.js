@@ -517,11 +517,28 @@ async function purge() {
 // ------------------------------------------------------------------------------------------
 // Connections
 
+/** A connection's schedule: paused, or when its next sync is due; the last slot's fate on hover. */
+function scheduleCell(schedule) {
+  if (!schedule) return el('td', { class: 'muted' }, 'on request');
+  const last = schedule.lastSlot;
+  const title = `${schedule.schedule.cron} (${schedule.schedule.timezone})${last ? ` · last slot ${last.slot}: ${last.outcome}${last.reason ? ` (${last.reason})` : ''}` : ''}`;
+  if (schedule.paused) return el('td', { title }, statusBadge('paused'));
+  return el('td', { title }, schedule.nextRun ? `next ${fmtIn(schedule.nextRun)}` : 'never again');
+}
+
+function fmtIn(iso) {
+  const ms = Date.parse(iso) - Date.now();
+  if (!Number.isFinite(ms)) return iso;
+  if (ms < 60_000) return `in ${Math.max(0, Math.round(ms / 1000))} s`;
+  if (ms < HOUR_MS) return `in ${Math.round(ms / 60_000)} min`;
+  return new Date(iso).toLocaleString();
+}
+
 async function loadConnections() {
   const { connections } = await api('/api/connections');
   $('#connections-body').replaceChildren(
     ...(connections.length === 0
-      ? [emptyRow(6, 'no connections (tidepool connections apply -f FILE)')]
+      ? [emptyRow(7, 'no connections (tidepool connections apply -f FILE)')]
       : connections.map((c) =>
           el(
             'tr',
@@ -532,6 +549,7 @@ async function loadConnections() {
             el('td', {}, c.lastRun ? statusBadge(c.lastRun.status) : '–'),
             el('td', {}, c.lastRun ? fmtNumber(c.lastRun.records) : '–'),
             timeCell(c.lastRun ? c.lastRun.finishedAt || c.lastRun.startedAt : undefined),
+            scheduleCell(c.schedule),
           ),
         )),
   );
