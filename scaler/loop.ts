@@ -27,6 +27,7 @@ import { scalerSettings, type ScalerSettings } from './settings.js';
 import { StartFailures } from './start-failures.js';
 import { DEFAULT_PLANNER_SETTINGS, SchedulePlanner, type SlotDecision } from './schedules/planner.js';
 import { ScheduleLoop } from './schedules/schedule-loop.js';
+import { Notifier } from '../shared/notifications/notify.js';
 
 /** A scheduled publish unconfirmed this long is tried again (same sync id): a partitioned broker never answers. */
 const SCHEDULED_PUBLISH_TIMEOUT_MS = 10_000;
@@ -115,6 +116,7 @@ export class Scaler {
         leaseMs: this.settings.leaderTtlMs,
       },
       ...(options.onScheduleSlot ? { onDecided: options.onScheduleSlot } : {}),
+      notifier: new Notifier(store.outbox, this.logger),
     });
     this.schedules = new ScheduleLoop(planner, () => this.leader.acquireOrRenew(), this.logger, this.settings.pollIntervalMs);
   }

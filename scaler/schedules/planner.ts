@@ -8,6 +8,7 @@
 // a repeated publish one sync.
 import type { Connection } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
+import type { Notifier } from '../../shared/notifications/notify.js';
 import { newSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { Schedule } from '../../shared/schedule.js';
 import type { Store } from '../../shared/store/index.js';
@@ -50,6 +51,8 @@ export interface PlannerOptions {
   publish: (request: SyncRequest) => Promise<void>;
   settings: PlannerSettings;
   onDecided?: (decision: SlotDecision) => void;
+  /** Where a missed slot is told (webhooks' schedule.missed); never fails a step. */
+  notifier?: Pick<Notifier, 'notify'>;
   now?: () => number;
 }
 
@@ -181,6 +184,10 @@ export class SchedulePlanner {
     const level = record.outcome === 'missed' ? 'warn' : 'info';
     this.options.logger[level]({ connectionId, slot: new Date(record.slot).toISOString(), outcome: record.outcome, syncId: record.syncId, reason: record.reason, lagMs: record.lagMs }, `scheduled slot ${record.outcome}`);
     this.options.onDecided?.({ connectionId, outcome: record.outcome, record });
+    if (record.outcome === 'missed') {
+      // Queued for the webhooks (the leading scaler delivers them); notify() never throws.
+      void this.options.notifier?.notify({ type: 'schedule.missed', connectionId, data: { slot: new Date(record.slot).toISOString(), reason: record.reason } });
+    }
   }
 }
 

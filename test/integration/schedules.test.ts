@@ -14,6 +14,7 @@ import { topologyFor } from '../../shared/broker/topology.js';
 import type { RunnerLauncher } from '../../shared/ports/runner-launcher.js';
 import { LeaderLock } from '../../scaler/leadership/redis-lock.js';
 import { Scaler } from '../../scaler/loop.js';
+import { Notifier } from '../../shared/notifications/notify.js';
 import { DEFAULT_PLANNER_SETTINGS, SchedulePlanner, type SlotDecision } from '../../scaler/schedules/planner.js';
 import { main as connectionsMain } from '../../cli/commands/connections.js';
 import { main as schedulesMain } from '../../cli/commands/schedules.js';
@@ -50,6 +51,7 @@ function plannerFor(services: TestServices, options: { scanMax?: number; failPub
     },
     settings: { ...DEFAULT_PLANNER_SETTINGS, lateAfterMs: 5_000, leaseMs: 10_000, ...(options.scanMax ? { scanMax: options.scanMax } : {}) },
     onDecided: (d) => decided.push(d),
+    notifier: new Notifier(services.store.outbox, services.logger),
     now: () => clock.now,
   });
   /** Steps until nothing is left to do at the clock's time (a truncated scan takes several). */
@@ -83,6 +85,10 @@ describe('schedule planner (real store, the test\'s clock)', () => {
     expect(outcomes('catch-none')).toEqual(Array(30).fill('missed'));
     expect(outcomes('catch-latest')).toEqual([...Array(29).fill('missed'), 'published']);
     expect(outcomes('catch-all')).toEqual([...Array(20).fill('missed'), ...Array(10).fill('published')]);
+    // Each missed slot is a schedule.missed event in the webhooks' outbox (30 + 29 + 20).
+    await waitFor('the schedule.missed events', async () => (await services.store.outbox.pending()) === 79);
+    const [first] = await services.store.outbox.claim(1, 60_000);
+    expect(first).toMatchObject({ event: { type: 'schedule.missed', data: { reason: expect.stringMatching(/^no scaler led at the slot/) } } });
     // The slots, in order, each once; what was published is the slots' own sync ids.
     expect(byConnection('catch-all').map((d) => d.record.slot)).toEqual(Array.from({ length: 30 }, (_, i) => T0 + (i + 1) * MINUTE));
     expect(p.published.filter((r) => r.connectionId === 'catch-latest').map((r) => r.syncId)).toEqual(['sched-20261205T013000Z-catch-latest']);
