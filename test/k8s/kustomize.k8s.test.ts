@@ -4,6 +4,7 @@
 // with its own ServiceAccount, whose connector pods run in `tidepool-connectors`, under the
 // shipped RBAC and admission policies, and land in PostgreSQL.
 import { execFile } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AppsV1Api, BatchV1Api, CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
@@ -17,6 +18,7 @@ import { PACKAGE_ROOT } from '../../shared/paths.js';
 import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
+import { inClusterSettings } from '../../bench/support/cluster.js';
 import { CLUSTER } from './cluster.js';
 
 const run = promisify(execFile);
@@ -50,6 +52,11 @@ describe('kubectl apply -k: tidepool as shipped', () => {
 
   beforeAll(async () => {
     await namespacesGone(); // an earlier run's leftovers
+    // The overlay's credentials Secret comes from files: this machine's generated credentials, at the node address.
+    const pods = inClusterSettings();
+    await mkdir(join(OVERLAY, 'credentials'), { recursive: true, mode: 0o700 });
+    await writeFile(join(OVERLAY, 'credentials/amqp-url'), String(pods.amqpUrl), { mode: 0o600 });
+    await writeFile(join(OVERLAY, 'credentials/redis-url'), String(pods.redisUrl), { mode: 0o600 });
     services = openTestServices(config);
     dest = await createTestDatabase('k8s_kustomize');
     for (const i of [1, 2]) {
