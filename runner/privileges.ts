@@ -5,7 +5,7 @@
 // itself, so runners started any way (by the scaler, by systemd, by hand) are covered, and its
 // connectors inherit the user. A runner not started as root is left as it is (runner pods run as
 // a non-root user already).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { accessSync, chownSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, envName, type Config } from '../shared/config.js';
@@ -166,14 +166,23 @@ export function giveToRunnerUser(path: string, config: Pick<Config, 'runnerUser'
 }
 
 /**
- * The first directory above `path` that `user` may not search (its mode's x bits; its primary
- * group only), if any. Directories not made yet are passed over.
+ * The first directory above `path` that `user` may not search, if any. Directories not made yet
+ * are passed over. The mode's x bits answer most (its primary group only); a directory they close
+ * is asked again as the user itself when this process is root, because an ACL entry may open it
+ * (scripts/setup gives the runner user execute-only entries on a checkout's private ancestors).
  */
 export function closedAncestor(path: string, user: UserEntry): string | undefined {
   for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
     const st = statSync(dir, { throwIfNoEntry: false });
     const bit = st?.uid === user.uid ? 0o100 : st?.gid === user.gid ? 0o010 : 0o001;
-    if (st && (st.mode & bit) === 0) return dir;
+    if (st && (st.mode & bit) === 0 && !searchableAs(dir, user)) return dir;
     if (dir === '/') return undefined;
   }
+}
+
+/** Whether `user` may search `dir`, asked by a short child process running as that user (root only). */
+function searchableAs(dir: string, user: UserEntry): boolean {
+  if (process.getuid?.() !== 0) return false;
+  const probe = spawnSync(process.execPath, ['-e', 'require("node:fs").accessSync(process.argv[1], 1)', dir], { uid: user.uid, gid: user.gid, stdio: 'ignore', timeout: 10_000 });
+  return probe.status === 0;
 }

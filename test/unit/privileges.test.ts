@@ -1,6 +1,7 @@
 // The runner's decision about root, without changing users: who keeps root, who drops to whom,
 // and the words when the user is missing. The drop itself runs in
 // test/security/runner-drops-root.test.ts against a real runner.
+import { spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,6 +74,13 @@ describe('closedAncestor', () => {
       // out/ is not made yet: passed over.
       expect(closedAncestor(join(dir, 'out', 'faker-1'), stranger)).toBe(dir);
       expect(closedAncestor(join(dir, 'out'), stranger)).toBe(dir);
+      // An execute-only ACL entry for the user opens it (what scripts/setup gives a checkout's
+      // private ancestors); only root can ask as another user, and setfacl must be there.
+      if (process.getuid?.() === 0 && spawnSync('setfacl', ['-m', `u:${stranger.uid}:x`, dir]).status === 0) {
+        expect(closedAncestor(join(dir, 'out'), stranger)).toBeUndefined();
+        spawnSync('setfacl', ['-b', dir]);
+        expect(closedAncestor(join(dir, 'out'), stranger)).toBe(dir);
+      }
       await chmod(dir, 0o711);
       expect(closedAncestor(join(dir, 'out'), stranger)).toBeUndefined();
     } finally {
