@@ -69,8 +69,9 @@ export function findSecretRefs(config: unknown): { refs: FoundRef[]; problems: A
 }
 
 /**
- * A copy of `config` with each reference replaced by `valueOf(found)`: the resolved value (the
- * runner), or a placeholder for validating against a spec (`connections apply`).
+ * A copy of `config` with each reference replaced by `valueOf(found)`: the resolved value, by the
+ * runner. (`connections apply` validates against the spec with the referenced fields left out,
+ * not filled in: a stand-in value failed `pattern`s inside `oneOf` branches.)
  */
 export function replaceSecretRefs(config: unknown, valueOf: (found: FoundRef) => unknown): unknown {
   const walk = (value: unknown, path: string[]): unknown => {
