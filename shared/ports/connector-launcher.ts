@@ -43,6 +43,22 @@ export interface ConnectorProcess {
   readonly exit: Promise<ConnectorExit>;
   /** Ends the connector (and anything it started). Safe to call more than once, or after exit. */
   kill(signal?: NodeJS.Signals): void;
+  /**
+   * When the platform reached each step of starting the connector (epoch ms), filled in as it
+   * happens: where a slow start went. A launcher that cannot tell leaves a step out.
+   */
+  readonly startup?: ConnectorStartup;
+}
+
+export interface ConnectorStartup {
+  /** start() was called. */
+  readonly launchedAt: number;
+  /** Kubernetes: the pod was bound to a node. */
+  scheduledAt?: number;
+  /** The connector's process (container) was running. */
+  startedAt?: number;
+  /** The connector's streams reached the runner (sidecars connected). */
+  connectedAt?: number;
 }
 
 export interface ConnectorLauncher {

@@ -59,6 +59,34 @@ export interface ConnectorIdentity {
   image?: string;
 }
 
+/**
+ * Where a run's time went, in order; each phase starts where the one before ended, so together
+ * they cover the sync from its publish to its end:
+ * - queued: publish (or the moment a retry, a deferral or a replay put it back) → delivered to a runner;
+ * - lockWait: delivered → its connection's lock held;
+ * - preparing: lock held → connectors launched to read and write (specs, check, discover, state);
+ * - starting: connectors launched → the source's first output byte (pods scheduled and started);
+ * - reading: the source's first output → its exit;
+ * - committing: the source's exit (its last STATE forwarded) → the destination's exit.
+ */
+export const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** How one connector of the read/write came up, in ms from its launch (what its platform reports). */
+export interface ConnectorStartTimes {
+  /** Kubernetes: the pod was bound to a node. */
+  scheduledMs?: number;
+  /** The connector's process (container) was running. */
+  startedMs?: number;
+  /** Kubernetes: the pod's stream sidecars connected back to the runner. */
+  connectedMs?: number;
+}
+
+/** Phase durations in ms (a phase the run never reached is absent), and the connectors' start steps. */
+export type RunPhases = Partial<Record<Phase, number>> & {
+  connectorStart?: Partial<Record<'source' | 'destination', ConnectorStartTimes>>;
+};
+
 export interface RunRecord {
   syncId: string;
   connectionId: string;
@@ -88,6 +116,8 @@ export interface RunRecord {
   connectionVersion?: number;
   /** When status is cancelled: who cancelled it, and when they asked. */
   cancelled?: CancelMarker;
+  /** Where the time went (see PHASES); filled in as the run goes. */
+  phases?: RunPhases;
 }
 
 /** A listing's records, and the keys of the records in its range that did not parse. */
