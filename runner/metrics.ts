@@ -4,7 +4,7 @@
 // (and from it to the consumer), served on metricsPort.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { ReconnectMetrics } from '../shared/metrics.js';
-import type { RunRecord, RunStatus } from '../shared/store/runs.js';
+import { PHASES, type Phase, type RunRecord, type RunStatus } from '../shared/store/runs.js';
 
 /** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
 const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued', 'cancelled']);
@@ -27,6 +27,7 @@ export class RunnerMetrics {
   private readonly bytes: Counter<'connection' | 'stream'>;
   private readonly retries: Counter<'connection'>;
   private readonly firstRecord: Histogram;
+  private readonly phases: Histogram<'phase'>;
   private readonly malformed: Counter;
   private readonly deferrals: Counter<'connection'>;
   private readonly seen = new Set<string>();
@@ -69,6 +70,14 @@ export class RunnerMetrics {
       name: 'tidepool_sync_publish_to_first_record_seconds',
       help: "Time from a sync's request (requestedAt) to its first record read from the source, for first attempts.",
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
+    });
+    this.phases = new Histogram({
+      name: 'tidepool_sync_phase_seconds',
+      help: `Where sync executions spent their time, by phase (${PHASES.join(', ')}): see the run record's phases. One observation per phase an execution reached.`,
+      labelNames: ['phase'],
+      // From a few milliseconds (a lock free at once) to hours (reading a first full refresh).
+      buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600],
       registers,
     });
     this.malformed = new Counter({
@@ -114,5 +123,15 @@ export class RunnerMetrics {
     }
     // Later attempts (and their retry delays) would blur publish latency into backoff.
     if (run.attempt === 1 && run.firstRecordMs !== undefined) this.firstRecord.observe(run.firstRecordMs / 1000);
+    for (const phase of PHASES) {
+      const ms = phaseMs(run, phase);
+      if (ms !== undefined) this.phases.observe({ phase }, ms / 1000);
+    }
   }
+}
+
+/** A phase's duration as recorded, if it is a plausible one (records are read back from Redis too). */
+function phaseMs(run: RunRecord, phase: Phase): number | undefined {
+  const ms = run.phases?.[phase];
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }

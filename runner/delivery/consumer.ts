@@ -13,7 +13,7 @@ import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Notifier } from '../../shared/notifications/notify.js';
-import { attemptOf } from '../../shared/broker/envelope.js';
+import { attemptOf, readDeath, replayedAtOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, oversizedBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { Store } from '../../shared/store/index.js';
 import type { CancelMarker } from '../../shared/store/cancels.js';
@@ -24,7 +24,8 @@ import { cancelledBeforeRun, cancelSubject, recordCancelled } from './cancellati
 import { deadLetter } from './dead-letter.js';
 import { settledBy } from './redelivery.js';
 import { deferBusy, scheduleRetry } from './retry.js';
-import { runSync, type SyncConfig, type SyncDeps } from '../sync/sync.js';
+import { phasesFrom } from '../sync/phases.js';
+import { runSync, type Arrival, type SyncConfig, type SyncDeps } from '../sync/sync.js';
 
 /** ack: done with it (succeeded, retry scheduled, or dead-lettered). requeue: give it back for another runner. */
 export type Settlement = 'ack' | 'requeue';
@@ -50,10 +51,11 @@ export { MAX_BODY_BYTES } from '../../shared/messages.js';
  * wrong unexpectedly leaves the message for redelivery.
  */
 export async function handleDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
+  const deliveredAt = Date.now();
   try {
     const tooBig = oversizedBody(message.content);
     if (tooBig !== undefined) return await deadLetterMalformed(message, new InvalidMessageError(tooBig), {}, deps);
-    return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal);
+    return (await alreadySettled(message, deps)) ? 'ack' : await runDelivery(message, deps, signal, deliveredAt);
   } catch (err) {
     deps.logger.error({ err: (err as Error).message }, 'delivery handling failed: left for redelivery');
     return 'requeue';
@@ -78,7 +80,7 @@ async function alreadySettled(message: ConsumeMessage, deps: ConsumerDeps): Prom
   }
 }
 
-async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal): Promise<Settlement> {
+async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: AbortSignal, deliveredAt: number): Promise<Settlement> {
   const attempt = attemptOf(message.properties, deps.config.maxAttempts);
   let request: SyncRequest;
   try {
@@ -88,17 +90,18 @@ async function runDelivery(message: ConsumeMessage, deps: ConsumerDeps, signal: 
   }
 
   const logger = deps.logger.child({ syncId: request.syncId, connectionId: request.connectionId, attempt });
+  const arrival = { queuedSince: queuedSince(request, message), deliveredAt };
   // Next to the duplicate check: a sync cancelled while it waited in a queue is not run at all.
   const subject = cancelSubject(request, message);
   const cancelled = await cancelledBeforeRun(subject, deps, logger);
   if (cancelled) {
-    await recordCancelled(notStartedRun(request, attempt, deps.runnerId), cancelled, deps, logger);
+    await recordCancelled(notStartedRun(request, attempt, deps.runnerId, arrival), cancelled, deps, logger);
     logger.info({ cancelledBy: cancelled.by, cancelledAt: cancelled.at }, 'sync cancelled before it ran: acked without running');
     return 'ack';
   }
   const watch = watchCancel(deps.store.cancels, subject, logger);
   try {
-    return await runWatched(message, request, attempt, deps, AbortSignal.any([signal, watch.cancelled]), { logger, watch });
+    return await runWatched(message, request, attempt, deps, AbortSignal.any([signal, watch.cancelled]), { logger, watch, arrival });
   } finally {
     watch.stop();
   }
@@ -111,7 +114,7 @@ async function runWatched(
   attempt: number,
   deps: ConsumerDeps,
   signal: AbortSignal,
-  { logger, watch }: { logger: Logger; watch: ReturnType<typeof watchCancel> },
+  { logger, watch, arrival }: { logger: Logger; watch: ReturnType<typeof watchCancel>; arrival: Arrival },
 ): Promise<Settlement> {
   let failure: FailureInfo;
   let run: RunRecord;
@@ -119,7 +122,7 @@ async function runWatched(
   // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
   let connectionRead = true;
   try {
-    const outcome = await runSync(request, attempt, deps, signal, { lockTaken: () => watch.check() });
+    const outcome = await runSync(request, attempt, deps, signal, { lockTaken: () => watch.check(), arrival });
     if (outcome.failure && watch.marker) return await settleCancelled(outcome.run, watch.marker, deps, logger);
     if (!outcome.failure) {
       deps.metrics.recordRun(outcome.run);
@@ -135,7 +138,7 @@ async function runWatched(
     failure = outcome.failure;
     run = outcome.run;
   } catch (err) {
-    if (watch.marker) return settleCancelled(notStartedRun(request, attempt, deps.runnerId), watch.marker, deps, logger);
+    if (watch.marker) return settleCancelled(notStartedRun(request, attempt, deps.runnerId, arrival), watch.marker, deps, logger);
     if (err instanceof LockTimeoutError) return putBackBusy(message, request.connectionId, err, deps, logger);
     if (err instanceof CancelledError) {
       logger.info({ reason: err.message }, 'sync not started: left for redelivery');
@@ -144,7 +147,7 @@ async function runWatched(
     // Before the sync could start: an unknown connection (permanent), or the store failing
     // under us (retryable, so it waits in a delay queue instead of coming straight back).
     failure = toFailure(err);
-    run = notStartedRun(request, attempt, deps.runnerId);
+    run = notStartedRun(request, attempt, deps.runnerId, arrival);
     connectionRead = false;
   }
   return settleFailure(message, request, attempt, failure, { run, connectionRead }, deps, logger);
@@ -234,8 +237,21 @@ async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunR
   await deps.notifier?.runSettled(run);
 }
 
-function notStartedRun(request: SyncRequest, attempt: number, runnerId: string): RunRecord {
-  const now = new Date().toISOString();
+/**
+ * Since when the delivered sync waited in the queue: its publish, or the latest moment it was
+ * put back (a delay queue releasing a retry or a deferral, a replay from the dead letters).
+ * The broker's dead-lettering time has one-second resolution; requestedAt is whatever the
+ * publisher wrote, so a phase computed from it is clamped at zero (runner/sync/phases.ts).
+ */
+function queuedSince(request: SyncRequest, message: ConsumeMessage): number {
+  const headers = message.properties.headers ?? {};
+  const candidates = [Date.parse(request.requestedAt), replayedAtOf(message.properties) ?? NaN, Date.parse(readDeath(headers)?.lastAt ?? '')];
+  return Math.max(...candidates.filter(Number.isFinite));
+}
+
+function notStartedRun(request: SyncRequest, attempt: number, runnerId: string, arrival?: Arrival): RunRecord {
+  const nowMs = Date.now();
+  const now = new Date(nowMs).toISOString();
   return {
     syncId: request.syncId,
     connectionId: request.connectionId,
@@ -251,5 +267,6 @@ function notStartedRun(request: SyncRequest, attempt: number, runnerId: string):
     bytes: 0,
     streams: {},
     stateCommits: 0,
+    ...(arrival ? { phases: phasesFrom(arrival, nowMs) } : {}),
   };
 }

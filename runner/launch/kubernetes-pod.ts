@@ -22,7 +22,7 @@ import { plainEnv } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun, ConnectorStartup } from '../../shared/ports/connector-launcher.js';
 import { sleep } from '../../shared/backoff.js';
 import { KubeWatch } from '../../shared/kube-watch.js';
 import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from './pod-scripts.js';
@@ -81,8 +81,9 @@ export const CONNECTOR_TMP_SIZE_LIMIT = '1Gi';
 
 interface Tracked {
   resolve: (exit: ConnectorExit) => void;
-  startedAt: number;
   done: boolean;
+  /** The pod's start steps as the watch sees them. */
+  startup: ConnectorStartup;
 }
 
 export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
@@ -128,7 +129,10 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     const session = server.open();
     const labels = this.labels(run);
     const secret = this.secretManifest(run, name, session.token, labels);
-    const exit = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, startedAt: Date.now(), done: false }));
+    const startup: ConnectorStartup = { launchedAt: Date.now() };
+    const exit = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, done: false, startup }));
+    // The sidecar carrying stdout connected: the connector's output can reach the runner.
+    void session.connected.stdout.then(() => (startup.connectedAt = Date.now()));
     try {
       await this.core.createNamespacedSecret({ namespace, body: secret });
       await this.core.createNamespacedPod({ namespace, body: this.podManifest(run, name, labels) });
@@ -164,6 +168,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       stdout: session.stdout,
       stderr: session.stderr,
       exit: finished,
+      startup,
       kill: () => {
         void this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
       },
@@ -288,7 +293,8 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     const name = pod.metadata?.name;
     const t = name ? this.tracked.get(name) : undefined;
     if (!name || !t || t.done) return;
-    const exit = connectorExit(pod, deleted, Date.now() - t.startedAt, this.options.startTimeoutMs ?? 120_000);
+    noteStartSteps(pod, t.startup);
+    const exit = connectorExit(pod, deleted, Date.now() - t.startup.launchedAt, this.options.startTimeoutMs ?? 120_000);
     if (!exit) return;
     t.done = true;
     if (exit.reason && !deleted && pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed') {
@@ -360,6 +366,17 @@ export function podName(run: ConnectorRun): string {
 }
 
 /** The connector's exit from its pod's status, or undefined while it is still running. */
+/**
+ * The start steps a pod status shows, stamped when the watch first sees them: the conditions'
+ * own times have one-second resolution, too coarse for starts of a few seconds.
+ */
+export function noteStartSteps(pod: V1Pod, startup: ConnectorStartup, now = Date.now()): void {
+  const status = pod.status;
+  if (startup.scheduledAt === undefined && status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'True')) startup.scheduledAt = now;
+  const connector = status?.containerStatuses?.find((c) => c.name === 'connector');
+  if (startup.startedAt === undefined && (connector?.state?.running || connector?.state?.terminated)) startup.startedAt = now;
+}
+
 export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, startTimeoutMs: number): ConnectorExit | undefined {
   const status = pod.status ?? {};
   const main = status.containerStatuses?.find((c) => c.name === 'connector');

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { plainEnv } from '../../shared/connections.js';
-import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
+import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun, ConnectorStartup } from '../../shared/ports/connector-launcher.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { builtinConnectorCommand } from '../../shared/paths.js';
 import { describeSpawnError, resolveProgram } from './program.js';
@@ -76,6 +76,7 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
   constructor(private readonly baseDir: string = tmpdir()) {}
 
   async start(run: ConnectorRun): Promise<ConnectorProcess> {
+    const startup: ConnectorStartup = { launchedAt: Date.now() };
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: process.env.LANG ?? 'C.UTF-8', ...plainEnv(run.connector) };
     // A program that is not there fails the run at once as a configuration error (a typo in a
     // path is not a crash, and no retry will fix it). Resolved here, against the runner's
@@ -114,12 +115,14 @@ export class LocalProcessConnectorLauncher implements ConnectorLauncher {
       await exit;
       throw notStarted(run, describeSpawnError(file, spawnError));
     }
+    startup.startedAt = Date.now();
 
     return {
       stdin: child.stdin,
       stdout: child.stdout,
       stderr: child.stderr,
       exit,
+      startup,
       kill(signal: NodeJS.Signals = 'SIGTERM') {
         if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
         try {

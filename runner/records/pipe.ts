@@ -47,6 +47,8 @@ export class PumpProgress {
   written = 0;
   /** The pump waits for the destination to take what it was given, and reads nothing meanwhile. */
   waiting = false;
+  /** When the source's first bytes were read (epoch ms): the end of its start. */
+  firstByteAt: number | undefined;
 }
 
 export class PumpStats {
@@ -262,6 +264,7 @@ export async function pumpRecords(
   if (options.prologue) await write(options.prologue);
   for await (const chunk of source as AsyncIterable<Buffer>) {
     if (signal?.aborted) return;
+    if (progress.read === 0) progress.firstByteAt = Date.now();
     progress.read += chunk.length;
     let pos = 0;
     if (partial.length > 0) {

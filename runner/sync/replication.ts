@@ -13,6 +13,8 @@ import { describeBytes, LineTooLongError, readLines, sampleOf, TailBuffer } from
 import { PumpProgress, PumpStats, pumpRecords } from '../records/pipe.js';
 import { collectStderr, logConnectorMessage } from './connector-output.js';
 import { isSuccess, protocolOrDeath, replicationOutcome, stoppedReading, type Role } from './outcome.js';
+import type { ConnectorStartTimes } from '../../shared/store/runs.js';
+import { startTimes, type Marks } from './phases.js';
 import type { StateCommits } from './state-commits.js';
 import { streamStatusLines } from './stream-status.js';
 import { watchConnectors } from './watchdog.js';
@@ -44,6 +46,10 @@ export interface ReplicationResult {
   firstRecordMs?: number;
   /** Which build ran, where the platform says (a pod's imageID, docker's image id). */
   images: { source?: string; destination?: string };
+  /** The moments the replication passed, for the run's phases (runner/sync/phases.ts). */
+  marks: Pick<Marks, 'launchedAt' | 'firstByteAt' | 'sourceEndedAt' | 'destinationEndedAt'>;
+  /** How each connector came up, where its launcher could tell. */
+  connectorStart: Partial<Record<Role, ConnectorStartTimes>>;
 }
 
 /** How long a connector whose output already ended gets to report its exit. */
@@ -72,6 +78,8 @@ class Replication {
   private destinationExited = false;
   private destinationInputEnded = false;
   private destinationOutputBytes = 0;
+  private readonly marks: ReplicationResult['marks'] = {};
+  private readonly startups: Partial<Record<Role, ConnectorProcess['startup']>> = {};
 
   constructor(
     private readonly input: ReplicationInput,
@@ -109,6 +117,7 @@ class Replication {
     let destination: ConnectorProcess | undefined;
     let stopWatching = (): void => undefined;
     try {
+      this.marks.launchedAt = Date.now();
       destination = await this.start('destination');
       source = await this.start('source');
       const [src, dst] = [source, destination];
@@ -145,10 +154,10 @@ class Replication {
     }
   }
 
-  private start(role: Role): Promise<ConnectorProcess> {
+  private async start(role: Role): Promise<ConnectorProcess> {
     const { connection, catalog, runId, commits } = this.input;
     const state = commits.state;
-    return this.deps.launcher.start({
+    const proc = await this.deps.launcher.start({
       runId: `${runId}-${role}`,
       role,
       connector: connection[role],
@@ -159,6 +168,8 @@ class Replication {
         ...(role === 'source' && state.length > 0 ? { state } : {}),
       },
     });
+    this.startups[role] = proc.startup;
+    return proc;
   }
 
   /** Ends a connector because the other one failed: its own exit is then no cause (unless it had already ended by itself). */
@@ -211,6 +222,7 @@ class Replication {
         { maxLineBytes: this.deps.config.maxLineBytes, signal: this.abort.signal, progress: this.progress, prologue: streamStatusLines(catalog, 'STARTED'), secrets },
       );
     } catch (err) {
+      this.marks.sourceEndedAt = Date.now();
       // A line over maxLineBytes is no line cut short by a death: it is the source's error as is.
       if (err instanceof LineTooLongError) this.fail(err);
       else if (err instanceof ProtocolError) this.fail(protocolOrDeath(err, await this.deathOf('source', src)));
@@ -220,6 +232,7 @@ class Replication {
       return;
     }
     this.sourceOutputEnded = true;
+    this.marks.sourceEndedAt = Date.now();
     // The end of a complete input is COMPLETE for every stream, then EOF: the destination
     // commits and, for overwrite streams, removes the previous generation's rows. A destination
     // that saw STARTED takes EOF without COMPLETE (what a killed runner leaves) as input cut
@@ -250,6 +263,7 @@ class Replication {
         if (line.length === 0) continue;
         const m = parseMessage(line);
         if (!m) {
+          this.marks.destinationEndedAt = Date.now();
           const err = new ProtocolError(`destination wrote a line that is not an Airbyte message: ${sampleOf(line, 0, line.length, secrets)}`, 'destination');
           this.fail(protocolOrDeath(err, await this.deathOf('destination', dst)));
           return;
@@ -258,7 +272,9 @@ class Replication {
         else if (m.type === 'LOG') logConnectorMessage(logger, m.log, secrets);
         else if (m.type === 'TRACE' && m.trace.type === 'ERROR') this.traces.destination = m.trace;
       }
+      this.marks.destinationEndedAt = Date.now();
     } catch (err) {
+      this.marks.destinationEndedAt = Date.now();
       if (err instanceof ProtocolError) this.fail(err);
     }
   }
@@ -307,7 +323,18 @@ class Replication {
       sourceStates: this.sourceStates,
       ...(this.firstRecordMs !== undefined ? { firstRecordMs: this.firstRecordMs } : {}),
       images: { ...(images.source ? { source: images.source } : {}), ...(images.destination ? { destination: images.destination } : {}) },
+      marks: { ...this.marks, ...(this.progress.firstByteAt !== undefined ? { firstByteAt: this.progress.firstByteAt } : {}) },
+      connectorStart: this.connectorStart(),
     };
+  }
+
+  private connectorStart(): ReplicationResult['connectorStart'] {
+    const out: ReplicationResult['connectorStart'] = {};
+    for (const role of ['source', 'destination'] as const) {
+      const times = startTimes(this.startups[role]);
+      if (times) out[role] = times;
+    }
+    return out;
   }
 }
 

@@ -13,6 +13,7 @@ import { resolveSecretRefs, withResolvedConfigs } from '../secrets/resolve.js';
 import type { Store } from '../../shared/store/index.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { acquireLock, keepLock } from './lock-renewal.js';
+import { phasesFrom, type Marks } from './phases.js';
 import { prepareSync } from './preparation.js';
 import { replicate, type ReplicationResult } from './replication.js';
 import { StateCommits } from './state-commits.js';
@@ -41,6 +42,14 @@ export interface SyncHooks {
    * `signal` for a sync that should not start after all (one cancelled while it waited).
    */
   lockTaken?: () => Promise<void>;
+  /** When the sync was put on the queue and when it reached this runner: its first phases. */
+  arrival?: Arrival;
+}
+
+/** When a delivered sync was queued (its publish, or the moment a retry or replay put it back) and delivered (epoch ms). */
+export interface Arrival {
+  queuedSince: number;
+  deliveredAt: number;
 }
 
 /**
@@ -58,6 +67,8 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
   const lock = await acquireLock(store.locks, connection.id, runnerId, config, signal, logger);
   const keeper = keepLock(store.locks, lock, config.lockTtl, logger);
   const run = runningRecord(request, attempt, runnerId, found.version);
+  const marks: Marks = { ...hooks.arrival, lockedAt: Date.now() };
+  run.phases = phasesFrom(marks);
   try {
     await hooks.lockTaken?.();
     // Stopped while it waited for the lock: it never started, and has no record of its own.
@@ -80,6 +91,7 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
       if (stopping.aborted) throw stopReason(stopping);
       const replicated = await replicate({ connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets }, connectorDeps, stopping);
       recordReplication(run, replicated, commits);
+      Object.assign(marks, replicated.marks);
       if (replicated.failure) failure = failureInfo(replicated.failure, secrets, replicated.stderr);
       else logger.debug({ sourceStates: replicated.sourceStates, echoedStates: commits.echoed, streams: run.streams }, 'replication finished');
     } catch (err) {
@@ -87,7 +99,7 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
       // looked like (no verdict, an exit): the stop is the reason.
       failure = failureInfo(stopping.aborted ? stopReason(stopping) : asTidepoolError(err), secrets);
     }
-    finishRecord(run, failure);
+    finishRecord(run, failure, marks);
     await store.runs.put(run);
     logger[failure ? 'warn' : 'info'](
       { status: run.status, records: run.records, bytes: run.bytes, durationMs: run.durationMs, stateVersion: run.stateVersion, ...(failure ? { error: failure.message, origin: failure.origin } : {}) },
@@ -131,13 +143,15 @@ function recordReplication(run: RunRecord, replicated: ReplicationResult, commit
   run.stateCommits = commits.committed;
   if (commits.version !== undefined) run.stateVersion = commits.version;
   if (replicated.firstRecordMs !== undefined) run.firstRecordMs = replicated.firstRecordMs;
+  if (Object.keys(replicated.connectorStart).length > 0) run.phases = { ...run.phases, connectorStart: replicated.connectorStart };
   // Which build ran, where the platform says (a pod's imageID, docker's image id).
   if (run.connectors && replicated.images.source) run.connectors.source.image = replicated.images.source;
   if (run.connectors && replicated.images.destination) run.connectors.destination.image = replicated.images.destination;
 }
 
-function finishRecord(run: RunRecord, failure: FailureInfo | undefined): void {
+function finishRecord(run: RunRecord, failure: FailureInfo | undefined, marks: Marks): void {
   const finished = Date.now();
+  run.phases = { ...phasesFrom(marks, finished), ...(run.phases?.connectorStart ? { connectorStart: run.phases.connectorStart } : {}) };
   run.finishedAt = new Date(finished).toISOString();
   run.durationMs = finished - Date.parse(run.startedAt);
   run.status = failure ? 'failed' : 'succeeded';

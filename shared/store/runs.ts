@@ -66,10 +66,14 @@ export interface ConnectorIdentity {
  * - lockWait: delivered → its connection's lock held;
  * - preparing: lock held → connectors launched to read and write (specs, check, discover, state);
  * - starting: connectors launched → the source's first output byte (pods scheduled and started);
- * - reading: the source's first output → its exit;
- * - committing: the source's exit (its last STATE forwarded) → the destination's exit.
+ * - reading: the source's first output → its output ended;
+ * - committing: the source's output ended (its last STATE forwarded) → the destination's output ended;
+ * - finishing: the destination's output ended → the run recorded (connectors cleaned up, pods
+ *   deleted, the last state committed).
+ * "Output ended" rather than the process's exit: a pod's exit is known only after the platform
+ * reports it, which belongs to finishing, not to the connector's work.
  */
-export const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing'] as const;
+export const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing', 'finishing'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** How one connector of the read/write came up, in ms from its launch (what its platform reports). */

@@ -10,6 +10,7 @@ import { testAllowedConnectors, testPrefix } from '../helpers/services.js';
 import { deletePrefix } from '../helpers/services.js';
 import { loadConfig } from '../../shared/config.js';
 import { connectorFingerprint } from '../../runner/sync/spec.js';
+import { PHASES, type RunRecord } from '../../shared/store/runs.js';
 
 const exec = promisify(execFile);
 
@@ -125,6 +126,21 @@ describe('connections, publish, runs', () => {
     const runs = await tidepool(['runs', '--connection', 'cli-faker', '--json'], env);
     expect(JSON.parse(runs.stdout).map((x: { syncId: string }) => x.syncId)).toEqual([request.syncId]);
     expect((await runner).code).toBe(0);
+
+    // Where the time went: every phase reached, together the whole way from publish to the record.
+    const phases = (run as RunRecord).phases!;
+    expect(Object.keys(phases).filter((k) => k !== 'connectorStart')).toEqual([...PHASES]);
+    const sum = PHASES.reduce((total, p) => total + phases[p]!, 0);
+    expect(Math.abs(sum - (Date.parse(run.finishedAt) - Date.parse(run.requestedAt)))).toBeLessThanOrEqual(PHASES.length);
+    expect(phases.connectorStart?.source?.startedMs).toBeGreaterThanOrEqual(0);
+    const shown = await tidepool(['runs', 'show', request.syncId], env);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/where the time went \(.+ in all\):/);
+    for (const p of PHASES) expect(shown.stdout).toMatch(new RegExp(`^    ${p} +\\+\\S+ +\\S+ +#*$`, 'm'));
+    expect(shown.stdout).toMatch(/source start: started \+/);
+    expect(JSON.parse((await tidepool(['runs', 'show', request.syncId, '--json'], env)).stdout)).toMatchObject({ syncId: request.syncId, phases: { reading: phases.reading } });
+    expect((await tidepool(['runs', 'show', 'no-such-sync'], env)).code).toBe(1);
+    expect((await tidepool(['runs', 'show'], env)).code).toBe(2);
   });
 });
 

@@ -52,6 +52,17 @@ describe('runner metrics from run records', () => {
     expect(out).not.toContain('tidepool_sync_retries_total{');
   });
 
+  it('observes each phase a run reached, and none a record holds as garbage', async () => {
+    const m = new RunnerMetrics(createRegistry());
+    m.recordRun(run({ phases: { queued: 250, lockWait: 5, preparing: 1000, starting: 500, reading: 2000, committing: 100, finishing: 50 } }));
+    m.recordRun(run({ syncId: 's2', phases: { queued: -5, reading: Number.NaN, committing: 'x' as unknown as number } }));
+    const out = await text(m);
+    expect(out).toContain('tidepool_sync_phase_seconds_sum{phase="queued"} 0.25');
+    expect(out).toContain('tidepool_sync_phase_seconds_count{phase="reading"} 1');
+    expect(out).toContain('tidepool_sync_phase_seconds_count{phase="finishing"} 1');
+    expect(out).toContain('tidepool_sync_phase_seconds_count{phase="committing"} 1');
+  });
+
   it('counts retries and dead letters, ignores unfinished records, and counts each execution once', async () => {
     const m = new RunnerMetrics(createRegistry());
     m.recordRun(run({ status: 'running' }));
