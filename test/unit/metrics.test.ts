@@ -10,6 +10,7 @@ import type { LaunchedRunner, RunnerLauncher } from '../../shared/ports/runner-l
 import type { RunRecord } from '../../shared/store/runs.js';
 import { RunnerMetrics } from '../../runner/metrics.js';
 import { ScalerMetrics } from '../../scaler/metrics.js';
+import { NotificationMetrics } from '../../scaler/notifications/metrics.js';
 import type { ScalerSnapshot } from '../../scaler/loop.js';
 
 function run(overrides: Partial<RunRecord> = {}): RunRecord {
@@ -165,7 +166,9 @@ describe('dashboard settings', () => {
 describe('the Grafana dashboard (k8s/grafana/tidepool.json)', () => {
   it('queries only metrics that tidepool defines', async () => {
     const defined = new Set<string>();
-    for (const registry of [new ScalerMetrics(createRegistry()).registry, new RunnerMetrics(createRegistry()).registry]) {
+    const notifications = createRegistry();
+    new NotificationMetrics(notifications);
+    for (const registry of [new ScalerMetrics(createRegistry()).registry, new RunnerMetrics(createRegistry()).registry, notifications]) {
       for (const metric of await registry.getMetricsAsJSON()) defined.add(metric.name);
     }
     const dashboard = readFileSync(join(PACKAGE_ROOT, 'k8s', 'grafana', 'tidepool.json'), 'utf8');
