@@ -10,7 +10,7 @@ import { newSyncRequest } from '../../shared/messages.js';
 import { connectBroker, openConfirmChannel } from '../../shared/broker/connection.js';
 import { publishSync } from '../../shared/broker/publisher.js';
 import { topologyFor } from '../../shared/broker/topology.js';
-import { FINAL_STATUSES, type RunRecord } from '../../shared/store/runs.js';
+import { FINAL_STATUSES, PHASES, type RunRecord } from '../../shared/store/runs.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { KubernetesLease } from '../../scaler/leadership/lease.js';
 import { Scaler, type ScalerSnapshot } from '../../scaler/loop.js';
@@ -107,6 +107,16 @@ describe('kubernetes mode end to end', () => {
     expect(runs.filter((r) => r.status !== 'succeeded').map((r) => `${r.connectionId}: ${r.error?.message ?? r.status}`)).toEqual([]);
     expect(new Set(runs.map((r) => r.runnerId)).size).toBeGreaterThanOrEqual(1);
     expect(runs.every((r) => r.runnerId.startsWith('e2e-runner'))).toBe(true);
+    // Where the time went, pods included: every phase, and each connector pod's start steps in order.
+    for (const r of runs) {
+      expect(Object.keys(r.phases ?? {}).filter((k) => k !== 'connectorStart')).toEqual([...PHASES]);
+      for (const role of ['source', 'destination'] as const) {
+        const start = r.phases?.connectorStart?.[role];
+        expect(start?.scheduledMs, `${r.syncId} ${role}`).toBeGreaterThanOrEqual(0);
+        expect(start!.startedMs!).toBeGreaterThanOrEqual(start!.scheduledMs!);
+        expect(start!.connectedMs).toBeGreaterThanOrEqual(0);
+      }
+    }
 
     for (const i of [1, 2]) {
       const users = await dest.pool.query<{ n: string; d: string }>(`SELECT count(*) n, count(DISTINCT id) d FROM faker_${i}.users`);
