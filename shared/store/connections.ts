@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { connectionSchema, type Connection } from '../connections.js';
 import type { Keys } from './redis.js';
+import { scheduleKeys } from './schedules.js';
 
 export type ApplyResult = 'created' | 'updated' | 'unchanged';
 
@@ -120,6 +121,7 @@ export class ConnectionStore {
     return out;
   }
 
+  /** Removes the connection with everything kept for it by id: catalog, check results, history, and its schedule's bookkeeping. */
   async delete(id: string): Promise<boolean> {
     const [[, removed] = []] = (await this.redis
       .multi()
@@ -129,6 +131,7 @@ export class ConnectionStore {
       .del(this.keys.checked(id))
       .del(this.keys.connectionHistory(id))
       .del(this.keys.connectionVersion(id))
+      .del(...scheduleKeys(this.keys, id))
       .exec()) ?? [];
     return removed === 1;
   }

@@ -112,6 +112,15 @@ type ScheduleRedis = Redis & {
   tpScheduleDecide(state: string, slots: string, open: string, slot: number, owner: string, record: string, outcome: string, syncId: string, keep: number): Promise<number>;
 };
 
+/**
+ * Every key a connection's schedule keeps (bookkeeping, slot records, open syncs): deleted with
+ * the connection, or a connection applied again under the same id and pattern would resume the
+ * old cursor, pause and slot history, and count the slots in between as missed.
+ */
+export function scheduleKeys(keys: Keys, connectionId: string): string[] {
+  return [keys.schedule(connectionId), keys.scheduleSlots(connectionId), keys.scheduleOpen(connectionId)];
+}
+
 export type ClaimResult =
   | { status: 'claimed'; record: SlotRecord }
   /** Decided already (by us or another scaler), or older than the cursor: nothing to do. */

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConnectionFile } from '../../shared/connections.js';
 import type { SyncRequest } from '../../shared/messages.js';
 import type { RunRecord } from '../../shared/store/runs.js';
+import { scheduleKeys } from '../../shared/store/schedules.js';
 import { connectBroker } from '../../shared/broker/connection.js';
 import { topologyFor } from '../../shared/broker/topology.js';
 import type { RunnerLauncher } from '../../shared/ports/runner-launcher.js';
@@ -196,6 +197,43 @@ describe('schedule planner (real store, the test\'s clock)', () => {
     await p.settle();
     expect(p.decided.filter((d) => d.connectionId === 'pausable').map((d) => d.outcome)).toEqual(['skipped', 'published']);
     expect(await connectionsMain(['pause', 'no-such-connection'], env, io)).toBe(3);
+  });
+});
+
+describe('a deleted connection takes its schedule with it', () => {
+  const config = testConfig('sched-delete');
+  let services: TestServices;
+  beforeAll(() => {
+    services = openTestServices(config);
+  });
+  afterAll(async () => {
+    await services.cleanup();
+  });
+
+  it('deletes the cursor, pause, slot records and open syncs; applied again, its schedule starts afresh', async () => {
+    const scheduled = connection('doomed', { cron: '* * * * *', catchUp: 'all', overlap: 'allow' });
+    await services.store.connections.apply(scheduled);
+    const p = plannerFor(services);
+    await p.settle(); // first sight: the schedule starts at T0
+    p.clock.now = T0 + 2 * MINUTE + 500;
+    await p.settle();
+    expect(p.published.map((r) => r.connectionId)).toEqual(['doomed', 'doomed']);
+    await services.store.schedules.setPaused('doomed', true);
+    const keys = scheduleKeys(services.store.keys, 'doomed');
+    expect(await services.store.redis.exists(...keys)).toBe(keys.length);
+
+    expect(await services.store.connections.delete('doomed')).toBe(true);
+    expect(await services.store.redis.exists(...keys)).toBe(0);
+    expect(await services.store.schedules.status('doomed')).toEqual({ paused: false });
+
+    // Left behind, the old cursor would have the 8 slots since counted (catchUp all) and the pause kept.
+    await services.store.connections.apply(scheduled);
+    p.clock.now = T0 + 10 * MINUTE + 500;
+    await p.settle();
+    expect(p.decided.filter((d) => d.record.slot > T0 + 2 * MINUTE)).toEqual([]);
+    p.clock.now = T0 + 11 * MINUTE + 500;
+    await p.settle();
+    expect(p.decided.filter((d) => d.record.slot > T0 + 2 * MINUTE).map((d) => [d.record.slot, d.outcome])).toEqual([[T0 + 11 * MINUTE, 'published']]);
   });
 });
 

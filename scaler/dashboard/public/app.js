@@ -74,7 +74,7 @@ function fmtBytes(n) {
 
 function fmtDuration(ms) {
   if (ms === null || ms === undefined) return '–';
-  if (ms < 1000) return `${ms} ms`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
   if (s < 60) return `${s.toFixed(1)} s`;
   const m = Math.floor(s / 60);
@@ -248,6 +248,116 @@ async function pollSeries() {
 }
 
 // ------------------------------------------------------------------------------------------
+// Run phases: where a run's time went (shared/store/runs.ts PHASES), as a bar per run in the
+// table and a timeline in its detail. A stored record may hold anything, so each value is
+// checked before it is drawn: what is not a plausible duration is left out, never shown raw.
+
+/** In their order in a run; each starts where the one before ended. */
+const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing'];
+const PHASE_LABELS = { queued: 'queued', lockWait: 'lock wait', preparing: 'preparing', starting: 'starting', reading: 'reading', committing: 'committing' };
+/** Longer than any sync waits or runs: a bigger value is a corrupt one (and six of them still add up to a finite total). */
+const MAX_PHASE_MS = 366 * 24 * HOUR_MS;
+
+/** A stored duration in ms if it is one (a finite number, 0 up to MAX_PHASE_MS), else undefined. */
+function validMs(value) {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_PHASE_MS ? value : undefined;
+}
+
+/** A plain object (not null, not an array), or undefined. */
+function asObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : undefined;
+}
+
+/** The run's phases that hold a valid duration, in order, each with its offset from the run's start. */
+function runPhases(run) {
+  const phases = asObject(run.phases);
+  if (!phases) return [];
+  const out = [];
+  let offset = 0;
+  for (const phase of PHASES) {
+    const ms = Object.hasOwn(phases, phase) ? validMs(phases[phase]) : undefined;
+    if (ms === undefined) continue;
+    out.push({ phase, ms, offset });
+    offset += ms;
+  }
+  return out;
+}
+
+function phaseTitle({ phase, ms }) {
+  return `${PHASE_LABELS[phase]}: ${fmtDuration(ms)}`;
+}
+
+/** The runs table's cell: one segment per phase, widths relative to the row's total, and the total as text. */
+function phaseCell(run) {
+  const phases = runPhases(run);
+  if (phases.length === 0) return el('td', { class: 'muted' }, '–');
+  const total = phases.reduce((sum, p) => sum + p.ms, 0);
+  const bar = el('span', { class: 'phase-bar', role: 'img', 'aria-label': phases.map(phaseTitle).join(', ') });
+  for (const p of phases) {
+    const segment = el('span', { class: `phase phase-${p.phase}`, title: phaseTitle(p), dataset: { phase: p.phase, ms: String(p.ms) } });
+    // Through the CSSOM: the page's CSP refuses style attributes.
+    segment.style.width = `${total > 0 ? (p.ms / total) * 100 : 0}%`;
+    bar.append(segment);
+  }
+  return el('td', { class: 'phases' }, bar, ' ', el('span', { class: 'phase-total' }, fmtDuration(total)));
+}
+
+/** Above the runs table, once: which colour is which phase. */
+function phaseLegend() {
+  return PHASES.map((phase) => el('span', { class: 'legend-item' }, el('span', { class: `swatch phase-${phase}` }), PHASE_LABELS[phase]));
+}
+
+const CONNECTOR_STEPS = [
+  ['scheduledMs', 'scheduled'],
+  ['startedMs', 'started'],
+  ['connectedMs', 'connected'],
+];
+
+/** "scheduled +1.2 s · started +2.0 s" from a connector's start record; undefined when nothing in it is valid. */
+function connectorSteps(value) {
+  const start = asObject(value);
+  if (!start) return undefined;
+  const steps = CONNECTOR_STEPS.flatMap(([key, label]) => {
+    const ms = Object.hasOwn(start, key) ? validMs(start[key]) : undefined;
+    return ms === undefined ? [] : [`${label} +${fmtDuration(ms)}`];
+  });
+  return steps.length > 0 ? steps.join(' · ') : undefined;
+}
+
+/** The run detail's timeline (phase, start offset, duration) and the connectors' start steps; nothing for a run without phases. */
+function phaseTimeline(run) {
+  const phases = runPhases(run);
+  const connectorStart = asObject(asObject(run.phases)?.connectorStart);
+  const connectors = ['source', 'destination'].flatMap((role) => {
+    const steps = connectorStart && Object.hasOwn(connectorStart, role) ? connectorSteps(connectorStart[role]) : undefined;
+    return steps === undefined ? [] : [[role, steps]];
+  });
+  if (phases.length === 0 && connectors.length === 0) return [];
+  return [
+    el('h4', {}, 'Where the time went'),
+    ...(phases.length > 0
+      ? [
+          el(
+            'table',
+            { class: 'phase-timeline' },
+            el('thead', {}, el('tr', {}, el('th', {}, 'phase'), el('th', {}, 'from start'), el('th', {}, 'duration'))),
+            el(
+              'tbody',
+              {},
+              phases.map((p) =>
+                el('tr', { dataset: { phase: p.phase } }, el('td', {}, el('span', { class: `swatch phase-${p.phase}` }), PHASE_LABELS[p.phase]), el('td', {}, `+${fmtDuration(p.offset)}`), el('td', {}, fmtDuration(p.ms))),
+              ),
+            ),
+          ),
+        ]
+      : []),
+    ...(connectors.length > 0
+      ? [el('p', { class: 'muted' }, 'Connectors starting, from their launch:'), definitionList(connectors.map(([role, steps]) => [role, el('span', { dataset: { connectorStart: role } }, steps)]))]
+      : []),
+  ];
+}
+
+// ------------------------------------------------------------------------------------------
 // Recent runs
 
 let selectedRun;
@@ -270,7 +380,7 @@ async function loadRuns() {
   const body = $('#runs-body');
   body.replaceChildren(
     ...(runs.length === 0
-      ? [emptyRow(9, 'no runs match')]
+      ? [emptyRow(10, 'no runs match')]
       : runs.map((r) =>
           el(
             'tr',
@@ -281,6 +391,7 @@ async function loadRuns() {
             el('td', {}, String(r.attempt)),
             timeCell(r.startedAt),
             el('td', {}, fmtDuration(r.durationMs ?? (r.status === 'running' ? Date.now() - Date.parse(r.startedAt) : undefined))),
+            phaseCell(r),
             el('td', {}, fmtNumber(r.records)),
             el('td', {}, fmtBytes(r.bytes)),
             el('td', { class: 'id' }, r.runnerId),
@@ -323,6 +434,7 @@ async function showRun(syncId, quiet = false) {
     ...(FINAL_STATUSES.has(run.status)
       ? []
       : [el('div', { class: 'actions' }, el('button', { type: 'button', id: 'run-cancel', onclick: () => void cancelRun(run.syncId) }, 'Cancel this sync'))]),
+    ...phaseTimeline(run),
     ...(run.error
       ? [
           el('h4', {}, 'Error'),
@@ -352,7 +464,7 @@ async function cancelRun(syncId) {
   if (!confirm(`Cancel sync ${syncId}?\n\nIf it is running it is stopped within seconds (the destination rolls back to its last confirmed state); if it waits in a queue it will not run. It is not retried.`)) return;
   try {
     const result = await api(`/api/runs/${encodeURIComponent(syncId)}/cancel`, { json: {} });
-    showAction(`sync ${syncId}: cancelled by ${result.cancelled.by} at ${result.cancelled.at}`);
+    showAction(`sync ${syncId}: cancelled by ${result.cancelled.by} at ${result.cancelled.at}`, '#run-action');
     void showRun(syncId, true);
     void loadRuns();
   } catch (err) {
@@ -455,9 +567,9 @@ async function showLetter(id) {
   detail.hidden = false;
 }
 
-/** What the last replay or purge did; stays until the next one (listings do not overwrite it). */
-function showAction(text) {
-  const node = $('#dead-action');
+/** What the last replay, purge or cancel did, in its section; stays until the next one (listings do not overwrite it). */
+function showAction(text, target = '#dead-action') {
+  const node = $(target);
   node.textContent = `${new Date().toLocaleTimeString()}: ${text}`;
   node.hidden = false;
 }
@@ -590,6 +702,7 @@ async function start() {
   } catch (err) {
     showError(err.message);
   }
+  $('#phase-legend').append(...phaseLegend());
   $('#runs-filter').addEventListener('change', () => void loadRuns().catch((err) => showError(err.message)));
   $('#runs-filter').addEventListener('submit', (e) => e.preventDefault());
   $('#dead-refresh').addEventListener('click', () => void loadDeadLetters());
