@@ -213,7 +213,7 @@ describe('dashboard in a browser', () => {
       requestedAt: at, startedAt: at, finishedAt: at, durationMs: 9000, records: 10, bytes: 100, streams: {}, stateCommits: 1,
     });
     const phases = {
-      queued: 1200, lockWait: 0, preparing: 800, starting: 2500, reading: 4000, committing: 500,
+      queued: 1200, lockWait: 0, preparing: 800, starting: 2500, reading: 3000, committing: 500, finishing: 1000,
       connectorStart: { source: { startedMs: 300 }, destination: { scheduledMs: 100, startedMs: 1900, connectedMs: 2100 } },
     };
     const markup = '<img src=x onerror="window.__tidepoolInjected = 1">';
@@ -237,7 +237,7 @@ describe('dashboard in a browser', () => {
     const row = (syncId: string) => page.locator(`#runs-body tr[data-sync-id="${syncId}"]`);
     await row('phases-ok').waitFor({ timeout: 10_000 });
     await row('phases-none').waitFor({ timeout: 10_000 });
-    expect(await page.locator('#phase-legend .legend-item').allTextContents()).toEqual(['queued', 'lock wait', 'preparing', 'starting', 'reading', 'committing']);
+    expect(await page.locator('#phase-legend .legend-item').allTextContents()).toEqual(['queued', 'lock wait', 'preparing', 'starting', 'reading', 'committing', 'finishing']);
 
     /** Each segment's title and its share of the bar's width. */
     const segments = (syncId: string) =>
@@ -245,8 +245,8 @@ describe('dashboard in a browser', () => {
         .locator('.phase')
         .evaluateAll((nodes) => nodes.map((n) => ({ title: n.getAttribute('title'), share: n.getBoundingClientRect().width / n.parentElement!.getBoundingClientRect().width })));
     const ok = await segments('phases-ok');
-    expect(ok.map((s) => s.title)).toEqual(['queued: 1.2 s', 'lock wait: 0 ms', 'preparing: 800 ms', 'starting: 2.5 s', 'reading: 4.0 s', 'committing: 500 ms']);
-    [1200, 0, 800, 2500, 4000, 500].forEach((ms, i) => expect(ok[i]!.share).toBeCloseTo(ms / 9000, 1));
+    expect(ok.map((s) => s.title)).toEqual(['queued: 1.2 s', 'lock wait: 0 ms', 'preparing: 800 ms', 'starting: 2.5 s', 'reading: 3.0 s', 'committing: 500 ms', 'finishing: 1.0 s']);
+    [1200, 0, 800, 2500, 3000, 500, 1000].forEach((ms, i) => expect(ok[i]!.share).toBeCloseTo(ms / 9000, 1));
     expect(await row('phases-ok').locator('.phase-total').textContent()).toBe('9.0 s');
 
     const hostile = await segments('phases-hostile');
@@ -271,8 +271,9 @@ describe('dashboard in a browser', () => {
       ['lock wait', '+1.2 s', '0 ms'],
       ['preparing', '+1.2 s', '800 ms'],
       ['starting', '+2.0 s', '2.5 s'],
-      ['reading', '+4.5 s', '4.0 s'],
-      ['committing', '+8.5 s', '500 ms'],
+      ['reading', '+4.5 s', '3.0 s'],
+      ['committing', '+7.5 s', '500 ms'],
+      ['finishing', '+8.0 s', '1.0 s'],
     ]);
     expect(await detail.locator('[data-connector-start="source"]').textContent()).toBe('started +300 ms');
     expect(await detail.locator('[data-connector-start="destination"]').textContent()).toBe('scheduled +100 ms · started +1.9 s · connected +2.1 s');

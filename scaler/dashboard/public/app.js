@@ -253,9 +253,9 @@ async function pollSeries() {
 // checked before it is drawn: what is not a plausible duration is left out, never shown raw.
 
 /** In their order in a run; each starts where the one before ended. */
-const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing'];
-const PHASE_LABELS = { queued: 'queued', lockWait: 'lock wait', preparing: 'preparing', starting: 'starting', reading: 'reading', committing: 'committing' };
-/** Longer than any sync waits or runs: a bigger value is a corrupt one (and six of them still add up to a finite total). */
+const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing', 'finishing'];
+const PHASE_LABELS = { queued: 'queued', lockWait: 'lock wait', preparing: 'preparing', starting: 'starting', reading: 'reading', committing: 'committing', finishing: 'finishing' };
+/** Longer than any sync waits or runs: a bigger value is a corrupt one (and seven of them still add up to a finite total). */
 const MAX_PHASE_MS = 366 * 24 * HOUR_MS;
 
 /** A stored duration in ms if it is one (a finite number, 0 up to MAX_PHASE_MS), else undefined. */
