@@ -1,11 +1,13 @@
 // Cancelling a sync whose connectors run in pods on the real cluster, `tidepool cancel` stopping
 // it within seconds, the run record saying cancelled, the launcher's cleanup leaving no connector
 // pod or Secret behind: first with a runner on the host (the branch's own code), then as in
-// production, with the runner a Job a scaler launched on the cluster (the image of the branch).
+// production, with the runner a Job a scaler launched on the cluster (the image of the branch)
+// and the cancel asked through `tidepool cancel`.
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelSync } from '../../shared/cancel.js';
+import { main as cancelMain } from '../../cli/commands/cancel.js';
 import { loadKubeConfig } from '../../shared/kube.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
@@ -39,8 +41,22 @@ interface CancelTiming {
   goneMs: number;
 }
 
+/** Asks for the cancel as an operator would: the store API `tidepool cancel` uses, or the command itself. */
+type Canceller = (syncId: string, by: string) => Promise<void>;
+
+const throughStore = (h: RunnerHarness): Canceller => async (syncId, by) => {
+  expect(await cancelSync(h.services.store, syncId, by)).toMatchObject({ outcome: 'marked', status: 'running' });
+};
+
+const throughCli = (h: RunnerHarness): Canceller => async (syncId, by) => {
+  const out: string[] = [];
+  const env = { TIDEPOOL_PREFIX: h.config.prefix, TIDEPOOL_REDIS_URL: h.config.redisUrl, TIDEPOOL_LOG_LEVEL: 'warn' };
+  expect(await cancelMain([syncId, '--by', by, '--json'], env, { out: (t) => out.push(t), err: (t) => out.push(t) })).toBe(0);
+  expect(JSON.parse(out.join(''))).toMatchObject({ syncId, outcome: 'marked', status: 'running', marker: { by } });
+};
+
 /** Waits until `syncId` runs in two Running connector pods and committed a STATE, then cancels it and times its end. */
-async function cancelWhileRunning(h: RunnerHarness, kc: KubeConfig, namespace: string, syncId: string, by: string): Promise<CancelTiming> {
+async function cancelWhileRunning(h: RunnerHarness, kc: KubeConfig, namespace: string, syncId: string, by: string, cancel: Canceller): Promise<CancelTiming> {
   await waitFor('the sync to run in two connector pods and commit a STATE', async () => {
     const run = await h.services.store.runs.get(syncId);
     if (run?.status !== 'running') return false;
@@ -49,7 +65,7 @@ async function cancelWhileRunning(h: RunnerHarness, kc: KubeConfig, namespace: s
     return pods.filter((p) => p.status?.phase === 'Running').length === 2 && state?.syncId === syncId;
   }, 180_000, 250);
   const asked = Date.now();
-  expect(await cancelSync(h.services.store, syncId, by)).toMatchObject({ outcome: 'marked', status: 'running' });
+  await cancel(syncId, by);
   const run = await runUntil(h, syncId, 'the run to be cancelled', (r) => r.status === 'cancelled', 30_000, 100);
   const recordedMs = Date.now() - asked;
   await waitFor('every connector pod and Secret to be gone', async () => {
@@ -106,7 +122,7 @@ describe('cancel with connector pods, runner on the host', () => {
 
   it('stops the running sync: record cancelled, connector pods and Secrets deleted, not retried', async () => {
     const syncId = await publishSyncOf(h, 'slow');
-    const { run, recordedMs, goneMs } = await cancelWhileRunning(h, kc, namespace, syncId, 'k8s-test');
+    const { run, recordedMs, goneMs } = await cancelWhileRunning(h, kc, namespace, syncId, 'k8s-test', throughStore(h));
     console.log(`host runner: cancel → run recorded cancelled: ${recordedMs} ms; → connector pods and Secrets gone: ${goneMs} ms`);
     expect(goneMs).toBeLessThan(20_000);
     expect(run).toMatchObject({ attempt: 1, cancelled: { by: 'k8s-test' }, error: { type: 'cancelled' } });
@@ -160,7 +176,7 @@ describe('cancel with connector pods, runner a Job of a scaler on the cluster', 
       if (i === 0) await scaler.start();
       const by = `k8s-test-${i}`;
       const asked = new Date();
-      const timing = await cancelWhileRunning(h, kc, namespace, syncId, by);
+      const timing = await cancelWhileRunning(h, kc, namespace, syncId, by, throughCli(h));
       timings.push(timing);
       const { run } = timing;
       // Run by the Job's runner: its pod carries the runner's id.
