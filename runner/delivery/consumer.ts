@@ -13,7 +13,7 @@ import type { Topology } from '../../shared/broker/topology.js';
 import { CancelledError, InvalidMessageError, LockTimeoutError, toFailure, type FailureInfo } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import type { Notifier } from '../../shared/notifications/notify.js';
-import { attemptOf, readDeath, replayedAtOf } from '../../shared/broker/envelope.js';
+import { attemptOf, dueAtOf, replayedAtOf } from '../../shared/broker/envelope.js';
 import { idsFromBody, oversizedBody, parseSyncRequest, type SyncRequest } from '../../shared/messages.js';
 import type { Store } from '../../shared/store/index.js';
 import type { CancelMarker } from '../../shared/store/cancels.js';
@@ -240,12 +240,11 @@ async function recordAfterSettling(deps: ConsumerDeps, logger: Logger, run: RunR
 /**
  * Since when the delivered sync waited in the queue: its publish, or the latest moment it was
  * put back (a delay queue releasing a retry or a deferral, a replay from the dead letters).
- * The broker's dead-lettering time has one-second resolution; requestedAt is whatever the
- * publisher wrote, so a phase computed from it is clamped at zero (runner/sync/phases.ts).
+ * These are what the publisher wrote, so a phase computed from them is clamped at zero
+ * (runner/sync/phases.ts); none that parses leaves the queued phase out.
  */
 function queuedSince(request: SyncRequest, message: ConsumeMessage): number {
-  const headers = message.properties.headers ?? {};
-  const candidates = [Date.parse(request.requestedAt), replayedAtOf(message.properties) ?? NaN, Date.parse(readDeath(headers)?.lastAt ?? '')];
+  const candidates = [Date.parse(request.requestedAt), replayedAtOf(message.properties) ?? NaN, dueAtOf(message.properties) ?? NaN];
   return Math.max(...candidates.filter(Number.isFinite));
 }
 

@@ -6,7 +6,7 @@ import type { ConfirmChannel, ConsumeMessage } from 'amqplib';
 import type { FailureInfo } from '../../shared/errors.js';
 import { confirmPublish } from '../../shared/broker/publisher.js';
 import type { Topology } from '../../shared/broker/topology.js';
-import { deferredHeaders, failureHeaders, type FailureContext } from '../../shared/broker/envelope.js';
+import { deferredHeaders, failureHeaders, withDueAt, type FailureContext } from '../../shared/broker/envelope.js';
 
 /**
  * Publishes attempt `failedAttempt + 1` of the message to delay queue level `failedAttempt`,
@@ -26,7 +26,7 @@ export async function scheduleRetry(
   await confirmPublish(channel, '', queue, message.content, {
     ...(typeof message.properties.messageId === 'string' ? { messageId: message.properties.messageId } : {}),
     expiration: String(Math.max(0, Math.round(delayMs))),
-    headers: failureHeaders(message.properties.headers, failure, { ...rest, attempt: failedAttempt + 1 }, false),
+    headers: withDueAt(failureHeaders(message.properties.headers, failure, { ...rest, attempt: failedAttempt + 1 }, false), delayMs),
   });
 }
 
@@ -47,7 +47,7 @@ export async function deferBusy(channel: ConfirmChannel, topology: Topology, mes
   await confirmPublish(channel, '', queue, message.content, {
     ...(typeof message.properties.messageId === 'string' ? { messageId: message.properties.messageId } : {}),
     expiration: String(Math.max(0, Math.round(delayMs))),
-    headers,
+    headers: withDueAt(headers, delayMs),
   });
   return { deferrals };
 }

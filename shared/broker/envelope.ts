@@ -34,6 +34,12 @@ export const HEADERS = {
   replayedAt: 'x-tidepool-replayed-at',
   /** A unique id of that replay (a UUID): ties the republished message to its confirm or return. */
   replayId: 'x-tidepool-replay-id',
+  /**
+   * When a message put in a delay queue (a retry, a deferral) is due back (ISO 8601, ms): where
+   * its next wait in the syncs queue starts. The broker's own dead-lettering time has
+   * one-second resolution, too coarse for delays of a few hundred ms.
+   */
+  dueAt: 'x-tidepool-due-at',
   /** Names of others' headers left off a republished message because they did not fit (CARRIED_HEADER_BYTES). */
   droppedHeaders: 'x-tidepool-dropped-headers',
 } as const;
@@ -124,7 +130,8 @@ export interface FailureContext {
  */
 export function failureHeaders(old: Headers | undefined, failure: FailureInfo, context: FailureContext, withStderr: boolean): Record<string, unknown> {
   const now = (context.now ?? new Date()).toISOString();
-  const headers = carriedHeaders(old, (name) => name === HEADERS.stderrSource || name === HEADERS.stderrDestination);
+  // A previous delay's due time is stale on the message that replaces it.
+  const headers = carriedHeaders(old, (name) => name === HEADERS.stderrSource || name === HEADERS.stderrDestination || name === HEADERS.dueAt);
   const firstFailureAt = old?.[HEADERS.firstFailureAt];
   Object.assign(headers, {
     [HEADERS.attempt]: context.attempt,
@@ -157,6 +164,11 @@ export function tailWithin(lines: readonly string[], budget: number): string[] {
     kept.push(line);
   }
   return kept.reverse();
+}
+
+/** `headers` for a message going into a delay queue for `delayMs`, with when it is due back. */
+export function withDueAt(headers: Record<string, unknown>, delayMs: number, now = new Date()): Record<string, unknown> {
+  return { ...headers, [HEADERS.dueAt]: new Date(now.getTime() + Math.max(0, delayMs)).toISOString() };
 }
 
 /** The headers of a sync put back because its connection was busy: the same attempt, one more deferral. */
@@ -202,6 +214,12 @@ export function attemptOf(properties: Pick<MessageProperties, 'headers'>, maxAtt
 /** When an operator last replayed this message from the dead-letter queue (ms since the epoch), if ever. */
 export function replayedAtOf(properties: Pick<MessageProperties, 'headers'>): number | undefined {
   const at = Date.parse(String(properties.headers?.[HEADERS.replayedAt] ?? ''));
+  return Number.isFinite(at) ? at : undefined;
+}
+
+/** When a delayed message was due back in the syncs queue (ms since the epoch), if it went through a delay queue. */
+export function dueAtOf(properties: Pick<MessageProperties, 'headers'>): number | undefined {
+  const at = Date.parse(String(properties.headers?.[HEADERS.dueAt] ?? ''));
   return Number.isFinite(at) ? at : undefined;
 }
 

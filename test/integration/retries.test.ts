@@ -86,6 +86,10 @@ describe('retries through delay queues', () => {
     const finishes = previous.map((p) => Date.parse(p.finishedAt ?? ''));
     expect(starts[1]! - finishes[0]!).toBeGreaterThanOrEqual(160);
     expect(starts[2]! - finishes[1]!).toBeGreaterThanOrEqual(320);
+    // Attempt 3 was queued from when its delay ended (x-tidepool-due-at), not since the publish:
+    // its wait is well short of the two attempts and two delays before it.
+    expect(run.phases?.queued).toBeGreaterThanOrEqual(0);
+    expect(run.phases!.queued!).toBeLessThan(starts[2]! - Date.parse(run.requestedAt) - 500);
     await drainDead(h);
     expect(h.dead.has(syncId)).toBe(false);
     for (const q of h.topology.retryQueues) expect((await queueDepth(h.broker, q)).ready).toBe(0);

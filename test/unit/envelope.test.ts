@@ -15,6 +15,8 @@ import {
   replayHeaders,
   replayIdOf,
   replayedAtOf,
+  dueAtOf,
+  withDueAt,
 } from '../../shared/broker/envelope.js';
 import type { FailureInfo } from '../../shared/errors.js';
 
@@ -54,10 +56,12 @@ describe('the envelope, written and read back', () => {
 
     const deferred = deferredHeaders(published);
     expect(deferred.deferrals).toBe(1);
-    const onceDeferred = wire(deferred.headers);
+    const onceDeferred = wire(withDueAt(deferred.headers, 500, first));
     expect(deferredHeaders(onceDeferred).deferrals).toBe(2);
+    expect(dueAtOf({ headers: onceDeferred })).toBe(first.getTime() + 500);
 
-    const retry = wire(failureHeaders(onceDeferred, failure, { ...ids, attempt: 2, now: first }, false));
+    const retry = wire(withDueAt(failureHeaders(onceDeferred, failure, { ...ids, attempt: 2, now: first }, false), 2000, first));
+    expect(dueAtOf({ headers: retry })).toBe(first.getTime() + 2000);
     expect(attemptOf({ headers: retry }, 5)).toBe(2);
     expect(readStderr(retry)).toEqual({ source: [], destination: [] });
 
@@ -77,6 +81,8 @@ describe('the envelope, written and read back', () => {
       replayedAt: undefined,
     });
     expect(readStderr(dead)).toEqual(failure.stderr);
+    // The delay it came back from is over: a dead letter carries no due time.
+    expect(dueAtOf({ headers: dead })).toBeUndefined();
 
     const at = new Date('2025-01-02T00:00:00.000Z');
     const replayed = wire(replayHeaders({ ...dead, 'x-death': [{ reason: 'expired' }], 'x-delivery-count': 4 }, { replayed: 1, at, replayId: 'r-1' }));
