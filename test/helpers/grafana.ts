@@ -75,7 +75,9 @@ export function substituteVariables(expr: string, values: Record<string, string>
  * Grafana's built-in interval variables for a dashboard showing `rangeSeconds` up to now, with a
  * data source scraped every `scrapeSeconds` (its "min interval"): $__interval is the range over
  * the panel's points, never below the scrape interval; $__rate_interval is
- * max($__interval + scrape interval, 4 × scrape interval), as Grafana documents it.
+ * max($__interval + scrape interval, 4 × scrape interval), as Grafana documents it. Grafana also
+ * rounds a longer $__interval to a round value (21.6 s to 20 s); a test's range of a minute or two
+ * over 1000 points stays below the scrape interval, where no rounding applies.
  */
 export function builtinVariables(rangeSeconds: number, scrapeSeconds: number, maxDataPoints = 1000): Record<string, string> {
   const interval = Math.max(scrapeSeconds, Math.ceil(rangeSeconds / maxDataPoints));
