@@ -42,6 +42,21 @@ export function promtool(args: string[], cwd: string): ToolResult {
 /** A scrape job as prometheus.yml has it (static_configs, file_sd_configs, relabeling...). */
 export type ScrapeConfig = Record<string, unknown>;
 
+/**
+ * The README's local-mode scrape job ("Monitoring stack") for a scaler whose
+ * TIDEPOOL_METRICS_PORT is `port`: the scaler on it, its runners on the next `maxRunners` ports.
+ */
+export function localScrapeConfig(port: number, maxRunners: number): ScrapeConfig {
+  const runners = Array.from({ length: maxRunners }, (_, i) => `127.0.0.1:${port + 1 + i}`);
+  return {
+    job_name: 'tidepool',
+    static_configs: [
+      { targets: [`127.0.0.1:${port}`], labels: { component: 'scaler' } },
+      { targets: runners, labels: { component: 'runner' } },
+    ],
+  };
+}
+
 export interface PrometheusServer {
   url: string;
   /** GET /api/v1/<path> with `params`; the `data` of a success, or an error with Prometheus's message. */

@@ -18,7 +18,7 @@ import { CLI_PATH, PACKAGE_ROOT } from '../../shared/paths.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { builtinVariables, dashboardQueries, labelValuesQuery, multiValueRegex, substituteVariables, type Dashboard } from '../helpers/grafana.js';
 import { freePortRange } from '../helpers/ports.js';
-import { RULES_DIR, startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
+import { RULES_DIR, localScrapeConfig, startPrometheus, type PrometheusServer } from '../helpers/prometheus.js';
 import { openTestServices, testConfig, waitFor, type TestServices } from '../helpers/services.js';
 
 const SCRAPE_SECONDS = 1;
@@ -29,18 +29,6 @@ interface Series {
   metric: Record<string, string>;
   value?: [number, string];
   values?: Array<[number, string]>;
-}
-
-/** The README's local-mode scrape job, for a scaler whose TIDEPOOL_METRICS_PORT is `port`. */
-function localScrapeConfig(port: number, maxRunners: number) {
-  const runners = Array.from({ length: maxRunners }, (_, i) => `127.0.0.1:${port + 1 + i}`);
-  return {
-    job_name: 'tidepool',
-    static_configs: [
-      { targets: [`127.0.0.1:${port}`], labels: { component: 'scaler' } },
-      { targets: runners, labels: { component: 'runner' } },
-    ],
-  };
 }
 
 describe('Prometheus scraping a scaler and its runners, the Grafana dashboard and the alerting rules', () => {

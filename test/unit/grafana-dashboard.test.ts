@@ -34,7 +34,7 @@ describe('reading a Grafana dashboard', () => {
   });
 
   it('replaces variables in all three syntaxes and refuses one it has no value for', () => {
-    const values = { ...builtinVariables(600, 15), connection: multiValueRegex(['a.b', 'c']) };
+    const values: Record<string, string> = { ...builtinVariables(600, 15), connection: multiValueRegex(['a.b', 'c']) };
     expect(values.__interval).toBe('15s');
     expect(values.__rate_interval).toBe('60s');
     expect(substituteVariables('rate(x{connection=~"$connection"}[$__rate_interval]) + ${__range_s} + [[__interval]]', values)).toBe(
