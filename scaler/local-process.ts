@@ -5,10 +5,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../shared/config.js';
+import { envName, type Config } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import { CLI_PATH } from '../shared/paths.js';
 import type { LaunchedRunner, RunnerLauncher } from '../shared/ports/runner-launcher.js';
+import { LocalMetricsPorts } from './local-metrics-ports.js';
 import { runnerEnv } from './runner-env.js';
 
 /**
@@ -43,33 +44,38 @@ interface Tracked {
 export class LocalProcessRunnerLauncher implements RunnerLauncher {
   readonly kind = 'local';
   private readonly runners = new Map<string, Tracked>();
+  private readonly metricsPorts: LocalMetricsPorts | undefined;
 
   constructor(
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly options: { cliPath?: string; extraEnv?: Record<string, string> } = {},
-  ) {}
+  ) {
+    this.metricsPorts = LocalMetricsPorts.of(config);
+  }
 
-  launch(count: number): Promise<string[]> {
+  async launch(count: number): Promise<string[]> {
     const ids: string[] = [];
-    try {
-      privateLogDir(this.config.runnerLogDir);
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
+    privateLogDir(this.config.runnerLogDir);
     for (let i = 0; i < count; i++) {
       const runnerId = `runner-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+      const metricsEnv = await this.metricsEnv(runnerId);
       const logPath = join(this.config.runnerLogDir, `${runnerId}.log`);
-      const log = openSync(logPath, LOG_FLAGS, 0o600);
       let child: ChildProcess;
       try {
-        child = spawn(process.execPath, [this.options.cliPath ?? CLI_PATH, 'runner', '--runner-id', runnerId], {
-          env: { ...runnerEnv(this.config, 'local'), ...this.options.extraEnv },
-          stdio: ['ignore', log, log],
-          detached: true,
-        });
-      } finally {
-        closeSync(log);
+        const log = openSync(logPath, LOG_FLAGS, 0o600);
+        try {
+          child = spawn(process.execPath, [this.options.cliPath ?? CLI_PATH, 'runner', '--runner-id', runnerId], {
+            env: { ...runnerEnv(this.config, 'local'), ...metricsEnv, ...this.options.extraEnv },
+            stdio: ['ignore', log, log],
+            detached: true,
+          });
+        } finally {
+          closeSync(log);
+        }
+      } catch (err) {
+        this.metricsPorts?.release(runnerId);
+        throw err;
       }
       const tracked: Tracked = { runner: { runnerId, phase: 'running', launchedAt: Date.now() }, child };
       child.once('error', (err) => {
@@ -81,12 +87,23 @@ export class LocalProcessRunnerLauncher implements RunnerLauncher {
       child.unref();
       this.runners.set(runnerId, tracked);
       ids.push(runnerId);
-      this.logger.info({ runnerId, pid: child.pid, log: logPath }, 'runner launched');
+      this.logger.info({ runnerId, pid: child.pid, log: logPath, metricsPort: metricsEnv[envName('metricsPort')] }, 'runner launched');
     }
-    return Promise.resolve(ids);
+    return ids;
+  }
+
+  /** The runner's own /metrics port, when the installation serves metrics (else runnerEnv's 0: none). */
+  private async metricsEnv(runnerId: string): Promise<Record<string, string>> {
+    if (!this.metricsPorts) return {};
+    const port = await this.metricsPorts.take(runnerId);
+    if (port !== undefined) return { [envName('metricsPort')]: String(port) };
+    const { first, last } = this.metricsPorts.range;
+    this.logger.warn({ runnerId, first, last }, 'no free metrics port for the runner in its range: it serves no /metrics');
+    return {};
   }
 
   private finish(tracked: Tracked, code: number | null, reason?: string): void {
+    this.metricsPorts?.release(tracked.runner.runnerId);
     if (tracked.runner.phase === 'finished') return;
     tracked.runner = { ...tracked.runner, phase: 'finished', exitCode: code, ...(reason ? { reason } : {}) };
     tracked.finishedAt = Date.now();

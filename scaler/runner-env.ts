@@ -46,7 +46,8 @@ export function runnerEnv(config: Config, where: 'local' | 'pod', processEnv: No
     const value = processEnv[key];
     if (value !== undefined) inherited[key] = value;
   }
-  // Runners on one host cannot all listen on metricsPort (nor share the scaler's).
+  // Runners on one host cannot all listen on metricsPort (nor share the scaler's): none unless
+  // the local launcher gives one its own (local-metrics-ports.ts).
   return { ...inherited, ...configEnv(config, SCALER_ONLY), [envName('metricsPort')]: '0' };
 }
 

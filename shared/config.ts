@@ -165,7 +165,7 @@ export const configSchema = z
     dashboardHost: z.string().min(1).default('127.0.0.1'),
     /** A bearer token every dashboard request must carry (empty: none; required off loopback). Never passed to runners. */
     dashboardToken: z.string().refine((v) => v === '' || v.length >= 16, 'at least 16 characters (or empty for none)').default(''),
-    /** A /metrics-only listener (Prometheus) in the scaler and in each runner; 0 = off. Local runners never get one (they share the host). */
+    /** A /metrics-only listener (Prometheus) in the scaler and in each runner; 0 = off. Local runners get the next ports, one each (scaler/local-metrics-ports.ts). */
     metricsPort: int(0, 65535).default(0),
     metricsHost: z.string().min(1).default('127.0.0.1'),
 
