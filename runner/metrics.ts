@@ -92,6 +92,21 @@ export class RunnerMetrics {
       registers,
     });
     this.reconnects = new ReconnectMetrics(registry);
+    // Series that exist from the start: a series born with its first count hides that count from
+    // rate() and increase() (Prometheus's first sample of it already holds it), and a runner
+    // may do only a sync or two in its life.
+    for (const outcome of OUTCOMES) this.duration.zero({ outcome });
+    for (const phase of PHASES) this.phases.zero({ phase });
+  }
+
+  /**
+   * A sync of a connection read from the store starts (its lock is held): its connection's
+   * series are made now, at zero, for the same reason. Not before the connection is read: the
+   * id is then only what a message claims.
+   */
+  syncStarted(connection: string): void {
+    for (const outcome of OUTCOMES) this.syncs.inc({ connection, outcome }, 0);
+    this.retries.inc({ connection }, 0);
   }
 
   malformedMessage(): void {

@@ -38,7 +38,7 @@ export interface ConsumerDeps extends SyncDeps {
   /** The confirm channel of the session the message came on: its successors are published there. */
   publishChannel: ConfirmChannel;
   topology: Topology;
-  metrics: Pick<RunnerMetrics, 'recordRun' | 'malformedMessage' | 'deferred'>;
+  metrics: Pick<RunnerMetrics, 'recordRun' | 'malformedMessage' | 'deferred' | 'syncStarted'>;
   /** Queues the notifications of a settled run (a store write; it never throws). */
   notifier?: Pick<Notifier, 'runSettled'>;
 }
@@ -122,7 +122,13 @@ async function runWatched(
   // claims, so metrics count it under `unknown` (a hostile id makes no label series of its own).
   let connectionRead = true;
   try {
-    const outcome = await runSync(request, attempt, deps, signal, { lockTaken: () => watch.check(), arrival });
+    const outcome = await runSync(request, attempt, deps, signal, {
+      lockTaken: () => {
+        deps.metrics.syncStarted(request.connectionId);
+        return watch.check();
+      },
+      arrival,
+    });
     if (outcome.failure && watch.marker) return await settleCancelled(outcome.run, watch.marker, deps, logger);
     if (!outcome.failure) {
       deps.metrics.recordRun(outcome.run);

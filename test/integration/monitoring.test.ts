@@ -1,10 +1,13 @@
 // The operators' monitoring stack, for real: Debian's Prometheus scrapes a scaler (`tidepool
 // scaler`, local mode) and the runners it launches, on the targets the README's "Monitoring
 // stack" lists (the scaler on TIDEPOOL_METRICS_PORT, its runners on the next maxRunners ports),
-// with the shipped alerting rules loaded. Syncs run that succeed, retry and dead-letter, so that
+// with the shipped alerting rules loaded. Syncs run that succeed, retry and dead-letter, a
+// schedule publishes every two seconds and a webhook receiver refuses once then accepts, so that
 // every panel of k8s/grafana/tidepool.json has something to show; then every query of the
 // dashboard is evaluated through Prometheus's HTTP API, and every rule must evaluate cleanly.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +44,10 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
   const startedAt = Date.now();
   const syncIds: Record<string, string> = {};
 
+  // A webhook receiver that refuses the first delivery and accepts the rest: deliveries and
+  // failures both have series for the dashboard's webhook panel.
+  let receiver: Server | undefined;
+  let received = 0;
   const query = async (expr: string) => (await prometheus!.api<{ result: Series[] }>('query', { query: expr })).result;
   const hasSeries = async (expr: string) => (await query(expr)).length > 0;
 
@@ -87,6 +94,23 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
       destination: { connector: 'destination-e2e-test', config: { mode: 'echo' } },
     });
 
+    // A schedule every two seconds (skip: at most one of its syncs at a time), for the schedule panels.
+    await services.store.connections.apply({
+      id: 'every-two-seconds',
+      source: { connector: 'source-faker', config: { count: 5 } },
+      destination: { connector: 'destination-jsonl', config: { destination_path: join(dir, 'scheduled') } },
+      schedule: { cron: '*/2 * * * * *', timezone: 'UTC', overlap: 'skip', catchUp: 'none' },
+    });
+    receiver = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        received++;
+        res.writeHead(received === 1 ? 500 : 204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver!.listen(0, '127.0.0.1', resolve));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+
     metricsPort = await freePortRange(1 + MAX_RUNNERS);
     prometheus = await startPrometheus({
       scrapeConfigs: [localScrapeConfig(metricsPort, MAX_RUNNERS)],
@@ -94,7 +118,12 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
       intervalSeconds: SCRAPE_SECONDS,
     });
     scaler = spawn(process.execPath, [CLI_PATH, 'scaler'], {
-      env: { PATH: process.env.PATH ?? '', ...configEnv(config), TIDEPOOL_METRICS_PORT: String(metricsPort) },
+      env: {
+        PATH: process.env.PATH ?? '',
+        ...configEnv(config),
+        TIDEPOOL_METRICS_PORT: String(metricsPort),
+        TIDEPOOL_NOTIFICATIONS: JSON.stringify([{ url: hookUrl, secret: 'monitoring-test-secret', events: ['sync.succeeded', 'sync.failed', 'sync.dead_lettered'] }]),
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     scaler.stderr?.resume();
@@ -116,6 +145,9 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
         (await hasSeries('sum(tidepool_syncs_total{outcome="succeeded"}) >= 2')) &&
         (await hasSeries('tidepool_sync_retries_total')) &&
         (await hasSeries('max(tidepool_dead_letter_messages) >= 1')) &&
+        (await hasSeries('tidepool_schedule_slots_total{outcome="published"} > 0')) &&
+        (await hasSeries('tidepool_notifications_failed_total')) &&
+        (await hasSeries('tidepool_notifications_delivered_total')) &&
         // A few scrapes more: rate() over $__rate_interval (4 scrapes) needs two samples of a series.
         (await hasSeries('min(count_over_time(tidepool_syncs_total[1m])) >= 6')),
       30_000,
@@ -134,6 +166,7 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
       }
     }
     await prometheus?.stop();
+    receiver?.close();
     await services?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
   });

@@ -64,6 +64,19 @@ describe('runner metrics from run records', () => {
     expect(out).toContain('tidepool_sync_phase_seconds_count{phase="committing"} 1');
   });
 
+  it('has its series from the start (fixed labels) or the sync start (its connection), at zero: rate() then sees the first count', async () => {
+    const m = new RunnerMetrics(createRegistry());
+    let out = await text(m);
+    expect(out).toContain('tidepool_sync_duration_seconds_count{outcome="succeeded"} 0');
+    expect(out).toContain('tidepool_sync_phase_seconds_count{phase="reading"} 0');
+    expect(out).not.toContain('tidepool_syncs_total{');
+    m.syncStarted('orders');
+    out = await text(m);
+    expect(out).toContain('tidepool_syncs_total{connection="orders",outcome="succeeded"} 0');
+    expect(out).toContain('tidepool_syncs_total{connection="orders",outcome="dead_lettered"} 0');
+    expect(out).toContain('tidepool_sync_retries_total{connection="orders"} 0');
+  });
+
   it('counts retries and dead letters, ignores unfinished records, and counts each execution once', async () => {
     const m = new RunnerMetrics(createRegistry());
     m.recordRun(run({ status: 'running' }));
