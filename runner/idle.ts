@@ -41,3 +41,70 @@ export class IdleTimer {
     this.timer = undefined;
   }
 }
+
+// The adaptive leave rule. The idle timeout is most of what a pool pays for and does not use:
+// after a burst, every runner waits out its full timeout though the pool has far more free
+// slots than the arrivals to come need. So an idle runner looks, every heartbeat, at what it
+// can read — the queue's ready count, the pool's heartbeats (free slots), how many syncs
+// started recently (the runs index) — and leaves early when the pool would still have the
+// slots that arrivals fill while a new runner starts. The last warm slots stay for the
+// trickle: they go only at the idle timeout. It is each runner's own decision; nobody stops a
+// runner, let alone a busy one.
+
+/** One consuming runner, as its heartbeat says. */
+export interface PoolMember {
+  runnerId: string;
+  concurrency: number;
+  inFlight: number;
+}
+
+export interface LeaveInput {
+  runnerId: string;
+  concurrency: number;
+  /** How long this runner has had nothing in flight. */
+  idleForMs: number;
+  /** Messages ready in the syncs queue. */
+  ready: number;
+  /** The consuming runners' heartbeats, this runner's included. */
+  pool: readonly PoolMember[];
+  /** Syncs started within the last `windowMs` (the recent arrival rate). */
+  recentStarts: number;
+  windowMs: number;
+}
+
+export interface LeaveSettings {
+  /** The longest an idle runner stays (the plain rule). */
+  idleTimeoutMs: number;
+  /** The shortest: an idle runner leaves early only after this long. ≥ idleTimeoutMs: the plain rule alone. */
+  idleMinimumMs: number;
+  /** How long a new runner takes to start consuming: the free slots kept cover the arrivals meanwhile. */
+  refillMs: number;
+}
+
+export interface LeaveDecision {
+  leave: boolean;
+  reason: string;
+}
+
+/** Slots arrivals would fill while a new runner starts: the pool keeps at least these free. */
+export function warmSlotsNeeded(recentStarts: number, windowMs: number, refillMs: number): number {
+  if (recentStarts <= 0 || windowMs <= 0) return 0;
+  return Math.ceil((recentStarts / windowMs) * refillMs);
+}
+
+export function decideLeave(input: LeaveInput, settings: LeaveSettings): LeaveDecision {
+  const { idleForMs, ready, pool, runnerId, concurrency } = input;
+  if (idleForMs >= settings.idleTimeoutMs) return { leave: true, reason: 'idle timeout' };
+  if (idleForMs < settings.idleMinimumMs) return { leave: false, reason: 'idle less than idleMinimum' };
+  if (ready > 0) return { leave: false, reason: `${ready} syncs ready` };
+  const needed = warmSlotsNeeded(input.recentStarts, input.windowMs, settings.refillMs);
+  const members = pool.some((m) => m.runnerId === runnerId) ? pool : [...pool, { runnerId, concurrency, inFlight: 0 }];
+  const free = members.reduce((sum, m) => sum + Math.max(0, m.concurrency - m.inFlight), 0);
+  // Every idle runner computes the same order from the same heartbeats, so the surplus leaves
+  // and no more: the first `surplus` idle runners by id.
+  const surplus = Math.floor((free - needed) / Math.max(1, concurrency));
+  const idle = members.filter((m) => m.inFlight === 0).map((m) => m.runnerId).sort();
+  const rank = idle.indexOf(runnerId);
+  if (rank >= 0 && rank < surplus) return { leave: true, reason: `pool has ${free} free slots, arrivals need ${needed}` };
+  return { leave: false, reason: `warm: pool has ${free} free slots, arrivals need ${needed}` };
+}

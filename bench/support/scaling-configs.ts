@@ -1,0 +1,61 @@
+// The scaler configurations the scaling simulator compares: tidepool as shipped and with each
+// lever, and KEDA's ScaledJob strategies × trigger modes × polling intervals. Each config makes
+// a fresh scaler (and leave rule) per trace: they keep state (a token bucket, sampled stats).
+import { decideLeave, type LeaveSettings } from '../../runner/idle.js';
+import type { LeaveModel, ScalerModel } from './pool-sim.js';
+import { kedaModel, tidepoolModel, type KedaStrategy, type TidepoolModelOptions } from './scaler-models.js';
+
+export interface ScalerConfig {
+  name: string;
+  family: 'tidepool' | 'keda';
+  scaler: () => ScalerModel;
+  /** The runners' early-leave rule; absent: the idle timeout alone. */
+  leave?: () => LeaveModel;
+}
+
+const CONCURRENCY = 2;
+const MAX_RUNNERS = 40;
+const IDLE_TIMEOUT_MS = 30_000;
+
+const SHIPPED: TidepoolModelOptions = { pollIntervalMs: 1_000, concurrency: CONCURRENCY, maxRunners: MAX_RUNNERS, launchRate: 2, launchBurst: 4, runnerStartTimeoutMs: 120_000 };
+
+/** What the runner reads for the adaptive rule: heartbeats (reported in-flight), ready, runs started recently. */
+export function adaptiveLeave(settings: LeaveSettings, windowMs: number): () => LeaveModel {
+  return () => (runner, view) =>
+    decideLeave(
+      {
+        runnerId: runner.id,
+        concurrency: CONCURRENCY,
+        idleForMs: view.now - (runner.idleSince ?? view.now),
+        ready: view.ready,
+        pool: view.runners.filter((r) => r.consumingAt <= view.now).map((r) => ({ runnerId: r.id, concurrency: CONCURRENCY, inFlight: r.reportedInFlight })),
+        recentStarts: view.recentStarts(windowMs),
+        windowMs,
+      },
+      settings,
+    ).leave;
+}
+
+function tidepool(name: string, overrides: Partial<TidepoolModelOptions>, leave?: () => LeaveModel): ScalerConfig {
+  return { name, family: 'tidepool', scaler: () => tidepoolModel({ ...SHIPPED, ...overrides }), ...(leave ? { leave } : {}) };
+}
+
+function keda(strategy: KedaStrategy, mode: 'amqp' | 'http', pollingIntervalMs: number): ScalerConfig {
+  return {
+    name: `keda ${strategy} ${mode} ${pollingIntervalMs / 1000}s`,
+    family: 'keda',
+    scaler: () => kedaModel({ strategy, mode, pollingIntervalMs, maxReplicaCount: MAX_RUNNERS, value: CONCURRENCY, statsIntervalMs: 5_000 }),
+  };
+}
+
+const LEAVE: LeaveSettings = { idleTimeoutMs: IDLE_TIMEOUT_MS, idleMinimumMs: 4_000, refillMs: 10_000 };
+
+export const SCALER_CONFIGS: ScalerConfig[] = [
+  tidepool('tidepool shipped', {}),
+  tidepool('tidepool rate unlimited', { launchRate: 1000, launchBurst: MAX_RUNNERS }),
+  tidepool('tidepool adaptive leave', {}, adaptiveLeave(LEAVE, 60_000)),
+  tidepool('tidepool duration-aware', { freeingHorizonMs: 8_000 }),
+  tidepool('tidepool rate 10/s burst 20', { launchRate: 10, launchBurst: 20 }),
+  tidepool('tidepool all levers', { freeingHorizonMs: 8_000, launchRate: 10, launchBurst: 20 }, adaptiveLeave(LEAVE, 60_000)),
+  ...(['default', 'accurate', 'eager'] as const).flatMap((s) => (['amqp', 'http'] as const).flatMap((m) => [keda(s, m, 30_000), keda(s, m, 1_000)])),
+];
