@@ -6,6 +6,8 @@ export class IdleTimer {
   private timer: NodeJS.Timeout | undefined;
   private inFlight = 0;
   private stopped = false;
+  /** When the clock last started (nothing in flight since); undefined while a sync runs or once stopped. */
+  private since: number | undefined;
 
   constructor(private readonly timeoutMs: number, private readonly onIdle: () => void) {}
 
@@ -28,9 +30,15 @@ export class IdleTimer {
     this.disarm();
   }
 
+  /** How long the runner has had nothing in flight (undefined: a sync runs, or the timer stopped). */
+  idleFor(now = Date.now()): number | undefined {
+    return this.since === undefined ? undefined : now - this.since;
+  }
+
   private arm(): void {
     this.disarm();
     if (this.stopped) return;
+    this.since = Date.now();
     this.timer = setTimeout(() => {
       if (this.inFlight === 0 && !this.stopped) this.onIdle();
     }, this.timeoutMs);
@@ -39,6 +47,7 @@ export class IdleTimer {
   private disarm(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    this.since = undefined;
   }
 }
 
@@ -56,6 +65,8 @@ export interface PoolMember {
   runnerId: string;
   concurrency: number;
   inFlight: number;
+  /** Syncs it has run: a runner that has run none stays longest (it was launched for work it never got). */
+  syncsDone: number;
 }
 
 export interface LeaveInput {
@@ -79,6 +90,8 @@ export interface LeaveSettings {
   idleMinimumMs: number;
   /** How long a new runner takes to start consuming: the free slots kept cover the arrivals meanwhile. */
   refillMs: number;
+  /** The pool's floor: no runner leaves early while the pool has this many runners or fewer. */
+  minRunners: number;
 }
 
 export interface LeaveDecision {
@@ -94,16 +107,23 @@ export function warmSlotsNeeded(recentStarts: number, windowMs: number, refillMs
 
 export function decideLeave(input: LeaveInput, settings: LeaveSettings): LeaveDecision {
   const { idleForMs, ready, pool, runnerId, concurrency } = input;
-  if (idleForMs >= settings.idleTimeoutMs) return { leave: true, reason: 'idle timeout' };
-  if (idleForMs < settings.idleMinimumMs) return { leave: false, reason: 'idle less than idleMinimum' };
-  if (ready > 0) return { leave: false, reason: `${ready} syncs ready` };
+  const timedOut = idleForMs >= settings.idleTimeoutMs;
+  if (!timedOut && (idleForMs < settings.idleMinimumMs || ready > 0)) {
+    return { leave: false, reason: ready > 0 ? `${ready} syncs ready` : 'idle less than idleMinimum' };
+  }
+  if (timedOut) return { leave: true, reason: 'idle timeout' };
+  const members = pool.some((m) => m.runnerId === runnerId) ? pool : [...pool, { runnerId, concurrency, inFlight: 0, syncsDone: 0 }];
+  if (members.length <= settings.minRunners) return { leave: false, reason: `pool at minRunners (${settings.minRunners})` };
   const needed = warmSlotsNeeded(input.recentStarts, input.windowMs, settings.refillMs);
-  const members = pool.some((m) => m.runnerId === runnerId) ? pool : [...pool, { runnerId, concurrency, inFlight: 0 }];
   const free = members.reduce((sum, m) => sum + Math.max(0, m.concurrency - m.inFlight), 0);
   // Every idle runner computes the same order from the same heartbeats, so the surplus leaves
-  // and no more: the first `surplus` idle runners by id.
+  // and no more: the first `surplus` idle runners, those that have run syncs before those that
+  // have not (a runner leaving having run nothing is a launch wasted), then by id.
   const surplus = Math.floor((free - needed) / Math.max(1, concurrency));
-  const idle = members.filter((m) => m.inFlight === 0).map((m) => m.runnerId).sort();
+  const idle = members
+    .filter((m) => m.inFlight === 0)
+    .sort((a, b) => Number(b.syncsDone > 0) - Number(a.syncsDone > 0) || (a.runnerId < b.runnerId ? -1 : a.runnerId > b.runnerId ? 1 : 0))
+    .map((m) => m.runnerId);
   const rank = idle.indexOf(runnerId);
   if (rank >= 0 && rank < surplus) return { leave: true, reason: `pool has ${free} free slots, arrivals need ${needed}` };
   return { leave: false, reason: `warm: pool has ${free} free slots, arrivals need ${needed}` };

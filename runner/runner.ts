@@ -27,6 +27,7 @@ import { createRedis, firstConnection } from '../shared/store/redis.js';
 import { tlsFiles } from '../shared/tls.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
+import { considerLeaving } from './early-leave.js';
 import { IdleTimer } from './idle.js';
 import type { RunnerMetrics } from './metrics.js';
 import { drainSyncs, Releasers, SYNC_ABORT_WAIT_MS } from './shutdown.js';
@@ -80,6 +81,8 @@ export class Runner {
   private syncsDone = 0;
   private stopping: Promise<number> | undefined;
   private draining = false;
+  /** A leave-rule check is under way (one at a time: the store may answer slower than the heartbeat). */
+  private checkingLeave = false;
   /** Set once releasing began: a sync still winding down must not write the runner record again. */
   private released = false;
   private resolveDone!: (code: number) => void;
@@ -158,7 +161,10 @@ export class Runner {
     // First heartbeat before consuming: the scaler stops counting us as "starting" at once.
     await this.heartbeat();
     this.releasers.add('runner record', () => store.runners.remove(this.options.runnerId));
-    const heartbeats = setInterval(() => void this.heartbeat(), config.heartbeatInterval);
+    const heartbeats = setInterval(() => {
+      void this.heartbeat();
+      void this.leaveIfSurplus();
+    }, config.heartbeatInterval);
     this.releasers.add('heartbeat timer', () => clearInterval(heartbeats));
 
     try {
@@ -259,6 +265,28 @@ export class Runner {
       });
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+
+  /**
+   * The adaptive leave rule (idleMinimum > 0): an idle runner the pool does not need leaves
+   * before idleTimeout, as it would at idleTimeout (exit 0). What it cannot read keeps it.
+   */
+  private async leaveIfSurplus(): Promise<void> {
+    if (!this.store || this.draining || this.checkingLeave) return;
+    this.checkingLeave = true;
+    try {
+      const context = { runnerId: this.options.runnerId, store: this.store, connection: this.broker.session?.connection, syncsQueue: this.topology.syncsQueue, idleForMs: this.idle.idleFor() };
+      const decision = await considerLeaving(context, this.config);
+      // Still idle: a sync delivered while the pool was being read keeps the runner.
+      if (decision?.leave && this.idle.idleFor() !== undefined && this.stopping === undefined) {
+        this.logger.info({ why: decision.reason }, 'idle and not needed by the pool: leaving before idleTimeout');
+        void this.stop('idle');
+      }
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'could not read the pool for the leave rule; staying');
+    } finally {
+      this.checkingLeave = false;
     }
   }
 

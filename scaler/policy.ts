@@ -20,12 +20,6 @@ export interface ScalingInput {
   maxRunners: number;
   /** Launches the rate limiter allows right now (whole tokens). */
   launchBudget: number;
-  /**
-   * Slots that running syncs are expected to free before a runner launched now could take a
-   * sync (duration-aware launches: slotsFreedWithin); the backlog they absorb needs no runner.
-   * Absent: 0.
-   */
-  freeingSoon?: number;
 }
 
 export interface ScalingDecision {
@@ -39,7 +33,7 @@ export function decideLaunches(input: ScalingInput): ScalingDecision {
   const pool = running + starting;
   // Free slots: every running or starting runner takes `concurrency` syncs; in-flight ones use some.
   const free = Math.max(0, pool * concurrency - inFlight);
-  const unserved = Math.max(0, ready - free - Math.max(0, input.freeingSoon ?? 0));
+  const unserved = Math.max(0, ready - free);
   const forBacklog = Math.ceil(unserved / concurrency);
   const forMinimum = Math.max(0, minRunners - pool);
   const wanted = Math.max(forBacklog, forMinimum);
@@ -69,33 +63,4 @@ export function refillTokens(state: RateLimiterState, now: number, rate: number,
 
 export function spendTokens(state: RateLimiterState, count: number): RateLimiterState {
   return { tokens: Math.max(0, state.tokens - count), updatedAt: state.updatedAt };
-}
-
-/** A running sync, and how long syncs of its connection usually take (undefined: no history). */
-export interface RunningSync {
-  startedAt: number;
-  expectedMs: number | undefined;
-}
-
-/**
- * How many running syncs are expected to end within `horizonMs` of `now`: each frees a slot by
- * then. A sync with no history, or already past its expected duration, is not counted (its end
- * is anyone's guess; a launch it makes unnecessary costs less than a wait it causes).
- */
-export function slotsFreedWithin(running: readonly RunningSync[], now: number, horizonMs: number): number {
-  let count = 0;
-  for (const { startedAt, expectedMs } of running) {
-    if (expectedMs === undefined) continue;
-    const end = startedAt + expectedMs;
-    if (end >= now && end <= now + horizonMs) count++;
-  }
-  return count;
-}
-
-/** What a connection's syncs usually take: the median of its recent durations (undefined: none yet). */
-export function typicalDuration(durationsMs: readonly number[]): number | undefined {
-  if (durationsMs.length === 0) return undefined;
-  const sorted = [...durationsMs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -149,9 +149,14 @@ export const configSchema = z
     pollInterval: duration.default(1000),
     minRunners: int(0).default(0),
     maxRunners: int(1).default(10),
-    /** Launches per second, sustained, and the burst allowed above it (a token bucket). */
-    launchRate: z.coerce.number().positive().default(2),
-    launchBurst: int(1).default(4),
+    /**
+     * Launches per second, sustained, and the burst allowed above it (a token bucket). A runner
+     * takes seconds to start (a pod: 3-8 s), so the bucket bounds how fast a burst is answered:
+     * in the scaling simulator (npm run bench:scaling-sim) 2/s with a burst of 4 added ~2 s to
+     * the wait p95 of a 60-sync burst, 5/s with 10 nothing more than an unlimited rate.
+     */
+    launchRate: z.coerce.number().positive().default(5),
+    launchBurst: int(1).default(10),
     /** A launched runner that has not sent its first heartbeat after this long is no longer counted as starting. */
     runnerStartTimeout: duration.default(120_000),
     runnerLauncher: z.enum(['local', 'kubernetes']).default('local'),
@@ -179,6 +184,14 @@ export const configSchema = z
     // Runner
     concurrency: int(1, 64).default(2),
     idleTimeout: duration.default(30_000),
+    /**
+     * The adaptive leave rule (runner/idle.ts): an idle runner may leave after this long, before
+     * idleTimeout, when the pool keeps the free slots recent arrivals need. 0 = off (every
+     * runner waits out idleTimeout).
+     */
+    idleMinimum: duration.default(0),
+    /** How long a launched runner takes to start consuming: idle runners keep the slots arrivals fill meanwhile. */
+    runnerStartEstimate: duration.default(10_000),
     heartbeatInterval: duration.default(2_000),
     /** A runner whose heartbeat is older than this is considered gone. */
     heartbeatTtl: duration.default(10_000),
@@ -388,6 +401,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
   }
   if (config.retryBaseDelay < 1 || config.retryMaxDelay < config.retryBaseDelay) {
     throw new ConfigError(`invalid configuration:\n  ${envName('retryBaseDelay')} must be at least 1ms and not above ${envName('retryMaxDelay')}`);
+  }
+  if (config.idleMinimum > config.idleTimeout) {
+    throw new ConfigError(
+      `invalid configuration:\n  ${envName('idleMinimum')} (${config.idleMinimum} ms) is above ${envName('idleTimeout')} (${config.idleTimeout} ms): an idle runner leaves at idleTimeout at the latest (0 turns early leaving off)`,
+    );
+  }
+  if (config.idleMinimum > 0 && config.runnerStartEstimate <= 0) {
+    throw new ConfigError(`invalid configuration:\n  ${envName('runnerStartEstimate')} must be above 0 when ${envName('idleMinimum')} is set`);
   }
   if (config.heartbeatTtl <= config.heartbeatInterval) {
     throw new ConfigError(`invalid configuration:\n  ${envName('heartbeatTtl')} must be longer than ${envName('heartbeatInterval')}`);

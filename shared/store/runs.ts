@@ -230,6 +230,11 @@ export class RunStore {
     return (await this.read(syncIds)).map((r) => r?.run);
   }
 
+  /** How many runs started after `sinceMs` (epoch ms): the recent arrival rate, read by idle runners (runner/idle.ts). */
+  async startedSince(sinceMs: number): Promise<number> {
+    return this.redis.zcount(this.keys.runs(), `(${sinceMs}`, '+inf');
+  }
+
   /** Most recent first; records that do not parse are left out. */
   async list(query: RunQuery = {}): Promise<RunRecord[]> {
     return (await this.listing(query)).runs;

@@ -226,6 +226,36 @@ describe('runner: stopping', () => {
   });
 });
 
+describe('runner: the adaptive leave rule (idleMinimum)', () => {
+  let h: Harness | undefined;
+  afterEach(async () => {
+    if (h) await close(h);
+    h = undefined;
+  });
+
+  it('leaves long before idleTimeout when no sync started lately: the pool needs no warm slot', async () => {
+    h = await harness('runner-early-leave', { idleTimeout: '60s', idleMinimum: '500ms' });
+    const started = Date.now();
+    const runner = startRunner(h, 'surplus');
+    expect(await runner.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(await h.services.store.runners.alive()).toEqual([]);
+  });
+
+  it('stays past idleMinimum while recent arrivals need its slots (the last warm runner)', async () => {
+    h = await harness('runner-stays-warm', { idleTimeout: '60s', idleMinimum: '500ms' });
+    const now = new Date().toISOString();
+    // A sync started a moment ago: one per minute needs ceil(1/60 × 10 s) = 1 warm slot.
+    await h.services.store.runs.put({ syncId: 'recent', connectionId: 'c', status: 'succeeded', attempt: 1, runnerId: 'earlier', fullRefresh: false, requestedAt: now, startedAt: now, records: 0, bytes: 0, streams: {}, stateCommits: 0 });
+    const runner = startRunner(h, 'warm');
+    await waitFor('a heartbeat', async () => (await h!.services.store.runners.alive()).length === 1, 20_000);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(runner.exitCode).toBeNull();
+    runner.kill('SIGTERM');
+    expect(await runner.exited).toBe(0);
+  });
+});
+
 describe('runner: a source that fails mid-read', () => {
   let h: Harness;
   let db: TestDatabase;

@@ -184,6 +184,20 @@ describe('loadConfig', () => {
     expect(err.message).toContain('TIDEPOOL_HEARTBEAT_TTL');
   });
 
+  it('has the adaptive leave rule off and the launch rate sized for a burst by default', () => {
+    expect(loadConfig({})).toMatchObject({ idleMinimum: 0, runnerStartEstimate: 10_000, launchRate: 5, launchBurst: 10 });
+  });
+
+  it('rejects an idleMinimum above the idle timeout, naming both settings', () => {
+    const err = configError({ TIDEPOOL_IDLE_MINIMUM: '45s', TIDEPOOL_IDLE_TIMEOUT: '30s' });
+    expect(err.message).toContain('TIDEPOOL_IDLE_MINIMUM (45000 ms) is above TIDEPOOL_IDLE_TIMEOUT (30000 ms)');
+    expect(loadConfig({ TIDEPOOL_IDLE_MINIMUM: '30s', TIDEPOOL_IDLE_TIMEOUT: '30s' }).idleMinimum).toBe(30_000);
+  });
+
+  it('rejects a zero runnerStartEstimate when the leave rule is on', () => {
+    expect(configError({ TIDEPOOL_IDLE_MINIMUM: '5s', TIDEPOOL_RUNNER_START_ESTIMATE: '0' }).message).toContain('TIDEPOOL_RUNNER_START_ESTIMATE');
+  });
+
   it.each([
     ['TIDEPOOL_AMQP_URL', 'http://guest:guest@localhost:5672'],
     ['TIDEPOOL_AMQP_URL', 'localhost:5672'],
