@@ -43,7 +43,7 @@ export interface ScalerModel {
   tick(view: PoolView): number;
 }
 
-/** Asked every heartbeat of an idle runner: leave now? (The plain idle timeout is always enforced too.) */
+/** Asked every heartbeat of an idle runner: leave now? With one, the rule enforces the idle timeout too (at heartbeat precision). */
 export type LeaveModel = (runner: SimRunner, view: PoolView & { recentStarts: (windowMs: number) => number }) => boolean;
 
 export interface SimSettings {
@@ -68,6 +68,8 @@ export interface SimResult {
   lost: number;
   /** Runners at once, at most. */
   peakRunners: number;
+  /** Every runner launched, as the run left it. */
+  runners: SimRunner[];
 }
 
 type Event =
@@ -163,6 +165,7 @@ class PoolSimulation {
       duplicates: this.runners.filter((r) => r.exitedAt !== undefined && r.syncsDone === 0).length,
       lost: this.trace.syncs.length - this.finished,
       peakRunners: this.peak,
+      runners: this.runners,
     };
   }
 
@@ -270,6 +273,7 @@ class PoolSimulation {
   }
 
   private armIdle(runner: SimRunner): void {
+    if (this.leave) return;
     this.agenda.push(this.now + this.settings.idleTimeoutMs, { kind: 'idle', runner, since: this.now });
   }
 

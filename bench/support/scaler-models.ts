@@ -20,8 +20,9 @@
 // pending ones, so a backlog seen again before the new runners take it is launched for twice
 // (duplicates: #6157, #6727, #7329, #2488). In HTTP mode queueLength is ready + unacked, from the
 // management API's statistics, which RabbitMQ refreshes every 5 s.
-import { decideLaunches, refillTokens, slotsFreedWithin, spendTokens, typicalDuration, type RateLimiterState } from '../../scaler/policy.js';
+import { decideLaunches, refillTokens, spendTokens, type RateLimiterState } from '../../scaler/policy.js';
 import type { PoolView, ScalerModel } from './pool-sim.js';
+import { median } from './stats.js';
 
 export interface TidepoolModelOptions {
   pollIntervalMs: number;
@@ -30,7 +31,11 @@ export interface TidepoolModelOptions {
   launchRate: number;
   launchBurst: number;
   runnerStartTimeoutMs: number;
-  /** Duration-aware launches: running syncs expected to end within this horizon absorb the backlog. Absent: off. */
+  /**
+   * Duration-aware launches (tried, not kept: see the README's Scaling policy): running syncs
+   * expected to end within this horizon, by their connection's median duration so far, absorb
+   * the backlog before the policy sees it. Absent: off.
+   */
   freeingHorizonMs?: number;
 }
 
@@ -43,8 +48,10 @@ export function tidepoolModel(options: TidepoolModelOptions): ScalerModel {
       const starting = view.runners.filter((r) => r.consumingAt > view.now && view.now - r.launchedAt < options.runnerStartTimeoutMs).length;
       const inFlight = heartbeating.reduce((sum, r) => sum + r.reportedInFlight, 0);
       limiter = refillTokens(limiter, view.now, options.launchRate, options.launchBurst);
+      // Slots freed soon serve ready messages first: max(0, ready − soon − free) = max(0, (ready − soon) − free).
+      const soon = options.freeingHorizonMs === undefined ? 0 : freeingSoon(view, heartbeating, options.freeingHorizonMs);
       const decision = decideLaunches({
-        ready: view.ready,
+        ready: Math.max(0, view.ready - soon),
         inFlight,
         running: heartbeating.length,
         starting,
@@ -52,7 +59,6 @@ export function tidepoolModel(options: TidepoolModelOptions): ScalerModel {
         minRunners: 0,
         maxRunners: options.maxRunners,
         launchBudget: limiter.tokens,
-        ...(options.freeingHorizonMs !== undefined ? { freeingSoon: freeingSoon(view, heartbeating, options.freeingHorizonMs) } : {}),
       });
       limiter = spendTokens(limiter, decision.launch);
       return decision.launch;
@@ -60,12 +66,22 @@ export function tidepoolModel(options: TidepoolModelOptions): ScalerModel {
   };
 }
 
-/** Running syncs (from heartbeats) expected to end within the horizon, by their connections' history. */
-function freeingSoon(view: PoolView, heartbeating: PoolView['runners'], horizonMs: number): number {
-  const running = heartbeating.flatMap((r) =>
-    [...r.running.values()].map((s) => ({ startedAt: s.startedAt, expectedMs: typicalDuration(view.history.get(s.connectionId) ?? []) })),
-  );
-  return slotsFreedWithin(running, view.now, horizonMs);
+/**
+ * Running syncs expected to end within the horizon: started at s, of a connection whose median
+ * duration so far is d, ending in [now, now + horizon]. No history, or already past its median:
+ * not counted (its end is anyone's guess).
+ */
+export function freeingSoon(view: PoolView, runners: PoolView['runners'], horizonMs: number): number {
+  let count = 0;
+  for (const runner of runners) {
+    for (const { connectionId, startedAt } of runner.running.values()) {
+      const past = view.history.get(connectionId);
+      if (!past || past.length === 0) continue;
+      const end = startedAt + median(past);
+      if (end >= view.now && end <= view.now + horizonMs) count++;
+    }
+  }
+  return count;
 }
 
 export type KedaStrategy = 'default' | 'accurate' | 'eager';

@@ -1,6 +1,7 @@
 // The scaler configurations the scaling simulator compares: tidepool as shipped and with each
 // lever, and KEDA's ScaledJob strategies × trigger modes × polling intervals. Each config makes
 // a fresh scaler (and leave rule) per trace: they keep state (a token bucket, sampled stats).
+import { ARRIVAL_WINDOW_MS } from '../../runner/early-leave.js';
 import { decideLeave, type LeaveSettings } from '../../runner/idle.js';
 import type { LeaveModel, ScalerModel } from './pool-sim.js';
 import { kedaModel, tidepoolModel, type KedaStrategy, type TidepoolModelOptions } from './scaler-models.js';
@@ -28,7 +29,7 @@ export function adaptiveLeave(settings: LeaveSettings, windowMs: number): () => 
         concurrency: CONCURRENCY,
         idleForMs: view.now - (runner.idleSince ?? view.now),
         ready: view.ready,
-        pool: view.runners.filter((r) => r.consumingAt <= view.now).map((r) => ({ runnerId: r.id, concurrency: CONCURRENCY, inFlight: r.reportedInFlight })),
+        pool: view.runners.filter((r) => r.consumingAt <= view.now).map((r) => ({ runnerId: r.id, concurrency: CONCURRENCY, inFlight: r.reportedInFlight, syncsDone: r.syncsDone })),
         recentStarts: view.recentStarts(windowMs),
         windowMs,
       },
@@ -48,14 +49,15 @@ function keda(strategy: KedaStrategy, mode: 'amqp' | 'http', pollingIntervalMs: 
   };
 }
 
-const LEAVE: LeaveSettings = { idleTimeoutMs: IDLE_TIMEOUT_MS, idleMinimumMs: 4_000, refillMs: 10_000 };
+/** TIDEPOOL_IDLE_MINIMUM=5s with the default TIDEPOOL_RUNNER_START_ESTIMATE (10 s) and the runner's one-minute arrival window. */
+const LEAVE: LeaveSettings = { idleTimeoutMs: IDLE_TIMEOUT_MS, idleMinimumMs: 5_000, refillMs: 10_000, minRunners: 0 };
+const NOW = { launchRate: 5, launchBurst: 10 };
 
 export const SCALER_CONFIGS: ScalerConfig[] = [
-  tidepool('tidepool shipped', {}),
+  tidepool('tidepool before (rate 2/s burst 4)', {}),
   tidepool('tidepool rate unlimited', { launchRate: 1000, launchBurst: MAX_RUNNERS }),
-  tidepool('tidepool adaptive leave', {}, adaptiveLeave(LEAVE, 60_000)),
-  tidepool('tidepool duration-aware', { freeingHorizonMs: 8_000 }),
-  tidepool('tidepool rate 10/s burst 20', { launchRate: 10, launchBurst: 20 }),
-  tidepool('tidepool all levers', { freeingHorizonMs: 8_000, launchRate: 10, launchBurst: 20 }, adaptiveLeave(LEAVE, 60_000)),
+  tidepool('tidepool defaults (rate 5/s burst 10)', NOW),
+  tidepool('tidepool + idleMinimum 5s', NOW, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
+  tidepool('tidepool + duration-aware (not kept)', { ...NOW, freeingHorizonMs: 8_000 }, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
   ...(['default', 'accurate', 'eager'] as const).flatMap((s) => (['amqp', 'http'] as const).flatMap((m) => [keda(s, m, 30_000), keda(s, m, 1_000)])),
 ];
