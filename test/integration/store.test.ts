@@ -65,6 +65,13 @@ describe('run records', () => {
     const dead = await s.store.runs.list({ status: 'dead_lettered', limit: 10 });
     expect(dead.map((r) => r.syncId)).toEqual(['sync-12', 'sync-9', 'sync-6']);
   });
+
+  it('counts the runs started after a moment (the recent arrival rate idle runners read)', async () => {
+    // After the test above: sync-5 … sync-14 kept, started at base + i s.
+    expect(await s.store.runs.startedSince(1_700_000_000_000 + 11_000)).toBe(3);
+    expect(await s.store.runs.startedSince(1_700_000_000_000 + 10_500)).toBe(4);
+    expect(await s.store.runs.startedSince(Date.now())).toBe(0);
+  });
 });
 
 describe('runner heartbeats', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { simulate, DEFAULT_SIM_SETTINGS, type ScalerModel } from '../../bench/support/pool-sim.js';
 import { kedaJobsToCreate, tidepoolModel } from '../../bench/support/scaler-models.js';
+import { adaptiveLeave } from '../../bench/support/scaling-configs.js';
 import { generateTrace, seededRandom, DEFAULT_TRACE_SHAPE, type ScalingTrace, type TraceSync } from '../../bench/support/scaling-trace.js';
 
 describe('generateTrace', () => {
@@ -86,6 +87,16 @@ describe('simulate', () => {
   it('lets a leave rule end an idle runner at a heartbeat', () => {
     const r = simulate(tiny([sync(0, 0, 10_000)]), shipped(), () => true);
     expect(r.runnerMs).toBe(15_000); // beats every 2 s from 5 s: the one at 15 s finds it idle
+  });
+
+  it('with the adaptive leave rule, the surplus runner leaves early and the last warm one at the timeout', () => {
+    const leave = adaptiveLeave({ idleTimeoutMs: 30_000, idleMinimumMs: 5_000, refillMs: 10_000, minRunners: 0 }, 60_000);
+    const r = simulate(tiny([0, 1, 2, 3].map((i) => sync(i, 0, 10_000))), shipped(), leave());
+    expect(r.launched).toBe(2);
+    // Both idle from 15 s; 4 starts a minute need 1 warm slot, so one runner of two is surplus:
+    // r0000 leaves at its first heartbeat 5 s idle (21 s), r0001 at its 30 s idle (45 s).
+    expect(r.runners.map((x) => x.exitedAt)).toEqual([21_000, 45_000]);
+    expect(r.runnerMs).toBe(66_000);
   });
 
   it('replays a generated trace deterministically, losing nothing', () => {
