@@ -111,18 +111,16 @@ describe('simulate', () => {
 describe('kedaJobsToCreate (scale_jobs.go, cases from its tests)', () => {
   const create = (strategy: 'default' | 'accurate' | 'eager', maxScale: number, running: number, pending: number, maxReplicaCount: number) =>
     kedaJobsToCreate(strategy, { maxScale, running, pending, maxReplicaCount, scaleTo: 1_000 });
-  it.each<[number, number, number, number, number]>([
-    [3, 2, 0, 5, 3],
-    [5, 2, 0, 5, 3],
-    [3, 4, 2, 10, 1],
-    [5, 4, 2, 5, 1],
-  ])('accurate maxScale %i running %i pending %i max %i → %i', (m, r, p, x, want) => expect(create('accurate', m, r, p, x)).toBe(want));
-  it.each<[number, number, number, number, number]>([
-    [4, 3, 0, 10, 4],
-    [4, 0, 3, 10, 4],
-    [4, 7, 0, 10, 3],
-    [4, 1, 6, 10, 3],
-  ])('eager maxScale %i running %i pending %i max %i → %i', (m, r, p, x, want) => expect(create('eager', m, r, p, x)).toBe(want));
+  it.each<['accurate' | 'eager', number, number, number, number, number]>([
+    ['accurate', 3, 2, 0, 5, 3],
+    ['accurate', 5, 2, 0, 5, 3],
+    ['accurate', 3, 4, 2, 10, 1],
+    ['accurate', 5, 4, 2, 5, 1],
+    ['eager', 4, 3, 0, 10, 4],
+    ['eager', 4, 0, 3, 10, 4],
+    ['eager', 4, 7, 0, 10, 3],
+    ['eager', 4, 1, 6, 10, 3],
+  ])('%s maxScale %i running %i pending %i max %i → %i', (strategy, m, r, p, x, want) => expect(create(strategy, m, r, p, x)).toBe(want));
   it('default subtracts every unfinished Job, busy or not', () => {
     expect(create('default', 5, 3, 0, 10)).toBe(2);
     expect(create('default', 2, 3, 0, 10)).toBe(0);
