@@ -107,11 +107,9 @@ export function warmSlotsNeeded(recentStarts: number, windowMs: number, refillMs
 
 export function decideLeave(input: LeaveInput, settings: LeaveSettings): LeaveDecision {
   const { idleForMs, ready, pool, runnerId, concurrency } = input;
-  const timedOut = idleForMs >= settings.idleTimeoutMs;
-  if (!timedOut && (idleForMs < settings.idleMinimumMs || ready > 0)) {
-    return { leave: false, reason: ready > 0 ? `${ready} syncs ready` : 'idle less than idleMinimum' };
-  }
-  if (timedOut) return { leave: true, reason: 'idle timeout' };
+  if (idleForMs >= settings.idleTimeoutMs) return { leave: true, reason: 'idle timeout' };
+  if (idleForMs < settings.idleMinimumMs) return { leave: false, reason: 'idle less than idleMinimum' };
+  if (ready > 0) return { leave: false, reason: `${ready} syncs ready` };
   const members = pool.some((m) => m.runnerId === runnerId) ? pool : [...pool, { runnerId, concurrency, inFlight: 0, syncsDone: 0 }];
   if (members.length <= settings.minRunners) return { leave: false, reason: `pool at minRunners (${settings.minRunners})` };
   const needed = warmSlotsNeeded(input.recentStarts, input.windowMs, settings.refillMs);
