@@ -4,6 +4,7 @@
 //
 //   npm run bench:throughput -- [--records 1000000] [--rounds 3] [--warmup 50000] [--json]
 //                               [--cpu-prof DIR] [--timeout 10m]
+//   npm run bench:throughput -- --capacity [--json] ...   (trivial connectors: bench/capacity.ts)
 //
 // Fairness: both modes start both connector processes inside the timed span (the runner's span is
 // its run record's startedAt → finishedAt), get the same configured catalog and config, write to
@@ -21,7 +22,7 @@
 // Everything lives under a fresh TIDEPOOL_PREFIX and a temp directory, removed at the end.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -39,11 +40,12 @@ import { topologyFor } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { configureCatalog, sourceHash } from '../runner/sync/catalog.js';
+import { runCapacityBench } from './capacity.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
 import { countLines } from './support/count-lines.js';
-import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
+import { cpuCounters, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
 import { INTERFERENCE, leastDisturbed } from './support/rounds.js';
-import { spawnLoggedRunner } from './support/runner-process.js';
+import { spawnLoggedRunner, superviseRunner } from './support/runner-process.js';
 import { deletePrefix } from './support/services.js';
 import { fmtRate, median, rate } from './support/stats.js';
 
@@ -55,6 +57,7 @@ const USAGE = `usage: node dist/bench/throughput.js [--records N] [--rounds R] [
 
 Moves N source-faker users records through a real runner and through a direct
 source | destination pipe, R rounds each, alternately; prints the medians.
+--capacity runs the capacity benchmark instead (--capacity --help for its options).
 
   --records N    records per round (default 1000000)
   --rounds R     rounds of each mode (default 3)
@@ -169,43 +172,10 @@ class Bench {
     // (the runner starts its connectors with argv of its own).
     const nodeFlags = this.options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.cpuProfDir}`] : [];
     const runner = spawnLoggedRunner(runnerId, { env, logPath, nodeFlags, onError: (err) => progress(`runner failed to start: ${err.message}`) });
-    const { child, exited } = runner;
-    this.children.add(child);
-
-    // VmHWM is the kernel's high-water mark of the runner's resident set; sample it until exit.
-    // Its own CPU time (utime + stime) is read alongside; the last sample is taken while it idles.
-    let peakRssKb = 0;
-    let runnerUserS = 0;
-    let runnerSysS = 0;
-    const sample = async (): Promise<void> => {
-      if (child.pid === undefined) return;
-      try {
-        const m = /^VmHWM:\s+(\d+) kB/m.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) peakRssKb = Math.max(peakRssKb, Number(m[1]));
-        const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-        runnerUserS = Math.max(runnerUserS, (rest[11] ?? 0) / CLK_TCK);
-        runnerSysS = Math.max(runnerSysS, (rest[12] ?? 0) / CLK_TCK);
-      } catch {
-        // exited between samples
-      }
-    };
-    const sampler = setInterval(() => void sample(), 50);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.timeoutMs)));
-    let code: number | null | 'timeout';
-    try {
-      code = await Promise.race([exited, timedOut]);
-    } finally {
-      clearInterval(sampler);
-      clearTimeout(timer);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        child.kill('SIGTERM');
-        await exited;
-      }
-      this.children.delete(child);
-    }
+    this.children.add(runner.child);
+    const usage = await superviseRunner(runner, this.options.timeoutMs);
+    this.children.delete(runner.child);
+    const { code, peakRssKb, userS: runnerUserS, sysS: runnerSysS } = usage;
     const run = await this.store.runs.get(request.syncId);
     const failure = async (message: string) => {
       const error = run?.error ? `\nrun error: ${JSON.stringify(run.error)}` : '';
@@ -294,17 +264,6 @@ class Bench {
       else await rm(this.dir, { recursive: true, force: true });
     }
   }
-}
-
-/** CPU seconds used so far by the whole machine, and by this process with its reaped children. */
-async function cpuCounters(): Promise<{ machine: number; ours: number }> {
-  const stat = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = stat.reduce((a, b) => a + b, 0) - (stat[3] ?? 0) - (stat[4] ?? 0);
-  const self = await readFile('/proc/self/stat', 'utf8');
-  // Fields after the command name (which may hold spaces): state is field 3; utime..cstime are 14..17.
-  const rest = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
-  const ours = (rest[11] ?? 0) + (rest[12] ?? 0) + (rest[13] ?? 0) + (rest[14] ?? 0);
-  return { machine: busy / CLK_TCK, ours: ours / CLK_TCK };
 }
 
 function destinationPath(connection: Connection): string {
@@ -425,4 +384,5 @@ async function main(options: Options): Promise<number> {
   }
 }
 
-process.exitCode = await runBench(USAGE, parseOptions, main);
+// --capacity is the other benchmark of the data path (bench/capacity.ts): trivial connectors.
+process.exitCode = process.argv.includes('--capacity') ? await runCapacityBench() : await runBench(USAGE, parseOptions, main);
