@@ -111,6 +111,12 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const LONG_LINE_BYTES = 1024 * 1024;
 
 /**
+ * Forwarded bytes queued (the destination corked) before they are written out as one writev:
+ * chunks the source had already read are sent together, up to this much.
+ */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
  * The line unfinished at the end of the last chunk: its pieces, and its length so far. Once it
  * is long, `scan` checks it as it comes; when that finds a RECORD, `streaming` is set, its bytes
  * so far are forwarded, and `pieces` stays empty until its newline.
@@ -145,15 +151,24 @@ export async function pumpRecords(
   const { maxLineBytes, signal } = options;
   const secrets = options.secrets ?? NO_SECRETS;
   const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+  const coalesce = Math.min(COALESCE_BYTES, maxBuffered);
   const progress = options.progress ?? new PumpProgress();
   const partial = new PartialLine();
+  /** The pieces of a line that has just turned out to be a long RECORD, to send before more. */
+  let backlog: Buffer[] = [];
   let lineNo = 0;
   let firstRecordSeen = false;
 
-  const write = async (data: Buffer): Promise<void> => {
+  // What a chunk forwards is queued while the destination is corked and goes out as one writev
+  // at flush(): one syscall per chunk (or per few chunks) instead of one per slice.
+  const write = (data: Buffer): void => {
     if (data.length === 0) return;
     progress.written += data.length;
-    if (!destination.write(data) && destination.writableLength > maxBuffered) {
+    destination.write(data);
+  };
+  const flush = async (): Promise<void> => {
+    while (destination.writableCorked > 0) destination.uncork();
+    if (destination.writableNeedDrain && destination.writableLength > maxBuffered) {
       if (destination.destroyed || destination.writableEnded) throw new Error('destination stdin closed');
       progress.waiting = true;
       try {
@@ -215,13 +230,13 @@ export async function pumpRecords(
   };
 
   // Adds buf[s, e), which holds no newline, to the unfinished line.
-  const extend = async (buf: Buffer, s: number, e: number): Promise<void> => {
+  const extend = (buf: Buffer, s: number, e: number): void => {
     if (e === s) return;
     if (partial.length + (e - s) > maxLineBytes) throw tooLong();
     partial.length += e - s;
     if (partial.scan) scanPiece(partial.scan, buf, s, e);
     if (partial.streaming) {
-      await write(buf.subarray(s, e));
+      write(buf.subarray(s, e));
       return;
     }
     partial.pieces.push(s === 0 && e === buf.length ? buf : buf.subarray(s, e));
@@ -233,10 +248,11 @@ export async function pumpRecords(
     if (partial.scan.type === 'RECORD') {
       // Forwarded before it is complete: if its end breaks the protocol, the sync fails and the
       // destination is stopped before the newline that would complete it.
+      // Sent by the pump loop, a flush after each: they may be many, and the destination's
+      // buffer is to stay within maxBuffered. Nothing is forwarded after them in this chunk.
       partial.streaming = true;
-      const pieces = partial.pieces;
+      backlog = partial.pieces;
       partial.pieces = [];
-      for (const piece of pieces) await write(piece);
     }
   };
 
@@ -261,33 +277,31 @@ export async function pumpRecords(
     partial.reset();
   };
 
-  if (options.prologue) await write(options.prologue);
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    if (signal?.aborted) return;
-    if (progress.read === 0) progress.firstByteAt = Date.now();
-    progress.read += chunk.length;
+  // Checks the lines of one chunk and queues what it forwards: runs of RECORD/STATE lines as
+  // slices of the chunk, the line carried over from the previous chunk whole.
+  const forwardChunk = (chunk: Buffer): void => {
     let pos = 0;
     if (partial.length > 0) {
       // Finish the line carried over from the previous chunk.
       const nl = chunk.indexOf(10);
       if (nl < 0) {
-        await extend(chunk, 0, chunk.length);
-        continue;
+        extend(chunk, 0, chunk.length);
+        return;
       }
       if (partial.streaming) {
-        await extend(chunk, 0, nl);
+        extend(chunk, 0, nl);
         endStreamed();
-        await write(NEWLINE);
+        write(NEWLINE);
       } else {
         if (partial.length + nl > maxLineBytes) throw tooLong();
         partial.pieces.push(chunk.subarray(0, nl + 1));
         const line = Buffer.concat(partial.pieces);
         partial.reset();
-        if (handle(line, 0, line.length - 1)) await write(line);
+        if (handle(line, 0, line.length - 1)) write(line);
       }
       pos = nl + 1;
     }
-    // Forward [forwardFrom, lineStart) in one write; break the run at lines not forwarded.
+    // Forward [forwardFrom, lineStart) as one slice; break the run at lines not forwarded.
     let forwardFrom = pos;
     let lineStart = pos;
     for (;;) {
@@ -295,26 +309,53 @@ export async function pumpRecords(
       if (nl < 0) break;
       if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl, secrets));
       if (!handle(chunk, lineStart, nl)) {
-        if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
+        if (lineStart > forwardFrom) write(chunk.subarray(forwardFrom, lineStart));
         forwardFrom = nl + 1;
       }
       lineStart = nl + 1;
     }
-    if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
-    if (lineStart < chunk.length) await extend(chunk, lineStart, chunk.length);
-  }
-  if (partial.length > 0 && !signal?.aborted) {
-    // A last line without a newline.
+    if (lineStart > forwardFrom) write(chunk.subarray(forwardFrom, lineStart));
+    if (lineStart < chunk.length) extend(chunk, lineStart, chunk.length);
+  };
+
+  // A last line without a newline.
+  const forwardLastLine = (): void => {
     if (partial.streaming) {
       endStreamed();
-      await write(NEWLINE);
+      write(NEWLINE);
       return;
     }
     const line = Buffer.concat(partial.pieces);
     if (handle(line, 0, line.length)) {
-      await write(line);
-      await write(NEWLINE);
+      write(line);
+      write(NEWLINE);
     }
+  };
+
+  destination.cork();
+  try {
+    if (options.prologue) write(options.prologue);
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      if (signal?.aborted) return;
+      if (progress.read === 0) progress.firstByteAt = Date.now();
+      progress.read += chunk.length;
+      forwardChunk(chunk);
+      for (const piece of backlog.splice(0)) {
+        write(piece);
+        await flush();
+        destination.cork();
+      }
+      // Chunks the source has already read go out together, up to `coalesce` bytes.
+      if (source.readableLength === 0 || destination.writableLength >= coalesce) {
+        await flush();
+        destination.cork();
+      }
+    }
+    if (partial.length > 0 && !signal?.aborted) forwardLastLine();
+    await flush();
+  } finally {
+    // Whatever was queued when the pump stopped goes out (as it would have unqueued).
+    while (destination.writableCorked > 0) destination.uncork();
   }
 }
 
