@@ -140,6 +140,8 @@ function connectorScripts(file: string): { source: string; destination: string }
 interface Sample {
   ms: number;
   peakRssKb?: number;
+  /** CPU seconds the runner process used, user + system, its start and idle exit included. */
+  runnerCpuS?: number;
 }
 
 class CapacityBench {
@@ -204,7 +206,7 @@ class CapacityBench {
     const nodeFlags = this.options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.cpuProfDir}`] : [];
     const runner = spawnLoggedRunner(runnerId, { env, logPath, nodeFlags, onError: (err) => progress(`runner failed to start: ${err.message}`) });
     this.children.add(runner.child);
-    const { code, peakRssKb } = await superviseRunner(runner, this.options.timeoutMs);
+    const { code, peakRssKb, userS, sysS } = await superviseRunner(runner, this.options.timeoutMs);
     this.children.delete(runner.child);
     const run = await this.store.runs.get(request.syncId);
     const failure = async (message: string) => {
@@ -218,7 +220,7 @@ class CapacityBench {
     }
     const ms = (run.phases?.reading ?? NaN) + (run.phases?.committing ?? NaN);
     if (!Number.isFinite(ms)) throw await failure(`the run record has no reading and committing phases: ${JSON.stringify(run.phases)}`);
-    return { ms, peakRssKb };
+    return { ms, peakRssKb, runnerCpuS: userS + sysS };
   }
 
   /** The same two scripts piped directly, timed from spawn to the exit of both; checks every STATE came out. */
@@ -297,7 +299,7 @@ async function timedRounds(bench: CapacityBench, connection: Connection, o: Opti
         const after = await cpuCounters();
         const other = Math.max(0, after.machine - before.machine - (after.ours - before.ours));
         out.peakRssKb = Math.max(out.peakRssKb, s.peakRssKb ?? 0);
-        const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB`;
+        const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB, runner CPU ${(s.runnerCpuS ?? 0).toFixed(2)} s`;
         const note = `${(s.ms / 1000).toFixed(2)} s, ${gbps(bench.file.bytes, s.ms).toFixed(3)} GB/s${rss}; other processes used ${other.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
         return { sample: s, otherCpuS: other, wallS: wall, seconds: s.ms / 1000, note };
       }, (attempt) => attempt < o.retries);
