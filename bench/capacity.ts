@@ -13,30 +13,19 @@
 // second of the file's size. Peak RSS is the runner process's VmHWM (its connectors not included).
 //
 // The file is generated once into the bench's temp dir and removed with it at the end.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type amqp from 'amqplib';
-import { sleep } from '../shared/backoff.js';
-import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
-import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
-import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
 import { topologyFor } from '../shared/broker/topology.js';
-import { createRedis } from '../shared/store/redis.js';
-import { createStore, type Store } from '../shared/store/index.js';
-import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { cpuCounters, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
-import { INTERFERENCE, leastDisturbed } from './support/rounds.js';
+import { BenchEnv, runWithBenchEnv } from './support/bench-env.js';
+import { durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
+import { alternateRounds, INTERFERENCE } from './support/rounds.js';
 import { spawnLoggedRunner, superviseRunner } from './support/runner-process.js';
-import { deletePrefix } from './support/services.js';
 import { median } from './support/stats.js';
 
 export const CAPACITY_USAGE = `usage: node dist/bench/throughput.js --capacity [--records N] [--record-bytes B] [--state-every S]
@@ -144,29 +133,17 @@ interface Sample {
   runnerCpuS?: number;
 }
 
-class CapacityBench {
-  private readonly prefix = `bench-${randomBytes(4).toString('hex')}`;
-  private readonly config: Config;
-  private readonly logger = createLogger({ level: 'warn', destination: 2 });
-  private readonly redis;
-  private readonly store: Store;
-  private broker: amqp.ChannelModel | undefined;
-  private channel: amqp.ConfirmChannel | undefined;
-  private readonly children = new Set<ChildProcess>();
+class CapacityBench extends BenchEnv {
   private runnerSeq = 0;
-  dir = '';
   file = { path: '', bytes: 0, states: 0 };
   scripts = { source: '', destination: '' };
 
   constructor(private readonly options: Options) {
-    this.config = loadConfig(process.env, undefined, { prefix: this.prefix, logLevel: 'warn' });
-    this.redis = createRedis(this.config.redisUrl, this.logger);
-    this.store = createStore(this.redis, this.config);
+    super(options.keep);
   }
 
-  async setup(): Promise<Connection> {
-    this.dir = await mkdtemp(join(tmpdir(), `tidepool-${this.prefix}-`));
-    progress(`prefix ${this.prefix}, temp dir ${this.dir}`);
+  /** The file, the connector scripts, and the connection that uses them. */
+  async prepare(): Promise<Connection> {
     this.file.path = join(this.dir, 'records.jsonl');
     const started = performance.now();
     Object.assign(this.file, await generate(this.file.path, this.options));
@@ -177,9 +154,6 @@ class CapacityBench {
     await writeFile(this.scripts.destination, scripts.destination);
     await chmod(this.scripts.source, 0o755);
     await chmod(this.scripts.destination, 0o755);
-    this.broker = await connectBroker({ url: this.config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${this.prefix}` });
-    // Declares the exchange and queues, so a sync published before any runner starts is kept.
-    this.channel = await openConfirmChannel(this.broker, topologyFor(this.prefix), this.logger);
     const connection: Connection = {
       id: 'capacity',
       description: 'tidepool capacity benchmark',
@@ -194,7 +168,7 @@ class CapacityBench {
   /** One sync through a freshly started runner, timed by its run record's phases. */
   async runnerRound(connection: Connection, label: string): Promise<Sample> {
     const request = newSyncRequest(connection.id, { requestedBy: 'bench' });
-    await publishSync(this.channel!, topologyFor(this.prefix), request);
+    await publishSync(this.channel, topologyFor(this.prefix), request);
     const runnerId = `${this.prefix}-r${++this.runnerSeq}`;
     const logPath = join(this.dir, `${runnerId}.log`);
     // Root kept (TIDEPOOL_RUNNER_USER): the connectors are scripts in this bench's 0700 temp dir.
@@ -227,96 +201,38 @@ class CapacityBench {
   async directRound(label: string): Promise<Sample> {
     const filesDir = join(this.dir, 'direct');
     await mkdir(filesDir, { recursive: true });
-    const script = 'set -o pipefail; "$1" read | "$2" write';
-    const started = performance.now();
-    const child = spawn('bash', ['-c', script, 'bench', this.scripts.source, this.scripts.destination], {
-      cwd: filesDir,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: filesDir, LANG: process.env.LANG ?? 'C.UTF-8' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.children.add(child);
     let echoed = 0;
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
+    const countLines = (d: Buffer) => {
       for (let i = d.indexOf(10); i >= 0; i = d.indexOf(10, i + 1)) echoed++;
-    });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4000)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${label}: direct pipeline still running after ${this.options.timeoutMs} ms`));
-      }, this.options.timeoutMs);
-      child.once('error', reject);
-      child.once('close', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-    const ms = performance.now() - started;
-    this.children.delete(child);
-    if (code !== 0) throw new Error(`${label}: direct pipeline exited with code ${String(code)}\n${stderr}`);
+    };
+    const ms = await this.runPipeline('"$1" read | "$2" write', [this.scripts.source, this.scripts.destination], { cwd: filesDir, label, timeoutMs: this.options.timeoutMs, onStdout: countLines });
     if (echoed !== this.file.states) throw new Error(`${label}: the destination echoed ${echoed} STATE lines, expected ${this.file.states}`);
     return { ms };
-  }
-
-  async cleanup(): Promise<void> {
-    for (const child of this.children) child.kill('SIGKILL');
-    await this.channel?.close().catch(() => undefined);
-    await this.broker?.close().catch(() => undefined);
-    try {
-      const deleted = await deletePrefix(this.config);
-      progress(`removed ${deleted} Redis keys and the queues of ${this.prefix}`);
-    } catch (err) {
-      progress(`warning: could not delete the queues and Redis keys of ${this.prefix}: ${(err as Error).message}`);
-    }
-    await this.redis.quit().catch(() => this.redis.disconnect());
-    if (this.dir) {
-      if (this.options.keep) progress(`kept ${this.dir}`);
-      else await rm(this.dir, { recursive: true, force: true });
-    }
   }
 }
 
 const gbps = (bytes: number, ms: number): number => bytes / 1e9 / (ms / 1000);
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** The timed rounds, alternating (the first mode alternates per round), each on a quiet CPU where possible. */
+/** The timed rounds, alternating, on a quiet CPU where possible (bench/support/rounds.ts). */
 async function timedRounds(bench: CapacityBench, connection: Connection, o: Options): Promise<{ runner: Sample[]; direct: Sample[]; peakRssKb: number }> {
-  const out = { runner: [] as Sample[], direct: [] as Sample[], peakRssKb: 0 };
+  let peakRssKb = 0;
   if (o.cpuProfDir) progress(`profiling the runner into ${o.cpuProfDir}: its timings include the profiler's overhead`);
-  for (let round = 1; round <= o.rounds; round++) {
-    const order = round % 2 === 1 ? (['runner', 'direct'] as const) : (['direct', 'runner'] as const);
-    for (const mode of order) {
-      const label = `round ${round}/${o.rounds} ${mode}`;
-      const busy = await waitForQuietCpu(60_000, 300);
-      if (busy > QUIET_BUSY_SHARE) progress(`${label}: warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting 60 s`);
-      const sample = await leastDisturbed(label, async (attempt) => {
-        if (attempt > 0) await sleep(2000);
-        const before = await cpuCounters();
-        const t0 = performance.now();
-        const s = mode === 'runner' ? await bench.runnerRound(connection, label) : await bench.directRound(label);
-        const wall = (performance.now() - t0) / 1000;
-        const after = await cpuCounters();
-        const other = Math.max(0, after.machine - before.machine - (after.ours - before.ours));
-        out.peakRssKb = Math.max(out.peakRssKb, s.peakRssKb ?? 0);
-        const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB, runner CPU ${(s.runnerCpuS ?? 0).toFixed(2)} s`;
-        const note = `${(s.ms / 1000).toFixed(2)} s, ${gbps(bench.file.bytes, s.ms).toFixed(3)} GB/s${rss}; other processes used ${other.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
-        return { sample: s, otherCpuS: other, wallS: wall, seconds: s.ms / 1000, note };
-      }, (attempt) => attempt < o.retries);
-      out[mode].push(sample);
-    }
-  }
-  return out;
+  const samples = await alternateRounds(['runner', 'direct'] as const, o.rounds, o.retries, async (mode, label) => {
+    const s = mode === 'runner' ? await bench.runnerRound(connection, label) : await bench.directRound(label);
+    peakRssKb = Math.max(peakRssKb, s.peakRssKb ?? 0);
+    const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB, runner CPU ${(s.runnerCpuS ?? 0).toFixed(2)} s`;
+    return { sample: s, seconds: s.ms / 1000, note: `${(s.ms / 1000).toFixed(2)} s, ${gbps(bench.file.bytes, s.ms).toFixed(3)} GB/s${rss}` };
+  });
+  return { ...samples, peakRssKb };
 }
 
 const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
 
 export async function capacityMain(o: Options): Promise<number> {
-  const bench = new CapacityBench(o);
-  const signals = cleanUpOnSignal(() => bench.cleanup());
-  try {
-    if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
-    const connection = await bench.setup();
+  if (o.cpuProfDir) await mkdir(o.cpuProfDir, { recursive: true });
+  return runWithBenchEnv(new CapacityBench(o), async (bench) => {
+    const connection = await bench.prepare();
     // Untimed: asks the specs, checks, discovers (cached afterwards), and warms the page cache.
     progress('warm-up: one sync through a runner, one direct pipe');
     await bench.runnerRound(connection, 'warm-up runner');
@@ -340,13 +256,7 @@ export async function capacityMain(o: Options): Promise<number> {
         ].join('\n'),
       );
     }
-    return 0;
-  } catch (err) {
-    process.stderr.write(`bench: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
-  } finally {
-    if (!signals.interrupted()) await bench.cleanup();
-  }
+  });
 }
 
 export const runCapacityBench = (): Promise<number> => runBench(CAPACITY_USAGE, parseCapacityOptions, capacityMain);
