@@ -131,6 +131,8 @@ interface Sample {
   peakRssKb?: number;
   /** CPU seconds the runner process used, user + system, its start and idle exit included. */
   runnerCpuS?: number;
+  /** State commits the run made (of the file's STATE lines). */
+  stateCommits?: number;
 }
 
 class CapacityBench extends BenchEnv {
@@ -194,7 +196,7 @@ class CapacityBench extends BenchEnv {
     }
     const ms = (run.phases?.reading ?? NaN) + (run.phases?.committing ?? NaN);
     if (!Number.isFinite(ms)) throw await failure(`the run record has no reading and committing phases: ${JSON.stringify(run.phases)}`);
-    return { ms, peakRssKb, runnerCpuS: userS + sysS };
+    return { ms, peakRssKb, runnerCpuS: userS + sysS, stateCommits: run.stateCommits };
   }
 
   /** The same two scripts piped directly, timed from spawn to the exit of both; checks every STATE came out. */
@@ -221,7 +223,7 @@ async function timedRounds(bench: CapacityBench, connection: Connection, o: Opti
   const samples = await alternateRounds(['runner', 'direct'] as const, o.rounds, o.retries, async (mode, label) => {
     const s = mode === 'runner' ? await bench.runnerRound(connection, label) : await bench.directRound(label);
     peakRssKb = Math.max(peakRssKb, s.peakRssKb ?? 0);
-    const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB, runner CPU ${(s.runnerCpuS ?? 0).toFixed(2)} s`;
+    const rss = s.peakRssKb === undefined ? '' : `, runner peak RSS ${mb(s.peakRssKb)} MB, runner CPU ${(s.runnerCpuS ?? 0).toFixed(2)} s, ${s.stateCommits ?? 0} state commits`;
     return { sample: s, seconds: s.ms / 1000, note: `${(s.ms / 1000).toFixed(2)} s, ${gbps(bench.file.bytes, s.ms).toFixed(3)} GB/s${rss}` };
   });
   return { ...samples, peakRssKb };
