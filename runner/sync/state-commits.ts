@@ -17,9 +17,10 @@ import type { LockHandle } from '../../shared/store/locks.js';
 import type { StateStore } from '../../shared/store/state.js';
 
 /**
- * How often the runner commits echoed states at most (runner/sync/sync.ts): a burst within this
- * costs two commits, not one per STATE; a crash loses no more than it did (the destination
- * replays from the last committed state).
+ * How often the runner commits echoed states at most (runner/sync/sync.ts): a burst costs a
+ * commit per interval, not one per STATE. A runner killed meanwhile leaves the echoes of the
+ * last interval uncommitted, as it leaves a commit in flight: the next sync resumes from the
+ * state before them and reads those records again (never past what the destination has).
  */
 export const STATE_COMMIT_INTERVAL_MS = 100;
 
