@@ -4,6 +4,7 @@
 //
 //   npm run bench:throughput -- [--records 1000000] [--rounds 3] [--warmup 50000] [--json]
 //                               [--cpu-prof DIR] [--timeout 10m]
+//   npm run bench:throughput -- --capacity [--json] ...   (trivial connectors: bench/capacity.ts)
 //
 // Fairness: both modes start both connector processes inside the timed span (the runner's span is
 // its run record's startedAt → finishedAt), get the same configured catalog and config, write to
@@ -19,32 +20,21 @@
 // the least disturbed attempt is kept.
 //
 // Everything lives under a fresh TIDEPOOL_PREFIX and a temp directory, removed at the end.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import type amqp from 'amqplib';
-import { sleep } from '../shared/backoff.js';
-import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
-import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
 import { builtinConnectorCommand } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
-import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
 import { topologyFor } from '../shared/broker/topology.js';
-import { createRedis } from '../shared/store/redis.js';
-import { createStore, type Store } from '../shared/store/index.js';
 import { configureCatalog, sourceHash } from '../runner/sync/catalog.js';
-import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
+import { runCapacityBench } from './capacity.js';
+import { durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
 import { countLines } from './support/count-lines.js';
-import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
-import { INTERFERENCE, leastDisturbed } from './support/rounds.js';
-import { spawnLoggedRunner } from './support/runner-process.js';
-import { deletePrefix } from './support/services.js';
+import { BenchEnv, runWithBenchEnv } from './support/bench-env.js';
+import { alternateRounds, INTERFERENCE } from './support/rounds.js';
+import { spawnLoggedRunner, superviseRunner } from './support/runner-process.js';
 import { fmtRate, median, rate } from './support/stats.js';
 
 const STATE_EVERY = 100_000;
@@ -55,6 +45,7 @@ const USAGE = `usage: node dist/bench/throughput.js [--records N] [--rounds R] [
 
 Moves N source-faker users records through a real runner and through a direct
 source | destination pipe, R rounds each, alternately; prints the medians.
+--capacity runs the capacity benchmark instead (--capacity --help for its options).
 
   --records N    records per round (default 1000000)
   --rounds R     rounds of each mode (default 3)
@@ -102,30 +93,11 @@ interface Sample {
   runnerSysS?: number;
 }
 
-class Bench {
-  private readonly prefix = `bench-${randomBytes(4).toString('hex')}`;
-  private readonly config: Config;
-  private readonly logger = createLogger({ level: 'warn', destination: 2 });
-  private readonly redis;
-  private readonly store: Store;
-  private broker: amqp.ChannelModel | undefined;
-  private channel: amqp.ConfirmChannel | undefined;
-  private dir = '';
-  private readonly children = new Set<ChildProcess>();
+class Bench extends BenchEnv {
   private runnerSeq = 0;
 
   constructor(private readonly options: Options) {
-    this.config = loadConfig(process.env, undefined, { prefix: this.prefix, logLevel: 'warn' });
-    this.redis = createRedis(this.config.redisUrl, this.logger);
-    this.store = createStore(this.redis, this.config);
-  }
-
-  async setup(): Promise<void> {
-    this.dir = await mkdtemp(join(tmpdir(), `tidepool-${this.prefix}-`));
-    progress(`prefix ${this.prefix}, temp dir ${this.dir}`);
-    this.broker = await connectBroker({ url: this.config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${this.prefix}` });
-    // Declares the exchange and queues, so a sync published before any runner starts is kept.
-    this.channel = await openConfirmChannel(this.broker, topologyFor(this.prefix), this.logger);
+    super(options.keep);
   }
 
   connection(id: string, count: number): Connection {
@@ -158,7 +130,7 @@ class Bench {
     const outDir = destinationPath(connection);
     await rm(outDir, { recursive: true, force: true });
     const request = newSyncRequest(connection.id, { requestedBy: 'bench' });
-    await publishSync(this.channel!, topologyFor(this.prefix), request);
+    await publishSync(this.channel, topologyFor(this.prefix), request);
 
     const runnerId = `${this.prefix}-r${++this.runnerSeq}`;
     const logPath = join(this.dir, `${runnerId}.log`);
@@ -169,43 +141,10 @@ class Bench {
     // (the runner starts its connectors with argv of its own).
     const nodeFlags = this.options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.cpuProfDir}`] : [];
     const runner = spawnLoggedRunner(runnerId, { env, logPath, nodeFlags, onError: (err) => progress(`runner failed to start: ${err.message}`) });
-    const { child, exited } = runner;
-    this.children.add(child);
-
-    // VmHWM is the kernel's high-water mark of the runner's resident set; sample it until exit.
-    // Its own CPU time (utime + stime) is read alongside; the last sample is taken while it idles.
-    let peakRssKb = 0;
-    let runnerUserS = 0;
-    let runnerSysS = 0;
-    const sample = async (): Promise<void> => {
-      if (child.pid === undefined) return;
-      try {
-        const m = /^VmHWM:\s+(\d+) kB/m.exec(await readFile(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) peakRssKb = Math.max(peakRssKb, Number(m[1]));
-        const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-        runnerUserS = Math.max(runnerUserS, (rest[11] ?? 0) / CLK_TCK);
-        runnerSysS = Math.max(runnerSysS, (rest[12] ?? 0) / CLK_TCK);
-      } catch {
-        // exited between samples
-      }
-    };
-    const sampler = setInterval(() => void sample(), 50);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.options.timeoutMs)));
-    let code: number | null | 'timeout';
-    try {
-      code = await Promise.race([exited, timedOut]);
-    } finally {
-      clearInterval(sampler);
-      clearTimeout(timer);
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        child.kill('SIGTERM');
-        await exited;
-      }
-      this.children.delete(child);
-    }
+    this.children.add(runner.child);
+    const usage = await superviseRunner(runner, this.options.timeoutMs);
+    this.children.delete(runner.child);
+    const { code, peakRssKb, userS: runnerUserS, sysS: runnerSysS } = usage;
     const run = await this.store.runs.get(request.syncId);
     const failure = async (message: string) => {
       const error = run?.error ? `\nrun error: ${JSON.stringify(run.error)}` : '';
@@ -245,66 +184,14 @@ class Bench {
     await writeFile(files.catalog, JSON.stringify(configured));
     const [node, sourceMain] = builtinConnectorCommand('source-faker') as [string, string];
     const [, destinationMain] = builtinConnectorCommand('destination-jsonl') as [string, string];
-    // pipefail: the pipeline fails if either connector does.
-    const script = 'set -o pipefail; "$1" "$2" read --config "$3" --catalog "$4" | "$1" "$5" write --config "$6" --catalog "$4" > /dev/null';
+    // pipefail (runPipeline): the pipeline fails if either connector does.
+    const script = '"$1" "$2" read --config "$3" --catalog "$4" | "$1" "$5" write --config "$6" --catalog "$4" > /dev/null';
 
-    const started = performance.now();
-    // The connectors get the environment the local launcher gives them.
-    const child = spawn('bash', ['-c', script, 'bench', node, sourceMain, files.srcConfig, files.catalog, destinationMain, files.dstConfig], {
-      cwd: filesDir,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: filesDir, LANG: process.env.LANG ?? 'C.UTF-8' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    this.children.add(child);
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr = (stderr + s).slice(-4000)));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`${label}: direct pipeline still running after ${this.options.timeoutMs} ms`));
-      }, this.options.timeoutMs);
-      child.once('error', reject);
-      child.once('close', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
-    const ms = performance.now() - started;
-    this.children.delete(child);
-    if (code !== 0) throw new Error(`${label}: direct pipeline exited with code ${String(code)}\n${stderr}`);
+    const ms = await this.runPipeline(script, [node, sourceMain, files.srcConfig, files.catalog, destinationMain, files.dstConfig], { cwd: filesDir, label, timeoutMs: this.options.timeoutMs });
     await expectLines(join(outDir, 'users.jsonl'), expected, label);
     await rm(outDir, { recursive: true, force: true });
     return { ms };
   }
-
-  async cleanup(): Promise<void> {
-    for (const child of this.children) child.kill('SIGKILL');
-    await this.channel?.close().catch(() => undefined);
-    await this.broker?.close().catch(() => undefined);
-    try {
-      // Every queue the topology declares, its retry levels' delay queues included.
-      const deleted = await deletePrefix(this.config);
-      progress(`removed ${deleted} Redis keys and the queues of ${this.prefix}`);
-    } catch (err) {
-      progress(`warning: could not delete the queues and Redis keys of ${this.prefix}: ${(err as Error).message}`);
-    }
-    await this.redis.quit().catch(() => this.redis.disconnect());
-    if (this.dir) {
-      if (this.options.keep) progress(`kept ${this.dir}`);
-      else await rm(this.dir, { recursive: true, force: true });
-    }
-  }
-}
-
-/** CPU seconds used so far by the whole machine, and by this process with its reaped children. */
-async function cpuCounters(): Promise<{ machine: number; ours: number }> {
-  const stat = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const busy = stat.reduce((a, b) => a + b, 0) - (stat[3] ?? 0) - (stat[4] ?? 0);
-  const self = await readFile('/proc/self/stat', 'utf8');
-  // Fields after the command name (which may hold spaces): state is field 3; utime..cstime are 14..17.
-  const rest = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
-  const ours = (rest[11] ?? 0) + (rest[12] ?? 0) + (rest[13] ?? 0) + (rest[14] ?? 0);
-  return { machine: busy / CLK_TCK, ours: ours / CLK_TCK };
 }
 
 function destinationPath(connection: Connection): string {
@@ -347,33 +234,18 @@ interface Rounds {
 
 /** The timed rounds, the two modes alternating (the first mode alternates per round). */
 async function timedRounds(bench: Bench, main: Connection, catalog: AirbyteCatalog, options: Options): Promise<Rounds> {
-  const { records, rounds } = options;
-  const out: Rounds = { runner: [], direct: [], peakRssKb: 0 };
+  const { records } = options;
+  let peakRssKb = 0;
   if (options.cpuProfDir) progress(`profiling the runner into ${options.cpuProfDir}: its timings include the profiler's overhead`);
-  for (let round = 1; round <= rounds; round++) {
-    const order = round % 2 === 1 ? (['runner', 'direct'] as const) : (['direct', 'runner'] as const);
-    for (const mode of order) {
-      const label = `round ${round}/${rounds} ${mode}`;
-      // Wait a while for a quiet machine: another process's burst lands on one mode only.
-      const busy = await waitForQuietCpu(60_000, 300);
-      progress(`${label}: ${records} records…${busy > QUIET_BUSY_SHARE ? ` (warning: ${Math.round(busy * 100)}% of the CPU still busy with other work after waiting 60 s; timings will be skewed)` : ''}`);
-      // CPU used by processes that are not ours during the round, to spot a skewed round.
-      const sample = await leastDisturbed(label, async (attempt) => {
-        if (attempt > 0) await sleep(2000);
-        const before = await cpuCounters();
-        const t0 = performance.now();
-        const s = mode === 'runner' ? await bench.runnerRound(main, records, label) : await bench.directRound(main, catalog, records, label);
-        const wall = (performance.now() - t0) / 1000;
-        const after = await cpuCounters();
-        const other = Math.max(0, after.machine - before.machine - (after.ours - before.ours));
-        const note = `${(s.ms / 1000).toFixed(2)} s, ${fmtRate(rate(records, s.ms))}${mode === 'runner' ? `, runner peak RSS ${mb(s.peakRssKb ?? 0)} MB, runner CPU ${(s.runnerUserS ?? 0).toFixed(2)} s user + ${(s.runnerSysS ?? 0).toFixed(2)} s sys` : ''}; other processes used ${other.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
-        out.peakRssKb = Math.max(out.peakRssKb, s.peakRssKb ?? 0);
-        return { sample: s, otherCpuS: other, wallS: wall, seconds: s.ms / 1000, note };
-      }, (attempt) => attempt < options.retries);
-      out[mode].push(sample);
-    }
-  }
-  return out;
+  const samples = await alternateRounds(['runner', 'direct'] as const, options.rounds, options.retries, async (mode, label) => {
+    progress(`${label}: ${records} records…`);
+    const s = mode === 'runner' ? await bench.runnerRound(main, records, label) : await bench.directRound(main, catalog, records, label);
+    // Over every runner attempt, disturbed ones included.
+    peakRssKb = Math.max(peakRssKb, s.peakRssKb ?? 0);
+    const runner = mode === 'runner' ? `, runner peak RSS ${mb(s.peakRssKb ?? 0)} MB, runner CPU ${(s.runnerUserS ?? 0).toFixed(2)} s user + ${(s.runnerSysS ?? 0).toFixed(2)} s sys` : '';
+    return { sample: s, seconds: s.ms / 1000, note: `${(s.ms / 1000).toFixed(2)} s, ${fmtRate(rate(records, s.ms))}${runner}` };
+  });
+  return { ...samples, peakRssKb };
 }
 
 /** The result: one JSON line with --json (the README documents its fields), else a table. */
@@ -408,21 +280,13 @@ function report(r: Rounds, options: Options): void {
 
 async function main(options: Options): Promise<number> {
   if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
-  const bench = new Bench(options);
-  const signals = cleanUpOnSignal(() => bench.cleanup());
-  try {
-    await bench.setup();
+  return runWithBenchEnv(new Bench(options), async (bench) => {
     const main = bench.connection('main', options.records);
     await bench.apply(main);
     const catalog = await warmUp(bench, main, options.warmup);
     report(await timedRounds(bench, main, catalog, options), options);
-    return 0;
-  } catch (err) {
-    process.stderr.write(`bench: FAILED: ${err instanceof Error ? err.message : String(err)}\n`);
-    return 1;
-  } finally {
-    if (!signals.interrupted()) await bench.cleanup();
-  }
+  });
 }
 
-process.exitCode = await runBench(USAGE, parseOptions, main);
+// --capacity is the other benchmark of the data path (bench/capacity.ts): trivial connectors.
+process.exitCode = process.argv.includes('--capacity') ? await runCapacityBench() : await runBench(USAGE, parseOptions, main);

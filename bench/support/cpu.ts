@@ -38,3 +38,14 @@ export async function waitForQuietCpu(maxMs: number, sampleMs: number): Promise<
   }
   return busy;
 }
+
+/** CPU seconds used so far by the whole machine, and by this process with its reaped children. */
+export async function cpuCounters(): Promise<{ machine: number; ours: number }> {
+  const stat = (await readFile('/proc/stat', 'utf8')).split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const busy = stat.reduce((a, b) => a + b, 0) - (stat[3] ?? 0) - (stat[4] ?? 0);
+  const self = await readFile('/proc/self/stat', 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3; utime..cstime are 14..17.
+  const rest = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+  const ours = (rest[11] ?? 0) + (rest[12] ?? 0) + (rest[13] ?? 0) + (rest[14] ?? 0);
+  return { machine: busy / CLK_TCK, ours: ours / CLK_TCK };
+}

@@ -78,17 +78,56 @@ function typeName(buf: Uint8Array, start: number, end: number): string {
 export function scanMessage(buf: Uint8Array, start: number, end: number): ScannedMessage {
   result.type = '';
   result.streamStart = result.streamEnd = result.namespaceStart = result.namespaceEnd = -1;
-  let hasData = false;
+  // recordHasData needs no reset: it is read only once recordSeen, and every scan of a record sets it.
+  recordSeen = false;
   let i = skipWs(buf, start, end);
   if (i >= end || buf[i] !== OPEN_BRACE) throw new LineError('not a JSON object');
-  i++;
-  let recordSeen = false;
-  i = skipWs(buf, i, end);
-  if (buf[i] === CLOSE_BRACE) {
-    i++;
+  if (hasRecordPrefix(buf, i, end)) {
+    // The common line, as every Airbyte SDK writes it: the generic loop below would read the same
+    // "type", "record" and "stream" byte by byte and end up where this leaves it.
+    result.type = 'RECORD';
+    recordSeen = true;
+    result.streamStart = i + RECORD_PREFIX.length;
+    i = skipString(buf, result.streamStart - 1, end);
+    result.streamEnd = i - 1;
+    i = scanRecordMembers(buf, i, end, true, false);
+    i = scanMembers(buf, i, end, start, true);
   } else {
-    for (;;) {
-      // key
+    i = skipWs(buf, i + 1, end);
+    i = buf[i] === CLOSE_BRACE ? i + 1 : scanMembers(buf, i, end, start, false);
+  }
+  if (skipWs(buf, i, end) !== end) throw new LineError('text after the JSON object');
+  if (result.type === '') throw new LineError('no "type" field');
+  if (result.type === 'RECORD') {
+    if (!recordSeen) throw new LineError('RECORD without a "record" object');
+    if (result.streamStart < 0) throw new LineError('RECORD without a "stream" name');
+    if (!recordHasData) throw new LineError('RECORD without a "data" object');
+  }
+  return result;
+}
+
+/** How a RECORD line starts when its writer put "type" first and "stream" first in "record". */
+const RECORD_PREFIX = Buffer.from('{"type":"RECORD","record":{"stream":"');
+
+function hasRecordPrefix(buf: Uint8Array, i: number, end: number): boolean {
+  if (end - i <= RECORD_PREFIX.length) return false;
+  for (let k = 0; k < RECORD_PREFIX.length; k++) if (buf[i + k] !== RECORD_PREFIX[k]) return false;
+  return true;
+}
+
+// Set by the scan of a "record" object; module variables rather than a returned object, so a
+// record costs no allocation (the profile showed GC at 4-6% of the runner's time with one
+// object per line).
+let recordSeen = false;
+let recordHasData = false;
+
+/**
+ * The message's members from buf[i]: at a key, or (`afterValue`) just after a member's value.
+ * Returns the index after the message's closing brace.
+ */
+function scanMembers(buf: Uint8Array, i: number, end: number, start: number, afterValue: boolean): number {
+  for (;;) {
+    if (!afterValue) {
       if (buf[i] !== QUOTE) throw new LineError(`expected a key at byte ${i - start}`);
       const keyStart = i + 1;
       i = skipString(buf, i, end);
@@ -105,66 +144,62 @@ export function scanMessage(buf: Uint8Array, start: number, end: number): Scanne
       } else if (keyIs(buf, keyStart, keyEnd, K_RECORD) && buf[i] === OPEN_BRACE) {
         recordSeen = true;
         i = scanRecord(buf, i, end);
-        hasData = recordHasData;
       } else {
         i = skipValue(buf, i, end);
       }
-      i = skipWs(buf, i, end);
-      if (buf[i] === COMMA) {
-        i = skipWs(buf, i + 1, end);
-        continue;
-      }
-      if (buf[i] === CLOSE_BRACE) {
-        i++;
-        break;
-      }
-      throw new LineError(i >= end ? 'line ends inside the object' : `expected "," or "}" at byte ${i - start}`);
     }
+    afterValue = false;
+    i = skipWs(buf, i, end);
+    if (buf[i] === COMMA) {
+      i = skipWs(buf, i + 1, end);
+      continue;
+    }
+    if (buf[i] === CLOSE_BRACE) return i + 1;
+    throw new LineError(i >= end ? 'line ends inside the object' : `expected "," or "}" at byte ${i - start}`);
   }
-  if (skipWs(buf, i, end) !== end) throw new LineError('text after the JSON object');
-  if (result.type === '') throw new LineError('no "type" field');
-  if (result.type === 'RECORD') {
-    if (!recordSeen) throw new LineError('RECORD without a "record" object');
-    if (result.streamStart < 0) throw new LineError('RECORD without a "stream" name');
-    if (!hasData) throw new LineError('RECORD without a "data" object');
-  }
-  return result;
 }
 
-// Set by scanRecord; a module variable rather than a returned object, so a record costs no
-// allocation (the profile showed GC at 4-6% of the runner's time with one object per line).
-let recordHasData = false;
-
-/** Returns the index after the record object; sets recordHasData. */
+/** i at the record's "{"; returns the index after the record object; sets recordHasData. */
 function scanRecord(buf: Uint8Array, i: number, end: number): number {
-  let hasData = false;
   recordHasData = false;
   i = skipWs(buf, i + 1, end);
   if (buf[i] === CLOSE_BRACE) return i + 1;
+  return scanRecordMembers(buf, i, end, false, false);
+}
+
+/**
+ * The record's members from buf[i]: at a key, or (`afterValue`) just after a member's value;
+ * `hasData`: a "data" object was seen already. Returns the index after the record object; sets
+ * recordHasData.
+ */
+function scanRecordMembers(buf: Uint8Array, i: number, end: number, afterValue: boolean, hasData: boolean): number {
   for (;;) {
-    if (buf[i] !== QUOTE) throw new LineError('expected a key in "record"');
-    const keyStart = i + 1;
-    i = skipString(buf, i, end);
-    const keyEnd = i - 1;
-    i = skipWs(buf, i, end);
-    if (buf[i] !== COLON) throw new LineError('expected ":" in "record"');
-    i = skipWs(buf, i + 1, end);
-    if (keyIs(buf, keyStart, keyEnd, K_STREAM)) {
-      if (buf[i] !== QUOTE) throw new LineError('"stream" is not a string');
-      result.streamStart = i + 1;
+    if (!afterValue) {
+      if (buf[i] !== QUOTE) throw new LineError('expected a key in "record"');
+      const keyStart = i + 1;
       i = skipString(buf, i, end);
-      result.streamEnd = i - 1;
-    } else if (keyIs(buf, keyStart, keyEnd, K_NAMESPACE) && buf[i] === QUOTE) {
-      result.namespaceStart = i + 1;
-      i = skipString(buf, i, end);
-      result.namespaceEnd = i - 1;
-    } else {
-      if (keyIs(buf, keyStart, keyEnd, K_DATA)) {
-        if (buf[i] !== OPEN_BRACE) throw new LineError('"data" is not an object');
-        hasData = true;
+      const keyEnd = i - 1;
+      i = skipWs(buf, i, end);
+      if (buf[i] !== COLON) throw new LineError('expected ":" in "record"');
+      i = skipWs(buf, i + 1, end);
+      if (keyIs(buf, keyStart, keyEnd, K_STREAM)) {
+        if (buf[i] !== QUOTE) throw new LineError('"stream" is not a string');
+        result.streamStart = i + 1;
+        i = skipString(buf, i, end);
+        result.streamEnd = i - 1;
+      } else if (keyIs(buf, keyStart, keyEnd, K_NAMESPACE) && buf[i] === QUOTE) {
+        result.namespaceStart = i + 1;
+        i = skipString(buf, i, end);
+        result.namespaceEnd = i - 1;
+      } else {
+        if (keyIs(buf, keyStart, keyEnd, K_DATA)) {
+          if (buf[i] !== OPEN_BRACE) throw new LineError('"data" is not an object');
+          hasData = true;
+        }
+        i = skipValue(buf, i, end);
       }
-      i = skipValue(buf, i, end);
     }
+    afterValue = false;
     i = skipWs(buf, i, end);
     if (buf[i] === COMMA) {
       i = skipWs(buf, i + 1, end);
@@ -183,13 +218,46 @@ function skipWs(buf: Uint8Array, i: number, end: number): number {
   return i;
 }
 
+/**
+ * Bytes of a string looked at one by one before the rest is searched with Buffer#indexOf (memchr):
+ * the native call costs about as much as a loop over this many bytes, and most keys are shorter.
+ */
+const SHORT_STRING_BYTES = 32;
+// Called on the scanned Uint8Array (a Buffer in the pipe): Node's indexOf takes any such view,
+// and uses no `this` but the view it is called on.
+// eslint-disable-next-line @typescript-eslint/unbound-method
+const indexOf = (Buffer.prototype as Buffer).indexOf as (this: Uint8Array, value: number, byteOffset: number) => number;
+
 /** i at the opening quote; returns the index after the closing quote. */
 function skipString(buf: Uint8Array, i: number, end: number): number {
+  const long = i + SHORT_STRING_BYTES;
   for (let j = i + 1; j < end; j++) {
     const c = buf[j]!;
     if (c === QUOTE) return j + 1;
     if (c === BACKSLASH) j++;
+    else if (j > long) return skipLongString(buf, i, j + 1, end);
   }
+  throw new LineError('unterminated string');
+}
+
+/**
+ * The rest of a string from `from`, searched with indexOf. A quote ends the string unless an
+ * odd run of backslashes stands right before it: the scan goes back from it to the string's
+ * start, so whether `from` fell on an escaped byte does not matter.
+ */
+function skipLongString(buf: Uint8Array, i: number, from: number, end: number): number {
+  for (let j = from; j < end; ) {
+    const q = indexOf.call(buf, QUOTE, j);
+    if (q < 0 || q >= end) break;
+    let b = q;
+    while (b > i + 1 && buf[b - 1] === BACKSLASH) b--;
+    if ((q - b) % 2 === 0) return q + 1;
+    j = q + 1;
+  }
+  return unterminated();
+}
+
+function unterminated(): never {
   throw new LineError('unterminated string');
 }
 

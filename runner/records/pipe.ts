@@ -111,6 +111,12 @@ const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
 const LONG_LINE_BYTES = 1024 * 1024;
 
 /**
+ * Forwarded bytes queued (the destination corked) before they are written out as one writev:
+ * chunks the source had already read are sent together, up to this much.
+ */
+const COALESCE_BYTES = 256 * 1024;
+
+/**
  * The line unfinished at the end of the last chunk: its pieces, and its length so far. Once it
  * is long, `scan` checks it as it comes; when that finds a RECORD, `streaming` is set, its bytes
  * so far are forwarded, and `pieces` stays empty until its newline.
@@ -130,6 +136,195 @@ class PartialLine {
 }
 
 /**
+ * The checks of the record path, chunk by chunk: splits each chunk into lines, checks and counts
+ * every line, and hands what is forwarded to `write` — runs of RECORD/STATE lines as slices of
+ * the chunk, a line carried over from the previous chunk whole, a long RECORD as it arrives.
+ */
+class ChunkChecker {
+  private readonly partial = new PartialLine();
+  /**
+   * The pieces held of a line that has just turned out to be a long RECORD. The pump sends them,
+   * a flush after each (they may be many; the destination's buffer is to stay within
+   * maxBuffered); nothing is forwarded after them in the chunk that made them.
+   */
+  backlog: Buffer[] = [];
+  private lineNo = 0;
+  private firstRecordSeen = false;
+  private readonly maxLineBytes: number;
+  private readonly secrets: ReadonlySet<string>;
+
+  constructor(
+    private readonly stats: PumpStats,
+    private readonly handlers: PumpHandlers,
+    options: PumpOptions,
+    private readonly write: (data: Buffer) => void,
+  ) {
+    this.maxLineBytes = options.maxLineBytes;
+    this.secrets = options.secrets ?? NO_SECRETS;
+  }
+
+  /** A line has begun and not ended yet. */
+  get unfinished(): boolean {
+    return this.partial.length > 0;
+  }
+
+  /** Checks the lines of one chunk and writes what it forwards. */
+  chunk(chunk: Buffer): void {
+    const { partial, maxLineBytes } = this;
+    let pos = 0;
+    if (partial.length > 0) {
+      // Finish the line carried over from the previous chunk.
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        this.extend(chunk, 0, chunk.length);
+        return;
+      }
+      if (partial.streaming) {
+        this.extend(chunk, 0, nl);
+        this.endStreamed();
+        this.write(NEWLINE);
+      } else {
+        if (partial.length + nl > maxLineBytes) throw this.tooLong();
+        partial.pieces.push(chunk.subarray(0, nl + 1));
+        const line = Buffer.concat(partial.pieces);
+        partial.reset();
+        if (this.handle(line, 0, line.length - 1)) this.write(line);
+      }
+      pos = nl + 1;
+    }
+    // Forward [forwardFrom, lineStart) as one slice; break the run at lines not forwarded.
+    let forwardFrom = pos;
+    let lineStart = pos;
+    for (;;) {
+      const nl = chunk.indexOf(10, lineStart);
+      if (nl < 0) break;
+      if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, this.lineNo + 1, sampleOf(chunk, lineStart, nl, this.secrets));
+      if (!this.handle(chunk, lineStart, nl)) {
+        if (lineStart > forwardFrom) this.write(chunk.subarray(forwardFrom, lineStart));
+        forwardFrom = nl + 1;
+      }
+      lineStart = nl + 1;
+    }
+    if (lineStart > forwardFrom) this.write(chunk.subarray(forwardFrom, lineStart));
+    if (lineStart < chunk.length) this.extend(chunk, lineStart, chunk.length);
+  }
+
+  /** The source ended inside a line: a last line without a newline. */
+  lastLine(): void {
+    if (this.partial.streaming) {
+      this.endStreamed();
+      this.write(NEWLINE);
+      return;
+    }
+    const line = Buffer.concat(this.partial.pieces);
+    if (this.handle(line, 0, line.length)) {
+      this.write(line);
+      this.write(NEWLINE);
+    }
+  }
+
+  /** Handles one complete line; returns true when it is to be forwarded. */
+  private handle(buf: Buffer, start: number, end: number): boolean {
+    this.lineNo++;
+    if (end > start && buf[end - 1] === 0x0d) end--; // tolerate CRLF
+    if (end === start) return false;
+    let m;
+    try {
+      m = scanMessage(buf, start, end);
+    } catch (err) {
+      if (err instanceof LineError) throw this.notAMessage(err, sampleOf(buf, start, end, this.secrets));
+      throw err;
+    }
+    if (m.type === 'RECORD') {
+      this.stats.count(buf, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, end - start);
+      this.recordSeen();
+      return true;
+    }
+    if (m.type === 'STATE') {
+      this.handlers.onState(buf.subarray(start, end));
+      return true;
+    }
+    if (m.type !== 'LOG' && m.type !== 'TRACE' && m.type !== 'CONTROL') {
+      throw new ProtocolError(`source line ${this.lineNo}: unexpected message type "${m.type}" during read`, 'source');
+    }
+    this.handlers.onMessage(m.type, buf.subarray(start, end));
+    return false;
+  }
+
+  private recordSeen(): void {
+    if (this.firstRecordSeen) return;
+    this.firstRecordSeen = true;
+    this.handlers.onFirstRecord?.();
+  }
+
+  private notAMessage(err: LineError, sample: string): ProtocolError {
+    return new ProtocolError(`source line ${this.lineNo} is not an Airbyte message (${err.message}): ${sample}`, 'source');
+  }
+
+  private tooLong(): LineTooLongError {
+    const { partial, secrets } = this;
+    const first = partial.pieces[0];
+    const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, secrets, true) : first ? sampleOf(first, 0, first.length, secrets, true) : undefined;
+    return new LineTooLongError('source', this.maxLineBytes, this.lineNo + 1, sample);
+  }
+
+  private scanPiece(scan: LineScan, buf: Buffer, s: number, e: number): void {
+    try {
+      scan.push(buf, s, e);
+    } catch (err) {
+      if (!(err instanceof LineError)) throw err;
+      this.lineNo++;
+      throw this.notAMessage(err, sampleOf(scan.head, 0, scan.headLength, this.secrets, true));
+    }
+  }
+
+  /** Adds buf[s, e), which holds no newline, to the unfinished line. */
+  private extend(buf: Buffer, s: number, e: number): void {
+    const partial = this.partial;
+    if (e === s) return;
+    if (partial.length + (e - s) > this.maxLineBytes) throw this.tooLong();
+    partial.length += e - s;
+    if (partial.scan) this.scanPiece(partial.scan, buf, s, e);
+    if (partial.streaming) {
+      this.write(buf.subarray(s, e));
+      return;
+    }
+    partial.pieces.push(s === 0 && e === buf.length ? buf : buf.subarray(s, e));
+    if (partial.length <= LONG_LINE_BYTES) return;
+    if (!partial.scan) {
+      partial.scan = new LineScan();
+      for (const piece of partial.pieces) this.scanPiece(partial.scan, piece, 0, piece.length);
+    }
+    if (partial.scan.type === 'RECORD') {
+      // Forwarded before it is complete: if its end breaks the protocol, the sync fails and the
+      // destination is stopped before the newline that would complete it.
+      partial.streaming = true;
+      this.backlog = partial.pieces;
+      partial.pieces = [];
+    }
+  }
+
+  /** The streamed line has ended: check it whole, and count it. */
+  private endStreamed(): void {
+    const partial = this.partial;
+    const scan = partial.scan!;
+    let m;
+    try {
+      m = scan.finish();
+    } catch (err) {
+      if (!(err instanceof LineError)) throw err;
+      this.lineNo++;
+      throw this.notAMessage(err, sampleOf(scan.head, 0, scan.headLength, this.secrets, true));
+    }
+    this.lineNo++;
+    if (m.type !== 'RECORD') throw new ProtocolError(`source line ${this.lineNo}: "type" given twice, RECORD and then "${m.type}"`, 'source');
+    this.stats.count(m.names, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, partial.length);
+    this.recordSeen();
+    partial.reset();
+  }
+}
+
+/**
  * Pumps until the source's stdout ends. The caller then ends the destination's stdin (EOF
  * travels on: the destination flushes, echoes its last STATE and exits) — or, after a failure,
  * does not. Throws a source ProtocolError for a line that breaks the protocol, LineTooLongError
@@ -142,18 +337,21 @@ export async function pumpRecords(
   handlers: PumpHandlers,
   options: PumpOptions,
 ): Promise<void> {
-  const { maxLineBytes, signal } = options;
-  const secrets = options.secrets ?? NO_SECRETS;
+  const { signal } = options;
   const maxBuffered = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+  const coalesce = Math.min(COALESCE_BYTES, maxBuffered);
   const progress = options.progress ?? new PumpProgress();
-  const partial = new PartialLine();
-  let lineNo = 0;
-  let firstRecordSeen = false;
 
-  const write = async (data: Buffer): Promise<void> => {
+  // What a chunk forwards is queued while the destination is corked and goes out as one writev
+  // at flush(): one syscall per chunk (or per few chunks) instead of one per slice.
+  const write = (data: Buffer): void => {
     if (data.length === 0) return;
     progress.written += data.length;
-    if (!destination.write(data) && destination.writableLength > maxBuffered) {
+    destination.write(data);
+  };
+  const flush = async (): Promise<void> => {
+    while (destination.writableCorked > 0) destination.uncork();
+    if (destination.writableNeedDrain && destination.writableLength > maxBuffered) {
       if (destination.destroyed || destination.writableEnded) throw new Error('destination stdin closed');
       progress.waiting = true;
       try {
@@ -162,159 +360,30 @@ export async function pumpRecords(
         progress.waiting = false;
       }
     }
+    destination.cork();
   };
+  const checker = new ChunkChecker(stats, handlers, options, write);
 
-  const notAMessage = (err: LineError, sample: string): ProtocolError =>
-    new ProtocolError(`source line ${lineNo} is not an Airbyte message (${err.message}): ${sample}`, 'source');
-
-  // Handles one complete line; returns true when it is to be forwarded.
-  const handle = (buf: Buffer, start: number, end: number): boolean => {
-    lineNo++;
-    if (end > start && buf[end - 1] === 0x0d) end--; // tolerate CRLF
-    if (end === start) return false;
-    let m;
-    try {
-      m = scanMessage(buf, start, end);
-    } catch (err) {
-      if (err instanceof LineError) throw notAMessage(err, sampleOf(buf, start, end, secrets));
-      throw err;
-    }
-    if (m.type === 'RECORD') {
-      stats.count(buf, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, end - start);
-      if (!firstRecordSeen) {
-        firstRecordSeen = true;
-        handlers.onFirstRecord?.();
+  destination.cork();
+  try {
+    if (options.prologue) write(options.prologue);
+    for await (const chunk of source as AsyncIterable<Buffer>) {
+      if (signal?.aborted) return;
+      if (progress.read === 0) progress.firstByteAt = Date.now();
+      progress.read += chunk.length;
+      checker.chunk(chunk);
+      for (const piece of checker.backlog.splice(0)) {
+        write(piece);
+        await flush();
       }
-      return true;
+      // Chunks the source has already read go out together, up to `coalesce` bytes.
+      if (source.readableLength === 0 || destination.writableLength >= coalesce) await flush();
     }
-    if (m.type === 'STATE') {
-      handlers.onState(buf.subarray(start, end));
-      return true;
-    }
-    if (m.type !== 'LOG' && m.type !== 'TRACE' && m.type !== 'CONTROL') {
-      throw new ProtocolError(`source line ${lineNo}: unexpected message type "${m.type}" during read`, 'source');
-    }
-    handlers.onMessage(m.type, buf.subarray(start, end));
-    return false;
-  };
-
-  const tooLong = (): LineTooLongError => {
-    const first = partial.pieces[0];
-    const sample = partial.scan ? sampleOf(partial.scan.head, 0, partial.scan.headLength, secrets, true) : first ? sampleOf(first, 0, first.length, secrets, true) : undefined;
-    return new LineTooLongError('source', maxLineBytes, lineNo + 1, sample);
-  };
-
-  const scanPiece = (scan: LineScan, buf: Buffer, s: number, e: number): void => {
-    try {
-      scan.push(buf, s, e);
-    } catch (err) {
-      if (!(err instanceof LineError)) throw err;
-      lineNo++;
-      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, secrets, true));
-    }
-  };
-
-  // Adds buf[s, e), which holds no newline, to the unfinished line.
-  const extend = async (buf: Buffer, s: number, e: number): Promise<void> => {
-    if (e === s) return;
-    if (partial.length + (e - s) > maxLineBytes) throw tooLong();
-    partial.length += e - s;
-    if (partial.scan) scanPiece(partial.scan, buf, s, e);
-    if (partial.streaming) {
-      await write(buf.subarray(s, e));
-      return;
-    }
-    partial.pieces.push(s === 0 && e === buf.length ? buf : buf.subarray(s, e));
-    if (partial.length <= LONG_LINE_BYTES) return;
-    if (!partial.scan) {
-      partial.scan = new LineScan();
-      for (const piece of partial.pieces) scanPiece(partial.scan, piece, 0, piece.length);
-    }
-    if (partial.scan.type === 'RECORD') {
-      // Forwarded before it is complete: if its end breaks the protocol, the sync fails and the
-      // destination is stopped before the newline that would complete it.
-      partial.streaming = true;
-      const pieces = partial.pieces;
-      partial.pieces = [];
-      for (const piece of pieces) await write(piece);
-    }
-  };
-
-  // The streamed line has ended: check it whole, and count it.
-  const endStreamed = (): void => {
-    const scan = partial.scan!;
-    let m;
-    try {
-      m = scan.finish();
-    } catch (err) {
-      if (!(err instanceof LineError)) throw err;
-      lineNo++;
-      throw notAMessage(err, sampleOf(scan.head, 0, scan.headLength, secrets, true));
-    }
-    lineNo++;
-    if (m.type !== 'RECORD') throw new ProtocolError(`source line ${lineNo}: "type" given twice, RECORD and then "${m.type}"`, 'source');
-    stats.count(m.names, m.streamStart, m.streamEnd, m.namespaceStart, m.namespaceEnd, partial.length);
-    if (!firstRecordSeen) {
-      firstRecordSeen = true;
-      handlers.onFirstRecord?.();
-    }
-    partial.reset();
-  };
-
-  if (options.prologue) await write(options.prologue);
-  for await (const chunk of source as AsyncIterable<Buffer>) {
-    if (signal?.aborted) return;
-    if (progress.read === 0) progress.firstByteAt = Date.now();
-    progress.read += chunk.length;
-    let pos = 0;
-    if (partial.length > 0) {
-      // Finish the line carried over from the previous chunk.
-      const nl = chunk.indexOf(10);
-      if (nl < 0) {
-        await extend(chunk, 0, chunk.length);
-        continue;
-      }
-      if (partial.streaming) {
-        await extend(chunk, 0, nl);
-        endStreamed();
-        await write(NEWLINE);
-      } else {
-        if (partial.length + nl > maxLineBytes) throw tooLong();
-        partial.pieces.push(chunk.subarray(0, nl + 1));
-        const line = Buffer.concat(partial.pieces);
-        partial.reset();
-        if (handle(line, 0, line.length - 1)) await write(line);
-      }
-      pos = nl + 1;
-    }
-    // Forward [forwardFrom, lineStart) in one write; break the run at lines not forwarded.
-    let forwardFrom = pos;
-    let lineStart = pos;
-    for (;;) {
-      const nl = chunk.indexOf(10, lineStart);
-      if (nl < 0) break;
-      if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, lineNo + 1, sampleOf(chunk, lineStart, nl, secrets));
-      if (!handle(chunk, lineStart, nl)) {
-        if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
-        forwardFrom = nl + 1;
-      }
-      lineStart = nl + 1;
-    }
-    if (lineStart > forwardFrom) await write(chunk.subarray(forwardFrom, lineStart));
-    if (lineStart < chunk.length) await extend(chunk, lineStart, chunk.length);
-  }
-  if (partial.length > 0 && !signal?.aborted) {
-    // A last line without a newline.
-    if (partial.streaming) {
-      endStreamed();
-      await write(NEWLINE);
-      return;
-    }
-    const line = Buffer.concat(partial.pieces);
-    if (handle(line, 0, line.length)) {
-      await write(line);
-      await write(NEWLINE);
-    }
+    if (checker.unfinished && !signal?.aborted) checker.lastLine();
+    await flush();
+  } finally {
+    // Whatever was queued when the pump stopped goes out (as it would have unqueued).
+    while (destination.writableCorked > 0) destination.uncork();
   }
 }
 

@@ -16,7 +16,7 @@ import { acquireLock, keepLock } from './lock-renewal.js';
 import { phasesFrom, type Marks } from './phases.js';
 import { prepareSync } from './preparation.js';
 import { replicate, type ReplicationResult } from './replication.js';
-import { StateCommits } from './state-commits.js';
+import { STATE_COMMIT_INTERVAL_MS, StateCommits } from './state-commits.js';
 
 export type SyncConfig = Pick<Config, 'lockTtl' | 'lockWait' | 'maxLineBytes' | 'messageTimeout' | 'requireDigests' | 'stderrTailLines' | 'syncTimeout'>;
 
@@ -86,7 +86,7 @@ export async function runSync(request: SyncRequest, attempt: number, deps: SyncD
       const connectorDeps = { ...deps, launcher: withResolvedConfigs(deps.launcher, connection, resolved) };
       const catalog = await prepareSync(connection, run, runId, secrets, connectorDeps, stopping);
       const committed = request.fullRefresh ? undefined : await store.state.get(connection.id);
-      const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? []);
+      const commits = new StateCommits(store.state, lock, request.syncId, committed?.state ?? [], { minIntervalMs: STATE_COMMIT_INTERVAL_MS });
       // Stopped while it prepared (a cancel, a shutdown): no connector is started only to be killed.
       if (stopping.aborted) throw stopReason(stopping);
       const replicated = await replicate({ connection, catalog, runId, publishedAt: Date.parse(request.requestedAt), commits, secrets }, connectorDeps, stopping);

@@ -1,9 +1,10 @@
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { getDefaultHighWaterMark } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConnectorError } from '../../shared/errors.js';
-import { LocalProcessConnectorLauncher } from '../../runner/launch/local-process.js';
+import { LocalProcessConnectorLauncher, STDIO_HIGH_WATER_MARK } from '../../runner/launch/local-process.js';
 import { fakerUsersCatalog } from '../helpers/connector-io.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
 import { createTestDatabase } from '../helpers/pg.js';
@@ -14,6 +15,23 @@ describeConnectorLauncherConformance('local process', async () => {
 });
 
 describe('local process connector launcher', () => {
+  it('reads a connector\'s output with 1 MiB buffers, leaving the process-wide default as it was', async () => {
+    const before = getDefaultHighWaterMark(false);
+    const launcher = new LocalProcessConnectorLauncher();
+    const proc = await launcher.start({ runId: `hwm-${Date.now()}`, role: 'source', connector: { command: ['/bin/sh', '-c', 'head -c 3000000 /dev/zero | tr "\\0" x'], config: {} }, command: 'read', files: {} });
+    expect(getDefaultHighWaterMark(false)).toBe(before);
+    expect([proc.stdout.readableHighWaterMark, proc.stderr.readableHighWaterMark, proc.stdin.writableHighWaterMark]).toEqual([STDIO_HIGH_WATER_MARK, STDIO_HIGH_WATER_MARK, STDIO_HIGH_WATER_MARK]);
+    proc.stderr.resume();
+    // While nobody reads, the runner buffers up to about 1 MiB of it (not 16 KiB), and no more.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(proc.stdout.readableLength).toBeGreaterThan(256 * 1024);
+    expect(proc.stdout.readableLength).toBeLessThanOrEqual(STDIO_HIGH_WATER_MARK + 64 * 1024);
+    let bytes = 0;
+    for await (const chunk of proc.stdout as AsyncIterable<Buffer>) bytes += chunk.length;
+    expect(bytes).toBe(3_000_000);
+    expect((await proc.exit).code).toBe(0);
+  });
+
   it('keeps connector files in a private directory while it runs and removes it after', async () => {
     const launcher = new LocalProcessConnectorLauncher();
     const runId = `private-${Date.now()}`;

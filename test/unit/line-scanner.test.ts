@@ -445,3 +445,71 @@ describe('LineScan (a line in pieces) agrees with scanMessage', () => {
     expect(() => scan.push(line, 0, line.length)).toThrow(/not a JSON object/);
   });
 });
+
+// --- the fast paths: the usual RECORD prefix, long strings searched with indexOf --------------
+
+/** A string of `len` characters heavy in quotes and backslashes, so escapes fall everywhere. */
+function escapeHeavyString(rand: (n: number) => number, len: number): string {
+  const chars = ['x', 'x', 'x', '"', '\\', '\\', 'é', '\n', '}'];
+  let out = '';
+  for (let i = 0; i < len; i++) out += chars[rand(chars.length)]!;
+  return out;
+}
+
+/** A RECORD as the SDKs write it ("type", then "record" with "stream" first), with long strings. */
+function sdkRecord(rand: (n: number) => number): string {
+  const long = () => escapeHeavyString(rand, rand(120));
+  const record: Record<string, unknown> = { stream: rand(4) === 0 ? long() : `s${rand(3)}` };
+  if (rand(3) === 0) record.namespace = long();
+  record.data = { [long()]: long(), pad: 'x'.repeat(rand(300)), nested: [long(), { k: long() }] };
+  record.emitted_at = rand(1e9);
+  const message: Record<string, unknown> = { type: 'RECORD', record };
+  if (rand(4) === 0) message.extra = long();
+  return JSON.stringify(message);
+}
+
+describe('scanMessage: the fast paths agree with LineScan and JSON.parse', () => {
+  it('takes a usual RECORD line by its prefix and finds the same stream and namespace', () => {
+    const line = '{"type":"RECORD","record":{"stream":"users","namespace":"public","data":{"id":1},"emitted_at":1}}';
+    expect(scan(line)).toEqual({ type: 'RECORD', stream: 'users', namespace: 'public' });
+    // What follows the prefix is checked as before: a later "type" wins, a missing "data" fails.
+    expect(scan('{"type":"RECORD","record":{"stream":"s","data":{}},"type":"LOG"}').type).toBe('LOG');
+    expect(scanError('{"type":"RECORD","record":{"stream":"s"}}').message).toBe('RECORD without a "data" object');
+    expect(scanError('{"type":"RECORD","record":{"stream":"s","data":{}}').message).toBe('line ends inside the object');
+    expect(scanError('{"type":"RECORD","record":{"stream":"s\\"}}').message).toBe('unterminated string');
+  });
+
+  it('ends long strings at the first quote not escaped, whatever the run of backslashes before it', () => {
+    for (let run = 0; run <= 5; run++) {
+      for (const before of [0, 20, 31, 32, 33, 40, 200]) {
+        const content = `${'x'.repeat(before)}${'\\'.repeat(run)}`;
+        const line = `{"type":"RECORD","record":{"stream":"s","data":{"k":"${content}"}}}`;
+        // An odd run escapes the quote: the string (and the line) never ends.
+        if (run % 2 === 0) expect(scan(line), line).toEqual({ type: 'RECORD', stream: 's', namespace: undefined });
+        else expect(scanError(line).message, line).toBe('unterminated string');
+        expect(wholeVerdict(Buffer.from(line)), line).toEqual(pieceVerdict(Buffer.from(line), []));
+      }
+    }
+  });
+
+  it('on random SDK-shaped records with long escape-heavy strings, valid and corrupted', () => {
+    const rand = makeRandom(99);
+    let invalid = 0;
+    for (let i = 0; i < 2000; i++) {
+      const valid = sdkRecord(rand);
+      const line = i % 2 === 0 ? valid : corrupt(valid, rand);
+      const buf = Buffer.from(line);
+      const expected = wholeVerdict(buf);
+      if (!expected.ok) invalid++;
+      else if (i % 2 === 0) {
+        const parsed = JSON.parse(line) as { record: { stream: string; namespace?: string } };
+        const m = scanMessage(buf, 0, buf.length);
+        expect(JSON.parse(`"${buf.toString('utf8', m.streamStart, m.streamEnd)}"`), line).toBe(parsed.record.stream);
+        if (parsed.record.namespace !== undefined) expect(JSON.parse(`"${buf.toString('utf8', m.namespaceStart, m.namespaceEnd)}"`), line).toBe(parsed.record.namespace);
+      }
+      const { early: _early, ...got } = pieceVerdict(buf, randomCuts(rand, buf.length));
+      expect(got, line).toEqual(expected);
+    }
+    expect(invalid).toBeGreaterThan(300);
+  });
+});

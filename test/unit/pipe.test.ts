@@ -459,6 +459,79 @@ describe('pumpRecords: long lines (past 1 MiB) are checked as they arrive', () =
   });
 });
 
+describe('pumpRecords: coalesced writes', () => {
+  /** A destination that takes writev, recording each call's bytes, as a socket does. */
+  function writevCollector() {
+    const calls: Buffer[] = [];
+    const writable = new Writable({
+      highWaterMark: 16 * 1024,
+      write(chunk: Buffer, _enc, cb) {
+        calls.push(Buffer.from(chunk));
+        cb();
+      },
+      writev(chunks, cb) {
+        calls.push(Buffer.concat(chunks.map((c) => c.chunk as Buffer)));
+        cb();
+      },
+    });
+    return { writable, calls, text: () => Buffer.concat(calls).toString('utf8') };
+  }
+
+  /** Lines of every kind, CRLF endings among them, and the bytes a correct pump forwards. */
+  function mixed(n: number, seed: number): { input: string; expected: string } {
+    let x = seed;
+    const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0) % 1000;
+    let input = '';
+    let expected = '';
+    for (let i = 0; i < n; i++) {
+      const eol = next() % 5 === 0 ? '\r\n' : '\n';
+      const kind = next() % 10;
+      const line = kind < 6 ? rec(`s${kind}`, { i, pad: 'é'.repeat(next() % 40) }) : kind < 8 ? state(i) : kind === 8 ? log(`l${i}`) : '';
+      input += line + eol;
+      if (kind < 8) expected += line + eol;
+    }
+    return { input, expected };
+  }
+
+  it('keeps every byte and its order across chunk boundaries, partial lines, CRLF and lines not forwarded', async () => {
+    for (const [seed, sizes] of [[1, [1]], [2, [3, 7]], [3, [64, 1, 500]], [4, [4096]], [5, [97, 5, 300]]] as const) {
+      const { input, expected } = mixed(400, seed);
+      const out = writevCollector();
+      const source = new PassThrough();
+      // Everything is read before the pump starts: the most coalescing there can be.
+      for (const c of chunked(input, [...sizes])) source.write(c);
+      source.end();
+      const stats = new PumpStats();
+      await pumpRecords(source, out.writable, stats, recorder().handlers, { maxLineBytes: 4096 });
+      expect(out.text(), `seed ${seed}`).toBe(expected);
+      expect(stats.records).toBe((expected.match(/"RECORD"/g) ?? []).length);
+    }
+  });
+
+  it('sends what the source had read in few writes, not one per chunk or per line', async () => {
+    const { input, expected } = mixed(2000, 9);
+    const chunks = chunked(input, [1000]);
+    const out = writevCollector();
+    const source = new PassThrough({ highWaterMark: 1024 * 1024 });
+    for (const c of chunks) source.write(c);
+    source.end();
+    await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 4096 });
+    expect(out.text()).toBe(expected);
+    expect(out.calls.length).toBeLessThan(chunks.length / 10);
+  });
+
+  it('writes one chunk\'s slices (the line carried over, the runs around a LOG) in one call', async () => {
+    const out = writevCollector();
+    const text = `${rec('a')}\n${rec('b')}\n${log('x')}\n${rec('c')}\n`;
+    const cut = Buffer.byteLength(`${rec('a')}\n`) + 5;
+    const source = Readable.from(chunked(text, [cut, 10_000]));
+    await pumpRecords(source, out.writable, new PumpStats(), recorder().handlers, { maxLineBytes: 4096 });
+    expect(out.text()).toBe(`${rec('a')}\n${rec('b')}\n${rec('c')}\n`);
+    // The first chunk's complete line, then one call for the rest: b (carried over) and c.
+    expect(out.calls.map((c) => c.toString('utf8'))).toEqual([`${rec('a')}\n`, `${rec('b')}\n${rec('c')}\n`]);
+  });
+});
+
 describe('pumpRecords: progress for the watchdog', () => {
   it('counts bytes read and written, and says when it waits for the destination', async () => {
     const dest = new PassThrough({ highWaterMark: 16 }); // never read

@@ -73,3 +73,83 @@ describe('StateCommits', () => {
     expect(commits.echoed).toBe(1);
   });
 });
+
+describe('StateCommits with minIntervalMs: bursts of echoes', () => {
+  /** A state store that commits at once and keeps a copy of each commit. */
+  function quickStore() {
+    const committed: AirbyteStateMessage[][] = [];
+    return {
+      committed,
+      commit(_lock: LockHandle, state: AirbyteStateMessage[]): Promise<number> {
+        committed.push(structuredClone(state));
+        return Promise.resolve(committed.length);
+      },
+    };
+  }
+  const cursors = (state: AirbyteStateMessage[]) => state.map((m) => `${m.stream?.stream_descriptor.name ?? '?'}=${String((m.stream?.stream_state as { cursor: number } | undefined)?.cursor)}`).sort();
+  const tick = () => new Promise((r) => setTimeout(r, 5));
+
+  it('commits the first echo at once and a burst after it as one commit of the latest state of each stream', async () => {
+    const store = quickStore();
+    const commits = new StateCommits(store, lock, 'sync-1', [], { minIntervalMs: 60 });
+    commits.confirm(stream('a', 1));
+    for (let i = 2; i <= 10; i++) commits.confirm(stream(i % 2 === 0 ? 'a' : 'b', i));
+    await tick();
+    expect(store.committed.map(cursors)).toEqual([['a=1']]);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(store.committed.map(cursors)).toEqual([['a=1'], ['a=10', 'b=9']]);
+    await commits.settled();
+    expect({ echoed: commits.echoed, committed: commits.committed, version: commits.version }).toEqual({ echoed: 10, committed: 2, version: 2 });
+  });
+
+  it('never commits ahead of the echoes: what waits is only what was confirmed', async () => {
+    const store = quickStore();
+    const commits = new StateCommits(store, lock, 'sync-1', [stream('a', 0)], { minIntervalMs: 40 });
+    commits.confirm(stream('a', 1));
+    commits.confirm(stream('a', 2));
+    await tick();
+    expect(store.committed.map(cursors)).toEqual([['a=1']]);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(store.committed.map(cursors)).toEqual([['a=1'], ['a=2']]);
+    commits.confirm(stream('a', 3));
+    await commits.settled();
+    expect(store.committed.map(cursors).at(-1)).toEqual(['a=3']);
+  });
+
+  it('settled() commits the waiting echoes at once, without waiting for the interval: the last echo is always committed', async () => {
+    const store = quickStore();
+    const commits = new StateCommits(store, lock, 'sync-1', [], { minIntervalMs: 60_000 });
+    commits.confirm(stream('a', 1));
+    commits.confirm(stream('a', 2));
+    commits.confirm(stream('b', 7));
+    const started = Date.now();
+    await commits.settled();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(store.committed.map(cursors)).toEqual([['a=1'], ['a=2', 'b=7']]);
+    expect(commits.committed).toBe(2);
+  });
+
+  it('commits echoes spaced wider than the interval one by one', async () => {
+    const store = quickStore();
+    const commits = new StateCommits(store, lock, 'sync-1', [], { minIntervalMs: 20 });
+    for (let i = 1; i <= 3; i++) {
+      commits.confirm(stream('a', i));
+      await new Promise((r) => setTimeout(r, 35));
+    }
+    await commits.settled();
+    expect(store.committed.map(cursors)).toEqual([['a=1'], ['a=2'], ['a=3']]);
+  });
+
+  it('drops what waits when halted (a lost lock): nothing is committed after halt()', async () => {
+    const store = quickStore();
+    const commits = new StateCommits(store, lock, 'sync-1', [], { minIntervalMs: 60_000 });
+    commits.confirm(stream('a', 1));
+    await tick();
+    commits.confirm(stream('a', 2));
+    commits.halt();
+    commits.confirm(stream('a', 3));
+    await commits.settled();
+    expect(store.committed.map(cursors)).toEqual([['a=1']]);
+    expect(commits.echoed).toBe(3);
+  });
+});
