@@ -92,19 +92,22 @@ describe('connector pods', () => {
     expect(podName({ ...run, runId: 'sync-2-a1-destination' })).not.toBe(podName(run));
   });
 
-  it('builds a locked-down pod owned by the runner, with sidecars for the streams it needs', () => {
+  it('builds a locked-down pod owned by the runner: the connector and one native sidecar carrying its streams', () => {
     const p = adapter.podManifest(run, 'tp-dst-x', { a: 'b' });
     const spec = p.spec!;
     expect(p.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'runner-pod', uid: 'u1', blockOwnerDeletion: false }]);
     expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 + DESTINATION_DRAIN_SECONDS });
     expect(spec.securityContext).toMatchObject({ runAsNonRoot: true });
-    expect(spec.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'stdin', 'heartbeat']);
+    expect(spec.containers.map((c) => c.name)).toEqual(['connector']);
+    expect(spec.initContainers!.map((c) => [c.name, c.restartPolicy])).toEqual([['streams', 'Always']]);
+    // A destination's sidecar carries stdin too.
+    expect(spec.initContainers![0]!.command![2]).toContain('TIDEPOOL_RECEIVE');
     for (const c of [...spec.containers, ...spec.initContainers!]) {
       expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     }
     expect(spec.containers[0]!.image).toBe('tidepool/destination-jsonl:1');
     expect(spec.containers[0]!.command).toEqual(['sh', '-c', expect.stringContaining('"$PIPES/stdin"'), 'sh', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
-    const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+    const env = Object.fromEntries(spec.initContainers![0]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: { secretKeyRef: { name: 'tp-dst-x', key: 'token' } } });
     expect(spec.volumes!.find((v) => v.name === 'config')!.secret).toEqual({
       secretName: 'tp-dst-x',
@@ -140,9 +143,11 @@ describe('connector pods', () => {
     expect(adapter.podManifest({ ...run, command: 'spec', files: {} }, 'tp-dst-x', {}).spec!.volumes!.find((v) => v.name === 'config')).toEqual({ name: 'config', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
   });
 
-  it('gives a source no stdin sidecar', () => {
+  it('gives a source no stdin stream', () => {
     const p = adapter.podManifest({ ...run, role: 'source', command: 'read' }, 'tp-src-x', {});
-    expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'heartbeat']);
+    expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector']);
+    expect(p.spec!.initContainers![0]!.command![2]).not.toContain('TIDEPOOL_RECEIVE');
+    expect(p.spec!.initContainers![0]!.command![2]).not.toContain('$PIPES/stdin');
     expect(p.spec!.containers[0]!.command![2]).toContain('< /dev/null');
   });
 
