@@ -14,9 +14,9 @@ export const COPY_BUFFER_BYTES = 1 << 20;
 /**
  * Main container: the connector's own entrypoint (Airbyte images name it in
  * AIRBYTE_ENTRYPOINT) with its stdio on the pipes. A source reads nothing: its stdin is
- * /dev/null, so it never waits for a writer. The streams sidecar makes the pipes as its first
- * step and Kubernetes starts this container only once the sidecar runs, so the wait is a guard
- * that almost never loops: a redirection to a pipe not made yet would create a plain file.
+ * /dev/null, so it never waits for a writer. The sidecar makes the pipes as its first step and
+ * the kubelet starts it just before this container, so the wait is a guard that almost never
+ * loops: a redirection to a pipe not made yet would create a plain file.
  */
 export function connectorScript(readsStdin: boolean): string {
   const stdin = readsStdin ? '"$PIPES/stdin"' : '/dev/null';
@@ -60,27 +60,29 @@ export const HEARTBEAT_SCRIPT = [
 ].join('\n');
 
 /**
- * The pod's one sidecar (a native sidecar: an init container that keeps running, started
- * before the connector): makes the named pipes, carries stdout and stderr (and stdin for a
- * destination) to the runner, one connection each, and runs the heartbeat.
+ * The pod's one sidecar: makes the named pipes, carries stdout and stderr (and stdin for a
+ * destination) to the runner, one connection each, and runs the heartbeat. It is listed before
+ * the connector, so the kubelet starts it first, in the same pass.
  *
- * It never ends by itself: Kubernetes restarts a native sidecar that exits while the pod runs.
- * After the connector exits Kubernetes stops it with SIGTERM; the copies of stdout and stderr
- * have met their pipes' EOF by then or are about to, and are waited for, so the connector's
- * last bytes reach the runner before the sidecar goes.
+ * It ends by itself once the connector's stdout and stderr have been delivered (their pipes'
+ * EOF: the connector exited): the pod then completes with no container left to kill, and its
+ * phase follows the connector's exit code. A SIGTERM (the pod deleted with a grace period, or
+ * past its deadline) still lets the copies finish what they read.
  */
 export function sidecarScript(readsStdin: boolean): string {
   const pipes = [...(readsStdin ? ['stdin'] : []), 'stdout', 'stderr'].map((p) => `"$PIPES/${p}"`).join(' ');
   return [
-    // stderr last: the connector waits for it. Made once: a restarted sidecar finds them.
-    `[ -p "$PIPES/stderr" ] || mkfifo -m 0600 ${pipes} || exit 1`,
+    // stderr last: the connector waits for it.
+    `mkfifo -m 0600 ${pipes} || exit 1`,
     `export TIDEPOOL_SEND='${SEND}'${readsStdin ? ` TIDEPOOL_RECEIVE='${RECEIVE}'` : ''}`,
     `STREAM=stdout ${dial('TIDEPOOL_SEND')} & out=$!`,
     `STREAM=stderr ${dial('TIDEPOOL_SEND')} & err=$!`,
     ...(readsStdin ? [`${dial('TIDEPOOL_RECEIVE')} &`] : []),
     `( ${HEARTBEAT_SCRIPT}\n) & beat=$!`,
     `trap 'kill $beat 2>/dev/null; wait $out $err; exit 0' TERM`,
-    // Interrupted by the trap; the heartbeat itself ends only by ending the pod.
-    'wait $beat',
+    // stdin needs no wait: its copy ends with the runner's FIN or the connector's exit.
+    'wait $out $err',
+    'kill $beat 2>/dev/null',
+    'exit 0',
   ].join('\n');
 }

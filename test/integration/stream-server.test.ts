@@ -1,8 +1,8 @@
 // The connector-pod wiring without a cluster: the runner's stream server on one port, and on
 // the host the exact commands a connector pod runs (its one sidecar making the named pipes and
 // carrying them over socat, the connector reading and writing the pipes). Checks the hello
-// protocol, isolation and EOF end to end, and that the sidecar leaves cleanly when told to
-// (Kubernetes sends SIGTERM to a native sidecar once the connector has exited).
+// protocol, isolation and EOF end to end, and that the sidecar ends by itself (exit 0) once
+// the connector's output is delivered, so the pod completes with nothing left to kill.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -72,13 +72,7 @@ describe('stream server and pod scripts', () => {
     sidecars.add(sidecar);
     void sidecar.exited.then(() => sidecars.delete(sidecar));
     const main = sh(connectorScript(readsStdin), env, args);
-    /** What the kubelet does once the connector exited: SIGTERM to the sidecar, which leaves with 0. */
-    const stopSidecar = async () => {
-      await main.exited;
-      sidecar.kill('SIGTERM');
-      return sidecar.exited;
-    };
-    return { main, sidecar, stopSidecar };
+    return { main, sidecar };
   }
 
   it('carries a destination\'s stdin and stdout through sidecars, and EOF all the way', async () => {
@@ -93,7 +87,7 @@ describe('stream server and pod scripts', () => {
     expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
     expect(stderr).toBe('');
     expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim().split('\n')).toEqual(['{"id":1}', '{"id":2}']);
-    expect(await pod.stopSidecar()).toBe(0);
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 
@@ -113,7 +107,7 @@ describe('stream server and pod scripts', () => {
     expect(await pod.main.exited).toBe(0);
     expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
     expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim()).toBe('{"id":7}');
-    expect(await pod.stopSidecar()).toBe(0);
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 
@@ -124,7 +118,7 @@ describe('stream server and pod scripts', () => {
     const stdout = await readAll(session.stdout);
     expect(await pod.main.exited).toBe(0);
     expect(stdout.trim().split('\n').filter((l) => l.includes('"RECORD"'))).toHaveLength(1000);
-    expect(await pod.stopSidecar()).toBe(0);
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 
