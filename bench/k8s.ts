@@ -347,6 +347,8 @@ interface BatchResult {
   top: [string, number][];
   orphans: number;
   otherNamespaces: string[];
+  /** Event requests per sync by the events' reason (Scheduled, Pulled, Killing...). */
+  eventsByReason: Record<string, number>;
 }
 
 interface Round {
@@ -486,6 +488,19 @@ class Bench {
     return pods;
   }
 
+  /**
+   * The event requests of a batch by reason: each event object is one POST, and each repeat of
+   * it (its `count` past 1) one PATCH. Which reactions of the cluster the requests are.
+   */
+  private async eventsByReason(namespace: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const e of (await this.core.listNamespacedEvent({ namespace })).items) {
+      const reason = e.reason ?? '?';
+      out[reason] = (out[reason] ?? 0) + Math.max(1, e.count ?? e.series?.count ?? 1);
+    }
+    return out;
+  }
+
   /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
   private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
     const idleStart = await scrapeApiRequests(this.kc);
@@ -617,6 +632,8 @@ class Bench {
       return list.length > 0 && list.every((r) => r.phase === 'finished') ? list : undefined;
     }, 180_000, 500);
     const pods = await this.connectorPodsLeft(namespace, () => ownRequests++);
+    ownRequests++;
+    const eventsByReason = await this.eventsByReason(namespace);
     const after = await scrapeApiRequests(this.kc);
     const durationMs = Date.now() - t0;
     await stopScaler();
@@ -646,6 +663,7 @@ class Bench {
       top,
       orphans: pods.length,
       otherNamespaces,
+      eventsByReason: Object.fromEntries(Object.entries(eventsByReason).map(([k, v]) => [k, round(v / n, 2)])),
     };
     reportBatch(label, result, runs, syncsDoneMs);
     await closePublisher();
@@ -858,6 +876,7 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
     apiRequestsPerSyncBySyncs: bySyncs((b) => b.perSync),
     [`apiRequestsPerSyncByResource${last.syncs}`]: last.byCategory,
     [`apiRequestsPerSyncTop${last.syncs}`]: Object.fromEntries(last.top),
+    [`eventRequestsPerSyncByReason${last.syncs}`]: last.eventsByReason,
     apiRequestsBySyncs: bySyncs((b) => ({ gross: b.grossRequests, idle: b.idleRequests, bench: b.ownRequests, net: b.netRequests })),
     batchDurationMsBySyncs: bySyncs((b) => b.durationMs),
     runnersBySyncs: bySyncs((b) => b.runners),
