@@ -6,10 +6,13 @@
 // and PIPES (the shared directory of named pipes).
 
 /**
- * Bytes socat moves per read/write (its default is 8 KiB). A named pipe holds 64 KiB, so a
- * bigger buffer takes a full pipe in one read and hands it to the socket in one write.
+ * Bytes socat moves per read/write (its default is 8 KiB). A named pipe holds 64 KiB, so this
+ * takes a full pipe in one read and hands it to the socket in one write. Measured on the host,
+ * 2 GiB pipe → socat → TCP: `cat | socat` (the old chain) 0.33 GiB/s and ~7 CPU-s of system
+ * time, socat alone with 8 KiB 0.3 GiB/s / ~4.2 s, 64 KiB 0.56-0.66 GiB/s / ~2.1 s, 1 MiB no
+ * better (0.55 GiB/s / ~2.5 s: a read never returns more than the pipe holds).
  */
-export const COPY_BUFFER_BYTES = 1 << 20;
+export const COPY_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Main container: the connector's own entrypoint (Airbyte images name it in
