@@ -58,7 +58,7 @@ import { publishSync } from '../shared/broker/publisher.js';
 import { topologyFor, type Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
-import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
+import { FINAL_STATUSES, type RunPhases, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration } from '../shared/units.js';
 import { sourceHash } from '../runner/sync/catalog.js';
 import { definitionHash } from '../runner/sync/check.js';
@@ -332,6 +332,8 @@ interface BatchResult {
   /** publish → a runner took the sync (startedAt), and from there to the first record (connector pods starting). */
   queueWaitMs: number[];
   startToFirstRecordMs: number[];
+  /** The run records' phases: where each connector pod's start went. */
+  phases: RunPhases[];
   durationMs: number;
   runners: number;
   peakRunners: number;
@@ -345,6 +347,8 @@ interface BatchResult {
   top: [string, number][];
   orphans: number;
   otherNamespaces: string[];
+  /** Event requests per sync by the events' reason (Scheduled, Pulled, Killing...). */
+  eventsByReason: Record<string, number>;
 }
 
 interface Round {
@@ -484,6 +488,19 @@ class Bench {
     return pods;
   }
 
+  /**
+   * The event requests of a batch by reason: each event object is one POST, and each repeat of
+   * it (its `count` past 1) one PATCH. Which reactions of the cluster the requests are.
+   */
+  private async eventsByReason(namespace: string): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const e of (await this.core.listNamespacedEvent({ namespace })).items) {
+      const reason = e.reason ?? '?';
+      out[reason] = (out[reason] ?? 0) + Math.max(1, e.count ?? e.series?.count ?? 1);
+    }
+    return out;
+  }
+
   /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
   private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
     const idleStart = await scrapeApiRequests(this.kc);
@@ -615,6 +632,8 @@ class Bench {
       return list.length > 0 && list.every((r) => r.phase === 'finished') ? list : undefined;
     }, 180_000, 500);
     const pods = await this.connectorPodsLeft(namespace, () => ownRequests++);
+    ownRequests++;
+    const eventsByReason = await this.eventsByReason(namespace);
     const after = await scrapeApiRequests(this.kc);
     const durationMs = Date.now() - t0;
     await stopScaler();
@@ -631,6 +650,7 @@ class Bench {
       firstRecordMs: runs.flatMap((r) => (r.firstRecordMs === undefined ? [] : [r.firstRecordMs])),
       queueWaitMs: runs.map((r) => Date.parse(r.startedAt) - Date.parse(r.requestedAt)),
       startToFirstRecordMs: runs.flatMap((r) => (r.firstRecordMs === undefined ? [] : [r.firstRecordMs - (Date.parse(r.startedAt) - Date.parse(r.requestedAt))])),
+      phases: runs.flatMap((r) => (r.phases ? [r.phases] : [])),
       durationMs,
       runners: new Set(runs.map((r) => r.runnerId)).size,
       peakRunners,
@@ -643,6 +663,7 @@ class Bench {
       top,
       orphans: pods.length,
       otherNamespaces,
+      eventsByReason: Object.fromEntries(Object.entries(eventsByReason).map(([k, v]) => [k, round(v / n, 2)])),
     };
     reportBatch(label, result, runs, syncsDoneMs);
     await closePublisher();
@@ -668,12 +689,13 @@ class Bench {
     this.stoppers.add(closeLauncher);
     await launcher.start();
     // The local runner: the same settings but local connectors, and the host's own addresses.
+    // It keeps root (runnerUser): its destination writes into this bench's 0700 temp dir.
     const host = loadConfig({});
     const localEnv = {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: process.env.HOME ?? this.dir,
       LANG: process.env.LANG ?? 'C.UTF-8',
-      ...configEnv(loadConfig({}, undefined, { ...config, amqpUrl: host.amqpUrl, redisUrl: host.redisUrl, connectorLauncher: 'local', runnerLauncher: 'local', idleTimeout: '1s', logLevel: 'info', runnerLogDir: this.dir })),
+      ...configEnv(loadConfig({}, undefined, { ...config, amqpUrl: host.amqpUrl, redisUrl: host.redisUrl, connectorLauncher: 'local', runnerLauncher: 'local', runnerUser: 'root', idleTimeout: '1s', logLevel: 'info', runnerLogDir: this.dir })),
     };
 
     const finalRun = (syncId: string, what: string) =>
@@ -815,6 +837,24 @@ class Bench {
 
 const round = (x: number, digits = 0): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/**
+ * Where pod start went, over every sync of every batch: the median of each connector's start
+ * steps (ms from the launcher's start() call: pod bound to the node, connector container
+ * running, stdout sidecar connected to the runner) and of the run's `starting` phase (both pods
+ * launched → the source's first byte). A step no run reported is left out.
+ */
+function podStartPhases(phases: RunPhases[]) {
+  const med = (xs: Array<number | undefined>) => {
+    const known = xs.filter((x): x is number => x !== undefined);
+    return known.length > 0 ? round(median(known)) : undefined;
+  };
+  const steps = (role: 'source' | 'destination') => {
+    const of = phases.map((p) => p.connectorStart?.[role]);
+    return { scheduled: med(of.map((s) => s?.scheduledMs)), started: med(of.map((s) => s?.startedMs)), connected: med(of.map((s) => s?.connectedMs)) };
+  };
+  return { source: steps('source'), destination: steps('destination'), starting: med(phases.map((p) => p.starting)), runs: phases.length };
+}
+
 /** The JSON result (the README documents its fields); the text report is made from it too. */
 function summarize(batches: BatchResult[], rounds: Round[], opts: Options, started: number, clusterNeighbours: string[]) {
   const firstRecord = batches.flatMap((b) => b.firstRecordMs);
@@ -836,6 +876,7 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
     apiRequestsPerSyncBySyncs: bySyncs((b) => b.perSync),
     [`apiRequestsPerSyncByResource${last.syncs}`]: last.byCategory,
     [`apiRequestsPerSyncTop${last.syncs}`]: Object.fromEntries(last.top),
+    [`eventRequestsPerSyncByReason${last.syncs}`]: last.eventsByReason,
     apiRequestsBySyncs: bySyncs((b) => ({ gross: b.grossRequests, idle: b.idleRequests, bench: b.ownRequests, net: b.netRequests })),
     batchDurationMsBySyncs: bySyncs((b) => b.durationMs),
     runnersBySyncs: bySyncs((b) => b.runners),
@@ -843,6 +884,7 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
     publishToFirstRecordP95MsBySyncs: bySyncs((b) => round(percentile(b.firstRecordMs, 0.95))),
     queueWaitP50MsBySyncs: bySyncs((b) => round(percentile(b.queueWaitMs, 0.5))),
     startToFirstRecordP50MsBySyncs: bySyncs((b) => round(percentile(b.startToFirstRecordMs, 0.5))),
+    podStartPhasesMs: podStartPhases(batches.flatMap((b) => b.phases)),
     records: opts.records,
     k8sRecordsPerSec: Math.round(k8sRate),
     localRecordsPerSec: Math.round(localRate),
@@ -873,6 +915,7 @@ function textReport(result: ReturnType<typeof summarize>, batches: BatchResult[]
     ),
     `  API requests per sync by resource (batch of ${last.syncs}): ${Object.entries(last.byCategory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `  largest (per sync): ${last.top.map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  pod start (medians, ms from each pod's create): ${(['source', 'destination'] as const).map((r) => `${r} scheduled ${result.podStartPhasesMs[r].scheduled ?? '-'}, started ${result.podStartPhasesMs[r].started ?? '-'}, connected ${result.podStartPhasesMs[r].connected ?? '-'}`).join('; ')}; starting phase (launch → first byte) ${result.podStartPhasesMs.starting ?? '-'}`,
     `  orphan connector pods after: ${result.orphanPodsAfter} (target 0)`,
     `  throughput, ${opts.records.toLocaleString('en-US')} records, steady state after the first record, medians of ${opts.rounds}:`,
     `    runner Job + connector pods ${fmtRate(result.k8sRecordsPerSec).padStart(16)}   (rounds: ${k8sRounds.map((r) => (r.steadyMs / 1000).toFixed(2)).join(', ')} s)`,

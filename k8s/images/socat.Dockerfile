@@ -1,5 +1,5 @@
-# Sidecar and init image of connector pods: socat moves a named pipe over TCP to the runner;
-# a shell and coreutils (mkfifo, sleep) serve the init container and the heartbeat.
+# Sidecar image of connector pods: socat moves each named pipe over TCP to the runner; a shell
+# and coreutils (mkfifo, sleep) make the pipes and run the heartbeat.
 # busybox-static's wget crashes on the project's machines, so nothing here relies on busybox.
 #
 #   docker build --build-arg BASE_IMAGE=debian:bookworm-slim --build-arg VERSION=0.1.0 \

@@ -5,41 +5,47 @@
 // Environment each script expects: TIDEPOOL_RUNNER_HOST, TIDEPOOL_RUNNER_PORT, TIDEPOOL_TOKEN,
 // and PIPES (the shared directory of named pipes).
 
-/** Init container: the three named pipes, writable by the (non-root) containers. */
-export const MAKE_PIPES = 'mkfifo -m 0600 "$PIPES/stdin" "$PIPES/stdout" "$PIPES/stderr"';
+/**
+ * Bytes socat moves per read/write (its default is 8 KiB). A named pipe holds 64 KiB, so this
+ * takes a full pipe in one read and hands it to the socket in one write. Measured on the host,
+ * 2 GiB pipe → socat → TCP: `cat | socat` (the old chain) 0.33 GiB/s and ~7 CPU-s of system
+ * time, socat alone with 8 KiB 0.3 GiB/s / ~4.2 s, 64 KiB 0.56-0.66 GiB/s / ~2.1 s, 1 MiB no
+ * better (0.55 GiB/s / ~2.5 s: a read never returns more than the pipe holds).
+ */
+export const COPY_BUFFER_BYTES = 64 * 1024;
 
 /**
  * Main container: the connector's own entrypoint (Airbyte images name it in
  * AIRBYTE_ENTRYPOINT) with its stdio on the pipes. A source reads nothing: its stdin is
- * /dev/null, so it never waits for a writer.
+ * /dev/null, so it never waits for a writer. The sidecar makes the pipes as its first step and
+ * the kubelet starts it just before this container, so the wait is a guard that almost never
+ * loops: a redirection to a pipe not made yet would create a plain file.
  */
 export function connectorScript(readsStdin: boolean): string {
   const stdin = readsStdin ? '"$PIPES/stdin"' : '/dev/null';
-  return `eval "exec $AIRBYTE_ENTRYPOINT \\"\\$@\\"" < ${stdin} > "$PIPES/stdout" 2> "$PIPES/stderr"`;
+  return `until [ -p "$PIPES/stderr" ]; do sleep 1; done; eval "exec $AIRBYTE_ENTRYPOINT \\"\\$@\\"" < ${stdin} > "$PIPES/stdout" 2> "$PIPES/stderr"`;
 }
 
 const CONNECT = 'TCP:"$TIDEPOOL_RUNNER_HOST":"$TIDEPOOL_RUNNER_PORT",connect-timeout=10,retry=30,interval=1';
-const hello = (stream: string) => `printf 'TIDEPOOL/1 %s ${stream}\\n' "$TIDEPOOL_TOKEN"`;
+// Double quotes only: these scripts are put in single quotes below.
+const hello = (stream: string) => `printf "TIDEPOOL/1 %s ${stream}\\n" "$TIDEPOOL_TOKEN"`;
 
-// No shell command is handed to socat itself (its address parser splits on quotes, colons and
-// commas): the hello and the copy are a plain shell pipeline into socat's stdio.
+// Each stream is one process once connected. socat dials the runner and, with `nofork`, execs a
+// shell on the socket itself (stdin and stdout are the connection): the shell says hello and
+// execs a second socat that copies between the named pipe and that socket. So no process sits
+// between the pipe and the socket but the copier, and the copier has no address to parse but a
+// file. The shell's commands reach socat by name (an exported variable): socat's address parser
+// splits on quotes, colons and commas, so no command is written into its address.
 
+/** Pipe → connection, for stdout and stderr (STREAM). EOF of the pipe ends the copy: FIN. */
+const SEND = `${hello('$STREAM')}; exec socat -u -b ${COPY_BUFFER_BYTES} OPEN:"$PIPES/$STREAM" STDOUT`;
 /**
- * Sidecar: pipe → runner (stdout, stderr). The hello, then the pipe's bytes; when the connector
- * exits, cat ends, socat sends FIN (-u: one direction only) and exits.
+ * Connection → pipe, for stdin. The runner's FIN ends the copy, which closes the pipe: the
+ * connector reads EOF. Nothing is sent after the hello; the runner ignores it anyway.
  */
-export function outputSidecarScript(stream: 'stdout' | 'stderr'): string {
-  return `{ ${hello(stream)}; exec cat "$PIPES/${stream}"; } | exec socat -u - ${CONNECT}`;
-}
+const RECEIVE = `${hello('stdin')}; exec socat -u -b ${COPY_BUFFER_BYTES} STDIN OPEN:"$PIPES/stdin"`;
 
-/**
- * Sidecar: runner → pipe (stdin). The hello goes up; the runner's bytes come down into the pipe.
- * -t is long because the hello side ends at once and socat must keep copying the other way
- * until the runner's FIN, which ends socat and closes the pipe: the connector reads EOF.
- */
-export function inputSidecarScript(): string {
-  return `${hello('stdin')} | socat -t 86400 - ${CONNECT} > "$PIPES/stdin"`;
-}
+const dial = (script: 'TIDEPOOL_SEND' | 'TIDEPOOL_RECEIVE') => `socat ${CONNECT} SYSTEM:'eval "$${script}"',nofork`;
 
 /**
  * Sidecar: ends the pod when its runner stops answering. Every 5 s it says hello on the
@@ -55,3 +61,31 @@ export const HEARTBEAT_SCRIPT = [
   '  sleep 5',
   'done',
 ].join('\n');
+
+/**
+ * The pod's one sidecar: makes the named pipes, carries stdout and stderr (and stdin for a
+ * destination) to the runner, one connection each, and runs the heartbeat. It is listed before
+ * the connector, so the kubelet starts it first, in the same pass.
+ *
+ * It ends by itself once the connector's stdout and stderr have been delivered (their pipes'
+ * EOF: the connector exited): the pod then completes with no container left to kill, and its
+ * phase follows the connector's exit code. A SIGTERM (the pod deleted with a grace period, or
+ * past its deadline) still lets the copies finish what they read.
+ */
+export function sidecarScript(readsStdin: boolean): string {
+  const pipes = [...(readsStdin ? ['stdin'] : []), 'stdout', 'stderr'].map((p) => `"$PIPES/${p}"`).join(' ');
+  return [
+    // stderr last: the connector waits for it.
+    `mkfifo -m 0600 ${pipes} || exit 1`,
+    `export TIDEPOOL_SEND='${SEND}'${readsStdin ? ` TIDEPOOL_RECEIVE='${RECEIVE}'` : ''}`,
+    `STREAM=stdout ${dial('TIDEPOOL_SEND')} & out=$!`,
+    `STREAM=stderr ${dial('TIDEPOOL_SEND')} & err=$!`,
+    ...(readsStdin ? [`${dial('TIDEPOOL_RECEIVE')} &`] : []),
+    `( ${HEARTBEAT_SCRIPT}\n) & beat=$!`,
+    `trap 'kill $beat 2>/dev/null; wait $out $err; exit 0' TERM`,
+    // stdin needs no wait: its copy ends with the runner's FIN or the connector's exit.
+    'wait $out $err',
+    'kill $beat 2>/dev/null',
+    'exit 0',
+  ].join('\n');
+}

@@ -1,6 +1,8 @@
 // The connector-pod wiring without a cluster: the runner's stream server on one port, and on
-// the host the exact commands a connector pod runs (named pipes, socat sidecars, the connector
-// reading and writing the pipes). Checks the hello protocol, isolation and EOF end to end.
+// the host the exact commands a connector pod runs (its one sidecar making the named pipes and
+// carrying them over socat, the connector reading and writing the pipes). Checks the hello
+// protocol, isolation and EOF end to end, and that the sidecar ends by itself (exit 0) once
+// the connector's output is delivered, so the pod completes with nothing left to kill.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -8,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../shared/paths.js';
-import { HEARTBEAT_SCRIPT, MAKE_PIPES, connectorScript, inputSidecarScript, outputSidecarScript } from '../../runner/launch/pod-scripts.js';
+import { HEARTBEAT_SCRIPT, connectorScript, sidecarScript } from '../../runner/launch/pod-scripts.js';
 import { MAX_PENDING_HELLOS, StreamServer, type StreamSession } from '../../runner/launch/stream-server.js';
 import { fakerUsersCatalog, record, streamState } from '../helpers/connector-io.js';
 import { testLogger } from '../helpers/services.js';
@@ -52,7 +54,9 @@ describe('stream server and pod scripts', () => {
     await server.listen();
     dir = await mkdtemp(join(tmpdir(), 'tidepool-pod-sim-'));
   });
+  const sidecars = new Set<ChildProcess>();
   afterAll(async () => {
+    for (const s of sidecars) s.kill('SIGKILL');
     await server.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -60,10 +64,15 @@ describe('stream server and pod scripts', () => {
   async function podOnHost(session: StreamSession, entrypoint: string, args: string[], readsStdin: boolean) {
     const pipes = await mkdtemp(join(dir, 'pipes-'));
     const env = { PIPES: pipes, TIDEPOOL_RUNNER_HOST: '127.0.0.1', TIDEPOOL_RUNNER_PORT: String(server.port), TIDEPOOL_TOKEN: session.token, AIRBYTE_ENTRYPOINT: entrypoint };
-    expect(await sh(MAKE_PIPES, env).exited).toBe(0);
-    const sidecars = [sh(outputSidecarScript('stdout'), env), sh(outputSidecarScript('stderr'), env), ...(readsStdin ? [sh(inputSidecarScript(), env)] : [])];
+    // As in the pod: the sidecar first, the connector after (it waits for the pipes anyway).
+    // Its heartbeat's `kill -9 -1` would end every process of this user on the host, not a pod's.
+    const script = sidecarScript(readsStdin).replace('kill -9 -1; ', '');
+    expect(script).not.toContain('kill -9');
+    const sidecar = sh(script, env);
+    sidecars.add(sidecar);
+    void sidecar.exited.then(() => sidecars.delete(sidecar));
     const main = sh(connectorScript(readsStdin), env, args);
-    return { main, sidecars };
+    return { main, sidecar };
   }
 
   it('carries a destination\'s stdin and stdout through sidecars, and EOF all the way', async () => {
@@ -78,18 +87,18 @@ describe('stream server and pod scripts', () => {
     expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
     expect(stderr).toBe('');
     expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim().split('\n')).toEqual(['{"id":1}', '{"id":2}']);
-    expect(await Promise.all(pod.sidecars.map((s) => s.exited))).toEqual([0, 0, 0]);
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 
-  it('delivers stdin written long after the sidecar connected (its hello half-closes the socket)', async () => {
+  it('delivers stdin written long after the sidecar connected', async () => {
     const out = join(dir, 'jsonl-late');
     await writeFile(join(dir, 'dest-late.json'), JSON.stringify({ destination_path: out }));
     await writeFile(join(dir, 'cat.json'), JSON.stringify(fakerUsersCatalog()));
     const session = server.open();
     const pod = await podOnHost(session, `${process.execPath} ${join(PACKAGE_ROOT, 'dist/connectors/destination-jsonl/main.js')}`, ['write', '--config', join(dir, 'dest-late.json'), '--catalog', join(dir, 'cat.json')], true);
     await session.connected.stdin;
-    // The sidecar's hello side has ended by now; the runner's side must still be writable.
+    // The sidecar sends nothing after its hello; the runner's side must still be writable.
     await new Promise((r) => setTimeout(r, 500));
     session.stdin.write(`${record('users', { id: 7 })}\n`);
     await new Promise((r) => setTimeout(r, 200));
@@ -98,6 +107,7 @@ describe('stream server and pod scripts', () => {
     expect(await pod.main.exited).toBe(0);
     expect(stdout.trim().split('\n').map((l) => JSON.parse(l).type)).toEqual(['STATE']);
     expect((await readFile(join(out, 'users.jsonl'), 'utf8')).trim()).toBe('{"id":7}');
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 
@@ -108,6 +118,7 @@ describe('stream server and pod scripts', () => {
     const stdout = await readAll(session.stdout);
     expect(await pod.main.exited).toBe(0);
     expect(stdout.trim().split('\n').filter((l) => l.includes('"RECORD"'))).toHaveLength(1000);
+    expect(await pod.sidecar.exited).toBe(0);
     server.close(session);
   });
 

@@ -87,7 +87,7 @@ describe('least privilege on Kubernetes', () => {
       return launcher.podManifest(run, podName(run), labels);
     }
     const create = (pod: V1Pod, ns = connectorNamespace) => answer(asRunner.makeApiClient(CoreV1Api).createNamespacedPod({ namespace: ns, body: pod, dryRun: 'All' }));
-    const main = (pod: V1Pod) => pod.spec!.containers[0]!;
+    const main = (pod: V1Pod) => pod.spec!.containers.find((c) => c.name === 'connector')!;
 
     it('may create a connector pod as the runner makes it, and its Secret', async () => {
       expect(await create(connectorPod())).toBe('admitted');

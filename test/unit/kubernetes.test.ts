@@ -85,6 +85,8 @@ describe('connector pods', () => {
     { namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 'tidepool/socat:1', builtinImage: (n) => `tidepool/${n}:1`, imagePullPolicy: 'Never', owner: { name: 'runner-pod', uid: 'u1' }, activeDeadlineSeconds: 600, selector: { 'tidepool.io/prefix': 'p' } },
     testLogger(),
   );
+  const connector = (pod: V1Pod) => pod.spec!.containers.find((c) => c.name === 'connector')!;
+  const sidecar = (pod: V1Pod) => pod.spec!.containers.find((c) => c.name === 'streams')!;
   const run = { runId: 'sync-1-a1-destination', role: 'destination' as const, connector: { connector: 'destination-jsonl', config: {} }, command: 'write' as const, files: { config: { a: 1 }, catalog: { streams: [] } } };
 
   it('names pods uniquely and within DNS limits', () => {
@@ -92,19 +94,23 @@ describe('connector pods', () => {
     expect(podName({ ...run, runId: 'sync-2-a1-destination' })).not.toBe(podName(run));
   });
 
-  it('builds a locked-down pod owned by the runner, with sidecars for the streams it needs', () => {
+  it('builds a locked-down pod owned by the runner: the connector and one native sidecar carrying its streams', () => {
     const p = adapter.podManifest(run, 'tp-dst-x', { a: 'b' });
     const spec = p.spec!;
     expect(p.metadata!.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'runner-pod', uid: 'u1', blockOwnerDeletion: false }]);
     expect(spec).toMatchObject({ restartPolicy: 'Never', automountServiceAccountToken: false, shareProcessNamespace: true, activeDeadlineSeconds: 600 + DESTINATION_DRAIN_SECONDS });
     expect(spec.securityContext).toMatchObject({ runAsNonRoot: true });
-    expect(spec.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'stdin', 'heartbeat']);
-    for (const c of [...spec.containers, ...spec.initContainers!]) {
+    // The sidecar first: the kubelet starts containers in this order, in one pass.
+    expect(spec.containers.map((c) => c.name)).toEqual(['streams', 'connector']);
+    expect(spec.initContainers).toBeUndefined();
+    // A destination's sidecar carries stdin too.
+    expect(sidecar(p).command![2]).toContain('TIDEPOOL_RECEIVE');
+    for (const c of spec.containers) {
       expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     }
-    expect(spec.containers[0]!.image).toBe('tidepool/destination-jsonl:1');
-    expect(spec.containers[0]!.command).toEqual(['sh', '-c', expect.stringContaining('"$PIPES/stdin"'), 'sh', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
-    const env = Object.fromEntries(spec.containers[1]!.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(connector(p).image).toBe('tidepool/destination-jsonl:1');
+    expect(connector(p).command).toEqual(['sh', '-c', expect.stringContaining('"$PIPES/stdin"'), 'sh', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
+    const env = Object.fromEntries(sidecar(p).env!.map((e) => [e.name, e.value ?? e.valueFrom]));
     expect(env).toMatchObject({ TIDEPOOL_RUNNER_HOST: '10.0.0.5', TIDEPOOL_TOKEN: { secretKeyRef: { name: 'tp-dst-x', key: 'token' } } });
     expect(spec.volumes!.find((v) => v.name === 'config')!.secret).toEqual({
       secretName: 'tp-dst-x',
@@ -131,7 +137,7 @@ describe('connector pods', () => {
     const text = JSON.stringify(pod);
     expect(text).not.toContain(token);
     expect(text).not.toContain('k-123456');
-    expect(pod.spec!.containers[0]!.env).toEqual([
+    expect(connector(pod).env).toEqual([
       { name: 'PIPES', value: '/pipes' },
       { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'env.0' } } },
       { name: 'odd.name', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'env.1' } } },
@@ -140,10 +146,12 @@ describe('connector pods', () => {
     expect(adapter.podManifest({ ...run, command: 'spec', files: {} }, 'tp-dst-x', {}).spec!.volumes!.find((v) => v.name === 'config')).toEqual({ name: 'config', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } });
   });
 
-  it('gives a source no stdin sidecar', () => {
+  it('gives a source no stdin stream', () => {
     const p = adapter.podManifest({ ...run, role: 'source', command: 'read' }, 'tp-src-x', {});
-    expect(p.spec!.containers.map((c) => c.name)).toEqual(['connector', 'stdout', 'stderr', 'heartbeat']);
-    expect(p.spec!.containers[0]!.command![2]).toContain('< /dev/null');
+    expect(p.spec!.containers.map((c) => c.name)).toEqual(['streams', 'connector']);
+    expect(sidecar(p).command![2]).not.toContain('TIDEPOOL_RECEIVE');
+    expect(sidecar(p).command![2]).not.toContain('$PIPES/stdin');
+    expect(connector(p).command![2]).toContain('< /dev/null');
   });
 
   it('gives the connector container the installation resources, overridden per connector field by field', () => {
@@ -159,12 +167,12 @@ describe('connector pods', () => {
     );
     const plain = limited.podManifest(run, 'tp-dst-x', {}).spec!;
     expect(plain.volumes!.find((v) => v.name === 'tmp')!.emptyDir).toEqual({ sizeLimit: '8Gi' });
-    expect(plain.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
+    expect(connector({ spec: plain }).resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '2Gi' } });
     expect(plain.nodeSelector).toEqual({ pool: 'connectors' });
     const small = limited.podManifest({ ...run, connector: { ...run.connector, resources: { limits: { memory: '96Mi', cpu: '1' } } } }, 'tp-dst-x', {}).spec!;
     // A limit below the default request brings the request down with it (the API refuses request > limit).
-    expect(small.containers[0]!.resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '96Mi', cpu: '1' } });
+    expect(connector({ spec: small }).resources).toEqual({ requests: { cpu: '50m', memory: '96Mi' }, limits: { memory: '96Mi', cpu: '1' } });
     // Without settings the container asks for nothing (the cluster's LimitRange, if any, applies).
-    expect(adapter.podManifest(run, 'tp-dst-x', {}).spec!.containers[0]!.resources).toBeUndefined();
+    expect(connector(adapter.podManifest(run, 'tp-dst-x', {})).resources).toBeUndefined();
   });
 });
