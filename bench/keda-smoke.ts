@@ -263,7 +263,12 @@ class Smoke {
     };
     if (this.created) {
       await this.kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: 'keda.sh', version: 'v1alpha1', namespace: this.namespace, plural: 'scaledjobs', name: SCALED_JOB }).catch(quietly('ScaledJob'));
-      await this.kc.makeApiClient(CoreV1Api).deleteNamespace({ name: this.namespace }).catch(quietly('namespace'));
+      const core = this.kc.makeApiClient(CoreV1Api);
+      await core.deleteNamespace({ name: this.namespace }).catch(quietly('namespace'));
+      // Runners still idling would declare the prefix's queues again after deletePrefix.
+      await waitFor(`namespace ${this.namespace} to be deleted`, () => core.readNamespace({ name: this.namespace }).then(() => false, (err: unknown) => isNotFound(err)), 180_000, 1000).catch((err: unknown) =>
+        progress(`warning: cleanup: ${(err as Error).message}`),
+      );
     }
     await deletePrefix(this.config).catch((err: unknown) => progress(`warning: cleanup: prefix: ${(err as Error).message}`));
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
