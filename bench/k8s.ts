@@ -36,9 +36,9 @@
 //
 // Everything is removed at the end, on failure too (namespaces, queues and Redis keys of every
 // prefix, the temp dir), unless --keep. The whole run is bounded by --timeout.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,7 +51,6 @@ import type { Connection } from '../shared/connections.js';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js';
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
-import { builtinConnectorCommand } from '../shared/paths.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
@@ -67,6 +66,7 @@ import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
 import { applyShippedAccess, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { discoverLocally } from './support/catalogs.js';
 import { countLines } from './support/count-lines.js';
 import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
 import { disturbed, INTERFERENCE, leastDisturbed } from './support/rounds.js';
@@ -406,27 +406,8 @@ class Bench {
     } catch (err) {
       throw new Error(`the cluster (${KUBECONFIG}) does not answer: ${kubeErrorMessage(err)}; run scripts/cluster up`, { cause: err });
     }
-    this.catalog = await this.discoverLocally();
-  }
-
-  /** source-faker's catalog (it does not depend on the config), from a local discover. */
-  private async discoverLocally(): Promise<AirbyteCatalog> {
-    const configPath = join(this.dir, 'faker-config.json');
-    await writeFile(configPath, JSON.stringify({ count: 1 }));
-    const [node, main] = builtinConnectorCommand('source-faker') as [string, string];
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(node, [main, 'discover', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let text = '';
-      child.stdout.setEncoding('utf8').on('data', (s: string) => (text += s));
-      child.once('error', reject);
-      child.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`source-faker discover exited with code ${String(code)}`))));
-    });
-    for (const line of out.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      const message = JSON.parse(line) as { type?: string; catalog?: AirbyteCatalog };
-      if (message.type === 'CATALOG' && message.catalog) return message.catalog;
-    }
-    throw new Error('source-faker discover printed no CATALOG');
+    // source-faker's catalog does not depend on its config.
+    this.catalog = await discoverLocally('source-faker', { count: 1 }, this.dir);
   }
 
   /** A namespace with the runner RBAC, a prefix, and a store over it; all removed by cleanup. */

@@ -1,0 +1,28 @@
+// A built-in connector's catalog from a local `discover`, for benches that cache it before
+// their syncs (as every sync but a connection's first finds it) so no discover pod or process
+// is in what they measure.
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { builtinConnectorCommand } from '../../shared/paths.js';
+import type { AirbyteCatalog } from '../../shared/protocol.js';
+
+/** `connector discover` run here with `config` (written to `dir`): its CATALOG message. */
+export async function discoverLocally(connector: string, config: unknown, dir: string): Promise<AirbyteCatalog> {
+  const configPath = join(dir, `${connector}-config.json`);
+  await writeFile(configPath, JSON.stringify(config));
+  const [node, main] = builtinConnectorCommand(connector) as [string, string];
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(node, [main, 'discover', '--config', configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (text += s));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`${connector} discover exited with code ${String(code)}`))));
+  });
+  for (const line of out.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const message = JSON.parse(line) as { type?: string; catalog?: AirbyteCatalog };
+    if (message.type === 'CATALOG' && message.catalog) return message.catalog;
+  }
+  throw new Error(`${connector} discover printed no CATALOG`);
+}

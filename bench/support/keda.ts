@@ -1,0 +1,117 @@
+// KEDA's ScaledJob beside tidepool's scaler (scripts/keda runs the operator): a ScaledJob whose
+// Job is the runner Job tidepool launches, built by the same code (KubernetesJobRunnerLauncher's
+// jobManifest) rather than copied, so the two scalers launch the same runner with the same
+// image, settings, ServiceAccount and Secret references. Only what KEDA must own differs:
+// the Job's name (KEDA picks it, so the runner takes its pod's name as its id) and the
+// per-runner label.
+import type { KubernetesObject, V1Job, V1JobSpec } from '@kubernetes/client-node';
+import type { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
+import type { KedaModelOptions, KedaStrategy } from './scaler-models.js';
+
+export type KedaTriggerMode = KedaModelOptions['mode'];
+
+/** The readiness endpoint scripts/keda gives the operator (TIDEPOOL_KEDA_PROBE_PORT). */
+export const KEDA_READY_URL = `http://127.0.0.1:${process.env.TIDEPOOL_KEDA_PROBE_PORT || '18081'}/readyz`;
+
+/** The label KEDA puts on every Job of a ScaledJob. */
+export const SCALED_JOB_LABEL = 'scaledjob.keda.sh/name';
+
+/** Filled in by the kubelet from the pod's TIDEPOOL_POD_NAME (downward API): unique per runner. */
+const RUNNER_ID_FROM_POD = '$(TIDEPOOL_POD_NAME)';
+/** What jobManifest is asked to name the Job; never reaches the cluster. */
+const PLACEHOLDER = 'keda-runner';
+
+export interface ScaledJobOptions {
+  name: string;
+  namespace: string;
+  strategy: KedaStrategy;
+  mode: KedaTriggerMode;
+  /** Seconds between KEDA's looks at the queue (KEDA's default is 30). */
+  pollingIntervalS: number;
+  maxReplicaCount: number;
+  /** Messages per Job: the runners' concurrency. */
+  value: number;
+  /** The syncs queue the runners consume (topologyFor(prefix).syncsQueue). */
+  queueName: string;
+  /** A TriggerAuthentication whose `host` is the broker as the operator reaches it (kedaTriggerAuth). */
+  authenticationRef: string;
+}
+
+/**
+ * The JobSpec of `launcher`'s runner Job, for a ScaledJob's jobTargetRef: the runner is told
+ * its pod's name as its id, and the label naming one runner is dropped (KEDA's Jobs share one
+ * template). Also the labels the Job carries, for the ScaledJob's own metadata: KEDA copies
+ * those onto each Job, so tidepool's Job informer and selectors still find them.
+ */
+export function runnerJobTemplate(launcher: KubernetesJobRunnerLauncher): { spec: V1JobSpec; labels: Record<string, string> } {
+  const job: V1Job = launcher.jobManifest(PLACEHOLDER);
+  const spec = job.spec;
+  const pod = spec?.template.spec;
+  if (!spec || !pod) throw new Error('the runner Job has no pod template');
+  const unnamed = (labels: Record<string, string> | undefined) => Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => k !== 'tidepool.io/runner'));
+  for (const container of pod.containers) {
+    if (container.args) container.args = container.args.map((a) => (a === PLACEHOLDER ? RUNNER_ID_FROM_POD : a));
+    if (!container.env?.some((e) => e.name === 'TIDEPOOL_POD_NAME')) throw new Error('the runner Job does not give the runner its pod name');
+  }
+  if (JSON.stringify(pod).includes(PLACEHOLDER)) throw new Error('the runner Job uses its name somewhere other than --runner-id');
+  spec.template.metadata = spec.template.metadata ?? {};
+  spec.template.metadata.labels = unnamed(spec.template.metadata.labels);
+  return { spec, labels: unnamed(job.metadata?.labels) };
+}
+
+/** A ScaledJob launching `launcher`'s runner Jobs on the syncs queue's depth. */
+export function scaledJob(launcher: KubernetesJobRunnerLauncher, o: ScaledJobOptions): KubernetesObject & { spec: Record<string, unknown> } {
+  const { spec, labels } = runnerJobTemplate(launcher);
+  return {
+    apiVersion: 'keda.sh/v1alpha1',
+    kind: 'ScaledJob',
+    metadata: { name: o.name, namespace: o.namespace, labels },
+    spec: {
+      jobTargetRef: spec,
+      pollingInterval: o.pollingIntervalS,
+      maxReplicaCount: o.maxReplicaCount,
+      // Finished Jobs go with the Job's own ttlSecondsAfterFinished, as tidepool's do.
+      successfulJobsHistoryLimit: 100,
+      failedJobsHistoryLimit: 100,
+      scalingStrategy: { strategy: o.strategy },
+      triggers: [
+        {
+          type: 'rabbitmq',
+          // amqp: a passive declare's message count (ready only); http: the management API's
+          // queue (ready + unacked) — the two modes the comparison is about.
+          metadata: { protocol: o.mode, queueName: o.queueName, mode: 'QueueLength', value: String(o.value) },
+          authenticationRef: { name: o.authenticationRef },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Where the operator reaches the broker, for the trigger's `host`: in amqp mode the AMQP URL as
+ * is; in http mode the management API (scripts/keda enables it on loopback) with the same user
+ * and the URL's vhost.
+ */
+export function kedaHost(amqpUrl: string, mode: KedaTriggerMode, managementPort = Number(process.env.TIDEPOOL_RABBITMQ_MANAGEMENT_PORT || 15672)): string {
+  if (mode === 'amqp') return amqpUrl;
+  const u = new URL(amqpUrl);
+  const http = new URL(`http://${u.hostname}:${managementPort}/`);
+  http.username = u.username;
+  http.password = u.password;
+  const vhost = decodeURIComponent(u.pathname.slice(1));
+  http.pathname = vhost ? `/${encodeURIComponent(vhost)}` : '/';
+  return http.toString();
+}
+
+/** The Secret holding the trigger's `host` (a URL with the password) and the TriggerAuthentication reading it. */
+export function kedaTriggerAuth(name: string, namespace: string, host: string): KubernetesObject[] {
+  return [
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace }, type: 'Opaque', stringData: { host } } as KubernetesObject,
+    {
+      apiVersion: 'keda.sh/v1alpha1',
+      kind: 'TriggerAuthentication',
+      metadata: { name, namespace },
+      spec: { secretTargetRef: [{ parameter: 'host', name, key: 'host' }] },
+    } as KubernetesObject,
+  ];
+}
