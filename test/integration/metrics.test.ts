@@ -80,7 +80,9 @@ describe('metrics of real processes', () => {
       'the runner to count both syncs',
       async () => {
         const t = await scrape(port);
-        return t.includes('outcome="succeeded"') && t.includes('outcome="dead_lettered"') && t.includes('tidepool_malformed_messages_total 1') ? t : undefined;
+        // The counts themselves: the series exist at zero from each sync's start.
+        const counted = t.includes('tidepool_syncs_total{connection="faker-users",outcome="succeeded"} 1') && t.includes('tidepool_syncs_total{connection="broken",outcome="dead_lettered"} 1');
+        return counted && t.includes('tidepool_malformed_messages_total 1') ? t : undefined;
       },
       60_000,
       250,
