@@ -18,8 +18,11 @@ export const SCALED_JOB_LABEL = 'scaledjob.keda.sh/name';
 
 /** Filled in by the kubelet from the pod's TIDEPOOL_POD_NAME (downward API): unique per runner. */
 const RUNNER_ID_FROM_POD = '$(TIDEPOOL_POD_NAME)';
-/** What jobManifest is asked to name the Job; never reaches the cluster. */
-const PLACEHOLDER = 'keda-runner';
+/**
+ * The runner id tidepool's own Job manifest is built with: KEDA names each Job itself, so this
+ * id is swapped for the pod's name (RUNNER_ID_FROM_POD) and must appear nowhere else.
+ */
+const TEMPLATE_RUNNER_ID = 'keda-runner';
 
 export interface ScaledJobOptions {
   name: string;
@@ -44,16 +47,16 @@ export interface ScaledJobOptions {
  * those onto each Job, so tidepool's Job informer and selectors still find them.
  */
 export function runnerJobTemplate(launcher: KubernetesJobRunnerLauncher): { spec: V1JobSpec; labels: Record<string, string> } {
-  const job: V1Job = launcher.jobManifest(PLACEHOLDER);
+  const job: V1Job = launcher.jobManifest(TEMPLATE_RUNNER_ID);
   const spec = job.spec;
   const pod = spec?.template.spec;
   if (!spec || !pod) throw new Error('the runner Job has no pod template');
   const unnamed = (labels: Record<string, string> | undefined) => Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => k !== 'tidepool.io/runner'));
   for (const container of pod.containers) {
-    if (container.args) container.args = container.args.map((a) => (a === PLACEHOLDER ? RUNNER_ID_FROM_POD : a));
+    if (container.args) container.args = container.args.map((a) => (a === TEMPLATE_RUNNER_ID ? RUNNER_ID_FROM_POD : a));
     if (!container.env?.some((e) => e.name === 'TIDEPOOL_POD_NAME')) throw new Error('the runner Job does not give the runner its pod name');
   }
-  if (JSON.stringify(pod).includes(PLACEHOLDER)) throw new Error('the runner Job uses its name somewhere other than --runner-id');
+  if (JSON.stringify(pod).includes(TEMPLATE_RUNNER_ID)) throw new Error('the runner Job uses its name somewhere other than --runner-id');
   spec.template.metadata = spec.template.metadata ?? {};
   spec.template.metadata.labels = unnamed(spec.template.metadata.labels);
   return { spec, labels: unnamed(job.metadata?.labels) };
