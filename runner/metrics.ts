@@ -4,7 +4,7 @@
 // (and from it to the consumer), served on metricsPort.
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { ReconnectMetrics } from '../shared/metrics.js';
-import { PHASES, type Phase, type RunRecord, type RunStatus } from '../shared/store/runs.js';
+import { PHASES, recordedMs, type RunRecord, type RunStatus } from '../shared/store/runs.js';
 
 /** Statuses that end an execution; `failed` is the moment before retrying or dead_lettered, `running` its start. */
 const OUTCOMES: ReadonlySet<RunStatus> = new Set(['succeeded', 'retrying', 'dead_lettered', 'requeued', 'cancelled']);
@@ -139,14 +139,8 @@ export class RunnerMetrics {
     // Later attempts (and their retry delays) would blur publish latency into backoff.
     if (run.attempt === 1 && run.firstRecordMs !== undefined) this.firstRecord.observe(run.firstRecordMs / 1000);
     for (const phase of PHASES) {
-      const ms = phaseMs(run, phase);
+      const ms = recordedMs(run.phases?.[phase]);
       if (ms !== undefined) this.phases.observe({ phase }, ms / 1000);
     }
   }
-}
-
-/** A phase's duration as recorded, if it is a plausible one (records are read back from Redis too). */
-function phaseMs(run: RunRecord, phase: Phase): number | undefined {
-  const ms = run.phases?.[phase];
-  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }

@@ -1,5 +1,5 @@
 // `tidepool runs`: recent sync runs.
-import { PHASES, RUN_STATUSES, type ConnectorStartTimes, type RunRecord, type RunStatus } from '../../shared/store/runs.js';
+import { PHASES, RUN_STATUSES, recordedMs, type ConnectorStartTimes, type RunRecord, type RunStatus } from '../../shared/store/runs.js';
 import { idProblem } from '../../shared/ids.js';
 import { formatDuration } from '../../shared/units.js';
 import { CONFIG_OPTION, UsageError, cliLogger, config, openStore, parse, printable, run, stdio, table, type Io } from '../common.js';
@@ -41,18 +41,13 @@ export function formatRun(r: RunRecord): string {
   return lines.map(printable).join('\n');
 }
 
-/** A duration a record holds, if it is one: records are read back from Redis, where anything can be. */
-function ms(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
-}
-
 /**
  * Where the run's time went: each phase it reached with its start (from the publish), its
  * duration and a bar to scale, then how its connectors came up.
  */
 export function timeline(r: Pick<RunRecord, 'phases'>): string[] {
   const phases = PHASES.flatMap((phase) => {
-    const d = ms(r.phases?.[phase]);
+    const d = recordedMs(r.phases?.[phase]);
     return d === undefined ? [] : [{ phase, d }];
   });
   if (phases.length === 0) return [];
@@ -75,7 +70,7 @@ export function timeline(r: Pick<RunRecord, 'phases'>): string[] {
 
 function startSteps(times: ConnectorStartTimes | undefined): string | undefined {
   const steps = (['scheduled', 'started', 'connected'] as const).flatMap((step) => {
-    const d = ms(times?.[`${step}Ms`]);
+    const d = recordedMs(times?.[`${step}Ms`]);
     return d === undefined ? [] : [`${step} +${formatDuration(d)}`];
   });
   return steps.length > 0 ? steps.join(', ') : undefined;

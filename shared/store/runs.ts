@@ -76,6 +76,11 @@ export interface ConnectorIdentity {
 export const PHASES = ['queued', 'lockWait', 'preparing', 'starting', 'reading', 'committing', 'finishing'] as const;
 export type Phase = (typeof PHASES)[number];
 
+/** A duration a stored record holds, if it is one (finite, not negative): records are read back from Redis, where anything can be. */
+export function recordedMs(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
 /** How one connector of the read/write came up, in ms from its launch (what its platform reports). */
 export interface ConnectorStartTimes {
   /** Kubernetes: the pod was bound to a node. */
