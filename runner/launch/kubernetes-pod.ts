@@ -213,6 +213,10 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       kind: 'Secret',
       metadata: { name, namespace: this.options.namespace, labels, ...this.ownerReferences() },
       type: 'Opaque',
+      // Never changed after creation, and saying so spares the API server: the kubelet ends its
+      // watch on an immutable Secret once it has read it, instead of holding one open for the
+      // pod's life (the watch request itself is still made: it is not fewer requests).
+      immutable: true,
       stringData: Object.fromEntries([...files, [TOKEN_KEY, token], ...env]),
     };
   }

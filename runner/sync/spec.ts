@@ -98,9 +98,44 @@ export interface SpecResult {
  */
 export async function connectorSpec(definition: ConnectorDefinition, role: 'source' | 'destination', runId: string, deps: SpecDeps): Promise<SpecResult> {
   const identity = await connectorIdentity(definition);
+  const fromCache = async (): Promise<SpecResult | undefined> => {
+    const cached = await deps.specs.get(identity.fingerprint);
+    return cached ? { spec: cached.spec ?? undefined, identity, cached: true } : undefined;
+  };
+  return (await fromCache()) ?? askOnce(deps.specs, identity.fingerprint, fromCache, () => askSpec(definition, role, runId, identity, deps));
+}
+
+/** Specs being asked by this process, per store: a program's first syncs share one `spec` run. */
+const asking = new WeakMap<object, Map<string, Promise<unknown>>>();
+
+/**
+ * Runs `ask` unless the same program's spec is already being asked for the same store; then
+ * waits for that ask to end and reads the cache: syncs of a new program starting together (a
+ * runner's concurrent slots, often one connector on many connections) would otherwise each
+ * start a connector (on Kubernetes, a pod and a Secret) for the same answer. Only what was
+ * cached is shared: a waiter whose leader cached nothing (killed with its sync, a timeout, an
+ * error TRACE, a program that died without a SPEC) asks on its own, so one sync's cancellation
+ * or failure never becomes another's.
+ */
+async function askOnce(store: object, fingerprint: string, fromCache: () => Promise<SpecResult | undefined>, ask: () => Promise<SpecResult>): Promise<SpecResult> {
+  let inFlight = asking.get(store);
+  if (!inFlight) asking.set(store, (inFlight = new Map<string, Promise<unknown>>()));
+  const leader = inFlight.get(fingerprint);
+  if (leader) {
+    await leader.catch(() => undefined);
+    return (await fromCache()) ?? ask();
+  }
+  const mine = ask();
+  inFlight.set(fingerprint, mine);
+  try {
+    return await mine;
+  } finally {
+    if (inFlight.get(fingerprint) === mine) inFlight.delete(fingerprint);
+  }
+}
+
+async function askSpec(definition: ConnectorDefinition, role: 'source' | 'destination', runId: string, identity: ConnectorIdentity, deps: SpecDeps): Promise<SpecResult> {
   const { fingerprint } = identity;
-  const cached = await deps.specs.get(fingerprint);
-  if (cached) return { spec: cached.spec ?? undefined, identity, cached: true };
 
   const secrets = new Set<string>();
   const result = await runConnectorCommand(

@@ -133,6 +133,7 @@ describe('connector pods', () => {
     const token = 'f'.repeat(64);
     const secret = adapter.secretManifest(withEnv, 'tp-dst-x', token, {});
     expect(secret.stringData).toEqual({ 'config.json': '{"a":1}', 'catalog.json': '{"streams":[]}', token, 'env.0': 'k-123456', 'env.1': 'v' });
+    expect(secret.immutable).toBe(true);
     const pod = adapter.podManifest(withEnv, 'tp-dst-x', {});
     const text = JSON.stringify(pod);
     expect(text).not.toContain(token);
