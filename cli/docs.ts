@@ -1,5 +1,5 @@
 // Generated reference: each reference connector's settings, from its own `spec`, between markers
-// in the README. `npm run docs:connectors` rewrites it; a test fails when it is stale, so the
+// in docs/reference/connectors.md. `npm run docs:connectors` rewrites it; a test fails when it is stale, so the
 // page cannot drift from what the connectors accept.
 //
 //   node dist/cli/docs.js [--write FILE]   print the section, or replace it in FILE
@@ -65,7 +65,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (i < 0) {
     process.stdout.write(`${section}\n`);
   } else {
-    const file = process.argv[i + 1] ?? 'README.md';
+    const file = process.argv[i + 1] ?? 'docs/reference/connectors.md';
     await writeFile(file, replaceSection(await readFile(file, 'utf8'), section));
     process.stderr.write(`docs: wrote the connector settings into ${file}\n`);
   }

@@ -1,4 +1,4 @@
-// The generated parts of the README match what they are generated from: `npm run
+// The generated reference pages under docs/ match what they are generated from: `npm run
 // docs:connectors` rewrites them, and this fails until someone does after a connector's spec
 // changed.
 import { readFile } from 'node:fs/promises';
@@ -8,8 +8,8 @@ import { PACKAGE_ROOT } from '../../shared/paths.js';
 import { BEGIN, END, connectorSettingsSection, replaceSection } from '../../cli/docs.js';
 
 describe('generated documentation', () => {
-  it("the README's reference connector settings are what the connectors' specs say (else: npm run docs:connectors)", async () => {
-    const readme = await readFile(join(PACKAGE_ROOT, 'README.md'), 'utf8');
+  it("the reference connector settings are what the connectors' specs say (else: npm run docs:connectors)", async () => {
+    const readme = await readFile(join(PACKAGE_ROOT, 'docs', 'reference', 'connectors.md'), 'utf8');
     const current = readme.slice(readme.indexOf(BEGIN), readme.indexOf(END) + END.length);
     expect(current).toBe(await connectorSettingsSection());
   });
