@@ -66,7 +66,7 @@ export class ScalerMetrics {
     this.launchFailures = new Counter({ name: 'tidepool_runner_launch_failures_total', help: 'Runner launches asked for that the platform refused or that failed.', registers });
     this.scheduleSlots = new Counter({
       name: 'tidepool_schedule_slots_total',
-      help: 'Schedule slots decided by this scaler, by outcome: published, skipped (paused, or a sync of the connection still queued or running), missed (no scaler led at the slot and catchUp left it).',
+      help: 'Schedule slots decided by this scaler (each slot is decided, and counted, by one scaler), by outcome: published, skipped (paused, or a sync of the connection still queued or running), missed (no scaler led at the slot and catchUp left it).',
       labelNames: ['outcome'],
       registers,
     });
