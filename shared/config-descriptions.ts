@@ -50,7 +50,7 @@ export const SETTING_DESCRIPTIONS = {
   runnerUser:
     'The user a `tidepool runner` started as root runs as, and so its connectors ([Not as root](../connectors.md#running-real-airbyte-connectors)); `root` keeps root, with a warning at every start; a runner not started as root is left as it is.',
   secretsDir:
-    'Where runners read [`secretRef`](../connections.md#using-it) values: `<dir>/<name>/<key>`; empty on Kubernetes: the Secrets of `TIDEPOOL_NAMESPACE`, else none.',
+    'Where runners read [`secretRef`](../connections.md#secrets-by-reference) values: `<dir>/<name>/<key>`; empty on Kubernetes: the Secrets of `TIDEPOOL_NAMESPACE`, else none.',
   connectorLauncher: '`local` (child processes; `docker run -i` for connectors naming an image), `docker` (every connector from its image), or `kubernetes`.',
   stderrTailLines: 'Connector stderr lines kept with a failure.',
   maxAttempts: 'Attempts of a sync (first + retries) before a retryable failure is dead-lettered; 1 = no retries.',
