@@ -862,7 +862,7 @@ function podStartPhases(phases: RunPhases[]) {
   return { source: steps('source'), destination: steps('destination'), starting: med(phases.map((p) => p.starting)), runs: phases.length };
 }
 
-/** The JSON result (the README documents its fields); the text report is made from it too. */
+/** The JSON result (docs/benchmarks.md documents its fields); the text report is made from it too. */
 function summarize(batches: BatchResult[], rounds: Round[], opts: Options, started: number, clusterNeighbours: string[]) {
   const firstRecord = batches.flatMap((b) => b.firstRecordMs);
   const last = batches[batches.length - 1]!;

@@ -12,7 +12,7 @@
 //
 // Exits non-zero when KEDA is not running (there is no skipping: a smoke test that passes
 // without KEDA proves nothing), when a sync does not succeed, or after --timeout. Not part of
-// .ci/run: KEDA is built for the scaling bench (see the README). Everything it made is removed
+// .ci/run: KEDA is built for the scaling bench (see docs/kubernetes.md). Everything it made is removed
 // at the end, on failure too, unless --keep.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';

@@ -248,7 +248,7 @@ async function timedRounds(bench: Bench, main: Connection, catalog: AirbyteCatal
   return { ...samples, peakRssKb };
 }
 
-/** The result: one JSON line with --json (the README documents its fields), else a table. */
+/** The result: one JSON line with --json (docs/benchmarks.md documents its fields), else a table. */
 function report(r: Rounds, options: Options): void {
   const { records, rounds } = options;
   const runnerRate = median(r.runner.map((s) => rate(records, s.ms)));

@@ -68,7 +68,7 @@ export class RunnerMetrics {
     });
     this.firstRecord = new Histogram({
       name: 'tidepool_sync_publish_to_first_record_seconds',
-      help: "Time from a sync's request (requestedAt) to its first record read from the source, for first attempts.",
+      help: "Time from a sync's request (requestedAt) to its first record read from the source, for first attempts (a retry's would include its backoff).",
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
       registers,
     });

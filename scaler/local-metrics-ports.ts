@@ -1,7 +1,7 @@
 // The /metrics ports of local runners. Runners on one host cannot share a port, and Prometheus
 // has no pod annotations to find them by, so with TIDEPOOL_METRICS_PORT = P the scaler serves on
 // P and gives each runner it launches the first free port of P+1 … P+maxRunners: a fixed range
-// an operator lists as static targets (README, "Monitoring stack"). Ports of the range nobody
+// an operator lists as static targets (docs/metrics.md, "Monitoring stack"). Ports of the range nobody
 // serves on (fewer runners than maxRunners) are scraped as down (`up == 0`).
 import { createServer } from 'node:net';
 import type { Config } from '../shared/config.js';

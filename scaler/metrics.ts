@@ -34,7 +34,7 @@ export class ScalerMetrics {
       help: 'Sync requests delivered to runners and not yet settled (the syncs running now, from the runners\' heartbeats).',
       registers,
     });
-    this.dead = new Gauge({ name: 'tidepool_dead_letter_messages', help: 'Letters in the dead-letter queue (<prefix>.dead).', registers });
+    this.dead = new Gauge({ name: 'tidepool_dead_letter_messages', help: 'Letters in the dead-letter queue (<prefix>.dead-letters).', registers });
     this.backlogAge = new Gauge({
       name: 'tidepool_queue_backlog_age_seconds',
       help:
@@ -49,7 +49,7 @@ export class ScalerMetrics {
       registers,
     });
     this.leader = new Gauge({ name: 'tidepool_scaler_leader', help: '1 when this scaler is the leader (the one that launches), else 0.', registers });
-    this.lastTick = new Gauge({ name: 'tidepool_scaler_last_tick_timestamp_seconds', help: 'When this scaler last completed a tick (Unix time).', registers });
+    this.lastTick = new Gauge({ name: 'tidepool_scaler_last_tick_timestamp_seconds', help: 'When this scaler last completed a tick (Unix time): alert on time() minus it.', registers });
     this.tickDuration = new Histogram({
       name: 'tidepool_scaler_tick_duration_seconds',
       help: 'Duration of one scaler tick: read the queues and heartbeats, decide, launch.',
@@ -59,14 +59,14 @@ export class ScalerMetrics {
     });
     this.tickFailures = new Counter({
       name: 'tidepool_scaler_tick_failures_total',
-      help: 'Scaler ticks that failed (broker or store unreachable, launcher listing failed): nothing was launched in them.',
+      help: 'Scaler ticks that failed (broker or store unreachable, launcher listing failed): nothing was launched in them. The log says so once per failing streak.',
       registers,
     });
     this.launches = new Counter({ name: 'tidepool_runner_launches_total', help: 'Runners launched (accepted by the platform).', registers });
     this.launchFailures = new Counter({ name: 'tidepool_runner_launch_failures_total', help: 'Runner launches asked for that the platform refused or that failed.', registers });
     this.scheduleSlots = new Counter({
       name: 'tidepool_schedule_slots_total',
-      help: 'Schedule slots decided by this scaler, by outcome: published, skipped (paused, or a sync of the connection still queued or running), missed (no scaler led at the slot and catchUp left it).',
+      help: 'Schedule slots decided by this scaler (each slot is decided, and counted, by one scaler), by outcome: published, skipped (paused, or a sync of the connection still queued or running), missed (no scaler led at the slot and catchUp left it).',
       labelNames: ['outcome'],
       registers,
     });

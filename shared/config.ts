@@ -15,6 +15,8 @@ import { PACKAGE_VERSION } from './paths.js';
 import { tlsSettingProblems } from './tls.js';
 import { KUBERNETES_QUANTITY, parseBytes, parseDuration } from './units.js';
 
+// `docType` metadata names a building block's type in the settings reference (npm run docs, which
+// reads it from the schema); each setting's meaning is in config-descriptions.ts.
 const duration = z
   .union([z.number().int().nonnegative(), z.string()])
   .transform((v, ctx) => {
@@ -25,7 +27,8 @@ const duration = z
       return z.NEVER;
     }
     return ms;
-  });
+  })
+  .meta({ docType: 'duration' });
 
 const bytes = z
   .union([z.number().int().positive(), z.string()])
@@ -37,24 +40,26 @@ const bytes = z
       return z.NEVER;
     }
     return n;
-  });
+  })
+  .meta({ docType: 'size' });
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 
 /** A yes/no setting: true/false (YAML), or "true"/"false"/"1"/"0" (environment variables). */
-const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'], { error: 'expected true or false' })]).transform((v) => v === true || v === 'true' || v === '1');
+const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'], { error: 'expected true or false' })]).transform((v) => v === true || v === 'true' || v === '1')
+  .meta({ docType: 'boolean' });
 
 /** A Kubernetes resource quantity (250m, 0.5, 512Mi, 2Gi), or empty for none. */
-const quantity = z.string().refine((v) => v === '' || KUBERNETES_QUANTITY.test(v), 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi (or empty for none)');
+const quantity = z.string().refine((v) => v === '' || KUBERNETES_QUANTITY.test(v), 'a Kubernetes quantity like 250m, 1, 512Mi, 2Gi (or empty for none)').meta({ docType: 'Kubernetes quantity' });
 
 /** A Kubernetes namespace name (a DNS-1123 label). */
-const kubeNamespace = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name');
+const kubeNamespace = z.string().regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'a Kubernetes namespace name').meta({ docType: 'namespace name' });
 
 /**
  * A node selector as `key=value,key=value` (empty: none). Kept as text so it survives being
  * handed to runner pods as an environment variable; `parseNodeSelector` reads it.
  */
-const nodeSelector = z.string().regex(/^$|^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*)*$/, 'key=value pairs separated by commas');
+const nodeSelector = z.string().regex(/^$|^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*)*$/, 'key=value pairs separated by commas').meta({ docType: '`key=value,…`' });
 
 export function parseNodeSelector(text: string): Record<string, string> | undefined {
   if (!text) return undefined;
@@ -96,9 +101,12 @@ function allowListEntry(entry: string): AllowedConnector | string {
  * The connector allow-list, as comma-separated entries (empty: none). Kept as text, like the node
  * selectors, so that it reaches runners (processes, pods) as one environment variable.
  */
-const allowList = z.string().superRefine((text, ctx) => {
-  for (const problem of parseAllowList(text).filter((e) => typeof e === 'string')) ctx.addIssue({ code: 'custom', message: problem });
-});
+const allowList = z
+  .string()
+  .superRefine((text, ctx) => {
+    for (const problem of parseAllowList(text).filter((e) => typeof e === 'string')) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({ docType: 'comma-separated list' });
 
 function parseAllowList(text: string): Array<AllowedConnector | string> {
   return text
@@ -114,7 +122,7 @@ export function parseAllowedConnectors(text: string): AllowedConnector[] {
 }
 
 /** A PEM file's path (shared/tls.ts checks it at start); empty: none. */
-const tlsFile = z.string().default('');
+const tlsFile = z.string().meta({ docType: 'file path' }).default('');
 
 /**
  * The installation's webhook targets (shared/notifications/targets.ts), as JSON text: a list of
@@ -130,7 +138,7 @@ const notificationTargets = z.preprocess(
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
     }
   }),
-);
+).meta({ docType: 'JSON list' });
 
 const amqpUrl = z
   .string()
@@ -333,6 +341,9 @@ export class ConfigError extends Error {
 
 const ENV_PREFIX = 'TIDEPOOL_';
 
+/** The variable naming the optional settings file. */
+export const CONFIG_FILE_VARIABLE = `${ENV_PREFIX}CONFIG_FILE`;
+
 export function envName(key: string): string {
   return ENV_PREFIX + key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 }
@@ -432,9 +443,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file?: string, 
 // settings to runners) sees only resolved values.
 
 /** The settings that also have a `_FILE` form. */
-const FILE_FORMS = ['amqpUrl', 'redisUrl', 'dashboardToken', 'notifications'] as const;
+export const FILE_FORMS = ['amqpUrl', 'redisUrl', 'dashboardToken', 'notifications'] as const;
 
-function fileFormName(key: string): string {
+export function fileFormName(key: string): string {
   return `${envName(key)}_FILE`;
 }
 

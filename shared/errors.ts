@@ -67,7 +67,7 @@ export interface Classification {
 }
 
 /**
- * The one table of what a connector failure means (README, "Failures and retries"):
+ * The one table of what a connector failure means (docs/failures.md, "Failures and retries"):
  *
  * - error TRACE `config_error` → permanent: only a person changing the configuration helps, and
  *   retrying just repeats the error maxAttempts times.

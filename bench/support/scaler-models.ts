@@ -32,7 +32,7 @@ export interface TidepoolModelOptions {
   launchBurst: number;
   runnerStartTimeoutMs: number;
   /**
-   * Duration-aware launches (tried, not kept: see the README's Scaling policy): running syncs
+   * Duration-aware launches (tried, not kept: see docs/benchmarks.md, Scaling policy): running syncs
    * expected to end within this horizon, by their connection's median duration so far, absorb
    * the backlog before the policy sees it. Absent: off.
    */

@@ -54,7 +54,7 @@ ENV AIRBYTE_ENTRYPOINT="node /app/dist/connectors/destination-postgres/main.js"
 ENTRYPOINT ["node", "/app/dist/connectors/destination-postgres/main.js"]
 LABEL io.airbyte.name="tidepool/destination-postgres" io.airbyte.version="${VERSION}"
 
-# Test connectors that misbehave on purpose (hang, OOM, garbage output, ...): see README.
+# Test connectors that misbehave on purpose (hang, OOM, garbage output, ...): see docs/connectors.md.
 FROM app AS source-e2e-test
 ARG VERSION=0.0.0-dev
 ENV AIRBYTE_ENTRYPOINT="node /app/dist/connectors/source-e2e-test/main.js"

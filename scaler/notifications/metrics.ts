@@ -12,7 +12,7 @@ export class NotificationMetrics {
     this.delivered = new Counter({ name: 'tidepool_notifications_delivered_total', help: 'Webhook deliveries a target accepted (2xx), by event type.', labelNames: ['event'], registers });
     this.failed = new Counter({
       name: 'tidepool_notifications_failed_total',
-      help: 'Webhook delivery attempts that failed (each is retried with backoff), by event type and reason: timeout, network, http_4xx, http_5xx, http_other, secret; gave_up when a delivery is dropped, still failing a day after its event.',
+      help: 'Webhook delivery attempts that failed (each is retried with backoff), by event type and reason: timeout, network, http_4xx, http_5xx, http_other, secret (its secretRef not readable); gave_up when a delivery is dropped, still failing a day after its event.',
       labelNames: ['event', 'reason'],
       registers,
     });

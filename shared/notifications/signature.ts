@@ -13,7 +13,7 @@ export function signature(secret: string, timestamp: number, body: string): stri
 
 /**
  * What a receiver does: recompute, compare in constant time, and refuse a timestamp further than
- * `toleranceS` from now. Exported for tests and as the reference the README's example follows.
+ * `toleranceS` from now. Exported for tests and as the reference the example in docs/operations.md follows.
  */
 export function verifySignature(secret: string, headers: { timestamp: string | undefined; signature: string | undefined }, body: string, nowS = Date.now() / 1000, toleranceS = 300): boolean {
   const timestamp = Number(headers.timestamp);

@@ -23,7 +23,7 @@ const PURCHASES_PER_USER = 2;
 const ORDERS = 1000;
 
 describe('local mode end to end', () => {
-  // The README's path as it is: runners started as root (the scaler's) drop to the default
+  // The documented path as it is: runners started as root (the scaler's) drop to the default
   // runner user, tidepool; the JSON-lines files go under the shared temp dir, which it can reach.
   const config = testConfig('e2e-local', { maxRunners: 4, concurrency: 2, idleTimeout: '3s', pollInterval: '500ms', heartbeatInterval: '500ms', heartbeatTtl: '5s', launchRate: 4, runnerUser: 'tidepool' });
   const outDir = join(tmpdir(), `${config.prefix}-jsonl`);

@@ -43,7 +43,7 @@ export function promtool(args: string[], cwd: string): ToolResult {
 export type ScrapeConfig = Record<string, unknown>;
 
 /**
- * The README's local-mode scrape job ("Monitoring stack") for a scaler whose
+ * The local-mode scrape job of docs/metrics.md ("Monitoring stack") for a scaler whose
  * TIDEPOOL_METRICS_PORT is `port`: the scaler on it, its runners on the next `maxRunners` ports.
  */
 export function localScrapeConfig(port: number, maxRunners: number): ScrapeConfig {

@@ -1,6 +1,6 @@
 // Local runners' /metrics ports (scaler/local-metrics-ports.ts): with TIDEPOOL_METRICS_PORT = P,
 // the runners a scaler launches on its host serve on P+1 … P+maxRunners, one port each, skipping
-// ports something else holds: the fixed range the README's local scrape config lists.
+// ports something else holds: the fixed range docs/metrics.md's local scrape config lists.
 import { createServer, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../shared/config.js';

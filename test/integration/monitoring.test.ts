@@ -1,5 +1,5 @@
 // The operators' monitoring stack, for real: Debian's Prometheus scrapes a scaler (`tidepool
-// scaler`, local mode) and the runners it launches, on the targets the README's "Monitoring
+// scaler`, local mode) and the runners it launches, on the targets docs/metrics.md's "Monitoring
 // stack" lists (the scaler on TIDEPOOL_METRICS_PORT, its runners on the next maxRunners ports),
 // with the shipped alerting rules loaded. Syncs run that succeed, retry and dead-letter, a
 // schedule publishes every two seconds and a webhook receiver refuses once then accepts, so that
@@ -177,7 +177,7 @@ describe('Prometheus scraping a scaler and its runners, the Grafana dashboard an
     expect(await services.store.runs.get(syncIds.down!)).toMatchObject({ status: 'dead_lettered', attempt: 2 });
   });
 
-  it("scrapes the scaler and the runners it launched on the README's targets", async () => {
+  it("scrapes the scaler and the runners it launched on the documented targets", async () => {
     const up = await query('up{job="tidepool"} == 1');
     const instances = (component: string) => up.filter((s) => s.metric.component === component).map((s) => s.metric.instance);
     expect(instances('scaler')).toEqual([`127.0.0.1:${metricsPort}`]);

@@ -1,6 +1,6 @@
-// The README's "Monitoring stack" scrape configurations: the local one is the configuration
+// The "Monitoring stack" scrape configurations of docs/metrics.md: the local one is the configuration
 // test/integration/monitoring.test.ts gives its Prometheus (so that test scrapes the way the
-// README says) and promtool accepts it; the Kubernetes one keeps the pods the scrape annotations
+// page says) and promtool accepts it; the Kubernetes one keeps the pods the scrape annotations
 // mark. (Debian's Prometheus is built without Kubernetes discovery, so promtool cannot check that one.)
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,20 +10,21 @@ import { parse } from 'yaml';
 import { PACKAGE_ROOT } from '../../shared/paths.js';
 import { localScrapeConfig, promtool } from '../helpers/prometheus.js';
 
-/** The YAML blocks of the README's "Monitoring stack", in order, unindented. */
+/** The YAML blocks of docs/metrics.md's "Monitoring stack", in order, unindented. */
 async function monitoringBlocks(): Promise<string[]> {
-  const readme = await readFile(join(PACKAGE_ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf('### Monitoring stack');
+  const page = await readFile(join(PACKAGE_ROOT, 'docs', 'metrics.md'), 'utf8');
+  const start = page.indexOf('## Monitoring stack');
   expect(start).toBeGreaterThan(0);
-  const section = readme.slice(start, readme.indexOf('\n## ', start));
+  const end = page.indexOf('\n## ', start + 1);
+  const section = page.slice(start, end < 0 ? undefined : end);
   return [...section.matchAll(/^( *)```yaml\n([\s\S]*?)^ *```/gm)].map((m) => m[2]!.replace(new RegExp(`^${m[1]}`, 'gm'), ''));
 }
 
-describe("the README's monitoring stack", () => {
+describe("docs/metrics.md's monitoring stack", () => {
   it('local mode: the scaler on TIDEPOOL_METRICS_PORT and its runners on the next ports, as the monitoring test scrapes them; promtool accepts it', async () => {
     const [, local] = await monitoringBlocks();
     const config = parse(local!) as { scrape_configs: unknown[] };
-    // The README's example: TIDEPOOL_METRICS_PORT=9464 and maxRunners 3.
+    // The page's example: TIDEPOOL_METRICS_PORT=9464 and maxRunners 3.
     expect(config.scrape_configs).toEqual([localScrapeConfig(9464, 3)]);
     const dir = await mkdtemp(join(tmpdir(), 'tidepool-prometheus-config-'));
     try {
