@@ -1,4 +1,4 @@
-// `tidepool connections apply|list|show|check|history|rollback|pause|resume`.
+// `tidepool connections apply|list|show|check|history|rollback|pause|resume|delete`.
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ConnectionFileError, parseConnectionFile, type Connection } from '../../shared/connections.js';
@@ -34,7 +34,11 @@ const USAGE = `usage: tidepool connections <command> [--config FILE]
                            new version; image digests come back with it
   pause <id>               stop publishing the connection's scheduled syncs: its slots are
                            recorded as skipped (paused) until resume; kept across applies
-  resume <id>              publish its scheduled syncs again from the next slot on`;
+  resume <id>              publish its scheduled syncs again from the next slot on
+  delete <id> [--json]     remove the connection with its catalog, checks, history, committed
+                           state and schedule; refused (exit 1) while a sync of it runs. Its
+                           run records stay until they expire; a sync of it still queued is
+                           dead-lettered (unknown connection)`;
 
 export async function readConnectionsFile(path: string): Promise<Connection[]> {
   let text: string;
@@ -57,6 +61,23 @@ export async function readConnectionsFile(path: string): Promise<Connection[]> {
   }
 }
 
+async function deleteConnection(id: string, store: Store, io: Io, json: boolean): Promise<number> {
+  const result = await store.connections.delete(id);
+  if (json) io.out(JSON.stringify({ id, result }));
+  if (result === 'not-found') {
+    if (!json) io.err(`error: unknown connection "${id}"`);
+    return EXIT.notFound;
+  }
+  if (result === 'running') {
+    const [last] = await store.runs.list({ connectionId: id, limit: 1 });
+    const running = last && last.status === 'running' ? ` (sync ${last.syncId})` : '';
+    if (!json) io.err(`error: a sync of connection "${id}" is running${running}: nothing deleted; cancel it (tidepool cancel) or wait, then delete again`);
+    return EXIT.failed;
+  }
+  if (!json) io.out(`connection ${id} deleted`);
+  return 0;
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -75,13 +96,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       io.out(USAGE);
       return values.help ? 0 : EXIT.usage;
     }
-    if (!['apply', 'list', 'show', 'check', 'history', 'rollback', 'pause', 'resume'].includes(command)) throw new UsageError(`unknown command "${command}"`);
+    if (!['apply', 'list', 'show', 'check', 'history', 'rollback', 'pause', 'resume', 'delete'].includes(command)) throw new UsageError(`unknown command "${command}"`);
     let toApply: Connection[] = [];
     if (command === 'apply') {
       if (!values.file) throw new UsageError('apply needs -f FILE');
       toApply = await readConnectionsFile(values.file);
     }
-    if (['show', 'check', 'history', 'rollback', 'pause', 'resume'].includes(command) && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
+    if (['show', 'check', 'history', 'rollback', 'pause', 'resume', 'delete'].includes(command) && rest.length !== 1) throw new UsageError(`${command} needs one connection id`);
     const to = values.to === undefined ? undefined : Number(values.to);
     if (to !== undefined && (!Number.isInteger(to) || to < 1)) throw new UsageError(`--to: not a version number: ${values.to ?? ''}`);
     if (to !== undefined && command !== 'rollback') throw new UsageError('--to goes with rollback');
@@ -107,6 +128,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io = stdi
       if (command === 'history') return await showHistory(rest[0]!, store, io, values.json ?? false);
       if (command === 'rollback') return await rollback(rest[0]!, to, store, io, values.json ?? false);
       if (command === 'pause' || command === 'resume') return await setPaused(rest[0]!, command === 'pause', store, io, values.json ?? false);
+      if (command === 'delete') return await deleteConnection(rest[0]!, store, io, values.json ?? false);
       if (command === 'check') return await checkNow(rest[0]!, store, cfg, logger, io, values.json ?? false);
       if (command === 'list') {
         const list = await store.connections.list();

@@ -39,8 +39,23 @@ redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[4]) - 1)
 if prev then return {2, v} end
 return {1, v}`;
 
+// Atomic, so that no sync can start between the check and the delete: a connection whose lock is
+// held (KEYS[2]: a sync of it is running) is left alone (-1); one that is not stored gives 0.
+// KEYS[3] is the set of ids, ARGV[1] the id; the rest of KEYS are the connection's own keys, its
+// committed state among them: a connection applied again under the same id starts afresh.
+const DELETE = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+redis.call('SREM', KEYS[3], ARGV[1])
+local removed = redis.call('DEL', KEYS[1])
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return removed`;
+
+/** What `delete` did: a connection with a sync running is not deleted. */
+export type DeleteResult = 'deleted' | 'not-found' | 'running';
+
 type ConnectionRedis = Redis & {
   tpConnectionApply(connection: string, connections: string, catalog: string, version: string, history: string, json: string, id: string, now: string, keep: number): Promise<[number, number]>;
+  tpConnectionDelete(...keysThenId: string[]): Promise<number>;
 };
 
 const versionSchema = z.object({ version: z.number().int().positive(), appliedAt: z.string().nullable(), connection: connectionSchema });
@@ -50,6 +65,8 @@ export class ConnectionStore {
 
   constructor(redis: Redis, private readonly keys: Keys) {
     if (!('tpConnectionApply' in redis)) redis.defineCommand('tpConnectionApply', { numberOfKeys: 5, lua: APPLY });
+    // The number of keys varies (the schedule's are listed), so it is passed with each call.
+    if (!('tpConnectionDelete' in redis)) redis.defineCommand('tpConnectionDelete', { lua: DELETE });
     this.redis = redis as ConnectionRedis;
   }
 
@@ -122,18 +139,26 @@ export class ConnectionStore {
   }
 
   /** Removes the connection with everything kept for it by id: catalog, check results, history, and its schedule's bookkeeping. */
-  async delete(id: string): Promise<boolean> {
-    const [[, removed] = []] = (await this.redis
-      .multi()
-      .del(this.keys.connection(id))
-      .srem(this.keys.connections(), id)
-      .del(this.keys.catalog(id))
-      .del(this.keys.checked(id))
-      .del(this.keys.connectionHistory(id))
-      .del(this.keys.connectionVersion(id))
-      .del(...scheduleKeys(this.keys, id))
-      .exec()) ?? [];
-    return removed === 1;
+  /**
+   * Deletes the connection with everything stored for it — catalog, checks, history, committed
+   * state, schedule — unless a sync of it is running. Its run records stay (they expire on their
+   * own) so what it did can still be looked up; a sync of it still queued is dead-lettered as
+   * naming an unknown connection.
+   */
+  async delete(id: string): Promise<DeleteResult> {
+    const keys = [
+      this.keys.connection(id),
+      this.keys.lock(id),
+      this.keys.connections(),
+      this.keys.catalog(id),
+      this.keys.checked(id),
+      this.keys.connectionHistory(id),
+      this.keys.connectionVersion(id),
+      this.keys.state(id),
+      ...scheduleKeys(this.keys, id),
+    ];
+    const result = await this.redis.tpConnectionDelete(String(keys.length), ...keys, id);
+    return result < 0 ? 'running' : result === 1 ? 'deleted' : 'not-found';
   }
 
   async getCatalog(id: string): Promise<{ sourceHash: string; catalog: unknown } | undefined> {

@@ -111,6 +111,20 @@ describe('connections, publish, runs', () => {
     expect((await tidepool(['connections', 'show', 'bad one'], env)).code).toBe(3);
   });
 
+  it('deletes a connection (exit 0), then knows it no more (exit 3)', async () => {
+    const file = join(dir, 'gone.yaml');
+    await writeFile(file, 'id: cli-gone\nsource: { connector: source-faker, config: { count: 1 } }\ndestination: { connector: destination-e2e-test, config: {} }\n');
+    expect((await tidepool(['connections', 'apply', '-f', file], env)).code).toBe(0);
+    const deleted = await tidepool(['connections', 'delete', 'cli-gone', '--json'], env);
+    expect(deleted.code).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toEqual({ id: 'cli-gone', result: 'deleted' });
+    const again = await tidepool(['connections', 'delete', 'cli-gone'], env);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toContain('unknown connection "cli-gone"');
+    expect((await tidepool(['connections', 'show', 'cli-gone'], env)).code).toBe(3);
+    expect((await tidepool(['connections', 'delete'], env)).code).toBe(2);
+  });
+
   it('refuses to publish for an unknown connection (exit 3)', async () => {
     const r = await tidepool(['publish', 'nope'], env);
     expect(r.code).toBe(3);

@@ -222,7 +222,7 @@ describe('a deleted connection takes its schedule with it', () => {
     const keys = scheduleKeys(services.store.keys, 'doomed');
     expect(await services.store.redis.exists(...keys)).toBe(keys.length);
 
-    expect(await services.store.connections.delete('doomed')).toBe(true);
+    expect(await services.store.connections.delete('doomed')).toBe('deleted');
     expect(await services.store.redis.exists(...keys)).toBe(0);
     expect(await services.store.schedules.status('doomed')).toEqual({ paused: false });
 

@@ -132,8 +132,27 @@ describe('connections', () => {
     await s.store.redis.lpush(s.store.keys.connectionHistory('legacy'), '{"version":"x"}', 'not json');
     const history = await s.store.connections.history('legacy');
     expect(history.map((v) => [v.version, v.appliedAt === null, v.connection.description])).toEqual([[2, false, 'now versioned'], [1, true, undefined]]);
-    expect(await s.store.connections.delete('legacy')).toBe(true);
+    expect(await s.store.connections.delete('legacy')).toBe('deleted');
     expect(await s.store.connections.history('legacy')).toEqual([]);
+  });
+
+  it('deletes a connection with its state, catalog and schedule, but never while a sync of it holds the lock', async () => {
+    const c = { id: 'doomed-c', source: { connector: 'source-faker', config: {} }, destination: { connector: 'destination-e2e-test', config: {} } };
+    await s.store.connections.apply(c);
+    await s.store.connections.putCatalog('doomed-c', 'h', { streams: [] });
+    const lock = await s.store.locks.tryAcquire('doomed-c', 'runner-a', 5000);
+    await s.store.state.commit(lock!, [{ type: 'STREAM', stream: { stream_descriptor: { name: 'users' }, stream_state: { n: 1 } } }], 'sync-1');
+    // Running: nothing is touched.
+    expect(await s.store.connections.delete('doomed-c')).toBe('running');
+    expect(await s.store.connections.get('doomed-c')).toBeDefined();
+    expect(await s.store.state.get('doomed-c')).toBeDefined();
+    await s.store.locks.release(lock!);
+    expect(await s.store.connections.delete('doomed-c')).toBe('deleted');
+    expect(await s.store.connections.get('doomed-c')).toBeUndefined();
+    expect(await s.store.connections.list()).not.toContainEqual(expect.objectContaining({ id: 'doomed-c' }));
+    expect(await s.store.state.get('doomed-c')).toBeUndefined();
+    expect(await s.store.connections.getCatalog('doomed-c')).toBeUndefined();
+    expect(await s.store.connections.delete('doomed-c')).toBe('not-found');
   });
 
   it('caches specs by fingerprint, and treats a cached record that does not parse as absent', async () => {
