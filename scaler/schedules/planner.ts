@@ -104,7 +104,10 @@ export class SchedulePlanner {
     const { store, settings } = this.options;
     const clock = this.clockFor(connection);
     const now = this.now();
-    const { cursor, paused } = await store.schedules.begin(connection.id, clock.spec, now);
+    const begun = await store.schedules.begin(connection.id, clock.spec, now);
+    // Deleted since the list was read: nothing to decide; the next list drops it.
+    if (!begun) return undefined;
+    const { cursor, paused } = begun;
     // More than catchUpMax, or a truncated scan could never tell which late slots are the latest.
     const { slots, truncated } = clock.between(cursor, now, Math.max(settings.scanMax, settings.catchUpMax + 1));
     const records = await store.schedules.slotRecords(connection.id, slots);

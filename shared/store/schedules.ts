@@ -61,15 +61,19 @@ function decodeSlot(json: string | null | undefined): SlotRecord | undefined {
 }
 
 // A schedule seen for the first time, or with another pattern or zone: its slots start now (the
-// slots of a pattern that did not exist then are not "missed").
+// slots of a pattern that did not exist then are not "missed"). Nothing for a connection deleted
+// since the scaler listed it (KEYS[2]): its schedule keys are not made again.
 const BEGIN = `
+if redis.call('EXISTS', KEYS[2]) == 0 then return false end
 if redis.call('HGET', KEYS[1], 'spec') ~= ARGV[1] then
   redis.call('HSET', KEYS[1], 'spec', ARGV[1], 'cursor', ARGV[2])
 end
 return redis.call('HMGET', KEYS[1], 'cursor', 'paused')`;
 
-// ARGV: slot, owner, now, leaseMs, the record of a new claim.
+// ARGV: slot, owner, now, leaseMs, the record of a new claim. A schedule whose keys are gone
+// (its connection deleted after BEGIN) has no slots left to claim.
 const CLAIM = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone', ''} end
 local cursor = tonumber(redis.call('HGET', KEYS[1], 'cursor') or '-1')
 if tonumber(ARGV[1]) <= cursor then return {'gone', ''} end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
@@ -88,7 +92,9 @@ return {'claimed', ARGV[5]}`;
 
 // ARGV: slot, owner, the decided record, its outcome, sync id published ('' for none), records kept.
 // Only the claim's holder decides; the cursor moves up to the slot (slots are decided in order).
+// Nothing is written for a schedule deleted with its connection meanwhile.
 const DECIDE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local cur = redis.call('HGET', KEYS[2], ARGV[1])
 if not cur then return 0 end
 local r = cjson.decode(cur)
@@ -107,7 +113,7 @@ end
 return 1`;
 
 type ScheduleRedis = Redis & {
-  tpScheduleBegin(state: string, spec: string, now: number): Promise<[string | null, string | null]>;
+  tpScheduleBegin(state: string, connection: string, spec: string, now: number): Promise<[string | null, string | null] | null>;
   tpScheduleClaim(state: string, slots: string, slot: number, owner: string, now: number, leaseMs: number, record: string): Promise<[string, string]>;
   tpScheduleDecide(state: string, slots: string, open: string, slot: number, owner: string, record: string, outcome: string, syncId: string, keep: number): Promise<number>;
 };
@@ -136,16 +142,21 @@ export class ScheduleStore {
     private readonly keys: Keys,
   ) {
     if (!('tpScheduleClaim' in redis)) {
-      redis.defineCommand('tpScheduleBegin', { numberOfKeys: 1, lua: BEGIN });
+      redis.defineCommand('tpScheduleBegin', { numberOfKeys: 2, lua: BEGIN });
       redis.defineCommand('tpScheduleClaim', { numberOfKeys: 2, lua: CLAIM });
       redis.defineCommand('tpScheduleDecide', { numberOfKeys: 3, lua: DECIDE });
     }
     this.redis = redis as ScheduleRedis;
   }
 
-  /** The cursor and pause of a schedule with this pattern and zone (`spec`); a new spec starts at `now`. */
-  async begin(connectionId: string, spec: string, now: number): Promise<{ cursor: number; paused: boolean }> {
-    const [cursor, paused] = await this.redis.tpScheduleBegin(this.keys.schedule(connectionId), spec, now);
+  /**
+   * The cursor and pause of a schedule with this pattern and zone (`spec`); a new spec starts at
+   * `now`. Undefined when the connection is no longer stored (deleted since it was listed).
+   */
+  async begin(connectionId: string, spec: string, now: number): Promise<{ cursor: number; paused: boolean } | undefined> {
+    const begun = await this.redis.tpScheduleBegin(this.keys.schedule(connectionId), this.keys.connection(connectionId), spec, now);
+    if (!begun) return undefined;
+    const [cursor, paused] = begun;
     return { cursor: Number(cursor ?? now), paused: paused === '1' };
   }
 

@@ -235,6 +235,25 @@ describe('a deleted connection takes its schedule with it', () => {
     await p.settle();
     expect(p.decided.filter((d) => d.record.slot > T0 + 2 * MINUTE).map((d) => [d.record.slot, d.outcome])).toEqual([[T0 + 11 * MINUTE, 'published']]);
   });
+
+  it('makes no schedule keys again for a connection deleted after a scaler listed it', async () => {
+    const scheduled = connection('raced', { cron: '* * * * *', catchUp: 'all', overlap: 'allow' });
+    await services.store.connections.apply(scheduled);
+    const schedules = services.store.schedules;
+    const begun = await schedules.begin('raced', 'spec-1', T0);
+    expect(begun).toEqual({ cursor: T0, paused: false });
+    const claim = await schedules.claim('raced', T0 + MINUTE, T0 + MINUTE, 'on_time', 'scaler-a', T0 + MINUTE, 10_000);
+    expect(claim.status).toBe('claimed');
+    // Deleted between the scaler's list and its next steps: begin, claim and decide all find it
+    // gone and write nothing.
+    expect(await services.store.connections.delete('raced')).toBe('deleted');
+    expect(await schedules.begin('raced', 'spec-1', T0 + MINUTE)).toBeUndefined();
+    expect(await schedules.claim('raced', T0 + 2 * MINUTE, T0 + 2 * MINUTE, 'on_time', 'scaler-a', T0 + 2 * MINUTE, 10_000)).toEqual({ status: 'gone' });
+    if (claim.status !== 'claimed') throw new Error('unreachable');
+    expect(await schedules.decide('raced', { ...claim.record, outcome: 'published', syncId: 'sync-x', decidedAt: T0 + MINUTE })).toBe(false);
+    const keys = scheduleKeys(services.store.keys, 'raced');
+    expect(await services.store.redis.exists(...keys)).toBe(0);
+  });
 });
 
 describe('schedules at the CLI', () => {
