@@ -492,6 +492,20 @@ describe('scanMessage: the fast paths agree with LineScan and JSON.parse', () =>
     }
   });
 
+  it('ends no string past its line: the next line\'s quote, escaped or not, closes nothing', () => {
+    for (const content of ['', 'abc', 'x'.repeat(100), 'ab\\\\', 'ab\\"']) {
+      for (const next of ['"}}}', '\\"}}}', '{"type":"STATE","state":{"data":{}}}']) {
+        const first = `{"type":"RECORD","record":{"stream":"s","data":{"k":"${content}`;
+        const buf = Buffer.from(`${first}\n${next}\n`);
+        expect(() => scanMessage(buf, 0, first.length), first).toThrow('unterminated string');
+        expect(() => scanMessage(buf, 0, first.length - 1), first).toThrow(LineError);
+      }
+    }
+    // A key too: its quote is searched no further than the line either.
+    const key = '{"type":"RECORD","record":{"stream":"s","da';
+    expect(() => scanMessage(Buffer.from(`${key}\nta":{}}}`), 0, key.length)).toThrow('unterminated string');
+  });
+
   it('on random SDK-shaped records with long escape-heavy strings, valid and corrupted', () => {
     const rand = makeRandom(99);
     let invalid = 0;
