@@ -5,7 +5,7 @@
 // mounted read-only at /config and removed after the run. Containers run non-root with a
 // read-only root filesystem and no capabilities; --network host lets a connector reach the
 // same addresses the runner can (a database on 127.0.0.1 in local mode).
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chown, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { plainEnv } from '../../shared/connections.js';
 import { ConnectorError } from '../../shared/errors.js';
 import type { ConnectorLauncher, ConnectorProcess, ConnectorRun } from '../../shared/ports/connector-launcher.js';
-import { exitThenRemove, makeRunDir, writeRunFiles } from './local-process.js';
+import { exitThenRemove, makeRunDir, spawnWithLargeStdio, writeRunFiles } from './local-process.js';
 
 const exec = promisify(execFile);
 
@@ -104,7 +104,9 @@ export class DockerConnectorLauncher implements ConnectorLauncher {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
-    const child = spawn(this.docker, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // `docker run -i` relays the container's stdio through the CLI's pipes: the same large
+    // buffers as a local connector's, so the record path reads and writes it the same way.
+    const child = spawnWithLargeStdio(this.docker, args, {});
     child.stdin.on('error', () => undefined);
     // docker run exits with the container's code; 125-127 are docker's own failures.
     // docker run exits with the container's code; 125 is docker's own failure (the daemon, a

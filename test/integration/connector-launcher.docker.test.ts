@@ -8,6 +8,7 @@ import { loadConfig } from '../../shared/config.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { CLI_PATH, PACKAGE_VERSION } from '../../shared/paths.js';
 import { DockerConnectorLauncher, dockerAvailable } from '../../runner/launch/docker.js';
+import { STDIO_HIGH_WATER_MARK } from '../../runner/launch/local-process.js';
 import { describeConnectorLauncherConformance } from '../conformance/connector-launcher.js';
 import { SOURCE_FAKER_VERSION } from '../helpers/airbyte.js';
 import { createTestDatabase } from '../helpers/pg.js';
@@ -23,6 +24,20 @@ describe.runIf(engine)('docker engine present', () => {
       database: { connectorConfig: { ...db.config }, pool: db.pool },
       cleanup: () => db.drop(),
     };
+  });
+});
+
+describe.runIf(engine)('docker run -i stdio', () => {
+  it("relays a container's stdio through 1 MiB buffers, as the local launcher does", async () => {
+    const launcher = new DockerConnectorLauncher({ builtinImage: (name) => `tidepool/${name}:${PACKAGE_VERSION}` });
+    const proc = await launcher.start({ runId: `hwm-${Date.now()}`, role: 'source', connector: { connector: 'source-faker', config: {} }, command: 'spec', files: {} });
+    expect([proc.stdout.readableHighWaterMark, proc.stderr.readableHighWaterMark, proc.stdin.writableHighWaterMark]).toEqual([STDIO_HIGH_WATER_MARK, STDIO_HIGH_WATER_MARK, STDIO_HIGH_WATER_MARK]);
+    proc.stdin.end();
+    proc.stderr.resume();
+    let out = '';
+    for await (const chunk of proc.stdout as AsyncIterable<Buffer>) out += chunk.toString('utf8');
+    expect(out).toContain('"type":"SPEC"');
+    expect((await proc.exit).code).toBe(0);
   });
 });
 

@@ -492,6 +492,61 @@ describe('scanMessage: the fast paths agree with LineScan and JSON.parse', () =>
     }
   });
 
+  it('ends no string past its line: the next line\'s quote, escaped or not, closes nothing', () => {
+    for (const content of ['', 'abc', 'x'.repeat(100), 'ab\\\\', 'ab\\"']) {
+      for (const next of ['"}}}', '\\"}}}', '{"type":"STATE","state":{"data":{}}}']) {
+        const first = `{"type":"RECORD","record":{"stream":"s","data":{"k":"${content}`;
+        const buf = Buffer.from(`${first}\n${next}\n`);
+        expect(() => scanMessage(buf, 0, first.length), first).toThrow('unterminated string');
+        expect(() => scanMessage(buf, 0, first.length - 1), first).toThrow(LineError);
+      }
+    }
+    // A key too: its quote is searched no further than the line either.
+    const key = '{"type":"RECORD","record":{"stream":"s","da';
+    expect(() => scanMessage(Buffer.from(`${key}\nta":{}}}`), 0, key.length)).toThrow('unterminated string');
+  });
+
+  it('takes the prefix fast path on its exact bytes only: any byte of it changed, the verdict is the piecewise scan\'s', () => {
+    const prefix = '{"type":"RECORD","record":{"stream":"';
+    const rest = 's","data":{"a":1},"emitted_at":1}}';
+    let unlike = 0;
+    for (let k = 0; k < prefix.length; k++) {
+      for (const replacement of [' ', 'x', '"', '{', '}', ':', ',', '\\', 'R', 'r', '\u00e9']) {
+        if (prefix[k] === replacement) continue;
+        const buf = Buffer.from(prefix.slice(0, k) + replacement + prefix.slice(k + 1) + rest);
+        const { early: _early, ...piecewise } = pieceVerdict(buf, []);
+        const verdict = wholeVerdict(buf);
+        expect(verdict, buf.toString()).toEqual(piecewise);
+        if (!verdict.ok || verdict.type !== 'RECORD') unlike++;
+      }
+    }
+    expect(unlike).toBeGreaterThan(300);
+    // The prefix with nothing, or not a whole string, after it is no record either.
+    for (const line of [prefix, `${prefix}"`, `${prefix}s`, `${prefix}s"`, prefix.slice(0, -1)]) expect(wholeVerdict(Buffer.from(line)), line).toEqual({ ok: false });
+  });
+
+  it('matches the record keys "data" and "emitted_at" in place only when they are exactly those keys', () => {
+    const keys = ['data', 'emitted_at', 'dat', 'datax', 'Data', 'data\\"', 'd\\"ata', 'emitted_a', 'emitted_at_', 'emitted\\u005fat', 'data\\\\', ''];
+    for (const key of keys) {
+      for (const value of ['{"a":1}', '5', '"x"', '[]', '{']) {
+        for (const line of [`{"type":"RECORD","record":{"stream":"s","${key}":${value}}}`, `{"type":"RECORD","record":{"stream":"s","${key}":${value},"data":{}}}`]) {
+          const buf = Buffer.from(line);
+          const { early: _early, ...piecewise } = pieceVerdict(buf, []);
+          expect(wholeVerdict(buf), line).toEqual(piecewise);
+        }
+      }
+    }
+    expect(scanError('{"type":"RECORD","record":{"stream":"s","emitted_at":1}}').message).toBe('RECORD without a "data" object');
+    expect(scanError('{"type":"RECORD","record":{"stream":"s","data":1}}').message).toBe('"data" is not an object');
+    expect(scanError('{"type":"RECORD","record":{"stream":"s","datax":{}}}').message).toBe('RECORD without a "data" object');
+    // A key cut by the line's end is unterminated, though the buffer's next byte is its quote.
+    for (const key of ['data', 'emitted_at']) {
+      const line = `{"type":"RECORD","record":{"stream":"s","${key}":{}}}`;
+      const quote = line.indexOf(`${key}"`) + key.length;
+      expect(() => scanMessage(Buffer.from(line), 0, quote), key).toThrow('unterminated string');
+    }
+  });
+
   it('on random SDK-shaped records with long escape-heavy strings, valid and corrupted', () => {
     const rand = makeRandom(99);
     let invalid = 0;

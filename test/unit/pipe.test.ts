@@ -106,6 +106,21 @@ describe('pumpRecords', () => {
     }
   });
 
+  it('checks a line split at any byte of the RECORD fast path (prefix, "data", "emitted_at") as one split nowhere', async () => {
+    const good = rec('users', { id: 1 });
+    const bad = good.replace('"RECORD"', '"RECORX"');
+    const text = `${good}\n${good}\n`;
+    // Every cut within the first line, through its prefix and its "data" and "emitted_at" keys.
+    for (let cut = 1; cut < good.length; cut++) {
+      const { output, stats } = await pump([Buffer.from(text.slice(0, cut)), Buffer.from(text.slice(cut))]);
+      expect(output, `cut at ${cut}`).toBe(text);
+      expect(stats.records).toBe(2);
+      const err = await pumpError([Buffer.from(`${good}\n${bad}\n`.slice(0, good.length + 1 + cut)), Buffer.from(`${good}\n${bad}\n`.slice(good.length + 1 + cut))]);
+      expect(err, `cut at ${cut}`).toBeInstanceOf(ProtocolError);
+      expect(err.message).toMatch(/^source line 2: unexpected message type "RECORX"/);
+    }
+  });
+
   it('hands LOG and TRACE lines to onMessage, whole', async () => {
     const { messages } = await pump(chunked(input, [5]));
     expect(messages).toEqual([
