@@ -39,10 +39,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { ConfirmChannel } from 'amqplib';
 import type { Redis } from 'ioredis';
 import { sleep } from '../shared/backoff.js';
@@ -52,9 +51,8 @@ import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js'
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
-import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
-import { topologyFor, type Topology } from '../shared/broker/topology.js';
+import type { Topology } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunPhases, type RunRecord } from '../shared/store/runs.js';
@@ -64,8 +62,10 @@ import { definitionHash } from '../runner/sync/check.js';
 import { KubernetesLease } from '../scaler/leadership/lease.js';
 import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
+import { apiCost, measureIdle, scrapeApiRequests, subtract, total, type Counters } from './support/api-requests.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { applyShippedAccess, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { openSyncPublisher } from './support/publisher.js';
 import { discoverLocally } from './support/catalogs.js';
 import { countLines } from './support/count-lines.js';
 import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
@@ -155,82 +155,6 @@ function parseOptions(argv: string[]): Options | undefined {
 }
 
 class BenchTimeout extends Error {}
-
-// --- API server request counters -------------------------------------------------------------
-
-/** apiserver_request_total, summed by "group/resource[/subresource] VERB" (codes and scopes merged). */
-type Counters = Map<string, number>;
-
-async function scrapeApiRequests(kc: KubeConfig): Promise<Counters> {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new Error(`${KUBECONFIG} names no cluster`);
-  const options: RequestOptions = { method: 'GET', headers: { accept: 'text/plain' } };
-  await kc.applyToHTTPSOptions(options);
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = httpsRequest(new URL('/metrics', server), options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (body += s));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET /metrics: HTTP ${res.statusCode ?? '?'}: ${body.slice(0, 200)}`))));
-      res.on('error', reject);
-    });
-    req.setTimeout(15_000, () => req.destroy(new Error('GET /metrics: no answer in 15 s')));
-    req.on('error', reject);
-    req.end();
-  });
-  const counters: Counters = new Map();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const close = line.lastIndexOf('}');
-    const labels = new Map<string, string>();
-    for (const m of line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels.set(m[1]!, m[2]!);
-    const value = Number(line.slice(close + 1).trim());
-    if (!Number.isFinite(value)) continue;
-    const resource = labels.get('resource') ?? '';
-    const subresource = labels.get('subresource') ?? '';
-    // Non-resource requests (/healthz, /api, /metrics) have their path as subresource. Groups
-    // are left out: resource names do not clash here (events of both groups are events).
-    const what = resource ? `${resource}${subresource ? `/${subresource}` : ''}` : `nonresource:${subresource}`;
-    const key = `${what} ${labels.get('verb') ?? '?'}`;
-    counters.set(key, (counters.get(key) ?? 0) + value);
-  }
-  if (counters.size === 0) throw new Error('GET /metrics has no apiserver_request_total sample');
-  return counters;
-}
-
-function subtract(after: Counters, before: Counters): Counters {
-  const out: Counters = new Map();
-  for (const [k, v] of after) {
-    const d = v - (before.get(k) ?? 0);
-    if (d !== 0) out.set(k, d);
-  }
-  return out;
-}
-
-const total = (c: Counters): number => [...c.values()].reduce((a, b) => a + b, 0);
-
-/** jobs, pods, secrets, leases, events, other: by the resource of a counter key. */
-function category(key: string): string {
-  const resource = key.split(/[/ ]/, 1)[0]!;
-  return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
-}
-
-/**
- * A batch's API requests net of the cluster's own background traffic (`idle`, scaled to the
- * batch's duration) and of the bench's own `ownRequests`, in all and per sync of `n`: by
- * category and the largest "resource verb" entries.
- */
-function apiCost(gross: Counters, idle: Counters, scale: number, ownRequests: number, n: number) {
-  const net: Counters = new Map();
-  for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
-  const idleRequests = total(idle) * scale;
-  const netRequests = total(gross) - idleRequests - ownRequests;
-  const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
-  for (const [key, v] of net) byCategory[category(key)]! += v / n;
-  byCategory.other! -= ownRequests / n; // the bench's pod lists
-  const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
-  return { idleRequests, netRequests, byCategory, top };
-}
 
 /** A batch's progress line, and the first failures if some syncs did not succeed. */
 function reportBatch(label: string, result: BatchResult, runs: RunRecord[], syncsDoneMs: number): void {
@@ -416,8 +340,7 @@ class Bench {
     const config = clusterConfig(`bench-k8s-${this.id}-${name}`, namespace, overrides);
     this.prefixes.push(config);
     this.namespaces.add(namespace);
-    await this.core.createNamespace({ body: { metadata: { name: namespace, labels: { 'tidepool.io/bench': 'true' } } } });
-    await applyShippedAccess(this.kc, namespace);
+    await createRunnerNamespace(this.kc, namespace);
     return { config, store: createStore(this.redis, config), namespace };
   }
 
@@ -434,14 +357,8 @@ class Bench {
 
   /** A confirm channel on `config`'s topology to publish syncs on; cleanup closes it if close() was not. */
   private async publisher(config: Config): Promise<{ topology: Topology; channel: ConfirmChannel; close: () => Promise<void> }> {
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
-    const close = async () => {
-      await channel.close().catch(() => undefined);
-      await broker.close().catch(() => undefined);
-    };
+    const { topology, channel, close } = await openSyncPublisher(config.amqpUrl, config, this.logger);
+    this.stoppers.add(close);
     return { topology, channel, close };
   }
 
@@ -484,12 +401,7 @@ class Bench {
 
   /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
   private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
-    const idleStart = await scrapeApiRequests(this.kc);
-    const idleT0 = Date.now();
-    await sleep(Math.min(this.options.idleWindowMs, this.left()));
-    const idleEnd = await scrapeApiRequests(this.kc);
-    const idleMs = Date.now() - idleT0;
-    const idle = subtract(idleEnd, idleStart);
+    const { idle, idleMs } = await measureIdle(this.kc, Math.min(this.options.idleWindowMs, this.left()));
     progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
     return { idle, idleMs };
   }

@@ -113,6 +113,20 @@ async function policiesInForce(kc: KubeConfig, namespace: string, connectorNames
   }
 }
 
+/**
+ * A namespace for a bench's runners, labelled as a bench's, with the access k8s/base ships
+ * (applyShippedAccess) and, when `config` names a credentials Secret, that Secret holding its
+ * broker and store URLs: runner Jobs then read them from it, as shipped, never from their spec.
+ */
+export async function createRunnerNamespace(kc: KubeConfig, namespace: string, config?: Pick<Config, 'credentialsSecret' | 'amqpUrl' | 'redisUrl'>): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'tidepool.io/bench': 'true' } } } });
+  await applyShippedAccess(kc, namespace);
+  if (config?.credentialsSecret) {
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: config.credentialsSecret }, stringData: { 'amqp-url': config.amqpUrl, 'redis-url': config.redisUrl } } });
+  }
+}
+
 /** Runner Jobs as the scaler makes them, from the local images. */
 export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: string, logger: Logger): KubernetesJobRunnerLauncher {
   return new KubernetesJobRunnerLauncher(
