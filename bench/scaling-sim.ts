@@ -8,9 +8,10 @@
 //
 //   npm run bench:scaling-sim -- [--json] [--seed N] [--traces N]
 import { integerOption, readArgs, runBench } from './support/cli.js';
-import { simulate, DEFAULT_SIM_SETTINGS, type SimResult } from './support/pool-sim.js';
+import { simulate, DEFAULT_SIM_SETTINGS } from './support/pool-sim.js';
 import { generateTrace, DEFAULT_TRACE_SHAPE } from './support/scaling-trace.js';
-import { median, percentile } from './support/stats.js';
+import { median } from './support/stats.js';
+import { fastestKeda, figures, targets, type Figures } from './support/scaling-figures.js';
 import { SCALER_CONFIGS, type ScalerConfig } from './support/scaling-configs.js';
 
 const USAGE = `usage: npm run bench:scaling-sim -- [--json] [--seed N] [--traces N]
@@ -30,41 +31,9 @@ function parseOptions(argv: string[]): Options | undefined {
   return values && { seed: integerOption('seed', values.seed, 1, 0), traces: integerOption('traces', values.traces, 1, 1), json: values.json ?? false };
 }
 
-/** One configuration's figures on one trace. */
-interface Figures {
-  waitP50S: number;
-  waitP95S: number;
-  waitMaxS: number;
-  runnerSeconds: number;
-  efficiency: number;
-  launched: number;
-  duplicates: number;
-  lost: number;
-}
-
-function figures(result: SimResult, concurrency: number): Figures {
-  const s = (ms: number) => Math.round(ms / 100) / 10;
-  return {
-    waitP50S: s(percentile(result.waitsMs, 0.5)),
-    waitP95S: s(percentile(result.waitsMs, 0.95)),
-    waitMaxS: s(Math.max(0, ...result.waitsMs)),
-    runnerSeconds: Math.round(result.runnerMs / 1000),
-    efficiency: result.runnerMs > 0 ? Math.round((result.busySlotMs / (result.runnerMs * concurrency)) * 1000) / 1000 : 0,
-    launched: result.launched,
-    duplicates: result.duplicates,
-    lost: result.lost,
-  };
-}
-
-/** The KEDA configuration to beat on a trace: the lowest wait p95, then the fewest runner-seconds. */
-function fastestKeda(perConfig: Map<ScalerConfig, Figures>): Figures {
-  const keda = [...perConfig].filter(([c]) => c.family === 'keda');
-  return keda.sort(([, a], [, b]) => a.waitP95S - b.waitP95S || a.runnerSeconds - b.runnerSeconds)[0]![1];
-}
-
-/** Issue 14's three targets against one KEDA configuration's figures on the same trace. */
-function targets(f: Figures, keda: Figures): { p95: boolean; runnerSeconds: boolean; noDuplicates: boolean } {
-  return { p95: f.waitP95S <= keda.waitP95S, runnerSeconds: f.runnerSeconds <= 0.7 * keda.runnerSeconds, noDuplicates: f.duplicates === 0 && f.lost === 0 };
+/** The KEDA configuration to beat on a trace (scaling-figures.ts). */
+function fastestKedaOn(perConfig: Map<ScalerConfig, Figures>): Figures {
+  return fastestKeda([...perConfig].map(([c, f]) => ({ family: c.family, figures: f })))!.figures;
 }
 
 type Counts = { p95: number; runnerSeconds: number; noDuplicates: number; all: number };
@@ -98,7 +67,7 @@ function row(perTrace: Map<ScalerConfig, Figures>[], c: ScalerConfig) {
   };
   if (c.family !== 'tidepool') return base;
   const vsEach = Object.fromEntries(SCALER_CONFIGS.filter((k) => k.family === 'keda').map((k) => [k.name, targetCounts(perTrace, c, (m) => m.get(k)!)]));
-  const vsFastest = targetCounts(perTrace, c, fastestKeda);
+  const vsFastest = targetCounts(perTrace, c, fastestKedaOn);
   return { ...base, tracesMeetingTargets: vsFastest.all, targets: { vsFastestKeda: vsFastest, vsEachKeda: vsEach } };
 }
 

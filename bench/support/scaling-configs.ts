@@ -41,11 +41,26 @@ function tidepool(name: string, overrides: Partial<TidepoolModelOptions>, leave?
   return { name, family: 'tidepool', scaler: () => tidepoolModel({ ...SHIPPED, ...overrides }), ...(leave ? { leave } : {}) };
 }
 
-function keda(strategy: KedaStrategy, mode: 'amqp' | 'http', pollingIntervalMs: number): ScalerConfig {
+/** One of the ScaledJob configurations issue 14 compares tidepool with. */
+export interface KedaConfig {
+  strategy: KedaStrategy;
+  mode: 'amqp' | 'http';
+  /** KEDA's default is 30 s. */
+  pollingIntervalS: number;
+}
+
+/** Every strategy × trigger mode × polling interval (30 s, 1 s): the simulator's models and the cluster bench's ScaledJobs alike. */
+export const KEDA_CONFIGS: KedaConfig[] = (['default', 'accurate', 'eager'] as const).flatMap((strategy) =>
+  (['amqp', 'http'] as const).flatMap((mode) => [30, 1].map((pollingIntervalS) => ({ strategy, mode, pollingIntervalS }))),
+);
+
+export const kedaConfigName = (c: KedaConfig): string => `keda ${c.strategy} ${c.mode} ${c.pollingIntervalS}s`;
+
+function keda(c: KedaConfig): ScalerConfig {
   return {
-    name: `keda ${strategy} ${mode} ${pollingIntervalMs / 1000}s`,
+    name: kedaConfigName(c),
     family: 'keda',
-    scaler: () => kedaModel({ strategy, mode, pollingIntervalMs, maxReplicaCount: MAX_RUNNERS, value: CONCURRENCY, statsIntervalMs: 5_000 }),
+    scaler: () => kedaModel({ strategy: c.strategy, mode: c.mode, pollingIntervalMs: c.pollingIntervalS * 1000, maxReplicaCount: MAX_RUNNERS, value: CONCURRENCY, statsIntervalMs: 5_000 }),
   };
 }
 
@@ -59,5 +74,5 @@ export const SCALER_CONFIGS: ScalerConfig[] = [
   tidepool('tidepool defaults (rate 5/s burst 10)', NOW),
   tidepool('tidepool + idleMinimum 5s', NOW, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
   tidepool('tidepool + duration-aware (not kept)', { ...NOW, freeingHorizonMs: 8_000 }, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
-  ...(['default', 'accurate', 'eager'] as const).flatMap((s) => (['amqp', 'http'] as const).flatMap((m) => [keda(s, m, 30_000), keda(s, m, 1_000)])),
+  ...KEDA_CONFIGS.map(keda),
 ];
