@@ -57,16 +57,14 @@ import { createRedis } from '../shared/store/redis.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunPhases, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration } from '../shared/units.js';
-import { sourceHash } from '../runner/sync/catalog.js';
-import { definitionHash } from '../runner/sync/check.js';
 import { KubernetesLease } from '../scaler/leadership/lease.js';
 import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
 import { apiCost, measureIdle, scrapeApiRequests, subtract, total, type Counters } from './support/api-requests.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher, SYSTEM_NAMESPACES } from './support/cluster.js';
 import { openSyncPublisher } from './support/publisher.js';
-import { discoverLocally } from './support/catalogs.js';
+import { applyWithCache, discoverLocally } from './support/catalogs.js';
 import { countLines } from './support/count-lines.js';
 import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
 import { disturbed, INTERFERENCE, leastDisturbed } from './support/rounds.js';
@@ -78,8 +76,6 @@ import { fmtRate, median, percentile, rate } from './support/stats.js';
 const KUBECONFIG = CLUSTER.kubeconfig;
 const CONNECTOR_SELECTOR = 'app.kubernetes.io/component=connector';
 const STATE_EVERY = 100_000;
-/** Namespaces of the cluster itself: anything else existing during a batch is someone else's work. */
-const SYSTEM_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
 /** How long connector pods still terminating after the runners left may take before they count as orphans. */
 const ORPHAN_GRACE_MS = 30_000;
 /** Longest wait for a quiet CPU before a batch, before a throughput round, and before a round run again. */
@@ -349,10 +345,8 @@ class Bench {
    * as for every sync but a connection's first (unless --first-syncs).
    */
   private async apply(store: Store, connection: Connection): Promise<void> {
-    await store.connections.apply(connection);
-    if (this.options.firstSyncs) return;
-    await store.connections.putCatalog(connection.id, sourceHash(connection), this.catalog);
-    for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
+    if (this.options.firstSyncs) await store.connections.apply(connection);
+    else await applyWithCache(store, connection, this.catalog!);
   }
 
   /** A confirm channel on `config`'s topology to publish syncs on; cleanup closes it if close() was not. */

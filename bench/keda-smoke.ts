@@ -28,11 +28,9 @@ import { topologyFor } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
-import { sourceHash } from '../runner/sync/catalog.js';
-import { definitionHash } from '../runner/sync/check.js';
-import { discoverLocally } from './support/catalogs.js';
+import { applyWithCache, discoverLocally } from './support/catalogs.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { CLUSTER, createRunnerNamespace, deleteNamespaceAndWait, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
 import { deleteScaledJob, kedaHost, kedaRunning, kedaTriggerAuth, SCALED_JOB_LABEL, scaledJob, waitScaledJobReady, type KedaTriggerMode } from './support/keda.js';
 import { openSyncPublisher } from './support/publisher.js';
 import type { KedaStrategy } from './support/scaler-models.js';
@@ -137,11 +135,7 @@ class Smoke {
       destination: { connector: 'destination-e2e-test', config: {} },
       streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     }));
-    for (const c of connections) {
-      await store.connections.apply(c);
-      await store.connections.putCatalog(c.id, sourceHash(c), catalog);
-      for (const role of ['source', 'destination'] as const) await store.connections.putChecked(c.id, role, definitionHash(c[role]));
-    }
+    for (const c of connections) await applyWithCache(store, c, catalog);
     return connections;
   }
 
@@ -226,12 +220,8 @@ class Smoke {
     };
     if (this.created) {
       await deleteScaledJob(this.kc, this.namespace, SCALED_JOB).catch(quietly('ScaledJob'));
-      const core = this.kc.makeApiClient(CoreV1Api);
-      await core.deleteNamespace({ name: this.namespace }).catch(quietly('namespace'));
       // Runners still idling would declare the prefix's queues again after deletePrefix.
-      await waitFor(`namespace ${this.namespace} to be deleted`, () => core.readNamespace({ name: this.namespace }).then(() => false, (err: unknown) => isNotFound(err)), 180_000, 1000).catch((err: unknown) =>
-        progress(`warning: cleanup: ${(err as Error).message}`),
-      );
+      await deleteNamespaceAndWait(this.kc, this.namespace).catch((err: unknown) => progress(`warning: cleanup: namespace: ${kubeErrorMessage(err)}`));
     }
     await deletePrefix(this.config).catch((err: unknown) => progress(`warning: cleanup: prefix: ${(err as Error).message}`));
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
