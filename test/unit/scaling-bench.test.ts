@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { clusterOutcome, fastestKeda, figures, targets, type Figures, type ObservedRun, type ObservedRunner } from '../../bench/support/scaling-figures.js';
 import { KEDA_CONFIGS, kedaConfigName } from '../../bench/support/scaling-configs.js';
+import { CLUSTER_SCALERS, pickScalers, scalerSlug, scalingTable, summarizeRows, type ScalerRow } from '../../bench/support/scaling-report.js';
 import { CLUSTER_TRACE_SHAPE, compressShape, DEFAULT_TRACE_SHAPE, generateTrace } from '../../bench/support/scaling-trace.js';
 
 describe('the cluster trace', () => {
@@ -102,5 +103,54 @@ describe('targets against the fastest KEDA configuration', () => {
   it('holds each target on its own', () => {
     expect(targets(f(6, 490), f(6, 700))).toEqual({ p95: true, runnerSeconds: true, noDuplicates: true });
     expect(targets(f(6.1, 491, 1), f(6, 700))).toEqual({ p95: false, runnerSeconds: false, noDuplicates: false });
+  });
+});
+
+describe('bench:scaling scalers and rows', () => {
+  it('picks scalers by slug and group, in replay order', () => {
+    expect(pickScalers('default').map((s) => s.name)).toEqual(['tidepool', ...KEDA_CONFIGS.map(kedaConfigName)]);
+    expect(pickScalers('all')).toHaveLength(14);
+    expect(pickScalers('keda-eager-http-1s,tidepool').map((s) => s.name)).toEqual(['tidepool', 'keda eager http 1s']);
+    expect(pickScalers('tidepool-idle-minimum-5s')[0]).toMatchObject({ family: 'tidepool', idleMinimum: '5s' });
+    expect(() => pickScalers('keda-default-amqp-5s')).toThrow(/unknown scaler keda-default-amqp-5s/);
+    expect(CLUSTER_SCALERS.map((s) => scalerSlug(s.name))).toContain('keda-accurate-amqp-30s');
+  });
+
+  const row = (scaler: string, family: 'tidepool' | 'keda', waitP95S: number, runnerSeconds: number, duplicates = 0): ScalerRow => ({
+    scaler,
+    family,
+    waitP50S: 1,
+    waitP95S,
+    waitMaxS: 9,
+    runnerSeconds,
+    efficiency: 0.5,
+    launched: 4,
+    duplicates,
+    lost: 0,
+    apiRequests: 100,
+    apiRequestsByResource: {},
+    peakRunners: 4,
+    poolEmptyAfterS: 150,
+    otherNamespaces: [],
+  });
+
+  it('judges every tidepool row against the fastest KEDA row; a failed replay is no candidate', () => {
+    const rows: ScalerRow[] = [
+      row('tidepool', 'tidepool', 5, 600),
+      row('keda a', 'keda', 6, 1000, 3),
+      row('keda b', 'keda', 4, 700),
+      { scaler: 'keda c', family: 'keda', error: 'boom' },
+      row('tidepool + idleMinimum 5s', 'tidepool', 4, 450),
+    ];
+    const summary = summarizeRows(rows);
+    expect(summary.fastestKeda).toBe('keda b');
+    expect(summary.targets).toEqual({
+      tidepool: { p95: false, runnerSeconds: false, noDuplicates: true, all: false },
+      'tidepool + idleMinimum 5s': { p95: true, runnerSeconds: true, noDuplicates: true, all: true },
+    });
+    const table = scalingTable(rows, summary);
+    expect(table).toContain('keda c');
+    expect(table).toContain('FAILED: boom');
+    expect(table).toMatch(/tidepool \+ idleMinimum 5s vs keda b: wait p95 met, runner-seconds ≤ 0.7× met/);
   });
 });
