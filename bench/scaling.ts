@@ -159,7 +159,8 @@ class ScalingBench {
   private dir = '';
   private catalog: AirbyteCatalog | undefined;
   private idle: { idle: Counters; idleMs: number } | undefined;
-  private current: Replay | undefined;
+  /** What the replay under way made, to undo (prepare fills it). */
+  private undo: (() => Promise<void>)[] = [];
 
   constructor(private readonly options: Options) {
     this.redis = createRedis(this.host.redisUrl, this.logger);
@@ -210,19 +211,29 @@ class ScalingBench {
     };
   }
 
-  /** Namespace, connections, publisher (which declares the queue), the watch, and the scaler up and waiting. */
+  /**
+   * Namespace, connections, publisher (which declares the queue), the watch, and the scaler up
+   * and waiting. What is made is undone by teardown in reverse order, a failure halfway included.
+   */
   private async prepare(index: number, scaler: ClusterScaler): Promise<Replay> {
     const config = this.configFor(index, scaler);
     const namespace = config.namespace;
+    const undo: (() => Promise<void>)[] = [];
+    this.undo = undo;
+    undo.push(() => this.removeEnvironment(config));
     await createRunnerNamespace(this.kc, namespace, config);
     const store = createStore(this.redis, config);
     for (const s of this.trace.syncs) await applyWithCache(store, this.connectionOf(s), this.catalog!);
     const publisher = await openSyncPublisher(this.host.amqpUrl, config, this.logger, 'bench-scaling');
+    undo.push(publisher.close);
     const watch = new RunnerWatch(this.kc, namespace, this.logger);
-    const replay: Replay = { scaler, namespace, config, store, publisher, watch, stopScaling: () => Promise.resolve() };
-    this.current = replay;
+    undo.push(() => watch.stop().catch(() => undefined));
     await watch.start();
-    replay.stopScaling = scaler.keda ? await this.startKeda(replay) : await this.startTidepool(replay);
+    const replay: Replay = { scaler, namespace, config, store, publisher, watch, stopScaling: () => Promise.resolve() };
+    const stop = scaler.keda ? await this.startKeda(replay) : await this.startTidepool(replay);
+    let stopped: Promise<void> | undefined;
+    replay.stopScaling = () => (stopped ??= stop());
+    undo.push(replay.stopScaling);
     return replay;
   }
 
@@ -259,7 +270,7 @@ class ScalingBench {
     return () => deleteScaledJob(this.kc, namespace, SCALED_JOB).catch((err: unknown) => progress(`warning: deleting the ScaledJob: ${kubeErrorMessage(err)}`));
   }
 
-  /** Publishes the trace in real time from now; returns the sync ids in trace order as they go out. */
+  /** Publishes the trace in real time from `t0`, adding each sync id to `syncIds` as it goes out. */
   private publishTrace(replay: Replay, t0: number, syncIds: string[]): Promise<void> {
     return (async () => {
       for (const s of this.trace.syncs) {
@@ -274,12 +285,12 @@ class ScalingBench {
   async replay(index: number, scaler: ClusterScaler): Promise<ScalerRow> {
     const label = `[${index + 1}/${this.options.scalers.length}] ${scaler.name}`;
     const setupT0 = Date.now();
-    const replay = await this.prepare(index, scaler);
-    progress(`${label}: ready in ${((Date.now() - setupT0) / 1000).toFixed(1)} s (namespace ${replay.namespace}); replaying ${this.trace.syncs.length} syncs over ${formatDuration(this.trace.spanMs)}`);
     try {
+      const replay = await this.prepare(index, scaler);
+      progress(`${label}: ready in ${((Date.now() - setupT0) / 1000).toFixed(1)} s (namespace ${replay.namespace}); replaying ${this.trace.syncs.length} syncs over ${formatDuration(this.trace.spanMs)}`);
       return await this.measure(label, replay);
     } finally {
-      await this.teardown(replay);
+      await this.teardown();
     }
   }
 
@@ -291,13 +302,18 @@ class ScalingBench {
     const t0 = Date.now();
     const syncIds: string[] = [];
     let published = false;
-    const publishing = this.publishTrace(replay, t0, syncIds).then(() => void (published = true));
+    let publishFailed: Error | undefined;
+    const publishing = this.publishTrace(replay, t0, syncIds).then(
+      () => void (published = true),
+      (err: unknown) => void (publishFailed = err as Error),
+    );
     const deadline = t0 + this.trace.spanMs + this.options.drainLimitMs;
     let settledSince: number | undefined;
     let lastReport = t0;
     let runs: (RunRecord | undefined)[] = [];
     for (;;) {
-      await Promise.race([publishing, sleep(1000)]);
+      await sleep(1000);
+      if (publishFailed) throw new Error(`publishing the trace: ${publishFailed.message}`);
       runs = await store.runs.getMany(syncIds);
       const final = runs.filter((r) => r && FINAL_STATUSES.has(r.status)).length;
       const now = Date.now();
@@ -320,7 +336,7 @@ class ScalingBench {
     const after = await scrapeApiRequests(this.kc);
     const windowMs = Date.now() - t0;
     await replay.stopScaling();
-    await publishing.catch(() => undefined);
+    await publishing;
     const othersAfter = await this.otherNamespaces();
     const observed = runs.map((r): ObservedRun | undefined => r && { requestedAt: Date.parse(r.requestedAt), status: r.status, runnerId: r.runnerId, startedAt: Date.parse(r.startedAt), finishedAt: r.finishedAt ? Date.parse(r.finishedAt) : undefined });
     const lostUnpublished = this.trace.syncs.length - syncIds.length;
@@ -350,25 +366,28 @@ class ScalingBench {
     return list.items.map((n) => n.metadata?.name ?? '').filter((n) => n && !SYSTEM_NAMESPACES.has(n) && !n.startsWith(`tp-scaling-${this.id}-`));
   }
 
-  private async teardown(replay: Replay): Promise<void> {
-    await replay.stopScaling();
-    await replay.watch.stop().catch(() => undefined);
-    await replay.publisher.close();
-    this.current = undefined;
+  /** Undoes what the current replay's prepare made, last first. */
+  private async teardown(): Promise<void> {
+    const undo = this.undo;
+    this.undo = [];
+    for (const step of undo.reverse()) await step();
+  }
+
+  private async removeEnvironment(config: Config): Promise<void> {
     if (this.options.keep) {
-      progress(`--keep: namespace ${replay.namespace}, prefix ${replay.config.prefix}`);
+      progress(`--keep: namespace ${config.namespace}, prefix ${config.prefix}`);
       return;
     }
     const t0 = Date.now();
     // Waited for: the next scaler's window must not hold this namespace's deletion.
-    await deleteNamespaceAndWait(this.kc, replay.namespace).catch((err: unknown) => progress(`warning: ${kubeErrorMessage(err)}`));
-    await deletePrefix(replay.config).catch((err: unknown) => progress(`warning: prefix ${replay.config.prefix}: ${(err as Error).message}`));
-    progress(`namespace ${replay.namespace} and prefix removed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    await deleteNamespaceAndWait(this.kc, config.namespace).catch((err: unknown) => progress(`warning: ${kubeErrorMessage(err)}`));
+    await deletePrefix(config).catch((err: unknown) => progress(`warning: prefix ${config.prefix}: ${(err as Error).message}`));
+    progress(`namespace ${config.namespace} and prefix removed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 
   /** On a signal or a failure outside a replay: what the current replay made, the temp dir, the store connection. */
   async cleanup(): Promise<void> {
-    if (this.current) await this.teardown(this.current).catch((err: unknown) => progress(`warning: cleanup: ${(err as Error).message}`));
+    await this.teardown().catch((err: unknown) => progress(`warning: cleanup: ${(err as Error).message}`));
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
