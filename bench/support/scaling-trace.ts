@@ -91,8 +91,9 @@ export const DEFAULT_TRACE_SHAPE: TraceShape = {
 
 /**
  * The trace bench:scaling replays on the test cluster by default: issue 14's shape cut to what
- * a 2-core single node runs at once (max runners 8 of concurrency 2) and to about two minutes,
- * so thirteen scalers replay it in turn within ~40 minutes, drain included. Three bursts of ~15
+ * a 2-core single node runs at once (max runners 8 of concurrency 2) and to a minute and a
+ * half, so that a replay with its drain (the last syncs, the runners' 30 s idle timeout) takes
+ * about 2.5 minutes and thirteen scalers replay it in turn within ~40. Three bursts of ~15
  * syncs (each about the pool's 16 slots) and a trickle; durations lognormal around 8 s, from a
  * few seconds to ~30 s.
  */
@@ -102,7 +103,7 @@ export const CLUSTER_TRACE_SHAPE: TraceShape = {
   burstShare: 0.75,
   bursts: 3,
   burstSpreadMs: 5_000,
-  spanMs: 120_000,
+  spanMs: 90_000,
   connections: 60,
   durationMedianMs: 8_000,
 };
