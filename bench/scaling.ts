@@ -5,7 +5,8 @@
 //
 //   npm run bench:scaling -- [--json] [--seed 1] [--trace cluster|issue] [--compress F]
 //                            [--scalers default|all|keda|NAME,...] [--max-runners 8]
-//                            [--idle-window 20s] [--drain-limit 4m] [--connector-pods] [--keep]
+//                            [--idle-window 20s] [--drain-limit 4m] [--time-limit D] [--connector-pods]
+//                            [--keep]
 //
 // Each scaler gets a fresh namespace (k8s/base's RBAC, the credentials Secret) and prefix, one
 // connection per sync of the trace (source-e2e-test, `records` × `delayMs` long, catalog and
@@ -58,7 +59,7 @@ import { deletePrefix } from './support/services.js';
 
 const USAGE = `usage: npm run bench:scaling -- [--json] [--seed N] [--trace cluster|issue] [--compress F]
                                 [--scalers LIST] [--max-runners N] [--idle-window D]
-                                [--drain-limit D] [--connector-pods] [--keep]
+                                [--drain-limit D] [--time-limit D] [--connector-pods] [--keep]
 
 Replays one seeded trace on the scripts/cluster cluster through tidepool's scaler and KEDA's
 ScaledJob (scripts/keda up) in 12 configurations, one after the other; per scaler: wait
@@ -75,6 +76,8 @@ p50/p95/max, runner-seconds, efficiency, Jobs launched, duplicate launches, API 
   --idle-window D   how long the cluster's idle API request rate is measured (default 20s)
   --drain-limit D   how long past the trace's span a replay may take before its unfinished
                     syncs count as lost (default 4m)
+  --time-limit D    start no replay that would end (at the pace so far) more than D after the
+                    bench started; the JSON lists those not run (default: no limit)
   --connector-pods  connectors in pods of their own, as shipped (default: processes in the runner pod)
   --json            print one JSON object on stdout
   --keep            keep each scaler's namespace, queues and Redis keys`;
@@ -87,6 +90,7 @@ interface Options {
   maxRunners: number;
   idleWindowMs: number;
   drainLimitMs: number;
+  timeLimitMs: number | undefined;
   connectorPods: boolean;
   json: boolean;
   keep: boolean;
@@ -101,6 +105,7 @@ function parseOptions(argv: string[]): Options | undefined {
     'max-runners': 'string',
     'idle-window': 'string',
     'drain-limit': 'string',
+    'time-limit': 'string',
     'connector-pods': 'boolean',
     json: 'boolean',
     keep: 'boolean',
@@ -118,6 +123,7 @@ function parseOptions(argv: string[]): Options | undefined {
     maxRunners: integerOption('max-runners', values['max-runners'], 8, 1),
     idleWindowMs: durationOption('idle-window', values['idle-window'], 20_000),
     drainLimitMs: durationOption('drain-limit', values['drain-limit'], 4 * 60_000),
+    timeLimitMs: values['time-limit'] === undefined ? undefined : durationOption('time-limit', values['time-limit'], 0),
     connectorPods: values['connector-pods'] ?? false,
     json: values.json ?? false,
     keep: values.keep ?? false,
@@ -398,9 +404,18 @@ async function main(opts: Options): Promise<number> {
   const bench = new ScalingBench(opts);
   const signals = cleanUpOnSignal(() => bench.cleanup());
   const rows: ScalerRow[] = [];
+  const notRun: string[] = [];
   try {
     await bench.setup();
+    const replaysFrom = Date.now();
     for (const [i, scaler] of opts.scalers.entries()) {
+      // A replay takes about what the ones before took: one that would end past --time-limit is not started.
+      const perReplay = i > 0 ? (Date.now() - replaysFrom) / i : 0;
+      if (opts.timeLimitMs !== undefined && Date.now() + perReplay > started + opts.timeLimitMs) {
+        notRun.push(...opts.scalers.slice(i).map((s) => s.name));
+        progress(`--time-limit: not replaying ${notRun.join(', ')} (a replay takes ~${formatDuration(perReplay)})`);
+        break;
+      }
       try {
         rows.push(await bench.replay(i, scaler));
       } catch (err) {
@@ -422,6 +437,7 @@ async function main(opts: Options): Promise<number> {
     trace: { name: opts.trace, compress: opts.compress, syncs: bench.trace.syncs.length, spanMs: bench.trace.spanMs },
     settings: { concurrency: CONCURRENCY, maxRunners: opts.maxRunners, idleTimeout: IDLE_TIMEOUT, connectors: opts.connectorPods ? 'pods' : 'runner pod processes' },
     rows,
+    ...(notRun.length > 0 ? { notRun } : {}),
     ...summary,
     benchDurationMs: Date.now() - started,
   };
