@@ -56,6 +56,8 @@ import { pickScalers, scalingTable, summarizeRows, type ClusterScaler, type Scal
 import { clusterOutcome, figures, type ObservedRun } from './support/scaling-figures.js';
 import { CLUSTER_TRACE_SHAPE, compressShape, DEFAULT_TRACE_SHAPE, generateTrace, type ScalingTrace, type TraceSync } from './support/scaling-trace.js';
 import { deletePrefix } from './support/services.js';
+import { median } from './support/stats.js';
+import { foreignSeconds, foreignTicks } from './support/cpu.js';
 
 const USAGE = `usage: npm run bench:scaling -- [--json] [--seed N] [--trace cluster|issue] [--compress F]
                                 [--scalers LIST] [--max-runners N] [--idle-window D]
@@ -305,6 +307,7 @@ class ScalingBench {
     const othersBefore = await this.otherNamespaces();
     const listsBefore = watch.lists;
     const before = await scrapeApiRequests(this.kc);
+    const cpuBefore = await foreignTicks();
     const t0 = Date.now();
     const syncIds: string[] = [];
     let published = false;
@@ -341,6 +344,7 @@ class ScalingBench {
     const endAt = settledSince ?? Date.now();
     const after = await scrapeApiRequests(this.kc);
     const windowMs = Date.now() - t0;
+    const otherCpu = foreignSeconds(cpuBefore, await foreignTicks());
     await replay.stopScaling();
     await publishing;
     const othersAfter = await this.otherNamespaces();
@@ -356,6 +360,8 @@ class ScalingBench {
       apiRequests: Math.round(cost.netRequests),
       apiRequestsByResource: Object.fromEntries(Object.entries(cost.byCategory).map(([k, v]) => [k, Math.round(v)])),
       peakRunners: watch.peakRunners,
+      podStartP50S: Math.round(median(watch.startTimes()) / 100) / 10,
+      otherCpuSeconds: Math.round(otherCpu.seconds),
       poolEmptyAfterS: Math.round((endAt - t0) / 100) / 10,
       otherNamespaces: [...new Set([...othersBefore, ...othersAfter])],
     };

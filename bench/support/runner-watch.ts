@@ -11,6 +11,9 @@ import type { ObservedRunner } from './scaling-figures.js';
 const RUNNER_SELECTOR = 'app.kubernetes.io/component=runner';
 
 interface Runner extends ObservedRunner {
+  /** When the watch first saw its Job, and its pod Running: how long the cluster took to start it. */
+  jobSeenAt?: number;
+  podRunningAt?: number;
   /** The Job says it finished (a Job may finish without a pod: its deadline passed first). */
   jobFinished: boolean;
   podFailed: boolean;
@@ -68,7 +71,9 @@ export class RunnerWatch {
   private onJob(job: V1Job): void {
     const name = job.metadata?.name;
     if (!name) return;
-    this.runner(name).jobFinished ||= describeJob(name, job).phase === 'finished';
+    const r = this.runner(name);
+    r.jobSeenAt ??= Date.now();
+    r.jobFinished ||= describeJob(name, job).phase === 'finished';
   }
 
   private onPod(pod: V1Pod, deleted: boolean): void {
@@ -80,6 +85,7 @@ export class RunnerWatch {
     r.pod ??= name;
     r.podCreatedAt ??= now;
     const phase = pod.status?.phase;
+    if (phase === 'Running') r.podRunningAt ??= now;
     if (deleted || phase === 'Succeeded' || phase === 'Failed') r.podEndedAt ??= now;
     r.podFailed ||= phase === 'Failed';
     this.peak = Math.max(this.peak, this.alive());
@@ -111,6 +117,11 @@ export class RunnerWatch {
   /** Pods whose runner failed (exit code ≠ 0, deadline): a runner image that refuses its settings fails them all. */
   failedPods(): string[] {
     return [...this.runners.values()].flatMap((r) => (r.podFailed && r.pod ? [r.pod] : []));
+  }
+
+  /** Job seen → pod Running, in ms, for each runner that got that far. */
+  startTimes(): number[] {
+    return [...this.runners.values()].flatMap((r) => (r.jobSeenAt !== undefined && r.podRunningAt !== undefined ? [r.podRunningAt - r.jobSeenAt] : []));
   }
 
   observed(): ObservedRunner[] {

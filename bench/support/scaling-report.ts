@@ -51,6 +51,10 @@ export interface ClusterFigures extends Figures {
   apiRequests: number;
   apiRequestsByResource: Record<string, number>;
   peakRunners: number;
+  /** Median of Job seen → its pod Running: how fast the cluster started runners during this replay. */
+  podStartP50S: number;
+  /** CPU seconds other people's processes used on this shared machine during the window: a busy neighbour slows pod starts. */
+  otherCpuSeconds: number;
   /** Publish of the first sync → the pool seen empty with every sync final. */
   poolEmptyAfterS: number;
   /** Others' namespaces on the cluster during the window: their requests are in apiRequests. */
@@ -86,6 +90,8 @@ const COLUMNS: [Exclude<keyof ClusterFigures, 'apiRequestsByResource' | 'otherNa
   ['apiRequests', 'API req'],
   ['lost', 'lost'],
   ['peakRunners', 'peak'],
+  ['podStartP50S', 'pod start'],
+  ['otherCpuSeconds', 'other CPU'],
 ];
 
 /** The rows as a text table, and a line per tidepool row on the targets. */

@@ -130,6 +130,8 @@ describe('bench:scaling scalers and rows', () => {
     apiRequests: 100,
     apiRequestsByResource: {},
     peakRunners: 4,
+    podStartP50S: 2,
+    otherCpuSeconds: 3,
     poolEmptyAfterS: 150,
     otherNamespaces: [],
   });
