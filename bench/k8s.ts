@@ -39,11 +39,10 @@
 // prefix, the temp dir), unless --keep. The whole run is bounded by --timeout.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { ConfirmChannel } from 'amqplib';
 import type { Redis } from 'ioredis';
 import { sleep } from '../shared/backoff.js';
@@ -53,24 +52,23 @@ import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js'
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
-import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
 import { publishSync } from '../shared/broker/publisher.js';
-import { topologyFor, type Topology } from '../shared/broker/topology.js';
+import type { Topology } from '../shared/broker/topology.js';
 import { createRedis, Keys } from '../shared/store/redis.js';
 import type { CachedSpec } from '../shared/store/specs.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunPhases, type RunRecord } from '../shared/store/runs.js';
 import { formatDuration } from '../shared/units.js';
-import { sourceHash } from '../runner/sync/catalog.js';
-import { definitionHash } from '../runner/sync/check.js';
 import { KubernetesLease } from '../scaler/leadership/lease.js';
 import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
+import { apiCost, measureIdle, scrapeApiRequests, subtract, total, type Counters } from './support/api-requests.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { applyShippedAccess, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
-import { discoverLocally } from './support/catalogs.js';
+import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher, SYSTEM_NAMESPACES } from './support/cluster.js';
+import { openSyncPublisher } from './support/publisher.js';
+import { applyWithCache, discoverLocally } from './support/catalogs.js';
 import { countLines } from './support/count-lines.js';
-import { CLK_TCK, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
+import { foreignSeconds, foreignTicks, QUIET_BUSY_SHARE, waitForQuietCpu } from './support/cpu.js';
 import { disturbed, INTERFERENCE, leastDisturbed } from './support/rounds.js';
 import { spawnLoggedRunner } from './support/runner-process.js';
 import { deletePrefix } from './support/services.js';
@@ -80,16 +78,12 @@ import { fmtRate, median, percentile, rate } from './support/stats.js';
 const KUBECONFIG = CLUSTER.kubeconfig;
 const CONNECTOR_SELECTOR = 'app.kubernetes.io/component=connector';
 const STATE_EVERY = 100_000;
-/** Namespaces of the cluster itself: anything else existing during a batch is someone else's work. */
-const SYSTEM_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
 /** How long connector pods still terminating after the runners left may take before they count as orphans. */
 const ORPHAN_GRACE_MS = 30_000;
 /** Longest wait for a quiet CPU before a batch, before a throughput round, and before a round run again. */
 const QUIET_WAIT_MS = { batch: 60_000, round: 30_000, retry: 5_000 };
 /** No round is run again once less than this is left of --timeout. */
 const RETRY_RESERVE_MS = 3 * 60_000;
-/** Processes of the cluster itself (scripts/cluster): they work for our pods. */
-const CLUSTER_PROCESS = /tidepool-cluster|\.cache\/tidepool\/|containerd|\brunc\b/;
 
 const USAGE = `usage: node dist/bench/k8s.js [--batches 10,40] [--users U] [--records N] [--rounds R]
                           [--idle-window D] [--retries K] [--timeout D] [--first-syncs] [--json] [--keep]
@@ -158,82 +152,6 @@ function parseOptions(argv: string[]): Options | undefined {
 
 class BenchTimeout extends Error {}
 
-// --- API server request counters -------------------------------------------------------------
-
-/** apiserver_request_total, summed by "group/resource[/subresource] VERB" (codes and scopes merged). */
-type Counters = Map<string, number>;
-
-async function scrapeApiRequests(kc: KubeConfig): Promise<Counters> {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new Error(`${KUBECONFIG} names no cluster`);
-  const options: RequestOptions = { method: 'GET', headers: { accept: 'text/plain' } };
-  await kc.applyToHTTPSOptions(options);
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = httpsRequest(new URL('/metrics', server), options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (s: string) => (body += s));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET /metrics: HTTP ${res.statusCode ?? '?'}: ${body.slice(0, 200)}`))));
-      res.on('error', reject);
-    });
-    req.setTimeout(15_000, () => req.destroy(new Error('GET /metrics: no answer in 15 s')));
-    req.on('error', reject);
-    req.end();
-  });
-  const counters: Counters = new Map();
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const close = line.lastIndexOf('}');
-    const labels = new Map<string, string>();
-    for (const m of line.slice(line.indexOf('{') + 1, close).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels.set(m[1]!, m[2]!);
-    const value = Number(line.slice(close + 1).trim());
-    if (!Number.isFinite(value)) continue;
-    const resource = labels.get('resource') ?? '';
-    const subresource = labels.get('subresource') ?? '';
-    // Non-resource requests (/healthz, /api, /metrics) have their path as subresource. Groups
-    // are left out: resource names do not clash here (events of both groups are events).
-    const what = resource ? `${resource}${subresource ? `/${subresource}` : ''}` : `nonresource:${subresource}`;
-    const key = `${what} ${labels.get('verb') ?? '?'}`;
-    counters.set(key, (counters.get(key) ?? 0) + value);
-  }
-  if (counters.size === 0) throw new Error('GET /metrics has no apiserver_request_total sample');
-  return counters;
-}
-
-function subtract(after: Counters, before: Counters): Counters {
-  const out: Counters = new Map();
-  for (const [k, v] of after) {
-    const d = v - (before.get(k) ?? 0);
-    if (d !== 0) out.set(k, d);
-  }
-  return out;
-}
-
-const total = (c: Counters): number => [...c.values()].reduce((a, b) => a + b, 0);
-
-/** jobs, pods, secrets, leases, events, other: by the resource of a counter key. */
-function category(key: string): string {
-  const resource = key.split(/[/ ]/, 1)[0]!;
-  return ['jobs', 'pods', 'secrets', 'leases', 'events'].includes(resource) ? resource : 'other';
-}
-
-/**
- * A batch's API requests net of the cluster's own background traffic (`idle`, scaled to the
- * batch's duration) and of the bench's own `ownRequests`, in all and per sync of `n`: by
- * category and the largest "resource verb" entries.
- */
-function apiCost(gross: Counters, idle: Counters, scale: number, ownRequests: number, n: number) {
-  const net: Counters = new Map();
-  for (const key of new Set([...gross.keys(), ...idle.keys()])) net.set(key, (gross.get(key) ?? 0) - (idle.get(key) ?? 0) * scale);
-  const idleRequests = total(idle) * scale;
-  const netRequests = total(gross) - idleRequests - ownRequests;
-  const byCategory: Record<string, number> = { jobs: 0, pods: 0, secrets: 0, leases: 0, events: 0, other: 0 };
-  for (const [key, v] of net) byCategory[category(key)]! += v / n;
-  byCategory.other! -= ownRequests / n; // the bench's pod lists
-  const top = [...net].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]): [string, number] => [k, round(v / n, 2)]);
-  return { idleRequests, netRequests, byCategory, top };
-}
-
 /** A batch's progress line, and the first failures if some syncs did not succeed. */
 function reportBatch(label: string, result: BatchResult, runs: RunRecord[], syncsDoneMs: number): void {
   const failed = runs.filter((r) => r.status !== 'succeeded');
@@ -251,78 +169,6 @@ function reportBatch(label: string, result: BatchResult, runs: RunRecord[], sync
 /** Settings of one batch: runners in pods reach RabbitMQ and Redis at the node address. */
 function clusterConfig(prefix: string, namespace: string, overrides: Partial<ConfigInput>): Config {
   return loadConfig({}, undefined, { prefix, namespace, ...inClusterSettings(), logLevel: 'warn', ...overrides });
-}
-
-// --- CPU of other people's processes ----------------------------------------------------------
-
-/**
- * CPU ticks so far of every process that is not ours: not this process or its descendants, not
- * the cluster's own (its binaries, containerd, runc, anything in a kubepods cgroup: our pods),
- * not the kernel's threads, not init (which reaps orphans). Children's reaped time is included,
- * so a test suite or a build that ran and ended within a round still shows, in its driver.
- */
-interface Foreign {
-  ppid: string;
-  ticks: number;
-  command: string;
-}
-
-async function foreignTicks(): Promise<Map<string, Foreign>> {
-  const pids = (await readdir('/proc')).filter((p) => /^\d+$/.test(p));
-  const procs = await Promise.all(
-    pids.map(async (pid) => {
-      try {
-        const [stat, cmdline, cgroup] = await Promise.all([
-          readFile(`/proc/${pid}/stat`, 'utf8'),
-          readFile(`/proc/${pid}/cmdline`, 'utf8'),
-          readFile(`/proc/${pid}/cgroup`, 'utf8'),
-        ]);
-        // Fields after the command name (which may hold spaces): ppid is 4th; utime..cstime 14..17.
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(rest[i] ?? 0), 0);
-        // Some processes (containerd's shims) have an empty cmdline: their name is in stat.
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        const command = cmdline.split('\0').filter(Boolean).slice(0, 3).join(' ').slice(0, 80) || name;
-        return { pid, ppid: rest[1] ?? '0', ticks, command, cluster: CLUSTER_PROCESS.test(cmdline) || CLUSTER_PROCESS.test(name) || cgroup.includes('kubepods') };
-      } catch {
-        return undefined; // exited meanwhile
-      }
-    }),
-  );
-  const parent = new Map<string, string>();
-  for (const p of procs) if (p) parent.set(p.pid, p.ppid);
-  const self = String(process.pid);
-  const ours = (pid: string): boolean => {
-    for (let at: string | undefined = pid, hops = 0; at && at !== '0' && hops < 64; at = parent.get(at), hops++) if (at === self) return true;
-    return false;
-  };
-  const out = new Map<string, Foreign>();
-  for (const p of procs) {
-    if (!p || p.pid === '1' || p.pid === '2' || p.ppid === '2' || p.cluster || ours(p.pid)) continue;
-    out.set(p.pid, { ppid: p.ppid, ticks: p.ticks, command: p.command });
-  }
-  return out;
-}
-
-/**
- * CPU seconds other people's processes used between two foreignTicks() (a new process: all of
- * its time), and the largest users.
- */
-function foreignSeconds(before: Map<string, Foreign>, after: Map<string, Foreign>): { seconds: number; top: string } {
-  const used = new Map<string, number>();
-  for (const [pid, p] of after) used.set(pid, p.ticks - (before.get(pid)?.ticks ?? 0));
-  // A process that ended during the round was reaped by its parent, whose children's time now
-  // holds all of its life: the part before the round is not the round's. (One whose parent is
-  // not counted, init or ours, is lost with its time in the round: an under-estimate.)
-  for (const [pid, p] of before) {
-    if (!after.has(pid) && used.has(p.ppid)) used.set(p.ppid, used.get(p.ppid)! - p.ticks);
-  }
-  const top = [...used].filter(([, t]) => t > 0).sort((a, b) => b[1] - a[1]).slice(0, 3);
-  const ticks = [...used.values()].reduce((sum, t) => sum + t, 0);
-  return {
-    seconds: Math.max(0, ticks / CLK_TCK),
-    top: top.map(([pid, t]) => `${pid} ${after.get(pid)?.command ?? '?'} (${(t / CLK_TCK).toFixed(1)} s)`).join(', '),
-  };
 }
 
 // --- Results -----------------------------------------------------------------------------------
@@ -418,21 +264,22 @@ class Bench {
     const config = clusterConfig(`bench-k8s-${this.id}-${name}`, namespace, overrides);
     this.prefixes.push(config);
     this.namespaces.add(namespace);
-    await this.core.createNamespace({ body: { metadata: { name: namespace, labels: { 'tidepool.io/bench': 'true' } } } });
-    await applyShippedAccess(this.kc, namespace);
+    await createRunnerNamespace(this.kc, namespace);
     return { config, store: createStore(this.redis, config), namespace };
   }
 
   /**
-   * Applies `connection` with source-faker's catalog cached and both connectors' checks passed,
-   * as for every sync but a connection's first (unless --first-syncs).
+   * Applies `connection` with source-faker's catalog cached, both connectors' checks passed and
+   * the specs earlier batches cached, as for every sync but a connection's first (unless
+   * --first-syncs).
    */
   private async apply(store: Store, connection: Connection): Promise<void> {
-    await store.connections.apply(connection);
-    if (this.options.firstSyncs) return;
+    if (this.options.firstSyncs) {
+      await store.connections.apply(connection);
+      return;
+    }
     await this.seedSpecs(store);
-    await store.connections.putCatalog(connection.id, sourceHash(connection), this.catalog);
-    for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
+    await applyWithCache(store, connection, this.catalog!);
   }
 
   /**
@@ -459,14 +306,8 @@ class Bench {
 
   /** A confirm channel on `config`'s topology to publish syncs on; cleanup closes it if close() was not. */
   private async publisher(config: Config): Promise<{ topology: Topology; channel: ConfirmChannel; close: () => Promise<void> }> {
-    const topology = topologyFor(config.prefix, config);
-    const broker = await connectBroker({ url: config.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${config.prefix}` });
-    this.stoppers.add(() => broker.close().catch(() => undefined));
-    const channel = await openConfirmChannel(broker, topology, this.logger);
-    const close = async () => {
-      await channel.close().catch(() => undefined);
-      await broker.close().catch(() => undefined);
-    };
+    const { topology, channel, close } = await openSyncPublisher(config.amqpUrl, config, this.logger);
+    this.stoppers.add(close);
     return { topology, channel, close };
   }
 
@@ -509,12 +350,7 @@ class Bench {
 
   /** The API requests the cluster makes on its own, over --idle-window with nothing of ours running. */
   private async idleRequests(label: string): Promise<{ idle: Counters; idleMs: number }> {
-    const idleStart = await scrapeApiRequests(this.kc);
-    const idleT0 = Date.now();
-    await sleep(Math.min(this.options.idleWindowMs, this.left()));
-    const idleEnd = await scrapeApiRequests(this.kc);
-    const idleMs = Date.now() - idleT0;
-    const idle = subtract(idleEnd, idleStart);
+    const { idle, idleMs } = await measureIdle(this.kc, Math.min(this.options.idleWindowMs, this.left()));
     progress(`${label}: idle rate ${(total(idle) / (idleMs / 1000)).toFixed(2)} requests/s`);
     return { idle, idleMs };
   }

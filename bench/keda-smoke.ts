@@ -18,25 +18,21 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchV1Api, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import { BatchV1Api, CoreV1Api, KubernetesObjectApi, type KubeConfig, type V1Job } from '@kubernetes/client-node';
 import type { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../shared/config.js';
 import type { Connection } from '../shared/connections.js';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js';
 import { createLogger } from '../shared/logger.js';
-import { newSyncRequest } from '../shared/messages.js';
-import { connectBroker, openConfirmChannel } from '../shared/broker/connection.js';
-import { publishSync } from '../shared/broker/publisher.js';
 import { topologyFor } from '../shared/broker/topology.js';
 import { createRedis } from '../shared/store/redis.js';
 import { createStore } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunRecord } from '../shared/store/runs.js';
-import { sourceHash } from '../runner/sync/catalog.js';
-import { definitionHash } from '../runner/sync/check.js';
-import { discoverLocally } from './support/catalogs.js';
+import { applyWithCache, discoverLocally } from './support/catalogs.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { applyShippedAccess, CLUSTER, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
-import { KEDA_READY_URL, kedaHost, kedaTriggerAuth, SCALED_JOB_LABEL, scaledJob, type KedaTriggerMode } from './support/keda.js';
+import { CLUSTER, createRunnerNamespace, deleteNamespaceAndWait, inClusterSettings, runnerJobLauncher } from './support/cluster.js';
+import { deleteScaledJob, kedaHost, kedaRunning, kedaTriggerAuth, SCALED_JOB_LABEL, scaledJob, waitScaledJobReady, type KedaTriggerMode } from './support/keda.js';
+import { openSyncPublisher } from './support/publisher.js';
 import type { KedaStrategy } from './support/scaler-models.js';
 import { deletePrefix } from './support/services.js';
 import { waitFor } from './support/wait.js';
@@ -90,14 +86,6 @@ const TRIGGER_AUTH = 'keda-rabbitmq';
 /** Runner Jobs failed before the smoke gives up on them. */
 const FAILED_JOBS_LIMIT = 3;
 
-async function kedaRunning(): Promise<void> {
-  const answer = await fetch(KEDA_READY_URL, { signal: AbortSignal.timeout(3000) }).then(
-    (r) => (r.ok ? '' : `HTTP ${r.status}`),
-    (err: unknown) => (err as Error).message,
-  );
-  if (answer) throw new Error(`KEDA is not running (${KEDA_READY_URL}: ${answer}): run scripts/keda up`);
-}
-
 class Smoke {
   readonly id = randomBytes(3).toString('hex');
   readonly namespace = `tidepool-keda-smoke-${this.id}`;
@@ -129,14 +117,8 @@ class Smoke {
   /** The namespace with tidepool's RBAC, the runners' credentials, and the trigger's. */
   async setup(): Promise<void> {
     this.dir = await mkdtemp(join(tmpdir(), `tidepool-keda-smoke-${this.id}-`));
-    const core = this.kc.makeApiClient(CoreV1Api);
-    await core.createNamespace({ body: { metadata: { name: this.namespace, labels: { 'tidepool.io/bench': 'true' } } } });
     this.created = true;
-    await applyShippedAccess(this.kc, this.namespace);
-    await core.createNamespacedSecret({
-      namespace: this.namespace,
-      body: { metadata: { name: this.config.credentialsSecret }, stringData: { 'amqp-url': this.config.amqpUrl, 'redis-url': this.config.redisUrl } },
-    });
+    await createRunnerNamespace(this.kc, this.namespace, this.config);
     // The operator runs on this host: it reaches the broker at the host's own address.
     const objects = this.kc.makeApiClient(KubernetesObjectApi);
     for (const o of kedaTriggerAuth(TRIGGER_AUTH, this.namespace, kedaHost(this.host.amqpUrl, this.options.mode))) await objects.create(o);
@@ -153,11 +135,7 @@ class Smoke {
       destination: { connector: 'destination-e2e-test', config: {} },
       streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     }));
-    for (const c of connections) {
-      await store.connections.apply(c);
-      await store.connections.putCatalog(c.id, sourceHash(c), catalog);
-      for (const role of ['source', 'destination'] as const) await store.connections.putChecked(c.id, role, definitionHash(c[role]));
-    }
+    for (const c of connections) await applyWithCache(store, c, catalog);
     return connections;
   }
 
@@ -176,15 +154,7 @@ class Smoke {
       authenticationRef: TRIGGER_AUTH,
     });
     await this.kc.makeApiClient(KubernetesObjectApi).create(body);
-    const custom = this.kc.makeApiClient(CustomObjectsApi);
-    await waitFor('KEDA to report the ScaledJob Ready', async () => {
-      const sj = (await custom.getNamespacedCustomObject({ group: 'keda.sh', version: 'v1alpha1', namespace: this.namespace, plural: 'scaledjobs', name: SCALED_JOB })) as {
-        status?: { conditions?: { type: string; status: string; message?: string }[] };
-      };
-      const ready = sj.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status === 'False') throw new Error(ready.message ?? 'Ready is False');
-      return ready?.status === 'True';
-    }, 60_000, 250);
+    await waitScaledJobReady(this.kc, this.namespace, SCALED_JOB);
   }
 
   /**
@@ -193,27 +163,14 @@ class Smoke {
    * moment of the first publish and the sync ids.
    */
   async publisher(): Promise<{ publish: (connections: Connection[]) => Promise<{ t0: number; syncIds: string[] }>; close: () => Promise<void> }> {
-    const topology = topologyFor(this.config.prefix, this.config);
-    const broker = await connectBroker({ url: this.host.amqpUrl, logger: this.logger, timeoutMs: 10_000, connectionName: `tidepool-${this.config.prefix}` });
-    const channel = await openConfirmChannel(broker, topology, this.logger).catch(async (err: unknown) => {
-      await broker.close().catch(() => undefined);
-      throw err;
-    });
+    const publisher = await openSyncPublisher(this.host.amqpUrl, this.config, this.logger, 'keda-smoke');
     const publish = async (connections: Connection[]) => {
       const t0 = Date.now();
       const syncIds: string[] = [];
-      for (const c of connections) {
-        const request = newSyncRequest(c.id, { requestedBy: 'keda-smoke' });
-        await publishSync(channel, topology, request);
-        syncIds.push(request.syncId);
-      }
+      for (const c of connections) syncIds.push((await publisher.publish(c.id)).syncId);
       return { t0, syncIds };
     };
-    const close = async () => {
-      await channel.close().catch(() => undefined);
-      await broker.close().catch(() => undefined);
-    };
-    return { publish, close };
+    return { publish, close: publisher.close };
   }
 
   /** The names of the Jobs KEDA made for the ScaledJob so far. */
@@ -262,13 +219,9 @@ class Smoke {
       if (!isNotFound(err)) progress(`warning: cleanup: ${what}: ${kubeErrorMessage(err)}`);
     };
     if (this.created) {
-      await this.kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: 'keda.sh', version: 'v1alpha1', namespace: this.namespace, plural: 'scaledjobs', name: SCALED_JOB }).catch(quietly('ScaledJob'));
-      const core = this.kc.makeApiClient(CoreV1Api);
-      await core.deleteNamespace({ name: this.namespace }).catch(quietly('namespace'));
+      await deleteScaledJob(this.kc, this.namespace, SCALED_JOB).catch(quietly('ScaledJob'));
       // Runners still idling would declare the prefix's queues again after deletePrefix.
-      await waitFor(`namespace ${this.namespace} to be deleted`, () => core.readNamespace({ name: this.namespace }).then(() => false, (err: unknown) => isNotFound(err)), 180_000, 1000).catch((err: unknown) =>
-        progress(`warning: cleanup: ${(err as Error).message}`),
-      );
+      await deleteNamespaceAndWait(this.kc, this.namespace).catch((err: unknown) => progress(`warning: cleanup: namespace: ${kubeErrorMessage(err)}`));
     }
     await deletePrefix(this.config).catch((err: unknown) => progress(`warning: cleanup: prefix: ${(err as Error).message}`));
     if (this.dir) await rm(this.dir, { recursive: true, force: true });

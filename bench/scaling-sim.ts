@@ -8,63 +8,47 @@
 //
 //   npm run bench:scaling-sim -- [--json] [--seed N] [--traces N]
 import { integerOption, readArgs, runBench } from './support/cli.js';
-import { simulate, DEFAULT_SIM_SETTINGS, type SimResult } from './support/pool-sim.js';
-import { generateTrace, DEFAULT_TRACE_SHAPE } from './support/scaling-trace.js';
-import { median, percentile } from './support/stats.js';
-import { SCALER_CONFIGS, type ScalerConfig } from './support/scaling-configs.js';
+import { simulate, DEFAULT_SIM_SETTINGS } from './support/pool-sim.js';
+import { generateTrace, CLUSTER_TRACE_SHAPE, DEFAULT_TRACE_SHAPE } from './support/scaling-trace.js';
+import { median } from './support/stats.js';
+import { fastestKeda, figures, targets, type Figures } from './support/scaling-figures.js';
+import { MAX_RUNNERS, scalerConfigs, type ScalerConfig } from './support/scaling-configs.js';
 
-const USAGE = `usage: npm run bench:scaling-sim -- [--json] [--seed N] [--traces N]
+const USAGE = `usage: npm run bench:scaling-sim -- [--json] [--seed N] [--traces N] [--trace issue|cluster] [--max-runners N]
 
 Replays seeded bursty traces (${DEFAULT_TRACE_SHAPE.syncs} syncs over ${DEFAULT_TRACE_SHAPE.spanMs / 60_000} min, pod start 3-8 s, concurrency
-${DEFAULT_SIM_SETTINGS.concurrency}, max 40 runners, idle timeout ${DEFAULT_SIM_SETTINGS.idleTimeoutMs / 1000} s) through tidepool's policy and KEDA ScaledJob
-models; prints medians over the traces (seeds N, N+1, …; default seed 1, 1 trace).`;
+${DEFAULT_SIM_SETTINGS.concurrency}, max ${MAX_RUNNERS} runners, idle timeout ${DEFAULT_SIM_SETTINGS.idleTimeoutMs / 1000} s) through tidepool's policy and KEDA ScaledJob
+models; prints medians over the traces (seeds N, N+1, …; default seed 1, 1 trace).
+
+  --trace cluster   bench:scaling's trace instead (${CLUSTER_TRACE_SHAPE.syncs} syncs over ${CLUSTER_TRACE_SHAPE.spanMs / 1000} s), max 8 runners unless
+                    --max-runners: what the cluster run should come to, for comparison
+  --max-runners N   tidepool's maxRunners and KEDA's maxReplicaCount`;
 
 interface Options {
   seed: number;
   traces: number;
+  trace: 'issue' | 'cluster';
+  maxRunners: number;
   json: boolean;
 }
 
 function parseOptions(argv: string[]): Options | undefined {
-  const values = readArgs(argv, { seed: 'string', traces: 'string', json: 'boolean' });
-  return values && { seed: integerOption('seed', values.seed, 1, 0), traces: integerOption('traces', values.traces, 1, 1), json: values.json ?? false };
-}
-
-/** One configuration's figures on one trace. */
-interface Figures {
-  waitP50S: number;
-  waitP95S: number;
-  waitMaxS: number;
-  runnerSeconds: number;
-  efficiency: number;
-  launched: number;
-  duplicates: number;
-  lost: number;
-}
-
-function figures(result: SimResult, concurrency: number): Figures {
-  const s = (ms: number) => Math.round(ms / 100) / 10;
+  const values = readArgs(argv, { seed: 'string', traces: 'string', trace: 'string', 'max-runners': 'string', json: 'boolean' });
+  if (!values) return undefined;
+  const trace = values.trace ?? 'issue';
+  if (trace !== 'issue' && trace !== 'cluster') throw new Error(`--trace must be issue or cluster (got ${trace})`);
   return {
-    waitP50S: s(percentile(result.waitsMs, 0.5)),
-    waitP95S: s(percentile(result.waitsMs, 0.95)),
-    waitMaxS: s(Math.max(0, ...result.waitsMs)),
-    runnerSeconds: Math.round(result.runnerMs / 1000),
-    efficiency: result.runnerMs > 0 ? Math.round((result.busySlotMs / (result.runnerMs * concurrency)) * 1000) / 1000 : 0,
-    launched: result.launched,
-    duplicates: result.duplicates,
-    lost: result.lost,
+    seed: integerOption('seed', values.seed, 1, 0),
+    traces: integerOption('traces', values.traces, 1, 1),
+    trace,
+    maxRunners: integerOption('max-runners', values['max-runners'], trace === 'cluster' ? 8 : MAX_RUNNERS, 1),
+    json: values.json ?? false,
   };
 }
 
-/** The KEDA configuration to beat on a trace: the lowest wait p95, then the fewest runner-seconds. */
-function fastestKeda(perConfig: Map<ScalerConfig, Figures>): Figures {
-  const keda = [...perConfig].filter(([c]) => c.family === 'keda');
-  return keda.sort(([, a], [, b]) => a.waitP95S - b.waitP95S || a.runnerSeconds - b.runnerSeconds)[0]![1];
-}
-
-/** Issue 14's three targets against one KEDA configuration's figures on the same trace. */
-function targets(f: Figures, keda: Figures): { p95: boolean; runnerSeconds: boolean; noDuplicates: boolean } {
-  return { p95: f.waitP95S <= keda.waitP95S, runnerSeconds: f.runnerSeconds <= 0.7 * keda.runnerSeconds, noDuplicates: f.duplicates === 0 && f.lost === 0 };
+/** The KEDA configuration to beat on a trace (scaling-figures.ts). */
+function fastestKedaOn(perConfig: Map<ScalerConfig, Figures>): Figures {
+  return fastestKeda([...perConfig].map(([c, f]) => ({ family: c.family, figures: f })))!.figures;
 }
 
 type Counts = { p95: number; runnerSeconds: number; noDuplicates: number; all: number };
@@ -82,7 +66,7 @@ function targetCounts(perTrace: Map<ScalerConfig, Figures>[], config: ScalerConf
   return counts;
 }
 
-function row(perTrace: Map<ScalerConfig, Figures>[], c: ScalerConfig) {
+function row(perTrace: Map<ScalerConfig, Figures>[], c: ScalerConfig, configs: ScalerConfig[]) {
   const all = perTrace.map((m) => m.get(c)!);
   const med = (key: keyof Figures) => Math.round(median(all.map((f) => f[key])) * 1000) / 1000;
   const base = {
@@ -97,19 +81,21 @@ function row(perTrace: Map<ScalerConfig, Figures>[], c: ScalerConfig) {
     lost: all.reduce((sum, f) => sum + f.lost, 0),
   };
   if (c.family !== 'tidepool') return base;
-  const vsEach = Object.fromEntries(SCALER_CONFIGS.filter((k) => k.family === 'keda').map((k) => [k.name, targetCounts(perTrace, c, (m) => m.get(k)!)]));
-  const vsFastest = targetCounts(perTrace, c, fastestKeda);
+  const vsEach = Object.fromEntries(configs.filter((k) => k.family === 'keda').map((k) => [k.name, targetCounts(perTrace, c, (m) => m.get(k)!)]));
+  const vsFastest = targetCounts(perTrace, c, fastestKedaOn);
   return { ...base, tracesMeetingTargets: vsFastest.all, targets: { vsFastestKeda: vsFastest, vsEachKeda: vsEach } };
 }
 
-function main({ seed, traces, json }: Options): Promise<number> {
+function main({ seed, traces, trace: traceName, maxRunners, json }: Options): Promise<number> {
+  const shape = traceName === 'cluster' ? CLUSTER_TRACE_SHAPE : DEFAULT_TRACE_SHAPE;
+  const configs = scalerConfigs(maxRunners);
   const perTrace: Map<ScalerConfig, Figures>[] = [];
   for (let t = 0; t < traces; t++) {
-    const trace = generateTrace(seed + t);
-    perTrace.push(new Map(SCALER_CONFIGS.map((c) => [c, figures(simulate(trace, c.scaler(), c.leave?.(), DEFAULT_SIM_SETTINGS), DEFAULT_SIM_SETTINGS.concurrency)] as const)));
+    const trace = generateTrace(seed + t, shape);
+    perTrace.push(new Map(configs.map((c) => [c, figures(simulate(trace, c.scaler(), c.leave?.(), DEFAULT_SIM_SETTINGS), DEFAULT_SIM_SETTINGS.concurrency)] as const)));
   }
-  const rows = SCALER_CONFIGS.map((c) => row(perTrace, c));
-  const result = { simulated: true, seed, traces, shape: DEFAULT_TRACE_SHAPE, settings: DEFAULT_SIM_SETTINGS, rows };
+  const rows = configs.map((c) => row(perTrace, c, configs));
+  const result = { simulated: true, seed, traces, trace: traceName, shape, maxRunners, settings: DEFAULT_SIM_SETTINGS, rows };
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(`${table(rows, traces)}\n${targetLines(rows, traces)}`);
   return Promise.resolve(rows.some((r) => r.lost > 0) ? 1 : 0);

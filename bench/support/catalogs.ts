@@ -5,7 +5,11 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { builtinConnectorCommand } from '../../shared/paths.js';
+import type { Connection } from '../../shared/connections.js';
 import type { AirbyteCatalog } from '../../shared/protocol.js';
+import type { Store } from '../../shared/store/index.js';
+import { sourceHash } from '../../runner/sync/catalog.js';
+import { definitionHash } from '../../runner/sync/check.js';
 
 /** `connector discover` run here with `config` (written to `dir`): its CATALOG message. */
 export async function discoverLocally(connector: string, config: unknown, dir: string): Promise<AirbyteCatalog> {
@@ -25,4 +29,11 @@ export async function discoverLocally(connector: string, config: unknown, dir: s
     if (message.type === 'CATALOG' && message.catalog) return message.catalog;
   }
   throw new Error(`${connector} discover printed no CATALOG`);
+}
+
+/** Applies `connection` with `catalog` cached for its source and both connectors' checks passed, as every sync but a connection's first finds them. */
+export async function applyWithCache(store: Store, connection: Connection, catalog: AirbyteCatalog): Promise<void> {
+  await store.connections.apply(connection);
+  await store.connections.putCatalog(connection.id, sourceHash(connection), catalog);
+  for (const role of ['source', 'destination'] as const) await store.connections.putChecked(connection.id, role, definitionHash(connection[role]));
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
-import { kubeErrorMessage } from '../../shared/kube.js';
+import { isNotFound, kubeErrorMessage } from '../../shared/kube.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
@@ -111,6 +111,38 @@ async function policiesInForce(kc: KubeConfig, namespace: string, connectorNames
       return true;
     }, 60_000, 250);
   }
+}
+
+/**
+ * A namespace for a bench's runners, labelled as a bench's, with the access k8s/base ships
+ * (applyShippedAccess) and, when `config` names a credentials Secret, that Secret holding its
+ * broker and store URLs: runner Jobs then read them from it, as shipped, never from their spec.
+ */
+export async function createRunnerNamespace(kc: KubeConfig, namespace: string, config?: Pick<Config, 'credentialsSecret' | 'amqpUrl' | 'redisUrl'>): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'tidepool.io/bench': 'true' } } } });
+  await applyShippedAccess(kc, namespace);
+  if (config?.credentialsSecret) {
+    await core.createNamespacedSecret({ namespace, body: { metadata: { name: config.credentialsSecret }, stringData: { 'amqp-url': config.amqpUrl, 'redis-url': config.redisUrl } } });
+  }
+}
+
+/** Namespaces of the cluster itself: anything else on it is someone's work (a bench's, a test's). */
+export const SYSTEM_NAMESPACES: ReadonlySet<string> = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease']);
+
+/**
+ * Deletes a namespace and waits until it is gone (its Jobs and pods with it), so that what the
+ * namespace controller does next is in no later measurement. Throws a WaitTimeout after `timeoutMs`.
+ */
+export async function deleteNamespaceAndWait(kc: KubeConfig, namespace: string, timeoutMs = 180_000): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.deleteNamespace({ name: namespace }).catch((err: unknown) => {
+    if (!isNotFound(err)) throw err;
+  });
+  await waitFor(`namespace ${namespace} to be deleted`, () => core.readNamespace({ name: namespace }).then(() => false, (err: unknown) => {
+    if (isNotFound(err)) return true;
+    throw err;
+  }), timeoutMs, 1000);
 }
 
 /** Runner Jobs as the scaler makes them, from the local images. */

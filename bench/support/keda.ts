@@ -4,9 +4,10 @@
 // image, settings, ServiceAccount and Secret references. Only what KEDA must own differs:
 // the Job's name (KEDA picks it, so the runner takes its pod's name as its id) and the
 // per-runner label.
-import type { KubernetesObject, V1Job, V1JobSpec } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Job, type V1JobSpec } from '@kubernetes/client-node';
 import type { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import type { KedaModelOptions, KedaStrategy } from './scaler-models.js';
+import { waitFor } from './wait.js';
 
 export type KedaTriggerMode = KedaModelOptions['mode'];
 
@@ -117,4 +118,36 @@ export function kedaTriggerAuth(name: string, namespace: string, host: string): 
       spec: { secretTargetRef: [{ parameter: 'host', name, key: 'host' }] },
     } as KubernetesObject,
   ];
+}
+
+/** Throws unless the operator of scripts/keda answers its readiness probe. */
+export async function kedaRunning(): Promise<void> {
+  const answer = await fetch(KEDA_READY_URL, { signal: AbortSignal.timeout(3000) }).then(
+    (r) => (r.ok ? '' : `HTTP ${r.status}`),
+    (err: unknown) => (err as Error).message,
+  );
+  if (answer) throw new Error(`KEDA is not running (${KEDA_READY_URL}: ${answer}): run scripts/keda up`);
+}
+
+const SCALED_JOBS = { group: 'keda.sh', version: 'v1alpha1', plural: 'scaledjobs' } as const;
+
+/**
+ * Waits until KEDA has taken the ScaledJob up (its Ready condition): before, it launches
+ * nothing. Ready False (no queue, a bad trigger) throws with KEDA's message.
+ */
+export async function waitScaledJobReady(kc: KubeConfig, namespace: string, name: string, timeoutMs = 60_000): Promise<void> {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  await waitFor('KEDA to report the ScaledJob Ready', async () => {
+    const sj = (await custom.getNamespacedCustomObject({ ...SCALED_JOBS, namespace, name })) as {
+      status?: { conditions?: { type: string; status: string; message?: string }[] };
+    };
+    const ready = sj.status?.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.status === 'False') throw new Error(ready.message ?? 'Ready is False');
+    return ready?.status === 'True';
+  }, timeoutMs, 250);
+}
+
+/** Deletes a ScaledJob: KEDA stops launching for it (its Jobs stay until their namespace goes). */
+export async function deleteScaledJob(kc: KubeConfig, namespace: string, name: string): Promise<void> {
+  await kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ ...SCALED_JOBS, namespace, name });
 }

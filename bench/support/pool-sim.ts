@@ -5,6 +5,7 @@
 // sync, and leaves by a leave rule. No clock, no I/O: a 15-minute trace replays in milliseconds,
 // so a policy change is tried on many traces before a cluster run. Not modelled: connection
 // locks (a trace's bursts use distinct connections), connector start-up inside a sync, failures.
+import type { PoolOutcome } from './scaling-figures.js';
 import type { ScalingTrace } from './scaling-trace.js';
 
 export interface SimRunner {
@@ -58,14 +59,8 @@ export interface SimSettings {
 
 export const DEFAULT_SIM_SETTINGS: SimSettings = { concurrency: 2, idleTimeoutMs: 30_000, heartbeatIntervalMs: 2_000, processStartMs: 1_000, drainLimitMs: 3_600_000 };
 
-export interface SimResult {
-  waitsMs: number[];
-  runnerMs: number;
-  busySlotMs: number;
-  launched: number;
-  /** Runners that left having run nothing. */
-  duplicates: number;
-  lost: number;
+/** The outcome bench:scaling measures on a cluster too (scaling-figures.ts), and what only a simulation sees. */
+export interface SimResult extends PoolOutcome {
   /** Runners at once, at most. */
   peakRunners: number;
   /** Every runner launched, as the run left it. */

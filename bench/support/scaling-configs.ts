@@ -15,10 +15,11 @@ export interface ScalerConfig {
 }
 
 const CONCURRENCY = 2;
-const MAX_RUNNERS = 40;
+/** Issue 14's pool; bench:scaling's cluster trace is replayed with 8 (scalerConfigs). */
+export const MAX_RUNNERS = 40;
 const IDLE_TIMEOUT_MS = 30_000;
 
-const SHIPPED: TidepoolModelOptions = { pollIntervalMs: 1_000, concurrency: CONCURRENCY, maxRunners: MAX_RUNNERS, launchRate: 2, launchBurst: 4, runnerStartTimeoutMs: 120_000 };
+const SHIPPED: Omit<TidepoolModelOptions, 'maxRunners'> = { pollIntervalMs: 1_000, concurrency: CONCURRENCY, launchRate: 2, launchBurst: 4, runnerStartTimeoutMs: 120_000 };
 
 /** What the runner reads for the adaptive rule: heartbeats (reported in-flight), ready, runs started recently. */
 export function adaptiveLeave(settings: LeaveSettings, windowMs: number): () => LeaveModel {
@@ -37,15 +38,30 @@ export function adaptiveLeave(settings: LeaveSettings, windowMs: number): () => 
     ).leave;
 }
 
-function tidepool(name: string, overrides: Partial<TidepoolModelOptions>, leave?: () => LeaveModel): ScalerConfig {
-  return { name, family: 'tidepool', scaler: () => tidepoolModel({ ...SHIPPED, ...overrides }), ...(leave ? { leave } : {}) };
+function tidepool(name: string, maxRunners: number, overrides: Partial<TidepoolModelOptions>, leave?: () => LeaveModel): ScalerConfig {
+  return { name, family: 'tidepool', scaler: () => tidepoolModel({ ...SHIPPED, maxRunners, ...overrides }), ...(leave ? { leave } : {}) };
 }
 
-function keda(strategy: KedaStrategy, mode: 'amqp' | 'http', pollingIntervalMs: number): ScalerConfig {
+/** One of the ScaledJob configurations issue 14 compares tidepool with. */
+export interface KedaConfig {
+  strategy: KedaStrategy;
+  mode: 'amqp' | 'http';
+  /** KEDA's default is 30 s. */
+  pollingIntervalS: number;
+}
+
+/** Every strategy × trigger mode × polling interval (30 s, 1 s): the simulator's models and the cluster bench's ScaledJobs alike. */
+export const KEDA_CONFIGS: KedaConfig[] = (['default', 'accurate', 'eager'] as const).flatMap((strategy) =>
+  (['amqp', 'http'] as const).flatMap((mode) => [30, 1].map((pollingIntervalS) => ({ strategy, mode, pollingIntervalS }))),
+);
+
+export const kedaConfigName = (c: KedaConfig): string => `keda ${c.strategy} ${c.mode} ${c.pollingIntervalS}s`;
+
+function keda(c: KedaConfig, maxRunners: number): ScalerConfig {
   return {
-    name: `keda ${strategy} ${mode} ${pollingIntervalMs / 1000}s`,
+    name: kedaConfigName(c),
     family: 'keda',
-    scaler: () => kedaModel({ strategy, mode, pollingIntervalMs, maxReplicaCount: MAX_RUNNERS, value: CONCURRENCY, statsIntervalMs: 5_000 }),
+    scaler: () => kedaModel({ strategy: c.strategy, mode: c.mode, pollingIntervalMs: c.pollingIntervalS * 1000, maxReplicaCount: maxRunners, value: CONCURRENCY, statsIntervalMs: 5_000 }),
   };
 }
 
@@ -53,11 +69,16 @@ function keda(strategy: KedaStrategy, mode: 'amqp' | 'http', pollingIntervalMs: 
 const LEAVE: LeaveSettings = { idleTimeoutMs: IDLE_TIMEOUT_MS, idleMinimumMs: 5_000, refillMs: 10_000, minRunners: 0 };
 const NOW = { launchRate: 5, launchBurst: 10 };
 
-export const SCALER_CONFIGS: ScalerConfig[] = [
-  tidepool('tidepool before (rate 2/s burst 4)', {}),
-  tidepool('tidepool rate unlimited', { launchRate: 1000, launchBurst: MAX_RUNNERS }),
-  tidepool('tidepool defaults (rate 5/s burst 10)', NOW),
-  tidepool('tidepool + idleMinimum 5s', NOW, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
-  tidepool('tidepool + duration-aware (not kept)', { ...NOW, freeingHorizonMs: 8_000 }, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
-  ...(['default', 'accurate', 'eager'] as const).flatMap((s) => (['amqp', 'http'] as const).flatMap((m) => [keda(s, m, 30_000), keda(s, m, 1_000)])),
-];
+/** Every configuration, for a pool of at most `maxRunners` (tidepool's maxRunners, KEDA's maxReplicaCount). */
+export function scalerConfigs(maxRunners = MAX_RUNNERS): ScalerConfig[] {
+  return [
+    tidepool('tidepool before (rate 2/s burst 4)', maxRunners, {}),
+    tidepool('tidepool rate unlimited', maxRunners, { launchRate: 1000, launchBurst: maxRunners }),
+    tidepool('tidepool defaults (rate 5/s burst 10)', maxRunners, NOW),
+    tidepool('tidepool + idleMinimum 5s', maxRunners, NOW, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
+    tidepool('tidepool + duration-aware (not kept)', maxRunners, { ...NOW, freeingHorizonMs: 8_000 }, adaptiveLeave(LEAVE, ARRIVAL_WINDOW_MS)),
+    ...KEDA_CONFIGS.map((c) => keda(c, maxRunners)),
+  ];
+}
+
+export const SCALER_CONFIGS: ScalerConfig[] = scalerConfigs();

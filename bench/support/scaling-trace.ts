@@ -89,6 +89,40 @@ export const DEFAULT_TRACE_SHAPE: TraceShape = {
   podStartMaxMs: 8_000,
 };
 
+/**
+ * The trace bench:scaling replays on the test cluster by default: issue 14's shape cut to what
+ * a 2-core single node runs at once (max runners 8 of concurrency 2) and to a minute and a
+ * half, so that a replay with its drain (the last syncs, the runners' 30 s idle timeout) takes
+ * about 2.5 minutes and thirteen scalers replay it in turn within ~40. Three bursts of ~15
+ * syncs (each about the pool's 16 slots) and a trickle; durations lognormal around 8 s, from a
+ * few seconds to ~30 s.
+ */
+export const CLUSTER_TRACE_SHAPE: TraceShape = {
+  ...DEFAULT_TRACE_SHAPE,
+  syncs: 60,
+  burstShare: 0.75,
+  bursts: 3,
+  burstSpreadMs: 5_000,
+  spanMs: 90_000,
+  connections: 60,
+  durationMedianMs: 8_000,
+};
+
+/**
+ * `shape` played `factor` times faster: the span, a burst's spread and the durations divided
+ * by it, the counts kept. Pod starts are not the trace's to shorten (a cluster has its own), and
+ * a duration stays whole records of the same delay, so a short sync is still one record.
+ */
+export function compressShape(shape: TraceShape, factor: number): TraceShape {
+  if (!(factor >= 1)) throw new Error(`a trace is compressed by a factor ≥ 1 (got ${factor})`);
+  return {
+    ...shape,
+    spanMs: Math.round(shape.spanMs / factor),
+    burstSpreadMs: Math.round(shape.burstSpreadMs / factor),
+    durationMedianMs: Math.max(shape.recordDelayMs, Math.round(shape.durationMedianMs / factor)),
+  };
+}
+
 /** A different integer per index, for sub-streams of one seed. */
 const stream = (seed: number, index: number): number => (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) + index * 0x27d4eb2f) >>> 0;
 
