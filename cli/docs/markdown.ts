@@ -1,5 +1,5 @@
 // Markdown pieces the generated reference pages share: a header saying where a page comes from,
-// and table cells that cannot break their row.
+// table cells that cannot break their row, and the page that is one table under a short intro.
 
 /** A generated page's first lines: its title, and where it comes from (so nobody edits it by hand). */
 export function generatedHeader(title: string, source: string): string[] {
@@ -19,4 +19,9 @@ export function plainCell(text: string): string {
 /** A Markdown table. */
 export function table(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+}
+
+/** A whole page that is one table: the generated header, an intro (lines of Markdown), the table. */
+export function tablePage(title: string, source: string, intro: readonly string[], head: readonly string[], rows: readonly (readonly string[])[]): string {
+  return [...generatedHeader(title, source), ...intro, '', ...table(head, rows), ''].join('\n');
 }

@@ -7,7 +7,7 @@ import { createRegistry } from '../../shared/metrics.js';
 import { RunnerMetrics } from '../../runner/metrics.js';
 import { ScalerMetrics } from '../../scaler/metrics.js';
 import { NotificationMetrics } from '../../scaler/notifications/metrics.js';
-import { generatedHeader, plainCell, table } from './markdown.js';
+import { plainCell, tablePage } from './markdown.js';
 
 /** Who registers what: the process a metric is scraped from. */
 const SOURCES: Array<{ process: string; register: (registry: Registry) => unknown }> = [
@@ -43,13 +43,15 @@ export function registeredMetrics(): MetricDoc[] {
 /** docs/reference/metrics.md. */
 export function metricsPage(): string {
   const rows = registeredMetrics().map((m) => [`\`${m.name}\``, m.type, m.labels.map((l) => `\`${l}\``).join(', '), m.processes.join(', '), plainCell(m.help)]);
-  return [
-    ...generatedHeader('Metrics reference', 'the metrics the scaler and the runner register (`scaler/metrics.ts`, `scaler/notifications/metrics.ts`, `runner/metrics.ts`, `shared/metrics.ts`)'),
-    'Where they are served, how to scrape them and what to read them with is in',
-    '[Metrics and monitoring](../metrics.md). Both processes also export prom-client\'s `process_*` and',
-    '`nodejs_*` metrics.',
-    '',
-    ...table(['metric', 'type', 'labels', 'exported by', 'help'], rows),
-    '',
-  ].join('\n');
+  return tablePage(
+    'Metrics reference',
+    'the metrics the scaler and the runner register (`scaler/metrics.ts`, `scaler/notifications/metrics.ts`, `runner/metrics.ts`, `shared/metrics.ts`)',
+    [
+      'Where they are served, how to scrape them and what to read them with is in',
+      '[Metrics and monitoring](../metrics.md). Both processes also export prom-client\'s `process_*` and',
+      '`nodejs_*` metrics.',
+    ],
+    ['metric', 'type', 'labels', 'exported by', 'help'],
+    rows,
+  );
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { CONFIG_FILE_VARIABLE, FILE_FORMS, configSchema, envName, fileFormName } from '../../shared/config.js';
 import { CONFIG_FILE_DESCRIPTION, FILE_FORM_DESCRIPTION, SETTING_DESCRIPTIONS, SHOWN_DEFAULTS } from '../../shared/config-descriptions.js';
-import { cell, generatedHeader, table } from './markdown.js';
+import { cell, tablePage } from './markdown.js';
 
 type Schema = z.core.$ZodType;
 type Bound = { check: string; value?: number; inclusive?: boolean };
@@ -81,13 +81,15 @@ export function settingsPage(): string {
     rows.push([`\`${envName(key)}\``, `\`${key}\``, cell(typeOf(schema)), cell(defaultOf(key, schema)), cell(SETTING_DESCRIPTIONS[key])]);
     if ((FILE_FORMS as readonly string[]).includes(key)) rows.push([`\`${fileFormName(key)}\``, '', 'file path', 'none', cell(FILE_FORM_DESCRIPTION)]);
   }
-  return [
-    ...generatedHeader('Settings reference', 'the configuration schema (`shared/config.ts`) and its descriptions (`shared/config-descriptions.ts`)'),
-    'Every setting is an environment variable, or a key of the settings file; how they are read and',
-    'checked is in [Configuration](../configuration.md). Durations take `500ms`, `30s`, `5m`, `1h`;',
-    'sizes take `64MiB`, `512KiB`; a yes/no setting takes `true`/`false` (or `1`/`0`).',
-    '',
-    ...table(['variable', 'file key', 'type', 'default', 'meaning'], rows),
-    '',
-  ].join('\n');
+  return tablePage(
+    'Settings reference',
+    'the configuration schema (`shared/config.ts`) and its descriptions (`shared/config-descriptions.ts`)',
+    [
+      'Every setting is an environment variable, or a key of the settings file; how they are read and',
+      'checked is in [Configuration](../configuration.md). Durations take `500ms`, `30s`, `5m`, `1h`;',
+      'sizes take `64MiB`, `512KiB`; a yes/no setting takes `true`/`false` (or `1`/`0`).',
+    ],
+    ['variable', 'file key', 'type', 'default', 'meaning'],
+    rows,
+  );
 }
