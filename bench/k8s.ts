@@ -54,7 +54,7 @@ import { newSyncRequest } from '../shared/messages.js';
 import type { AirbyteCatalog } from '../shared/protocol.js';
 import { publishSync } from '../shared/broker/publisher.js';
 import type { Topology } from '../shared/broker/topology.js';
-import { createRedis, Keys } from '../shared/store/redis.js';
+import { createRedis } from '../shared/store/redis.js';
 import type { CachedSpec } from '../shared/store/specs.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { FINAL_STATUSES, type RunPhases, type RunRecord } from '../shared/store/runs.js';
@@ -269,16 +269,14 @@ class Bench {
   }
 
   /**
-   * Applies `connection` with source-faker's catalog cached, both connectors' checks passed and
-   * the specs earlier batches cached, as for every sync but a connection's first (unless
-   * --first-syncs).
+   * Applies `connection` with source-faker's catalog cached and both connectors' checks passed,
+   * as for every sync but a connection's first (unless --first-syncs).
    */
   private async apply(store: Store, connection: Connection): Promise<void> {
     if (this.options.firstSyncs) {
       await store.connections.apply(connection);
       return;
     }
-    await this.seedSpecs(store);
     await applyWithCache(store, connection, this.catalog!);
   }
 
@@ -294,9 +292,8 @@ class Bench {
     for (const [fingerprint, spec] of this.specs) await store.specs.put(fingerprint, spec);
   }
 
-  private async keepSpecs(config: Config, store: Store): Promise<void> {
-    const keys = new Keys(config.prefix);
-    const prefix = keys.spec('');
+  private async keepSpecs(store: Store): Promise<void> {
+    const prefix = store.keys.spec('');
     for (const key of await this.redis.keys(`${prefix}*`)) {
       const fingerprint = key.slice(prefix.length);
       const spec = await store.specs.get(fingerprint);
@@ -423,6 +420,7 @@ class Bench {
       destination: { connector: 'destination-e2e-test', config: {} },
       streams: [{ name: 'users', syncMode: 'full_refresh', destinationSyncMode: 'overwrite' }],
     }));
+    if (!this.options.firstSyncs) await this.seedSpecs(store);
     for (const c of connections) await this.apply(store, c);
     const { topology, channel, close: closePublisher } = await this.publisher(config);
 
@@ -508,7 +506,7 @@ class Bench {
       eventsByReason: Object.fromEntries(Object.entries(eventsByReason).map(([k, v]) => [k, round(v / n, 2)])),
     };
     reportBatch(label, result, runs, syncsDoneMs);
-    await this.keepSpecs(config, store);
+    await this.keepSpecs(store);
     await closePublisher();
     await this.deleteNamespace(namespace);
     return result;
