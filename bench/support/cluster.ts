@@ -164,3 +164,61 @@ export function runnerJobLauncher(kc: KubeConfig, config: Config, namePrefix: st
     logger,
   );
 }
+
+/**
+ * What a namespace holds, in a few lines a failed wait can carry: its Jobs, each pod's phase and
+ * why a container waits or ended, the latest Warning events and the last log lines of the runner
+ * pods. A test on the cluster that times out otherwise says only that it waited; the cluster is
+ * torn down with the run, so this is what is left to tell a slow node from a stuck runner.
+ */
+export async function describeNamespace(kc: KubeConfig, namespace: string, logLines = 15): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const batch = kc.makeApiClient(BatchV1Api);
+  const lines: string[] = [`namespace ${namespace}:`];
+  const attempt = async (what: string, read: () => Promise<void>) => {
+    await read().catch((err: unknown) => lines.push(`  (${what}: ${kubeErrorMessage(err)})`));
+  };
+  await attempt('jobs', async () => {
+    for (const job of (await batch.listNamespacedJob({ namespace })).items) {
+      const s = job.status ?? {};
+      const conditions = (s.conditions ?? []).map((c) => `${c.type}=${c.status}${c.reason ? `(${c.reason})` : ''}`).join(',');
+      lines.push(`  job ${job.metadata?.name}: active ${s.active ?? 0}, succeeded ${s.succeeded ?? 0}, failed ${s.failed ?? 0} ${conditions}`);
+    }
+  });
+  const runnerPods: string[] = [];
+  await attempt('pods', async () => {
+    for (const pod of (await core.listNamespacedPod({ namespace })).items) {
+      const containers = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])].map((c) => {
+        const st = c.state?.waiting ? `waiting ${c.state.waiting.reason ?? ''}` : c.state?.terminated ? `exited ${c.state.terminated.exitCode} ${c.state.terminated.reason ?? ''}` : 'running';
+        return `${c.name} ${st}${c.restartCount ? ` restarts ${c.restartCount}` : ''}`;
+      });
+      const component = pod.metadata?.labels?.['app.kubernetes.io/component'] ?? '?';
+      if (component === 'runner') runnerPods.push(pod.metadata!.name!);
+      lines.push(`  pod ${pod.metadata?.name} (${component}): ${pod.status?.phase ?? '?'}; ${containers.join('; ') || 'no container status'}`);
+    }
+  });
+  await attempt('events', async () => {
+    // MissingClusterDNS comes with every pod of the test cluster (it runs no DNS): not news.
+    const warnings = (await core.listNamespacedEvent({ namespace })).items.filter((e) => e.type === 'Warning' && e.reason !== 'MissingClusterDNS').slice(-8);
+    for (const e of warnings) lines.push(`  warning ${e.involvedObject.kind}/${e.involvedObject.name} ${e.reason}: ${(e.message ?? '').slice(0, 300)}`);
+  });
+  for (const name of runnerPods) {
+    await attempt(`log of ${name}`, async () => {
+      const log = await core.readNamespacedPodLog({ name, namespace, tailLines: logLines });
+      lines.push(`  log of ${name}:`, ...log.trimEnd().split('\n').map((l) => `    ${l.slice(0, 400)}`));
+    });
+  }
+  return lines.join('\n');
+}
+
+/** Runs `work`; when it throws, the error's message gains describeNamespace of each namespace. */
+export async function explainingFailure<T>(kc: KubeConfig, namespaces: string[], work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof Error) {
+      for (const namespace of namespaces) err.message += `\n${await describeNamespace(kc, namespace).catch((e: unknown) => `(${namespace}: ${String(e)})`)}`;
+    }
+    throw err;
+  }
+}
