@@ -37,6 +37,8 @@ export default defineConfig({
           // The real local cluster (scripts/cluster up, which `npm run test:k8s` runs first).
           name: 'k8s',
           include: ['test/k8s/**/*.test.ts'],
+          // On a failure, what the cluster held (test/k8s/setup.ts).
+          setupFiles: ['test/k8s/setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 120_000,
           // One node on 2 cores: files share it one at a time.

@@ -210,15 +210,3 @@ export async function describeNamespace(kc: KubeConfig, namespace: string, logLi
   }
   return lines.join('\n');
 }
-
-/** Runs `work`; when it throws, the error's message gains describeNamespace of each namespace. */
-export async function explainingFailure<T>(kc: KubeConfig, namespaces: string[], work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (err instanceof Error) {
-      for (const namespace of namespaces) err.message += `\n${await describeNamespace(kc, namespace).catch((e: unknown) => `(${namespace}: ${String(e)})`)}`;
-    }
-    throw err;
-  }
-}

@@ -12,7 +12,7 @@ import { loadKubeConfig } from '../../shared/kube.js';
 import type { RunRecord } from '../../shared/store/runs.js';
 import { KubernetesJobRunnerLauncher } from '../../scaler/kubernetes-job.js';
 import { Scaler } from '../../scaler/loop.js';
-import { explainingFailure, inClusterSettings } from '../../bench/support/cluster.js';
+import { inClusterSettings } from '../../bench/support/cluster.js';
 import { percentile } from '../../bench/support/stats.js';
 import { closeRunnerHarness, drainDead, openRunnerHarness, publishSyncOf, runUntil, spawnRunner, type RunnerHarness } from '../helpers/runner-harness.js';
 import { waitFor } from '../helpers/services.js';
@@ -57,18 +57,15 @@ const throughCli = (h: RunnerHarness): Canceller => async (syncId, by) => {
 
 /** Waits until `syncId` runs in two Running connector pods and committed a STATE, then cancels it and times its end. */
 async function cancelWhileRunning(h: RunnerHarness, kc: KubeConfig, namespace: string, syncId: string, by: string, cancel: Canceller): Promise<CancelTiming> {
-  // What the wait saw last is thrown, and a timeout carries the namespace's Jobs, pods, warnings
-  // and runner logs: that is all that is left of a run on a torn-down cluster.
-  await explainingFailure(kc, [namespace], () =>
-    waitFor('the sync to run in two connector pods and commit a STATE', async () => {
-      const run = await h.services.store.runs.get(syncId);
-      const { pods } = await connectorObjects(kc, namespace);
-      const state = await h.services.store.state.get('slow');
-      const running = pods.filter((p) => p.status?.phase === 'Running').length;
-      if (run?.status === 'running' && running === 2 && state?.syncId === syncId) return true;
-      throw new Error(`run ${run?.status ?? 'not recorded'} (attempt ${run?.attempt ?? '-'}, runner ${run?.runnerId ?? '-'}, phases ${JSON.stringify(run?.phases ?? {})}), ${running} of ${pods.length} connector pods Running, state of ${state?.syncId ?? 'no sync'}`);
-    }, 180_000, 250),
-  );
+  // What the wait saw last is thrown, so a timeout says which part never came.
+  await waitFor('the sync to run in two connector pods and commit a STATE', async () => {
+    const run = await h.services.store.runs.get(syncId);
+    const { pods } = await connectorObjects(kc, namespace);
+    const state = await h.services.store.state.get('slow');
+    const running = pods.filter((p) => p.status?.phase === 'Running').length;
+    if (run?.status === 'running' && running === 2 && state?.syncId === syncId) return true;
+    throw new Error(`run ${run?.status ?? 'not recorded'} (attempt ${run?.attempt ?? '-'}, runner ${run?.runnerId ?? '-'}, phases ${JSON.stringify(run?.phases ?? {})}), ${running} of ${pods.length} connector pods Running, state of ${state?.syncId ?? 'no sync'}`);
+  }, 180_000, 250);
   const asked = Date.now();
   await cancel(syncId, by);
   const run = await runUntil(h, syncId, 'the run to be cancelled', (r) => r.status === 'cancelled', 30_000, 100);
