@@ -1,7 +1,8 @@
 // Kubernetes benchmark, on the real single-node cluster of scripts/cluster:
 //
 //   npm run bench:k8s -- [--batches 10,40] [--users 300] [--records 300000] [--rounds 3]
-//                        [--idle-window 20s] [--retries 2] [--timeout 20m] [--json] [--keep]
+//                        [--stdio direct|sidecar] [--idle-window 20s] [--retries 2] [--timeout 20m]
+//                        [--json] [--keep]
 //
 // 1. Latency and API cost. For each batch size N (10, then 40): a fresh namespace (runner RBAC
 //    exactly as k8s/base/rbac.yaml ships it) and TIDEPOOL prefix; N connections source-faker
@@ -22,7 +23,7 @@
 // 2. Orphans: connector pods (app.kubernetes.io/component=connector) left in each batch's
 //    namespace once its runners are gone (after up to 30 s for pods still terminating).
 // 3. Throughput: one sync of --records source-faker users → destination-jsonl, (a) through a
-//    runner Job whose connectors run in pods (socat sidecars, the runner's stream port) writing
+//    runner Job whose connectors run in pods (stdio as --stdio says, to the runner's stream port) writing
 //    the pod's /tmp emptyDir, and (b) through a local `tidepool runner` process with local
 //    connector processes writing a temp dir; --rounds of each, alternately (the first mode
 //    alternates per round); medians. A mode's throughput is records / (finishedAt − (requestedAt + firstRecordMs)): the steady
@@ -47,7 +48,7 @@ import type { ConfirmChannel } from 'amqplib';
 import type { Redis } from 'ioredis';
 import { sleep } from '../shared/backoff.js';
 import { loadConfig, type Config, type ConfigInput } from '../shared/config.js';
-import type { Connection } from '../shared/connections.js';
+import { CONNECTOR_STDIO, type Connection, type ConnectorStdio } from '../shared/connections.js';
 import { isNotFound, kubeErrorMessage, loadKubeConfig } from '../shared/kube.js';
 import { createLogger } from '../shared/logger.js';
 import { newSyncRequest } from '../shared/messages.js';
@@ -64,7 +65,7 @@ import { configEnv } from '../shared/config.js';
 import { Scaler } from '../scaler/loop.js';
 import { apiCost, measureIdle, scrapeApiRequests, subtract, total, type Counters } from './support/api-requests.js';
 import { cleanUpOnSignal, durationOption, integerOption, progress, readArgs, runBench } from './support/cli.js';
-import { CLUSTER, createRunnerNamespace, inClusterSettings, runnerJobLauncher, SYSTEM_NAMESPACES } from './support/cluster.js';
+import { CLUSTER, clusterStdio, createRunnerNamespace, inClusterSettings, runnerJobLauncher, SYSTEM_NAMESPACES } from './support/cluster.js';
 import { openSyncPublisher } from './support/publisher.js';
 import { applyWithCache, discoverLocally } from './support/catalogs.js';
 import { countLines } from './support/count-lines.js';
@@ -86,7 +87,7 @@ const QUIET_WAIT_MS = { batch: 60_000, round: 30_000, retry: 5_000 };
 const RETRY_RESERVE_MS = 3 * 60_000;
 
 const USAGE = `usage: node dist/bench/k8s.js [--batches 10,40] [--users U] [--records N] [--rounds R]
-                          [--idle-window D] [--retries K] [--timeout D] [--first-syncs] [--json] [--keep]
+                          [--stdio direct|sidecar] [--idle-window D] [--retries K] [--timeout D] [--first-syncs] [--json] [--keep]
 
 On the scripts/cluster cluster: publish→first-record latency and API server requests per
 sync for batches of syncs through a scaler with runner Jobs and connector pods, connector pods
@@ -96,6 +97,7 @@ left behind, and one big sync's throughput in a runner Job vs a local runner.
   --users U        source-faker users per latency sync (default 300)
   --records N      records of the throughput sync (default 300000)
   --rounds R       throughput rounds of each mode (default 3)
+  --stdio S        how connector pods carry stdio: direct or sidecar (default: TIDEPOOL_CONNECTOR_STDIO, else the default)
   --idle-window D  how long the cluster's idle request rate is measured before each batch (default 20s)
   --retries K      run a throughput round again, up to K times, when other people's processes
                    used more than ${INTERFERENCE.baseS} CPU-s + ${INTERFERENCE.share * 100}% of a core during it (default 2)
@@ -112,6 +114,7 @@ interface Options {
   users: number;
   records: number;
   rounds: number;
+  stdio: ConnectorStdio;
   idleWindowMs: number;
   retries: number;
   timeoutMs: number;
@@ -126,6 +129,7 @@ function parseOptions(argv: string[]): Options | undefined {
     users: 'string',
     records: 'string',
     rounds: 'string',
+    stdio: 'string',
     'idle-window': 'string',
     retries: 'string',
     timeout: 'string',
@@ -141,6 +145,7 @@ function parseOptions(argv: string[]): Options | undefined {
     users: integerOption('users', values.users, 300, 1),
     records: integerOption('records', values.records, 300_000, 1),
     rounds: integerOption('rounds', values.rounds, 3, 1),
+    stdio: stdioOption(values.stdio),
     idleWindowMs: durationOption('idle-window', values['idle-window'], 20_000),
     retries: integerOption('retries', values.retries, 2, 0),
     timeoutMs: durationOption('timeout', values.timeout, 20 * 60_000),
@@ -148,6 +153,12 @@ function parseOptions(argv: string[]): Options | undefined {
     json: values.json ?? false,
     keep: values.keep ?? false,
   };
+}
+
+function stdioOption(value: string | undefined): ConnectorStdio {
+  if (value === undefined) return clusterStdio();
+  if (!(CONNECTOR_STDIO as readonly string[]).includes(value)) throw new Error(`--stdio: ${CONNECTOR_STDIO.join(' or ')}, not ${JSON.stringify(value)}`);
+  return value as ConnectorStdio;
 }
 
 class BenchTimeout extends Error {}
@@ -206,6 +217,8 @@ interface Round {
   totalMs: number;
   /** CPU seconds other people's processes used during the round. */
   otherCpuS: number;
+  /** The run record's phases: where the steady part went (reading, committing, finishing). */
+  phases: RunPhases;
 }
 
 // --- The bench -----------------------------------------------------------------------------------
@@ -261,7 +274,7 @@ class Bench {
   /** A namespace with the runner RBAC, a prefix, and a store over it; all removed by cleanup. */
   private async environment(name: string, overrides: Partial<ConfigInput>): Promise<{ config: Config; store: Store; namespace: string }> {
     const namespace = `tp-bench-${this.id}-${name}`;
-    const config = clusterConfig(`bench-k8s-${this.id}-${name}`, namespace, overrides);
+    const config = clusterConfig(`bench-k8s-${this.id}-${name}`, namespace, { connectorStdio: this.options.stdio, ...overrides });
     this.prefixes.push(config);
     this.namespaces.add(namespace);
     await createRunnerNamespace(this.kc, namespace);
@@ -556,6 +569,7 @@ class Bench {
       firstRecordMs: run.firstRecordMs ?? 0,
       totalMs: Date.parse(run.finishedAt ?? run.startedAt) - Date.parse(run.requestedAt),
       otherCpuS: 0,
+      phases: run.phases ?? {},
     });
 
     const k8sRound = async (label: string): Promise<Round> => {
@@ -633,7 +647,11 @@ class Bench {
           const other = foreignSeconds(before, await foreignTicks());
           r.otherCpuS = round(other.seconds, 2);
           const wall = (Date.now() - t0) / 1000;
-          const note = `${fmtRate(rate(records, r.steadyMs))} steady (${(r.steadyMs / 1000).toFixed(2)} s after the first record at ${(r.firstRecordMs / 1000).toFixed(2)} s); other processes used ${r.otherCpuS.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
+          const secs = (ms: number | undefined) => (ms === undefined ? '-' : (ms / 1000).toFixed(2));
+          const { reading, committing, finishing } = r.phases;
+          const note =
+            `${fmtRate(rate(records, r.steadyMs))} steady (${(r.steadyMs / 1000).toFixed(2)} s after the first record at ${(r.firstRecordMs / 1000).toFixed(2)} s: ` +
+            `reading ${secs(reading)}, committing ${secs(committing)}, finishing ${secs(finishing)} s); other processes used ${r.otherCpuS.toFixed(2)} CPU-s in ${wall.toFixed(1)} s`;
           if (disturbed(r.otherCpuS, wall)) progress(`${label}: largest other processes: ${other.top}`);
           return { sample: r, otherCpuS: r.otherCpuS, wallS: wall, seconds: r.steadyMs / 1000, note };
         }, (attempt) => attempt < this.options.retries && this.left() > RETRY_RESERVE_MS);
@@ -708,6 +726,7 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
   return {
     syncs: batches.reduce((a, b) => a + b.syncs, 0),
     firstSyncs: opts.firstSyncs,
+    stdio: opts.stdio,
     succeeded: batches.reduce((a, b) => a + b.succeeded, 0),
     publishToFirstRecordP50Ms: round(percentile(firstRecord, 0.5)),
     publishToFirstRecordP95Ms: round(percentile(firstRecord, 0.95)),
@@ -733,6 +752,8 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
     k8sRecordsPerSec: Math.round(k8sRate),
     localRecordsPerSec: Math.round(localRate),
     k8sSteadyMsRounds: k8sRounds.map((r) => r.steadyMs),
+    // Where each round's steady part went: its run record's reading, committing and finishing phases.
+    steadyPhasesMsRounds: { k8s: k8sRounds.map(steadyPhases), local: localRounds.map(steadyPhases) },
     localSteadyMsRounds: localRounds.map((r) => r.steadyMs),
     otherCpuSecondsRounds: { k8s: k8sRounds.map((r) => r.otherCpuS), local: localRounds.map((r) => r.otherCpuS) },
     podStartupMs: Math.round(median(k8sRounds.map((r) => r.firstRecordMs))),
@@ -744,12 +765,14 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
   };
 }
 
+const steadyPhases = (r: Round) => ({ reading: r.phases.reading, committing: r.phases.committing, finishing: r.phases.finishing });
+
 function textReport(result: ReturnType<typeof summarize>, batches: BatchResult[], rounds: Round[], opts: Options): string {
   const last = batches[batches.length - 1]!;
   const k8sRounds = rounds.filter((r) => r.mode === 'k8s');
   const localRounds = rounds.filter((r) => r.mode === 'local');
   const lines = [
-    `kubernetes benchmark (${formatDuration(result.benchDurationMs)})`,
+    `kubernetes benchmark (${formatDuration(result.benchDurationMs)}), connector pods with ${result.stdio} stdio`,
     `  syncs ${result.syncs} (${opts.firstSyncs ? "each its connection's first: discover and checks included" : "catalog and checks cached, as after a connection's first sync"}), succeeded ${result.succeeded}; publish → first record p50 ${result.publishToFirstRecordP50Ms} ms, p95 ${result.publishToFirstRecordP95Ms} ms`,
     ...batches.map(
       (b) =>

@@ -97,6 +97,8 @@ export const SETTING_DESCRIPTIONS = {
   connectorCpuLimit: 'Connector container CPU limit (empty = not set).',
   connectorMemoryLimit: "Connector container memory limit. A connector over its memory limit ends as `OOMKilled`, which the sync's error says.",
   connectorNodeSelector: 'Node selector of connector pods.',
+  connectorStdio:
+    "How a connector pod carries stdin, stdout and stderr to its runner. `direct`: one container; the image's bash dials the runner and the connector writes into the connection itself (no copies; needs `bash` and `sleep` in the image). `sidecar`: a socat sidecar copies through named pipes (any image with `sh`). A connector's `stdio` overrides it ([Kubernetes](../kubernetes.md#connector-pods)).",
   connectorTmpSizeLimit:
     "Bound of a connector pod's `/tmp` (an emptyDir, its only writable place): past it the pod is evicted and the run fails saying so, instead of the node's disk filling.",
 } as const satisfies Record<keyof ConfigInput, string>;

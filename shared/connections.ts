@@ -33,6 +33,10 @@ export const IMAGE_REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/
 /** Docker's limit is 255 for the name; a tag and a digest come on top. */
 const IMAGE_REFERENCE_MAX = 512;
 
+/** How a connector pod carries stdio to its runner (runner/launch/pod-scripts.ts). */
+export const CONNECTOR_STDIO = ['direct', 'sidecar'] as const;
+export type ConnectorStdio = (typeof CONNECTOR_STDIO)[number];
+
 const connectorSchema = z
   .object({
     /** A reference connector shipped with tidepool, by name. */
@@ -67,6 +71,12 @@ const connectorSchema = z
         for (const p of findSecretRefs(env).problems) ctx.addIssue({ code: 'custom', message: p.message, path: p.path });
       })
       .optional(),
+    /**
+     * Kubernetes mode: how this connector's pod carries its stdio to the runner, over the
+     * installation's TIDEPOOL_CONNECTOR_STDIO: `direct` (the image's bash dials the runner itself:
+     * one container, no copies) or `sidecar` (a socat sidecar through named pipes: any image with sh).
+     */
+    stdio: z.enum(CONNECTOR_STDIO).optional(),
     /** Kubernetes mode: this connector's pod resources, over the installation's defaults. */
     resources: z
       .object({

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { BatchV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject, type V1Job, type V1Pod } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, type Config, type ConfigInput } from '../../shared/config.js';
+import type { ConnectorStdio } from '../../shared/connections.js';
 import { isNotFound, kubeErrorMessage } from '../../shared/kube.js';
 import type { Logger } from '../../shared/logger.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../../shared/paths.js';
@@ -33,7 +34,17 @@ export function inClusterSettings(host: Pick<Config, 'amqpUrl' | 'redisUrl'> = l
     connectorLauncher: 'kubernetes',
     // The images are imported into the node's containerd (scripts/images): there is no registry.
     imagePullPolicy: 'Never',
+    connectorStdio: clusterStdio(),
   };
+}
+
+/**
+ * How connector pods carry stdio in the tests and benches on the cluster: TIDEPOOL_CONNECTOR_STDIO
+ * when it is set (so the whole Kubernetes suite runs with either layout), else the default.
+ */
+export function clusterStdio(env: NodeJS.ProcessEnv = process.env): ConnectorStdio {
+  const value = env.TIDEPOOL_CONNECTOR_STDIO;
+  return loadConfig(value === undefined ? {} : { TIDEPOOL_CONNECTOR_STDIO: value }).connectorStdio;
 }
 
 /** A URL of a host service as pods reach it: the same credentials and port, on the node address. */

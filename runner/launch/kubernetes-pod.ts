@@ -27,14 +27,14 @@
 // runner — never by polling.
 import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type V1Pod, type V1Secret } from '@kubernetes/client-node';
-import { plainEnv } from '../../shared/connections.js';
+import { plainEnv, type ConnectorStdio } from '../../shared/connections.js';
 import type { Logger } from '../../shared/logger.js';
 import { ConnectorError } from '../../shared/errors.js';
 import { isNotFound, kubeErrorMessage, labelSelector, resourceRequirements, statusCode, type ResourceSettings } from '../../shared/kube.js';
 import type { ConnectorExit, ConnectorLauncher, ConnectorProcess, ConnectorRun, ConnectorStartup } from '../../shared/ports/connector-launcher.js';
 import { sleep } from '../../shared/backoff.js';
 import { KubeWatch } from '../../shared/kube-watch.js';
-import { connectorScript, sidecarScript } from './pod-scripts.js';
+import { connectorScript, directScript, sidecarScript } from './pod-scripts.js';
 import type { StreamServer } from './stream-server.js';
 
 export interface KubernetesPodOptions {
@@ -45,8 +45,10 @@ export interface KubernetesPodOptions {
   server: StreamServer;
   /** Address connector pods dial to reach `server`. */
   advertiseAddress: string;
-  /** socat + shell image for the init container and sidecars. */
+  /** socat + shell image of the streams sidecar. */
   sidecarImage: string;
+  /** How pods carry stdio when the connector does not say (ConnectorStdio). */
+  stdio: ConnectorStdio;
   /** Image of a reference connector by name. */
   builtinImage: (name: string) => string;
   imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
@@ -95,6 +97,8 @@ interface Tracked {
   done: boolean;
   /** The pod's start steps as the watch sees them. */
   startup: ConnectorStartup;
+  /** The connector's image as the kubelet resolved it, once the watch has seen it. */
+  image?: string;
 }
 
 export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
@@ -141,7 +145,11 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     const labels = this.labels(run);
     const secret = this.secretManifest(run, name, session.token, labels);
     const startup: ConnectorStartup = { launchedAt: Date.now() };
-    const exit = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, done: false, startup }));
+    const fromPod = new Promise<ConnectorExit>((resolve) => this.tracked.set(name, { resolve, done: false, startup }));
+    // A direct-stdio pod reports its connector's exit code itself, as it happens: a clean exit
+    // ends the wait there. Any other code waits for the kubelet's status, which says why
+    // (OOMKilled, Evicted, DeadlineExceeded), as does a sidecar pod, which reports nothing.
+    const exit = Promise.race([fromPod, session.reportedExit.then((code) => (code === 0 ? this.exitedCleanly(name) : fromPod))]);
     // The sidecar carrying stdout connected: the connector's output can reach the runner.
     void session.connected.stdout.then(() => (startup.connectedAt = Date.now()));
     try {
@@ -230,12 +238,47 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     const files = Object.entries(run.files).flatMap(([k, v]) => (v === undefined ? [] : [k]));
     const fileArgs = files.flatMap((k) => [`--${k}`, `/config/${k}.json`]);
     const locked = { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } };
-    const streamEnv = [
-      { name: 'PIPES', value: PIPES },
+    const runnerEnv = [
       { name: 'TIDEPOOL_RUNNER_HOST', value: o.advertiseAddress },
       { name: 'TIDEPOOL_RUNNER_PORT', value: String(o.server.port) },
       { name: 'TIDEPOOL_TOKEN', ...fromSecret(TOKEN_KEY) },
     ];
+    const connectorEnv = Object.keys(plainEnv(run.connector)).map((k, i) => ({ name: k, ...fromSecret(envKey(i)) }));
+    const connectorMounts = [
+      { name: 'config', mountPath: '/config', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ];
+    const connector = { name: 'connector', image, imagePullPolicy: o.imagePullPolicy, securityContext: locked, ...(resources ? { resources } : {}) };
+    const direct = (run.connector.stdio ?? o.stdio) === 'direct';
+    const containers = direct
+      ? [
+          {
+            ...connector,
+            command: ['bash', '-c', directScript(readsStdin), 'bash', run.command, ...fileArgs],
+            // The runner's address and token first: a connector env var of the same name cannot displace them.
+            env: [...runnerEnv, ...connectorEnv],
+            volumeMounts: connectorMounts,
+          },
+        ]
+      : [
+          // The sidecar first: the kubelet starts a pod's containers in this order, in one pass.
+          {
+            name: STREAMS_CONTAINER,
+            image: o.sidecarImage,
+            imagePullPolicy: o.imagePullPolicy,
+            command: ['sh', '-c', sidecarScript(readsStdin)],
+            env: [{ name: 'PIPES', value: PIPES }, ...runnerEnv],
+            securityContext: locked,
+            volumeMounts: [{ name: 'pipes', mountPath: PIPES }],
+            resources: { requests: { cpu: '10m', memory: '8Mi' }, limits: { memory: '64Mi' } },
+          },
+          {
+            ...connector,
+            command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
+            env: [{ name: 'PIPES', value: PIPES }, ...connectorEnv],
+            volumeMounts: [{ name: 'pipes', mountPath: PIPES }, ...connectorMounts],
+          },
+        ];
     return {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -249,35 +292,9 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
         terminationGracePeriodSeconds: 5,
         securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
-        // The sidecar first: the kubelet starts a pod's containers in this order, in one pass.
-        containers: [
-          {
-            name: STREAMS_CONTAINER,
-            image: o.sidecarImage,
-            imagePullPolicy: o.imagePullPolicy,
-            command: ['sh', '-c', sidecarScript(readsStdin)],
-            env: streamEnv,
-            securityContext: locked,
-            volumeMounts: [{ name: 'pipes', mountPath: PIPES }],
-            resources: { requests: { cpu: '10m', memory: '8Mi' }, limits: { memory: '64Mi' } },
-          },
-          {
-            name: 'connector',
-            image,
-            imagePullPolicy: o.imagePullPolicy,
-            command: ['sh', '-c', connectorScript(readsStdin), 'sh', run.command, ...fileArgs],
-            env: [{ name: 'PIPES', value: PIPES }, ...Object.keys(plainEnv(run.connector)).map((k, i) => ({ name: k, ...fromSecret(envKey(i)) }))],
-            securityContext: locked,
-            ...(resources ? { resources } : {}),
-            volumeMounts: [
-              { name: 'pipes', mountPath: PIPES },
-              { name: 'config', mountPath: '/config', readOnly: true },
-              { name: 'tmp', mountPath: '/tmp' },
-            ],
-          },
-        ],
+        containers,
         volumes: [
-          { name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+          ...(direct ? [] : [{ name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]),
           // Only the files (none: an empty directory): the token and env values are the
           // containers' environment, not files of the connector's.
           files.length > 0
@@ -289,12 +306,21 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     };
   }
 
+  /** The exit the pod reported, 0: what the watch learnt of the pod goes with it. */
+  private exitedCleanly(name: string): ConnectorExit {
+    const t = this.tracked.get(name);
+    if (t) t.done = true;
+    return { code: 0, signal: null, ...(t?.image ? { image: t.image } : {}) };
+  }
+
   /** Turns a pod status into the connector's exit, once there is one. */
   private observe(pod: V1Pod, deleted: boolean): void {
     const name = pod.metadata?.name;
     const t = name ? this.tracked.get(name) : undefined;
     if (!name || !t || t.done) return;
     noteStartSteps(pod, t.startup);
+    const imageId = pod.status?.containerStatuses?.find((c) => c.name === 'connector')?.imageID;
+    if (imageId) t.image = imageId;
     const exit = connectorExit(pod, deleted, Date.now() - t.startup.launchedAt, this.options.startTimeoutMs ?? 120_000);
     if (!exit) return;
     t.done = true;
@@ -385,6 +411,7 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
   // Evicted, DeadlineExceeded...: the kubelet marks the pod Failed, then stops its containers
   // (the connector then exits 143, which alone would hide why).
   const podFailure = status.phase === 'Failed' ? `pod failed: ${status.reason ?? 'unknown'}${status.message ? ` (${status.message})` : ''}` : undefined;
+  if (terminated?.reason === 'StartError') return startError(pod, terminated.message ?? '');
   if (terminated) {
     const own = terminated.reason && terminated.reason !== 'Completed' && terminated.reason !== 'Error' ? terminated.reason : undefined;
     const reason = [own, status.reason ? podFailure : undefined].filter(Boolean).join('; ');
@@ -403,6 +430,18 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
     return { code: null, signal: null, reason: `pod still pending after ${Math.round(ageMs / 1000)} s: ${status.conditions?.find((c) => c.status === 'False')?.message ?? 'not scheduled or started'}` };
   }
   return undefined;
+}
+
+/**
+ * The container's command could not be started at all (a missing program: the kubelet says
+ * StartError, exit 128): the connector never ran, a configuration error rather than a crash to
+ * retry. A direct-stdio pod needs bash in the connector's image, and the message says so.
+ */
+function startError(pod: V1Pod, message: string): ConnectorExit {
+  const command = pod.spec?.containers.find((c) => c.name === 'connector')?.command;
+  const noBash = command?.[0] === 'bash' && /"?bash"?[^\n]*not found|no such file/i.test(message);
+  const hint = noBash ? ' (stdio direct needs bash in the connector image: give the connector "stdio": "sidecar", or set TIDEPOOL_CONNECTOR_STDIO=sidecar)' : '';
+  return { code: null, signal: null, reason: `StartError: ${message.trim() || 'the container could not start'}${hint}`, notStarted: true };
 }
 
 async function ended(stream: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {

@@ -97,6 +97,7 @@ export function kubernetesPodOptions(config: Config, runner: Pick<KubernetesPodO
     namespace,
     ...runner,
     sidecarImage: imageName(config, 'socat'),
+    stdio: config.connectorStdio,
     builtinImage: builtinImage(config),
     imagePullPolicy: config.imagePullPolicy,
     ...(owned ? { owner: { name: config.podName, uid: config.podUid } } : {}),

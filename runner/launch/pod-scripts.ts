@@ -89,3 +89,74 @@ export function sidecarScript(readsStdin: boolean): string {
     'exit 0',
   ].join('\n');
 }
+
+/** Where bash's /dev/tcp dials the runner. */
+const RUNNER_TCP = '/dev/tcp/$TIDEPOOL_RUNNER_HOST/$TIDEPOOL_RUNNER_PORT';
+
+/**
+ * Heartbeat of a pod with no sidecar, in bash alone (a connector image has no socat): the same
+ * hello and "ok" as HEARTBEAT_SCRIPT, the same three misses before it ends every process it can
+ * see. `timeout` (coreutils) bounds a connect that hangs on a runner whose address went dark;
+ * without it a miss takes as long as the kernel's connect does.
+ */
+export const DIRECT_HEARTBEAT_SCRIPT = [
+  'misses=0',
+  'limit=; command -v timeout >/dev/null 2>&1 && limit="timeout 10"',
+  'while :; do',
+  `  if $limit bash -c 'exec 6<>"$0" && printf "TIDEPOOL/1 %s heartbeat\\n" "$TIDEPOOL_TOKEN" >&6 && read -r -t 10 answer <&6 && [ "$answer" = ok ]' "${RUNNER_TCP}" 2>/dev/null; then misses=0; else misses=$((misses+1)); fi`,
+  '  if [ "$misses" -ge 3 ]; then echo "runner $TIDEPOOL_RUNNER_HOST:$TIDEPOOL_RUNNER_PORT stopped answering: ending the pod" >&2; kill -9 -1; exit 1; fi',
+  '  sleep 5',
+  'done',
+].join('\n');
+
+/**
+ * Direct streams: the pod's one container, run by bash, dials the runner once per stream with
+ * bash's /dev/tcp, says each hello, and starts the connector's entrypoint with those sockets as
+ * its stdin, stdout and stderr. The connector then writes into the connection itself: no named
+ * pipe, no sidecar, no copy on the pod's side, and one container for the kubelet to create,
+ * start, report and stop. EOF travels as with the sidecar: the shell keeps no copy of the
+ * sockets, so the connector's exit closes them (FIN), and the runner's FIN on stdin is the
+ * connector's EOF.
+ *
+ * The shell stays as the connector's parent to report its exit code on an `exit` connection the
+ * moment it ends (stream-server.ts): the kubelet would say so only at its next status pass, up
+ * to a second later. It passes SIGTERM on (the pod deleted with a grace period) and exits with
+ * the connector's status, so the container's exit code is the connector's, 128 + n for signal n.
+ *
+ * The heartbeat is started first, with none of the stream sockets open (it must not hold one
+ * open past the connector's exit), and detached from the shell. The connector does not get the
+ * token in its environment.
+ *
+ * Needs bash and coreutils' `sleep` in the connector's image, which Debian-, Ubuntu- and
+ * RHEL-based images (Airbyte's own among them) have; an image without bash fails to start and
+ * the run says so (kubernetes-pod.ts).
+ */
+export function directScript(readsStdin: boolean): string {
+  const stdin = readsStdin ? '<&5' : '</dev/null';
+  return [
+    `( ( ${DIRECT_HEARTBEAT_SCRIPT}\n) & )`,
+    'dial() {',
+    '  tries=0',
+    // The braces keep the /dev/null for the attempt's own error, not for the shell after it;
+    // the address is expanded by eval as a word, never parsed as shell text.
+    `  until { eval "exec $1<>${RUNNER_TCP.replaceAll('$', '\\$')}"; } 2>/dev/null; do`,
+    '    tries=$((tries+1))',
+    '    if [ "$tries" -ge 30 ]; then echo "cannot reach the runner at $TIDEPOOL_RUNNER_HOST:$TIDEPOOL_RUNNER_PORT for $2" >&2; exit 1; fi',
+    '    sleep 1',
+    '  done',
+    `  printf 'TIDEPOOL/1 %s %s\\n' "$TIDEPOOL_TOKEN" "$2" >&"$1"`,
+    '}',
+    'dial 3 stdout',
+    'dial 4 stderr',
+    ...(readsStdin ? ['dial 5 stdin'] : []),
+    `( unset TIDEPOOL_TOKEN; eval "exec $AIRBYTE_ENTRYPOINT \\"\\$@\\"" ) ${stdin} >&3 2>&4 3>&- 4>&-${readsStdin ? ' 5>&-' : ''} &`,
+    'pid=$!',
+    `exec 3>&- 4>&-${readsStdin ? ' 5>&-' : ''}`,
+    "trap 'kill -TERM $pid 2>/dev/null' TERM",
+    // A trapped signal cuts `wait` short while the connector still runs: wait again.
+    'code=',
+    'while [ -z "$code" ]; do wait "$pid"; c=$?; kill -0 "$pid" 2>/dev/null || code=$c; done',
+    `{ exec 6<>${RUNNER_TCP} && printf 'TIDEPOOL/1 %s exit\\n%s\\n' "$TIDEPOOL_TOKEN" "$code" >&6; } 2>/dev/null`,
+    'exit "$code"',
+  ].join('\n');
+}

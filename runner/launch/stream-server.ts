@@ -3,13 +3,18 @@
 // Airbyte's first socat design needed a port per stream and found managing them "non-trivial".
 // Here connector pods dial the runner instead: each connection starts with one hello line,
 //
-//     TIDEPOOL/1 <token> <stream>\n        stream = stdin | stdout | stderr | heartbeat
+//     TIDEPOOL/1 <token> <stream>\n        stream = stdin | stdout | stderr | heartbeat | exit
 //
 // where the token is a random secret made per connector run. The server hands the socket to
 // that run's session; an unknown token, a stream already attached, or a malformed or late hello
 // closes the connection, and only so many connections may wait for theirs at once. So one port
 // serves all runs, no pod can read or inject into another run's streams, and idle connections
 // cannot pile up.
+//
+// A pod with direct stdio reports its connector's exit code on an `exit` connection (the code
+// and a newline after the hello) the moment the connector ends: the kubelet reports a container's
+// end only at its next status pass, up to a second later, and a sync would wait that second for
+// each pod.
 //
 // EOF travels through: the source's stdout sidecar closes its socket when the connector exits
 // → the session's stdout ends; the runner ends the destination's stdin → the server ends that
@@ -19,10 +24,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import type { Logger } from '../../shared/logger.js';
 
-export type StreamName = 'stdin' | 'stdout' | 'stderr' | 'heartbeat';
+export type StreamName = 'stdin' | 'stdout' | 'stderr' | 'heartbeat' | 'exit';
 const DATA_STREAMS = ['stdin', 'stdout', 'stderr'] as const;
-const HELLO = /^TIDEPOOL\/1 ([0-9a-f]{64}) (stdin|stdout|stderr|heartbeat)$/;
+const HELLO = /^TIDEPOOL\/1 ([0-9a-f]{64}) (stdin|stdout|stderr|heartbeat|exit)$/;
 const MAX_HELLO_BYTES = 256;
+/** An exit report: a shell's exit status, 0-255, and its newline. */
+const EXIT_REPORT = /^(\d{1,3})\r?$/;
+const MAX_EXIT_REPORT_BYTES = 8;
 /**
  * Connections that may wait for their hello at once. A connector pod opens at most four, and a
  * runner runs a few connectors at a time; anyone who can reach the port could otherwise hold any
@@ -42,10 +50,17 @@ export class StreamSession {
   private readonly sockets = new Set<Socket>();
   private readonly waiters = new Map<StreamName, () => void>();
   readonly connected: Record<'stdin' | 'stdout' | 'stderr', Promise<void>>;
+  /**
+   * The connector's exit code as its pod reported it (direct stdio only; never settles
+   * otherwise). As trustworthy as the connector itself, which chooses its exit code anyway.
+   */
+  readonly reportedExit: Promise<number>;
+  private reportExit: (code: number) => void = () => undefined;
 
   constructor(readonly token: string) {
     const make = (name: StreamName) => new Promise<void>((resolve) => this.waiters.set(name, resolve));
     this.connected = { stdin: make('stdin'), stdout: make('stdout'), stderr: make('stderr') };
+    this.reportedExit = new Promise((resolve) => (this.reportExit = resolve));
   }
 
   /** True when the stream was free and is now this socket's. */
@@ -56,6 +71,10 @@ export class StreamSession {
     }
     if (this.attached.has(name)) return false;
     this.attached.add(name);
+    if (name === 'exit') {
+      this.readExitReport(socket, rest);
+      return true;
+    }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     if (name === 'stdin') {
@@ -74,6 +93,32 @@ export class StreamSession {
     }
     this.waiters.get(name)?.();
     return true;
+  }
+
+  /** One line, the exit code; anything else (too long, not a code, cut short) reports nothing. */
+  private readExitReport(socket: Socket, rest: Buffer): void {
+    let text = rest.toString('latin1');
+    const settle = () => {
+      const nl = text.indexOf('\n');
+      if (nl < 0 && text.length <= MAX_EXIT_REPORT_BYTES) return false;
+      const m = nl >= 0 ? EXIT_REPORT.exec(text.slice(0, nl)) : null;
+      const code = m ? Number(m[1]) : NaN;
+      if (code <= 255) this.reportExit(code);
+      socket.destroy();
+      return true;
+    };
+    if (settle()) return;
+    // The report comes with the hello, in one write: a connection that holds it back is dropped.
+    const timer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
+    socket.once('close', () => clearTimeout(timer));
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      settle();
+    });
+    socket.once('end', () => socket.destroy());
+    socket.resume();
   }
 
   /** Drops every connection of this session (after the run, or to abort it). */

@@ -7,7 +7,8 @@ import { PACKAGE_VERSION } from '../../shared/paths.js';
 import type { KubernetesPodOptions } from '../../runner/launch/kubernetes-pod.js';
 import type { StreamServer } from '../../runner/launch/stream-server.js';
 import type { Config, ConfigInput } from '../../shared/config.js';
-import { applyShippedAccess, CLUSTER, inClusterSettings } from '../../bench/support/cluster.js';
+import type { ConnectorStdio } from '../../shared/connections.js';
+import { applyShippedAccess, CLUSTER, clusterStdio, inClusterSettings } from '../../bench/support/cluster.js';
 import { testConfig } from '../helpers/services.js';
 
 export { applyShippedAccess, CLUSTER, runnerJobLauncher } from '../../bench/support/cluster.js';
@@ -54,6 +55,7 @@ export function hostRunnerOnCluster(namespace: string): Partial<ConfigInput> {
     advertiseAddress: CLUSTER.nodeIp,
     streamPort: 0,
     imagePullPolicy: 'Never',
+    connectorStdio: clusterStdio(),
   };
 }
 
@@ -90,9 +92,13 @@ export async function createSplitLayout(admin: KubeConfig, name: string): Promis
   }
 }
 
-/** Connector pods of `runnerId` as a runner makes them, from the local images, dialing `server` at the node address. */
-export function podLauncherOptions(namespace: string, runnerId: string, server: StreamServer, prefix: string): KubernetesPodOptions {
+/**
+ * Connector pods of `runnerId` as a runner makes them, from the local images, dialing `server` at
+ * the node address, carrying stdio as `stdio` says (clusterStdio() by default).
+ */
+export function podLauncherOptions(namespace: string, runnerId: string, server: StreamServer, prefix: string, stdio: ConnectorStdio = clusterStdio()): KubernetesPodOptions {
   return {
+    stdio,
     namespace,
     runnerId,
     server,

@@ -1,5 +1,6 @@
 // Connectors that go wrong in their pods, on the real cluster: one that exits 1, one the kernel
-// OOM-kills under its memory limit, one that hangs until its pod deadline, and a source that
+// OOM-kills under its memory limit, one that hangs until its pod deadline, one whose image has no
+// bash for direct stdio, and a source that
 // emits nothing (EOF must still travel source pod → runner → destination pod). A runner process
 // on the host (outside the cluster, as a runner may be) runs every connector in a pod; the user
 // sees the outcome in the run record and the dead-letter queue, and no pod or Secret is left.
@@ -57,6 +58,8 @@ describe('connector failures in pods', () => {
       connection('oom', { connector: 'source-e2e-test', config: { records: 1, then: 'allocate' }, resources: { limits: { memory: '96Mi' } } }),
       connection('hangs', { connector: 'source-e2e-test', config: { records: 2, then: 'hang' } }),
       connection('empty', { connector: 'source-e2e-test', config: { records: 0 } }),
+      // An image without bash, as the kubelet sees it: no bash on the container's PATH.
+      connection('no-bash', { connector: 'source-e2e-test', config: { records: 1 }, stdio: 'direct', env: { PATH: '/nonexistent' } }),
     ]) {
       await services.store.connections.apply(c);
     }
@@ -115,6 +118,15 @@ describe('connector failures in pods', () => {
     const letter = await deadLetter(run.syncId);
     expect(String(letter.properties.headers?.[HEADERS.origin])).toBe('source');
     expect(String(letter.properties.headers?.[HEADERS.stderrSource])).toContain('the source gave up');
+    await nothingLeft();
+  });
+
+  it('direct stdio in an image without bash: fails at once as a config error that says what to do', async () => {
+    const run = await sync('no-bash', 120_000);
+    expect(run.status).toBe('dead_lettered');
+    expect(run.error).toMatchObject({ type: 'config_error', origin: 'source' });
+    expect(run.error?.message).toContain('bash');
+    expect(run.error?.message).toContain('"stdio": "sidecar"');
     await nothingLeft();
   });
 

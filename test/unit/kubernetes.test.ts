@@ -47,6 +47,19 @@ describe('connectorExit', () => {
     expect(connectorExit(pod({ phase: 'Pending' }), false, 61_000, 60_000)?.reason).toMatch(/still pending after 61 s/);
     expect(connectorExit(pod({ phase: 'Pending' }), false, 1000, 60_000)).toBeUndefined();
   });
+  it('reports a command that could not start as never started, and for direct stdio without bash says what to do', () => {
+    const message = 'failed to create containerd task: exec: "bash": executable file not found in $PATH: unknown';
+    const failed = (command: string[]): V1Pod => ({
+      spec: { containers: [{ name: 'connector', command }] },
+      status: { phase: 'Failed', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 128, reason: 'StartError', message } } }] },
+    });
+    const direct = connectorExit(failed(['bash', '-c', 'x']), false, 1, 1);
+    expect(direct).toMatchObject({ code: null, notStarted: true });
+    expect(direct?.reason).toContain(message);
+    expect(direct?.reason).toContain('"stdio": "sidecar"');
+    const sidecar = connectorExit(failed(['sh', '-c', 'x']), false, 1, 1);
+    expect(sidecar).toEqual({ code: null, signal: null, reason: `StartError: ${message}`, notStarted: true });
+  });
   it('treats a deleted pod as killed', () => {
     expect(connectorExit(pod({ phase: 'Running' }), true, 1, 1)).toEqual({ code: null, signal: 'SIGKILL', reason: 'pod deleted' });
   });
@@ -82,7 +95,7 @@ describe('runner Jobs', () => {
 describe('connector pods', () => {
   const adapter = new KubernetesPodConnectorLauncher(
     offlineKubeConfig(),
-    { namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 'tidepool/socat:1', builtinImage: (n) => `tidepool/${n}:1`, imagePullPolicy: 'Never', owner: { name: 'runner-pod', uid: 'u1' }, activeDeadlineSeconds: 600, selector: { 'tidepool.io/prefix': 'p' } },
+    { namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 'tidepool/socat:1', stdio: 'sidecar', builtinImage: (n) => `tidepool/${n}:1`, imagePullPolicy: 'Never', owner: { name: 'runner-pod', uid: 'u1' }, activeDeadlineSeconds: 600, selector: { 'tidepool.io/prefix': 'p' } },
     testLogger(),
   );
   const connector = (pod: V1Pod) => pod.spec!.containers.find((c) => c.name === 'connector')!;
@@ -155,11 +168,47 @@ describe('connector pods', () => {
     expect(connector(p).command![2]).toContain('< /dev/null');
   });
 
+  it('with direct stdio, runs one container: bash dials the runner for each stream and execs the connector on the sockets', () => {
+    const direct = { ...run, connector: { ...run.connector, stdio: 'direct' as const, env: { API_KEY: 'k-123456' } } };
+    const p = adapter.podManifest(direct, 'tp-dst-x', {});
+    const spec = p.spec!;
+    expect(spec.containers.map((c) => c.name)).toEqual(['connector']);
+    expect(spec).toMatchObject({ shareProcessNamespace: true, automountServiceAccountToken: false });
+    expect(connector(p).command).toEqual(['bash', '-c', expect.stringContaining('dial 5 stdin'), 'bash', 'write', '--config', '/config/config.json', '--catalog', '/config/catalog.json']);
+    expect(connector(p).securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    // The runner's address and token come first, the connector's env after, each from the Secret.
+    expect(connector(p).env).toEqual([
+      { name: 'TIDEPOOL_RUNNER_HOST', value: '10.0.0.5' },
+      { name: 'TIDEPOOL_RUNNER_PORT', value: '0' },
+      { name: 'TIDEPOOL_TOKEN', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'token' } } },
+      { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'tp-dst-x', key: 'env.0' } } },
+    ]);
+    expect(JSON.stringify(p)).not.toContain('k-123456');
+    // No pipes: only the connector's /tmp is a scratch volume.
+    expect(spec.volumes!.filter((v) => v.emptyDir).map((v) => v.name)).toEqual(['tmp']);
+    expect(connector(p).volumeMounts!.map((m) => m.mountPath)).toEqual(['/config', '/tmp']);
+    // A source dials no stdin and reads /dev/null.
+    const source = adapter.podManifest({ ...direct, role: 'source', command: 'read' }, 'tp-src-x', {});
+    expect(connector(source).command![2]).not.toContain('stdin');
+    expect(connector(source).command![2]).toContain('</dev/null');
+  });
+
+  it('takes the installation\'s stdio unless the connector names its own', () => {
+    const directByDefault = new KubernetesPodConnectorLauncher(
+      offlineKubeConfig(),
+      { namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 's', stdio: 'direct', builtinImage: (n) => n, imagePullPolicy: 'Never', activeDeadlineSeconds: 1, selector: {} },
+      testLogger(),
+    );
+    expect(directByDefault.podManifest(run, 'tp-dst-x', {}).spec!.containers.map((c) => c.name)).toEqual(['connector']);
+    const sidecarOne = { ...run, connector: { ...run.connector, stdio: 'sidecar' as const } };
+    expect(directByDefault.podManifest(sidecarOne, 'tp-dst-x', {}).spec!.containers.map((c) => c.name)).toEqual(['streams', 'connector']);
+  });
+
   it('gives the connector container the installation resources, overridden per connector field by field', () => {
     const limited = new KubernetesPodConnectorLauncher(
       offlineKubeConfig(),
       {
-        namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 's', builtinImage: (n) => n, imagePullPolicy: 'Never', activeDeadlineSeconds: 1, selector: {},
+        namespace: 'ns', runnerId: 'r1', server: new StreamServer(testLogger(), { host: '127.0.0.1', port: 0 }), advertiseAddress: '10.0.0.5', sidecarImage: 's', stdio: 'sidecar', builtinImage: (n) => n, imagePullPolicy: 'Never', activeDeadlineSeconds: 1, selector: {},
         resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '', memory: '2Gi' } },
         nodeSelector: { pool: 'connectors' },
         tmpSizeLimit: '8Gi',
