@@ -1,19 +1,22 @@
-// ConnectorLauncher adapter for a cluster: one pod per connector run, two containers.
+// ConnectorLauncher adapter for a cluster: one pod per connector run, which carries the
+// connector's stdio to the runner's stream server in one of two ways (pod-scripts.ts):
 //
-//   streams    the sidecar: makes the named pipes in an emptyDir, carries stdout and stderr to
-//              the runner's stream server and the runner's bytes to stdin (destinations only),
-//              one socat connection each (hello + token), runs the heartbeat that ends the pod
-//              when the runner stops answering, and ends once stdout and stderr are delivered
-//   connector  the connector image's own entrypoint, stdio on the pipes
+//   direct   (default) one container: bash dials the runner per stream (hello + token), runs
+//            the connector with the sockets as its stdin, stdout and stderr, runs the heartbeat
+//            that ends the pod when the runner stops answering, and reports the connector's
+//            exit code the moment it ends. Needs bash in the connector's image.
+//   sidecar  two containers, for images with sh only: `streams` makes named pipes in an
+//            emptyDir, carries them over one socat connection each, runs the heartbeat and ends
+//            once stdout and stderr are delivered; `connector` runs the entrypoint on the pipes.
 //
-// Two containers where one per stream (and an init container for the pipes) took five or six:
-// the kubelet creates, starts, reports (events, status) and stops each one at a time, which was
-// most of a pod's API requests and start. The sidecar is a plain container listed first, not a
-// native sidecar (an init container with restartPolicy Always): the kubelet starts a native
-// sidecar, waits to see it running (its next status pass, up to a second later) and only then
-// starts the connector — measured here, the connector ran ~1 s later (1.97 s vs 1.0 s from
-// create). Plain containers start in their order in one pass; the connector's script waits
-// for the pipes in the rare case it wins the race (pod-scripts.ts).
+// Every container costs the kubelet a create, a start, events and status updates, one at a
+// time: five or six per pod (an init container for the pipes, one sidecar per stream) were most
+// of a pod's API requests and start; direct has one, and no copy between the connector and the
+// socket. The sidecar is a plain container listed first, not a native sidecar (an init
+// container with restartPolicy Always): the kubelet starts a native sidecar, waits to see it
+// running (its next status pass, up to a second later) and only then starts the connector —
+// measured here, ~1 s later. Plain containers start in their order in one pass; the connector's
+// script waits for the pipes in the rare case it wins the race.
 //
 // Config, catalog and state reach the pod as a per-run Secret named like the pod (the admission
 // policy in k8s/base admits no other), deleted with the pod; so do the stream token and the
@@ -21,7 +24,7 @@
 // value in the pod spec, which anyone with `get pods` reads. In the runner's own namespace the
 // pod is owned by the runner's pod (garbage-collected with it); in a connector namespace of
 // its own it cannot be (see `owner`). It has activeDeadlineSeconds, shares one
-// process namespace (so the heartbeat sidecar can end it), runs non-root with a read-only root
+// process namespace (so the heartbeat can end it), runs non-root with a read-only root
 // filesystem, no capabilities and no service-account token. Exit codes and OOMKilled / Evicted /
 // DeadlineExceeded come from container statuses, read through one watch (an informer) per
 // runner — never by polling.
@@ -150,7 +153,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     // ends the wait there. Any other code waits for the kubelet's status, which says why
     // (OOMKilled, Evicted, DeadlineExceeded), as does a sidecar pod, which reports nothing.
     const exit = Promise.race([fromPod, session.reportedExit.then((code) => (code === 0 ? this.exitedCleanly(name) : fromPod))]);
-    // The sidecar carrying stdout connected: the connector's output can reach the runner.
+    // The pod's stdout connection is up: the connector's output can reach the runner.
     void session.connected.stdout.then(() => (startup.connectedAt = Date.now()));
     try {
       await this.core.createNamespacedSecret({ namespace, body: secret });

@@ -16,9 +16,10 @@
 // end only at its next status pass, up to a second later, and a sync would wait that second for
 // each pod.
 //
-// EOF travels through: the source's stdout sidecar closes its socket when the connector exits
-// → the session's stdout ends; the runner ends the destination's stdin → the server ends that
-// socket → the sidecar's copy ends and closes the named pipe → the connector reads EOF.
+// EOF travels through: the source's stdout connection closes when the connector exits (its own
+// socket, or the sidecar's copy of its pipe) → the session's stdout ends; the runner ends the
+// destination's stdin → the server ends that socket → the connector reads EOF (on the socket,
+// or on the pipe the sidecar's copy closes).
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
@@ -32,18 +33,18 @@ const MAX_HELLO_BYTES = 256;
 const EXIT_REPORT = /^(\d{1,3})\r?$/;
 const MAX_EXIT_REPORT_BYTES = 8;
 /**
- * Connections that may wait for their hello at once. A connector pod opens at most four, and a
+ * Connections that may wait for their hello at once. A connector pod opens at most five, and a
  * runner runs a few connectors at a time; anyone who can reach the port could otherwise hold any
  * number of idle sockets (file descriptors, buffers). Past this, a new connection is closed at once.
  */
 export const MAX_PENDING_HELLOS = 64;
-/** How long a connection may take to send its hello: a sidecar has it written before it connects. */
+/** How long a connection may take to send its hello: a pod has it written right after it connects. */
 export const HELLO_TIMEOUT_MS = 5_000;
 
 export class StreamSession {
-  /** The runner writes here; bytes flow to the pod's stdin sidecar once it connects. */
+  /** The runner writes here; bytes flow to the pod's stdin connection once it is made. */
   readonly stdin = new PassThrough();
-  /** What the pod's stdout sidecar sends. Ends when that connection ends. */
+  /** What the pod's stdout connection sends. Ends when that connection ends. */
   readonly stdout = new PassThrough();
   readonly stderr = new PassThrough();
   private readonly attached = new Set<StreamName>();
@@ -78,7 +79,7 @@ export class StreamSession {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     if (name === 'stdin') {
-      // Anything the sidecar sends on its stdin connection is ignored; runner → pod only.
+      // Anything the pod sends on its stdin connection is ignored; runner → pod only.
       socket.resume();
       this.stdin.pipe(socket);
       socket.on('error', () => this.stdin.unpipe(socket));
@@ -86,7 +87,7 @@ export class StreamSession {
       const target = name === 'stdout' ? this.stdout : this.stderr;
       if (rest.length > 0) target.write(rest);
       socket.pipe(target);
-      // Half-open sockets: when the sidecar is done sending, close our (unused) side too.
+      // Half-open sockets: when the pod is done sending, close our (unused) side too.
       socket.once('end', () => socket.end());
       // A reset connection ends the stream too: the pod's exit status says what happened.
       socket.on('error', () => target.end());

@@ -87,7 +87,7 @@ export interface ConnectorStartTimes {
   scheduledMs?: number;
   /** The connector's process (container) was running. */
   startedMs?: number;
-  /** Kubernetes: the pod's stream sidecars connected back to the runner. */
+  /** Kubernetes: the pod's stdout connection to the runner was made. */
   connectedMs?: number;
 }
 
