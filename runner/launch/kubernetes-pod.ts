@@ -153,8 +153,17 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
     // ends the wait there. Any other code waits for the kubelet's status, which says why
     // (OOMKilled, Evicted, DeadlineExceeded), as does a sidecar pod, which reports nothing.
     const exit = Promise.race([fromPod, session.reportedExit.then((code) => (code === 0 ? this.exitedCleanly(name) : fromPod))]);
-    // The pod's stdout connection is up: the connector's output can reach the runner.
-    void session.connected.stdout.then(() => (startup.connectedAt = Date.now()));
+    // The pod's stdout connection is up: the connector's output can reach the runner. It comes
+    // from the pod, so the pod was scheduled; with direct stdio from the connector's own
+    // container, so that was running. The watch may never see those steps of a connector that
+    // ends before the kubelet's next status pass: the run ends on the pod's own exit report.
+    const direct = this.isDirect(run);
+    void session.connected.stdout.then(() => {
+      const now = Date.now();
+      startup.connectedAt = now;
+      startup.scheduledAt ??= now;
+      if (direct) startup.startedAt ??= now;
+    });
     try {
       await this.core.createNamespacedSecret({ namespace, body: secret });
       await this.core.createNamespacedPod({ namespace, body: this.podManifest(run, name, labels) });
@@ -252,8 +261,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       { name: 'tmp', mountPath: '/tmp' },
     ];
     const connector = { name: 'connector', image, imagePullPolicy: o.imagePullPolicy, securityContext: locked, ...(resources ? { resources } : {}) };
-    const direct = (run.connector.stdio ?? o.stdio) === 'direct';
-    const containers = direct
+    const containers = this.isDirect(run)
       ? [
           {
             ...connector,
@@ -297,7 +305,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
         containers,
         volumes: [
-          ...(direct ? [] : [{ name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]),
+          ...(this.isDirect(run) ? [] : [{ name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]),
           // Only the files (none: an empty directory): the token and env values are the
           // containers' environment, not files of the connector's.
           files.length > 0
@@ -307,6 +315,11 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         ],
       },
     };
+  }
+
+  /** Whether this connector's pod carries its stdio directly (one container) or by the sidecar. */
+  private isDirect(run: ConnectorRun): boolean {
+    return (run.connector.stdio ?? this.options.stdio) === 'direct';
   }
 
   /** The exit the pod reported, 0: what the watch learnt of the pod goes with it. */
@@ -422,7 +435,7 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
   }
   if (podFailure) return { code: null, signal: null, reason: podFailure };
   if (deleted) return { code: null, signal: 'SIGKILL', reason: 'pod deleted' };
-  const waiting = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && FATAL_WAITING.has(w.reason));
+  const waiting = [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])].map((c) => c.state?.waiting).find((w) => w?.reason && FATAL_WAITING.has(w.reason) && !transientWaiting(w.message));
   if (waiting) {
     const reason = `${waiting.reason ?? ''}: ${waiting.message ?? ''}`.trim();
     // An image that cannot be had or a container the kubelet cannot even configure never ran:
@@ -433,6 +446,16 @@ export function connectorExit(pod: V1Pod, deleted: boolean, ageMs: number, start
     return { code: null, signal: null, reason: `pod still pending after ${Math.round(ageMs / 1000)} s: ${status.conditions?.find((c) => c.status === 'False')?.message ?? 'not scheduled or started'}` };
   }
   return undefined;
+}
+
+/**
+ * A CreateContainerConfigError the kubelet gets over by itself: its watch of the run's Secret had
+ * not synced yet ("failed to sync secret cache: timed out waiting for the condition"), which
+ * happens when many pods start at once and is retried at its next pass. A missing Secret or key
+ * says so instead, and stays fatal. The start timeout still bounds the wait.
+ */
+function transientWaiting(message: string | undefined): boolean {
+  return /failed to sync \w+ cache/.test(message ?? '');
 }
 
 /**

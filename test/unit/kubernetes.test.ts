@@ -44,6 +44,11 @@ describe('connectorExit', () => {
     // A container that cannot be created for another reason may have started before: not "never started".
     const broken = pod({ phase: 'Pending', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 1, state: { waiting: { reason: 'CreateContainerError', message: 'runc' } } }] });
     expect(connectorExit(broken, false, 1, 60_000)).toEqual({ code: null, signal: null, reason: 'CreateContainerError: runc' });
+    // The kubelet's Secret watch not synced yet: it tries again by itself; a missing key does not come.
+    const configError = (message: string) => pod({ phase: 'Pending', containerStatuses: [{ name: 'connector', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'CreateContainerConfigError', message } } }] });
+    expect(connectorExit(configError('failed to sync secret cache: timed out waiting for the condition'), false, 1, 60_000)).toBeUndefined();
+    expect(connectorExit(configError('failed to sync secret cache: timed out waiting for the condition'), false, 61_000, 60_000)?.reason).toMatch(/still pending after 61 s/);
+    expect(connectorExit(configError('couldn\'t find key token in Secret ns/tp-src-x'), false, 1, 60_000)).toMatchObject({ notStarted: true, reason: expect.stringContaining("couldn't find key") });
     expect(connectorExit(pod({ phase: 'Pending' }), false, 61_000, 60_000)?.reason).toMatch(/still pending after 61 s/);
     expect(connectorExit(pod({ phase: 'Pending' }), false, 1000, 60_000)).toBeUndefined();
   });
