@@ -261,7 +261,8 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
       { name: 'tmp', mountPath: '/tmp' },
     ];
     const connector = { name: 'connector', image, imagePullPolicy: o.imagePullPolicy, securityContext: locked, ...(resources ? { resources } : {}) };
-    const containers = this.isDirect(run)
+    const direct = this.isDirect(run);
+    const containers = direct
       ? [
           {
             ...connector,
@@ -305,7 +306,7 @@ export class KubernetesPodConnectorLauncher implements ConnectorLauncher {
         securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
         containers,
         volumes: [
-          ...(this.isDirect(run) ? [] : [{ name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]),
+          ...(direct ? [] : [{ name: 'pipes', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } }]),
           // Only the files (none: an empty directory): the token and env values are the
           // containers' environment, not files of the connector's.
           files.length > 0
