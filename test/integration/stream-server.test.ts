@@ -148,6 +148,16 @@ describe('stream server and pod scripts', () => {
       server.close(session);
     });
 
+    it('keeps the stream token out of the connector\'s environment', async () => {
+      const session = server.open();
+      const pod = await podOnHost(session, 'sh -c env sh', ['read'], false, 'direct');
+      const stdout = await readAll(session.stdout);
+      expect(await pod.main.exited).toBe(0);
+      expect(stdout).toContain('TIDEPOOL_RUNNER_PORT=');
+      expect(stdout).not.toContain(session.token);
+      server.close(session);
+    });
+
     it('passes SIGTERM on to the connector and reports 128 + 15', async () => {
       const session = server.open();
       const pod = await podOnHost(session, `sh -c 'exec sleep 30' sh`, ['read'], false, 'direct');
