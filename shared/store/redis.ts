@@ -29,8 +29,24 @@ export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
  */
 export const REDIS_SOCKET_TIMEOUT_MS = 15_000;
 
-/** Clients whose first connection try failed TLS verification: they stop trying (createRedis). */
+/**
+ * Clients refused on a certificate before they ever got in: they stop trying (createRedis).
+ * Waiting changes neither our files nor Redis's certificate.
+ */
 const refusals = new WeakMap<Redis, TlsVerificationError>();
+
+/** Each client's first connection: see firstConnection. */
+const firstConnections = new WeakMap<Redis, Promise<void>>();
+
+/**
+ * Tries that connected and were then dropped before Redis answered, which the first connection
+ * waits through before the process goes on. Redis refusing a client's certificate under TLS 1.3
+ * sends its alert after our side of the handshake is done and closes at once; when that close
+ * races the ready check we have just written, the kernel answers our write with a reset and the
+ * reset discards the alert still unread (about 1 try in 12 on loopback here). The next try
+ * reads the alert; four in a row lost is a chance of about 1 in 20,000, and they take under 2 s.
+ */
+const DROPPED_FIRST_TRIES = 4;
 
 export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number; tls?: TlsFiles | undefined } = {}): Redis {
   const redis: Redis = new Redis(url, {
@@ -41,8 +57,8 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // An idle connection to a vanished host is found by TCP keepalive probes after 30 s idle.
     keepAlive: 30_000,
     // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
-    // back spread out instead of all at once. `times` counts from 1. No more tries once the
-    // first one failed on a certificate: waiting changes neither our files nor Redis's certificate.
+    // back spread out instead of all at once. `times` counts from 1. No more tries once refused
+    // on a certificate before ever getting in.
     retryStrategy: (times): number | null => (refusals.has(redis) ? null : backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF)),
     maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
     // Commands wait for the connection instead of failing at once: a sync outlives a restart.
@@ -59,19 +75,34 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // No commandTimeout: a command that timed out may still run, and callers could not tell;
     // socketTimeout (above) ends a dead connection instead, and the command is sent again.
   });
+  let settleFirst!: (refused?: TlsVerificationError) => void;
+  const first = new Promise<void>((resolve, reject) => (settleFirst = (refused) => (refused ? reject(refused) : resolve())));
+  first.catch(() => undefined); // a client nobody awaits must not raise an unhandled rejection
+  firstConnections.set(redis, first);
+
   let lost = false;
-  /** The first try ended: ready, or its connection closed (after its error, if any). */
-  let firstTryOver = false;
+  let everReady = false;
+  /** This try's socket (and TLS handshake) is up: a close now came from Redis's side. */
+  let connected = false;
+  let droppedTries = 0;
   redis.on('error', (err: Error) => {
     const refused = tlsVerificationFailure(err, 'redis');
-    // Later, with the process long started, a certificate error is a change on Redis's side (a
-    // certificate being rotated), which may be put right: tried again like any other loss.
-    if (refused && !firstTryOver) {
+    // Once in, a certificate error is a change on Redis's side (a certificate being rotated),
+    // which may be put right: tried again like any other loss.
+    if (refused && !everReady) {
       refusals.set(redis, refused);
       logger.error({ code: refused.code }, refused.message);
+      settleFirst(refused);
     } else logger.warn({ err: (refused ?? err).message }, 'redis error');
   });
-  redis.on('close', () => (firstTryOver = true));
+  redis.on('connect', () => (connected = true));
+  redis.on('close', () => {
+    // A try that never connected (Redis down, restarting, unreachable) ends the first connection:
+    // commands wait for a later try while the process goes on. One dropped after connecting
+    // may be a refusal whose alert was lost (DROPPED_FIRST_TRIES): the next tries tell.
+    if (!everReady && (!connected || ++droppedTries >= DROPPED_FIRST_TRIES)) settleFirst();
+    connected = false;
+  });
   redis.on('reconnecting', (delayMs: number) => {
     if (!lost) logger.warn({ retryInMs: delayMs }, 'redis connection lost; reconnecting (commands wait)');
     lost = true;
@@ -79,31 +110,22 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
   redis.on('ready', () => {
     if (lost) logger.info('redis connection restored');
     lost = false;
-    firstTryOver = true;
+    everReady = true;
+    settleFirst();
   });
   return redis;
 }
 
 /**
- * Waits for the first connection try of a client from createRedis to end. Resolves once it is
- * ready, or once the try failed in a way a later one may fix (Redis down or restarting: commands
- * wait for the reconnection, as ever), or at once for a client not connecting (lazyConnect).
- * Rejects with the TlsVerificationError if the try failed on a certificate: a runner or scaler
- * stops at start, saying what to check, rather than running without its store.
+ * Waits for the first connection of a client from createRedis. Resolves once it is ready, or
+ * once a try failed in a way a later one may fix (Redis down or restarting: commands wait for
+ * the reconnection, as ever), or at once for a client not connecting (lazyConnect). Rejects
+ * with the TlsVerificationError if Redis refused the certificates: a runner or scaler stops at
+ * start, saying what to check, rather than running without its store.
  */
 export function firstConnection(redis: Redis): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // 'close' too: a connection closed without an error (a server that hangs up) ends a try.
-    const events = ['ready', 'error', 'close'] as const;
-    const settle = () => {
-      for (const event of events) redis.off(event, settle);
-      const refused = refusals.get(redis);
-      if (refused) reject(refused);
-      else resolve();
-    };
-    if (redis.status === 'connecting' || redis.status === 'connect') for (const event of events) redis.on(event, settle);
-    else settle();
-  });
+  if (redis.status === 'wait') return Promise.resolve();
+  return firstConnections.get(redis) ?? Promise.resolve();
 }
 
 /** Key names, all under `<prefix>:`. One place, so the layout is readable at a glance. */
