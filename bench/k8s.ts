@@ -731,9 +731,6 @@ function summarize(batches: BatchResult[], rounds: Round[], opts: Options, start
     publishToFirstRecordP50Ms: round(percentile(firstRecord, 0.5)),
     publishToFirstRecordP95Ms: round(percentile(firstRecord, 0.95)),
     apiRequestsPerSync: last.perSync,
-    // The test cluster runs no cluster DNS, so the kubelet warns (MissingClusterDNS) on every
-    // pod sync; a cluster with DNS, as every production one has, makes none of those requests.
-    apiRequestsPerSyncWithClusterDns: round(last.perSync - (last.eventsByReason.MissingClusterDNS ?? 0), 1),
     orphanPodsAfter: batches.reduce((a, b) => a + b.orphans, 0),
     throughputRatioVsLocal: round(k8sRate / localRate, 3),
     apiRequestsPerSyncBySyncs: bySyncs((b) => b.perSync),
@@ -782,7 +779,6 @@ function textReport(result: ReturnType<typeof summarize>, batches: BatchResult[]
     ),
     `  API requests per sync by resource (batch of ${last.syncs}): ${Object.entries(last.byCategory).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `  largest (per sync): ${last.top.map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `  without the test cluster's MissingClusterDNS warnings (no cluster DNS here): ${result.apiRequestsPerSyncWithClusterDns} API requests/sync`,
     `  pod start (medians, ms from each pod's create): ${(['source', 'destination'] as const).map((r) => `${r} scheduled ${result.podStartPhasesMs[r].scheduled ?? '-'}, started ${result.podStartPhasesMs[r].started ?? '-'}, connected ${result.podStartPhasesMs[r].connected ?? '-'}`).join('; ')}; starting phase (launch → first byte) ${result.podStartPhasesMs.starting ?? '-'}`,
     `  orphan connector pods after: ${result.orphanPodsAfter} (target 0)`,
     `  throughput, ${opts.records.toLocaleString('en-US')} records, steady state after the first record, medians of ${opts.rounds}:`,

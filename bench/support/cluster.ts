@@ -209,8 +209,7 @@ export async function describeNamespace(kc: KubeConfig, namespace: string, logLi
     }
   });
   await attempt('events', async () => {
-    // MissingClusterDNS comes with every pod of the test cluster (it runs no DNS): not news.
-    const warnings = (await core.listNamespacedEvent({ namespace })).items.filter((e) => e.type === 'Warning' && e.reason !== 'MissingClusterDNS').slice(-8);
+    const warnings = (await core.listNamespacedEvent({ namespace })).items.filter((e) => e.type === 'Warning').slice(-8);
     for (const e of warnings) lines.push(`  warning ${e.involvedObject.kind}/${e.involvedObject.name} ${e.reason}: ${(e.message ?? '').slice(0, 300)}`);
   });
   for (const name of runnerPods) {
