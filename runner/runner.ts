@@ -24,6 +24,7 @@ import { CancelledError } from '../shared/errors.js';
 import type { ConnectorLauncher } from '../shared/ports/connector-launcher.js';
 import type { SecretSource } from '../shared/ports/secret-source.js';
 import { createRedis, firstConnection } from '../shared/store/redis.js';
+import { recordScannerInUse } from './records/native-scanner.js';
 import { tlsFiles } from '../shared/tls.js';
 import { createStore, type Store } from '../shared/store/index.js';
 import { handleDelivery, type ConsumerDeps, type Settlement } from './delivery/consumer.js';
@@ -140,7 +141,10 @@ export class Runner {
       throw err;
     }
     this.idle.start();
-    this.logger.info({ concurrency: this.config.concurrency, idleTimeoutMs: this.config.idleTimeout, launcher: this.options.launcher.kind }, 'runner consuming');
+    // Which record scanner checks the syncs' lines: the native fast path, or the JavaScript one
+    // alone (with why) where scripts/build-native could not build it. Both check the same.
+    const { scanner: recordScanner, problem: recordScannerProblem } = recordScannerInUse();
+    this.logger.info({ concurrency: this.config.concurrency, idleTimeoutMs: this.config.idleTimeout, launcher: this.options.launcher.kind, recordScanner, recordScannerProblem }, 'runner consuming');
   }
 
   /** Acquires what the runner holds, each with its releaser right after, and starts consuming. */

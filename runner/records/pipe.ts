@@ -11,6 +11,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { LineError, LineScan, scanMessage } from './line-scanner.js';
 import { LineTooLongError, sampleOf } from './lines.js';
+import { nativeRecordScanner, type RecordRunScanner } from './native-scanner.js';
 import { ProtocolError } from '../../shared/errors.js';
 import type { StreamStats } from '../../shared/store/runs.js';
 
@@ -37,6 +38,11 @@ export interface PumpOptions {
   prologue?: Buffer;
   /** Redacted from the source output an error quotes, before it is cut short (runner/records/lines.ts sampleOf). */
   secrets?: ReadonlySet<string>;
+  /**
+   * The compiled fast path for runs of RECORD lines (runner/records/native-scanner.ts); default:
+   * the native one when it was built. null: the JavaScript scanner alone (tests run both).
+   */
+  recordRuns?: RecordRunScanner | null;
 }
 
 /** How far the pump got, updated once per chunk read and per write, not per line. */
@@ -62,6 +68,21 @@ export class PumpStats {
   count(buf: Buffer, s: number, e: number, ns: number, ne: number, lineBytes: number): void {
     this.records++;
     this.bytes += lineBytes;
+    const stats = this.streamOf(buf, s, e, ns, ne);
+    stats.records++;
+    stats.bytes += lineBytes;
+  }
+
+  /** `records` RECORD lines of one stream without a namespace, named by buf[s, e), `bytes` in all. */
+  countRun(buf: Buffer, s: number, e: number, records: number, bytes: number): void {
+    this.records += records;
+    this.bytes += bytes;
+    const stats = this.streamOf(buf, s, e, -1, -1);
+    stats.records += records;
+    stats.bytes += bytes;
+  }
+
+  private streamOf(buf: Buffer, s: number, e: number, ns: number, ne: number): StreamStats {
     let stats = this.lastStats;
     if (ns >= 0 || !stats || !this.lastName || !sameBytes(this.lastName, buf, s, e)) {
       const name = buf.toString('utf8', s, e);
@@ -74,8 +95,7 @@ export class PumpStats {
       this.lastName = ns >= 0 ? undefined : Buffer.from(buf.subarray(s, e));
       this.lastStats = stats;
     }
-    stats.records++;
-    stats.bytes += lineBytes;
+    return stats;
   }
 
   toJSON(): Record<string, StreamStats> {
@@ -117,6 +137,13 @@ const LONG_LINE_BYTES = 1024 * 1024;
 const COALESCE_BYTES = 256 * 1024;
 
 /**
+ * Lines left to the JavaScript scanner after the fast path took none at a line (a LOG, a
+ * namespace, a shape it does not take) before it is tried again: a source whose records it never
+ * takes costs it one try in this many lines, not one per line.
+ */
+const FAST_PATH_BACKOFF_LINES = 64;
+
+/**
  * The line unfinished at the end of the last chunk: its pieces, and its length so far. Once it
  * is long, `scan` checks it as it comes; when that finds a RECORD, `streaming` is set, its bytes
  * so far are forwarded, and `pieces` stays empty until its newline.
@@ -152,6 +179,10 @@ class ChunkChecker {
   private firstRecordSeen = false;
   private readonly maxLineBytes: number;
   private readonly secrets: ReadonlySet<string>;
+  private readonly recordRuns: RecordRunScanner | undefined;
+  private readonly runResult = new Int32Array(4);
+  /** Lines to leave to the JavaScript scanner before trying the fast path again. */
+  private fastPathBackoff = 0;
 
   constructor(
     private readonly stats: PumpStats,
@@ -161,6 +192,7 @@ class ChunkChecker {
   ) {
     this.maxLineBytes = options.maxLineBytes;
     this.secrets = options.secrets ?? NO_SECRETS;
+    this.recordRuns = options.recordRuns === undefined ? nativeRecordScanner : (options.recordRuns ?? undefined);
   }
 
   /** A line has begun and not ended yet. */
@@ -196,6 +228,10 @@ class ChunkChecker {
     let forwardFrom = pos;
     let lineStart = pos;
     for (;;) {
+      if (this.recordRuns) {
+        if (this.fastPathBackoff === 0) lineStart = this.recordRun(chunk, lineStart);
+        else this.fastPathBackoff--;
+      }
       const nl = chunk.indexOf(10, lineStart);
       if (nl < 0) break;
       if (nl - lineStart > maxLineBytes) throw new LineTooLongError('source', maxLineBytes, this.lineNo + 1, sampleOf(chunk, lineStart, nl, this.secrets));
@@ -207,6 +243,24 @@ class ChunkChecker {
     }
     if (lineStart > forwardFrom) this.write(chunk.subarray(forwardFrom, lineStart));
     if (lineStart < chunk.length) this.extend(chunk, lineStart, chunk.length);
+  }
+
+  /**
+   * The fast path from buf[from]: the run of RECORD lines it takes is counted as the JavaScript
+   * scanner would count it, and forwarded with the chunk. Returns where the next line starts.
+   */
+  private recordRun(buf: Buffer, from: number): number {
+    const out = this.runResult;
+    const next = this.recordRuns!(buf, from, this.maxLineBytes, out);
+    if (next === from) {
+      this.fastPathBackoff = FAST_PATH_BACKOFF_LINES;
+      return from;
+    }
+    const records = out[0]!;
+    this.lineNo += records;
+    this.stats.countRun(buf, out[2]!, out[3]!, records, out[1]!);
+    this.recordSeen();
+    return next;
   }
 
   /** The source ended inside a line: a last line without a newline. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LineError, LineScan, scanMessage } from '../../runner/records/line-scanner.js';
+import { nativeRecordScanner } from '../../runner/records/native-scanner.js';
 
 interface Scanned {
   type: string;
@@ -365,8 +366,7 @@ function corrupt(line: string, rand: (n: number) => number): string {
   }
 }
 
-describe('LineScan (a line in pieces) agrees with scanMessage', () => {
-  const fixed = [
+const FIXED_LINES = [
     '{"type":"RECORD","record":{"stream":"users","namespace":"public","data":{"id":1},"emitted_at":1}}',
     '{"record":{"stream":"s","data":{"a":1}},"type":"RECORD"}',
     '{"type":"RECORD","record":{"data":{"stream":"wrong"},"stream":"right"}}',
@@ -394,10 +394,11 @@ describe('LineScan (a line in pieces) agrees with scanMessage', () => {
     '[{"type":"LOG"}]',
     '["type":"LOG"}',
     '"RECORD"',
-  ];
+];
 
+describe('LineScan (a line in pieces) agrees with scanMessage', () => {
   it('on fixed lines, cut at every position', () => {
-    for (const line of fixed) {
+    for (const line of FIXED_LINES) {
       const buf = Buffer.from(line);
       const expected = wholeVerdict(buf);
       for (let cut = 0; cut <= buf.length; cut++) {
@@ -566,5 +567,97 @@ describe('scanMessage: the fast paths agree with LineScan and JSON.parse', () =>
       expect(got, line).toEqual(expected);
     }
     expect(invalid).toBeGreaterThan(300);
+  });
+});
+
+// --- the compiled fast path (runner/records/native/record-scanner.c) -------------------------
+
+/** What the native fast path says of one line: taken, with its stream and bytes, or not. */
+function nativeVerdict(line: string): { taken: false } | { taken: true; stream: string; bytes: number } {
+  const buf = Buffer.from(`${line}\n`);
+  const out = new Int32Array(4);
+  const next = nativeRecordScanner!(buf, 0, 1024 * 1024, out);
+  if (next === 0) return { taken: false };
+  expect(next, line).toBe(buf.length);
+  expect(out[0], line).toBe(1);
+  return { taken: true, stream: buf.toString('utf8', out[2], out[3]), bytes: out[1]! };
+}
+
+/** A RECORD as Airbyte's SDKs write it ("type" first, "stream" first in "record"), data at random. */
+function sdkRecordOfRandomData(rand: (n: number) => number): string {
+  const stream = JSON.stringify(randomString(rand) + 's');
+  const rest = [`"data":${serialize(randomObject(rand, 0), rand)}`, `"emitted_at":${rand(1e9)}`];
+  if (rand(4) === 0) rest.push(`"meta":${serialize(randomValue(rand, 0), rand)}`);
+  const extra = rand(4) === 0 ? `,"extra":${serialize(randomValue(rand, 0), rand)}` : '';
+  return `{"type":"RECORD","record":{"stream":${stream},${shuffle(rest, rand).join(',')}}${extra}}`;
+}
+
+describe('the native fast path takes only what scanMessage accepts, with the same result', () => {
+  it('is built (scripts/build-native, run by npm run build)', () => {
+    expect(nativeRecordScanner, 'dist/runner/records/native/record-scanner.node did not load').toBeTypeOf('function');
+  });
+
+  it('on SDK-shaped records, valid and corrupted, and on random messages', () => {
+    const rand = makeRandom(2026);
+    let taken = 0;
+    let refused = 0;
+    for (let i = 0; i < 20_000; i++) {
+      // 0: SDK-shaped, valid; 1-2: the same corrupted one to three times; 3: escape-heavy SDK
+      // records (a namespace at times), corrupted half the time; 4: random messages.
+      const kind = i % 5;
+      let line = kind === 4 ? serialize(randomMessage(rand), rand) : kind === 3 ? sdkRecord(rand) : sdkRecordOfRandomData(rand);
+      if (kind === 1 || kind === 2 || (kind === 3 && rand(2) === 0)) for (let k = rand(3) + 1; k > 0; k--) line = corrupt(line, rand);
+      const expected = wholeVerdict(Buffer.from(line));
+      const got = nativeVerdict(line);
+      if (!got.taken) {
+        // Every valid SDK-shaped record is taken: the fast path is not quietly idle.
+        if (kind === 0) expect(got, line).toEqual({ taken: true });
+        if (!expected.ok) refused++;
+        continue;
+      }
+      taken++;
+      expect(expected, `the fast path took a line scanMessage refuses: ${line}`).toMatchObject({ ok: true, type: 'RECORD', namespace: undefined });
+      expect(got.stream, line).toBe((expected as { stream: string }).stream);
+      expect(got.bytes, line).toBe(Buffer.byteLength(line));
+    }
+    // Both sides are exercised: many lines taken, many invalid ones left to scanMessage.
+    expect(taken).toBeGreaterThan(5_000);
+    expect(refused).toBeGreaterThan(2_000);
+  });
+
+  it('on the fixed lines, cut at every position', () => {
+    for (const line of [...FIXED_LINES, '{"type":"RECORD","record":{"stream":"s","data":{"a":[{"b":"}"}]},"emitted_at":1}}']) {
+      for (let cut = 0; cut <= line.length; cut++) {
+        const piece = line.slice(0, cut);
+        const got = nativeVerdict(piece);
+        if (got.taken) expect(wholeVerdict(Buffer.from(piece)), piece).toMatchObject({ ok: true, type: 'RECORD', stream: got.stream, namespace: undefined });
+      }
+    }
+  });
+
+  it('refuses nesting deeper than scanMessage allows, and takes it at the limit', () => {
+    const nested = (depth: number) => `{"type":"RECORD","record":{"stream":"s","data":${'['.repeat(depth - 1)}{}${']'.repeat(depth - 1)}}}`.replace('"data":[', '"data":{"a":[').replace(/\]\}\}$/, ']}}}');
+    const atLimit = nested(1023);
+    expect(wholeVerdict(Buffer.from(atLimit)).ok).toBe(true);
+    expect(nativeVerdict(atLimit).taken).toBe(true);
+    const over = nested(1025);
+    expect(wholeVerdict(Buffer.from(over)).ok).toBe(false);
+    expect(nativeVerdict(over).taken).toBe(false);
+  });
+
+  it('takes a run of one stream only, within maxLineBytes, and stops at anything else', () => {
+    const a = '{"type":"RECORD","record":{"stream":"a","data":{}}}';
+    const b = '{"type":"RECORD","record":{"stream":"b","data":{}}}';
+    const buf = Buffer.from(`${a}\n${a}\r\n${b}\n`);
+    const out = new Int32Array(4);
+    const next = nativeRecordScanner!(buf, 0, 1024, out);
+    expect(next).toBe(a.length * 2 + 3); // two lines, the second with its CR
+    expect([...out]).toEqual([2, a.length * 2, 37, 38]);
+    expect(nativeRecordScanner!(buf, next, 1024, out)).toBe(buf.length);
+    expect(nativeRecordScanner!(buf, 0, a.length - 1, out)).toBe(0); // longer than maxLineBytes
+    expect(nativeRecordScanner!(Buffer.from(a), 0, 1024, out)).toBe(0); // no newline yet
+    expect(nativeRecordScanner!(Buffer.from(`\n${a}\n`), 0, 1024, out)).toBe(0); // an empty line
+    expect(() => nativeRecordScanner!(buf, -1, 1024, out)).toThrow(TypeError);
+    expect(() => nativeRecordScanner!(buf, 0, 1024, new Int32Array(3))).toThrow(TypeError);
   });
 });

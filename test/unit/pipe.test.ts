@@ -1,7 +1,8 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { LineTooLongError } from '../../runner/records/lines.js';
-import { PumpProgress, PumpStats, pumpRecords, type PumpHandlers } from '../../runner/records/pipe.js';
+import { nativeRecordScanner, type RecordRunScanner } from '../../runner/records/native-scanner.js';
+import { PumpProgress, PumpStats, pumpRecords as pumpRecordsWith, type PumpHandlers, type PumpOptions } from '../../runner/records/pipe.js';
 import { ProtocolError } from '../../shared/errors.js';
 import { streamStatusLines } from '../../runner/sync/stream-status.js';
 
@@ -76,6 +77,28 @@ async function pumpError(chunks: Buffer[], maxLineBytes = 1024 * 1024): Promise<
   }
   throw new Error('pumpRecords did not throw');
 }
+
+// Every case runs twice: with the compiled fast path for runs of RECORD lines (built by
+// scripts/build-native, which `npm test` runs through scripts/setup) and with the JavaScript
+// scanner alone. Both must forward, count, hand over and refuse exactly the same.
+let recordRuns: RecordRunScanner | null = null;
+function pumpRecords(...[source, destination, stats, handlers, options]: Parameters<typeof pumpRecordsWith>): Promise<void> {
+  return pumpRecordsWith(source, destination, stats, handlers, { recordRuns, ...options } satisfies PumpOptions);
+}
+
+it('the native record scanner is built and loads', () => {
+  expect(nativeRecordScanner, 'scripts/build-native did not build dist/runner/records/native/record-scanner.node').toBeTypeOf('function');
+});
+
+const SCANNERS: [string, RecordRunScanner | null][] = [
+  ['native fast path', nativeRecordScanner ?? null],
+  ['JavaScript scanner alone', null],
+];
+
+describe.each(SCANNERS)('%s', (_name, scanner) => {
+  beforeAll(() => {
+    recordRuns = scanner;
+  });
 
 describe('pumpRecords', () => {
   const lines = [
@@ -588,4 +611,5 @@ describe('pumpRecords: the prologue (the runner’s STREAM_STATUS STARTED lines)
     expect(out.text()).toBe(`${lines.toString('utf8')}${rec('users')}\n${state(1)}\n`);
     expect(progress.written).toBe(Buffer.byteLength(out.text()));
   });
+});
 });
