@@ -1,7 +1,8 @@
 // The record path: source stdout → checks and counts → destination stdin, as bytes.
 //
 // Each chunk from the source is split on newlines; every line is checked by scanMessage (no
-// objects built); runs of consecutive RECORD/STATE lines are forwarded to the destination as one
+// objects built), runs of plain RECORD lines first by its compiled fast path where it was built
+// (native-scanner.ts); runs of consecutive RECORD/STATE lines are forwarded to the destination as one
 // slice of the original chunk, so in the common case a 64 KiB chunk costs one scan and one
 // write. Other messages (LOG, TRACE, CONTROL) are handed to `onMessage` and not forwarded.
 // Backpressure: when the destination's stdin is full we wait for 'drain' before reading more,

@@ -8,8 +8,8 @@
 // newlines.
 //
 // It only ever accepts: a line it would reject, or one whose checks it does not make (a
-// namespace, a second "stream", "type" or "record", a CRLF-less oddity), ends the run and goes
-// to the JavaScript scanner, which gives the error or the result. So a bug here can make the
+// namespace, a second "stream", "type" or "record", any other message type, an empty line),
+// ends the run and goes to the JavaScript scanner, which gives the error or the result. So a bug here can make the
 // runner slower, and the differential test (test/unit/record-scanner-native.test.ts) is what
 // keeps it from accepting what the JavaScript scanner refuses. Input is hostile: every read is
 // bounded by the line's end, and nesting by a fixed stack.
