@@ -635,6 +635,14 @@ describe('the native fast path takes only what scanMessage accepts, with the sam
     }
   });
 
+  it('takes the lines the real airbyte-source-faker 7.2.1 writes (Airbyte\'s Python CDK)', () => {
+    const lines = [
+      '{"type":"RECORD","record":{"stream":"users","data":{"id":1,"created_at":"2001-02-03T11:53:10+00:00","updated_at":"2026-12-05T14:13:08+00:00","name":"John","title":"Mrs.","age":53,"email":"choices1984+1@duck.com","telephone":"1-688-539-5983","gender":"Fluid","language":"Khmer","academic_degree":"Master","nationality":"Latvian","occupation":"Hearing Therapist","height":"1.78","blood_type":"AB+","weight":52,"address":{"street_number":"116","street_name":"Cecilia","city":"Bowling Green","state":"Mississippi","province":"Hawaii","postal_code":"76366","country_code":"MQ"}},"emitted_at":1796479988764}}',
+      '{"type":"RECORD","record":{"stream":"products","data":{"id":1,"make":"Mazda","model":"MX-5","year":2023,"price":15001,"created_at":"2024-04-08T18:07:20+00:00","updated_at":"2026-12-05T14:13:10+00:00"},"emitted_at":1796479990222}}',
+    ];
+    expect(lines.map(nativeVerdict)).toEqual(lines.map((line, i) => ({ taken: true, stream: ['users', 'products'][i], bytes: line.length })));
+  });
+
   it('refuses nesting deeper than scanMessage allows, and takes it at the limit', () => {
     const nested = (depth: number) => `{"type":"RECORD","record":{"stream":"s","data":${'['.repeat(depth - 1)}{}${']'.repeat(depth - 1)}}}`.replace('"data":[', '"data":{"a":[').replace(/\]\}\}$/, ']}}}');
     const atLimit = nested(1023);
