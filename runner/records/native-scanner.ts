@@ -6,10 +6,11 @@ import { PACKAGE_ROOT } from '../../shared/paths.js';
 
 /**
  * Takes complete lines from buf[from] while each is a plain RECORD line the JavaScript scanner
- * would accept with the same result, of the first line's stream, no longer than maxLineBytes.
- * Returns where the first line not taken starts (`from` when none was); `out` gets the number
- * of records, their bytes (newlines and CRs excluded), and the first line's stream name bounds.
- * A line it does not take may be fine: the JavaScript scanner decides it.
+ * would accept with the same result, of the first line's stream and namespace, no longer than
+ * maxLineBytes. Returns where the first line not taken starts (`from` when none was); `out` (6
+ * long) gets the number of records, their bytes (newlines and CRs excluded), the first line's
+ * stream name bounds and its namespace's (-1, -1 without one). A line it does not take may be
+ * fine: the JavaScript scanner decides it.
  */
 export type RecordRunScanner = (buf: Uint8Array, from: number, maxLineBytes: number, out: Int32Array) => number;
 

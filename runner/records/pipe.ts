@@ -74,11 +74,11 @@ export class PumpStats {
     stats.bytes += lineBytes;
   }
 
-  /** `records` RECORD lines of one stream without a namespace, named by buf[s, e), `bytes` in all. */
-  countRun(buf: Buffer, s: number, e: number, records: number, bytes: number): void {
+  /** `records` RECORD lines of one stream, named as by count(), `bytes` in all. */
+  countRun(buf: Buffer, s: number, e: number, ns: number, ne: number, records: number, bytes: number): void {
     this.records += records;
     this.bytes += bytes;
-    const stats = this.streamOf(buf, s, e, -1, -1);
+    const stats = this.streamOf(buf, s, e, ns, ne);
     stats.records += records;
     stats.bytes += bytes;
   }
@@ -181,7 +181,7 @@ class ChunkChecker {
   private readonly maxLineBytes: number;
   private readonly secrets: ReadonlySet<string>;
   private readonly recordRuns: RecordRunScanner | undefined;
-  private readonly runResult = new Int32Array(4);
+  private readonly runResult = new Int32Array(6);
   /** Lines to leave to the JavaScript scanner before trying the fast path again. */
   private fastPathBackoff = 0;
 
@@ -259,7 +259,7 @@ class ChunkChecker {
     }
     const records = out[0]!;
     this.lineNo += records;
-    this.stats.countRun(buf, out[2]!, out[3]!, records, out[1]!);
+    this.stats.countRun(buf, out[2]!, out[3]!, out[4]!, out[5]!, records, out[1]!);
     this.recordSeen();
     return next;
   }

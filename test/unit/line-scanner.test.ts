@@ -572,21 +572,23 @@ describe('scanMessage: the fast paths agree with LineScan and JSON.parse', () =>
 
 // --- the compiled fast path (runner/records/native/record-scanner.c) -------------------------
 
-/** What the native fast path says of one line: taken, with its stream and bytes, or not. */
-function nativeVerdict(line: string): { taken: false } | { taken: true; stream: string; bytes: number } {
+/** What the native fast path says of one line: taken, with its stream, namespace and bytes, or not. */
+function nativeVerdict(line: string): { taken: false } | { taken: true; stream: string; namespace: string | undefined; bytes: number } {
   const buf = Buffer.from(`${line}\n`);
-  const out = new Int32Array(4);
+  const out = new Int32Array(6);
   const next = nativeRecordScanner!(buf, 0, 1024 * 1024, out);
   if (next === 0) return { taken: false };
   expect(next, line).toBe(buf.length);
   expect(out[0], line).toBe(1);
-  return { taken: true, stream: buf.toString('utf8', out[2], out[3]), bytes: out[1]! };
+  const namespace = out[4]! >= 0 ? buf.toString('utf8', out[4], out[5]) : undefined;
+  return { taken: true, stream: buf.toString('utf8', out[2], out[3]), namespace, bytes: out[1]! };
 }
 
 /** A RECORD as Airbyte's SDKs write it ("type" first, "stream" first in "record"), data at random. */
 function sdkRecordOfRandomData(rand: (n: number) => number): string {
   const stream = JSON.stringify(randomString(rand) + 's');
   const rest = [`"data":${serialize(randomObject(rand, 0), rand)}`, `"emitted_at":${rand(1e9)}`];
+  if (rand(3) === 0) rest.push(`"namespace":${JSON.stringify(randomString(rand))}`);
   if (rand(4) === 0) rest.push(`"meta":${serialize(randomValue(rand, 0), rand)}`);
   const extra = rand(4) === 0 ? `,"extra":${serialize(randomValue(rand, 0), rand)}` : '';
   return `{"type":"RECORD","record":{"stream":${stream},${shuffle(rest, rand).join(',')}}${extra}}`;
@@ -616,8 +618,9 @@ describe('the native fast path takes only what scanMessage accepts, with the sam
         continue;
       }
       taken++;
-      expect(expected, `the fast path took a line scanMessage refuses: ${line}`).toMatchObject({ ok: true, type: 'RECORD', namespace: undefined });
+      expect(expected, `the fast path took a line scanMessage refuses: ${line}`).toMatchObject({ ok: true, type: 'RECORD' });
       expect(got.stream, line).toBe((expected as { stream: string }).stream);
+      expect(got.namespace, line).toBe((expected as { namespace: string | undefined }).namespace);
       expect(got.bytes, line).toBe(Buffer.byteLength(line));
     }
     // Both sides are exercised: many lines taken, many invalid ones left to scanMessage.
@@ -630,7 +633,7 @@ describe('the native fast path takes only what scanMessage accepts, with the sam
       for (let cut = 0; cut <= line.length; cut++) {
         const piece = line.slice(0, cut);
         const got = nativeVerdict(piece);
-        if (got.taken) expect(wholeVerdict(Buffer.from(piece)), piece).toMatchObject({ ok: true, type: 'RECORD', stream: got.stream, namespace: undefined });
+        if (got.taken) expect(wholeVerdict(Buffer.from(piece)), piece).toEqual({ ok: true, type: 'RECORD', stream: got.stream, namespace: got.namespace });
       }
     }
   });
@@ -640,7 +643,7 @@ describe('the native fast path takes only what scanMessage accepts, with the sam
       '{"type":"RECORD","record":{"stream":"users","data":{"id":1,"created_at":"2001-02-03T11:53:10+00:00","updated_at":"2026-12-05T14:13:08+00:00","name":"John","title":"Mrs.","age":53,"email":"choices1984+1@duck.com","telephone":"1-688-539-5983","gender":"Fluid","language":"Khmer","academic_degree":"Master","nationality":"Latvian","occupation":"Hearing Therapist","height":"1.78","blood_type":"AB+","weight":52,"address":{"street_number":"116","street_name":"Cecilia","city":"Bowling Green","state":"Mississippi","province":"Hawaii","postal_code":"76366","country_code":"MQ"}},"emitted_at":1796479988764}}',
       '{"type":"RECORD","record":{"stream":"products","data":{"id":1,"make":"Mazda","model":"MX-5","year":2023,"price":15001,"created_at":"2024-04-08T18:07:20+00:00","updated_at":"2026-12-05T14:13:10+00:00"},"emitted_at":1796479990222}}',
     ];
-    expect(lines.map(nativeVerdict)).toEqual(lines.map((line, i) => ({ taken: true, stream: ['users', 'products'][i], bytes: line.length })));
+    expect(lines.map(nativeVerdict)).toEqual(lines.map((line, i) => ({ taken: true, stream: ['users', 'products'][i], namespace: undefined, bytes: line.length })));
   });
 
   it('refuses nesting deeper than scanMessage allows, and takes it at the limit', () => {
@@ -653,19 +656,31 @@ describe('the native fast path takes only what scanMessage accepts, with the sam
     expect(nativeVerdict(over).taken).toBe(false);
   });
 
-  it('takes a run of one stream only, within maxLineBytes, and stops at anything else', () => {
+  it('takes a run of one stream and namespace only, within maxLineBytes, and stops at anything else', () => {
     const a = '{"type":"RECORD","record":{"stream":"a","data":{}}}';
     const b = '{"type":"RECORD","record":{"stream":"b","data":{}}}';
     const buf = Buffer.from(`${a}\n${a}\r\n${b}\n`);
-    const out = new Int32Array(4);
+    const out = new Int32Array(6);
     const next = nativeRecordScanner!(buf, 0, 1024, out);
     expect(next).toBe(a.length * 2 + 3); // two lines, the second with its CR
-    expect([...out]).toEqual([2, a.length * 2, 37, 38]);
+    expect([...out]).toEqual([2, a.length * 2, 37, 38, -1, -1]);
     expect(nativeRecordScanner!(buf, next, 1024, out)).toBe(buf.length);
+    // The same stream in namespaces p, p, q, then none: a run ends where the namespace changes.
+    const inNs = (ns: string) => `{"type":"RECORD","record":{"stream":"a","namespace":"${ns}","data":{}}}`;
+    const nsBuf = Buffer.from(`${inNs('p')}\n${inNs('p')}\n${inNs('q')}\n${a}\n`);
+    const afterP = nativeRecordScanner!(nsBuf, 0, 1024, out);
+    expect(afterP).toBe(inNs('p').length * 2 + 2);
+    expect([out[0], nsBuf.toString('utf8', out[4], out[5])]).toEqual([2, 'p']);
+    const afterQ = nativeRecordScanner!(nsBuf, afterP, 1024, out);
+    expect([afterQ, out[0], nsBuf.toString('utf8', out[4], out[5])]).toEqual([afterP + inNs('q').length + 1, 1, 'q']);
+    expect([nativeRecordScanner!(nsBuf, afterQ, 1024, out), out[4]]).toEqual([nsBuf.length, -1]);
+    // What it leaves to JavaScript: a namespace that is not a string, or given twice.
+    expect(nativeVerdict('{"type":"RECORD","record":{"stream":"a","namespace":1,"data":{}}}').taken).toBe(false);
+    expect(nativeVerdict('{"type":"RECORD","record":{"stream":"a","namespace":"p","namespace":"q","data":{}}}').taken).toBe(false);
     expect(nativeRecordScanner!(buf, 0, a.length - 1, out)).toBe(0); // longer than maxLineBytes
     expect(nativeRecordScanner!(Buffer.from(a), 0, 1024, out)).toBe(0); // no newline yet
     expect(nativeRecordScanner!(Buffer.from(`\n${a}\n`), 0, 1024, out)).toBe(0); // an empty line
     expect(() => nativeRecordScanner!(buf, -1, 1024, out)).toThrow(TypeError);
-    expect(() => nativeRecordScanner!(buf, 0, 1024, new Int32Array(3))).toThrow(TypeError);
+    expect(() => nativeRecordScanner!(buf, 0, 1024, new Int32Array(5))).toThrow(TypeError);
   });
 });

@@ -7,8 +7,9 @@
 // not in the checks. Here the same checks run at ~90 ns a line, with memchr for strings and
 // newlines.
 //
-// It only ever accepts: a line it would reject, or one whose checks it does not make (a
-// namespace, a second "stream", "type" or "record", any other message type, an empty line),
+// It only ever accepts: a line it would reject, or one whose checks it does not make (a second
+// "stream", "namespace", "type" or "record", a namespace that is not a string, any other
+// message type, an empty line),
 // ends the run and goes to the JavaScript scanner, which gives the error or the result. So a bug here can make the
 // runner slower, and the differential test (test/unit/record-scanner-native.test.ts) is what
 // keeps it from accepting what the JavaScript scanner refuses. Input is hostile: every read is
@@ -107,15 +108,17 @@ static size_t next_member(const uint8_t *b, size_t i, size_t end, size_t *ks, si
 }
 
 // One line b[start, end), without its newline and CR. 1 when it is a RECORD that line-scanner.ts
-// accepts, with the stream name's bounds; 0 when unsure. Only the shape every Airbyte SDK
-// writes is taken: "type" first, then "record" with "stream" first and no "namespace".
-static int scan_record(const uint8_t *b, size_t start, size_t end, size_t *stream_start, size_t *stream_end) {
+// accepts, with the bounds of its stream name and of its namespace (*ns_start = *ns_end = 0 when
+// it has none); 0 when unsure. Only the shape every Airbyte SDK writes is taken: "type" first,
+// then "record" with "stream" first.
+static int scan_record(const uint8_t *b, size_t start, size_t end, size_t *stream_start, size_t *stream_end, size_t *ns_start, size_t *ns_end) {
   size_t i = skip_ws(b, start, end);
   if (end - i <= PREFIX_LEN || memcmp(b + i, PREFIX, PREFIX_LEN) != 0) return 0;
   *stream_start = i + PREFIX_LEN;
   i = skip_string(b, i + PREFIX_LEN - 1, end);
   if (!i) return 0;
   *stream_end = i - 1;
+  *ns_start = *ns_end = 0;
   size_t ks = 0, ke = 0, closed = 0;
   int has_data = 0;
   // The record's other members.
@@ -126,7 +129,16 @@ static int scan_record(const uint8_t *b, size_t start, size_t end, size_t *strea
       i = closed;
       break;
     }
-    if (key_is(b, ks, ke, "stream", 6) || key_is(b, ks, ke, "namespace", 9)) return 0;
+    if (key_is(b, ks, ke, "stream", 6)) return 0;
+    if (key_is(b, ks, ke, "namespace", 9)) {
+      // A string, once: line-scanner.ts then takes it as the namespace too.
+      if (b[v] != '"' || *ns_end) return 0;
+      *ns_start = v + 1;
+      i = skip_string(b, v, end);
+      if (!i) return 0;
+      *ns_end = i - 1;
+      continue;
+    }
     if (key_is(b, ks, ke, "data", 4)) {
       if (b[v] != '{') return 0;
       has_data = 1;
@@ -152,9 +164,10 @@ static int scan_record(const uint8_t *b, size_t start, size_t end, size_t *strea
 
 // scanRecords(buf: Uint8Array, from: number, maxLineBytes: number, out: Int32Array) -> number
 // From buf[from], takes complete lines while each is a RECORD scan_record accepts, of the same
-// stream as the first, no longer than maxLineBytes. Returns where the first line not taken
-// starts (from itself when none was); out gets [records, bytes (CR and newlines excluded),
-// the first line's stream name start, its end].
+// stream and namespace as the first, no longer than maxLineBytes. Returns where the first line
+// not taken starts (from itself when none was); out gets [records, bytes (CR and newlines
+// excluded), the first line's stream name start and end, its namespace's start and end (-1, -1
+// when it has none)].
 static napi_value ScanRecords(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -164,14 +177,14 @@ static napi_value ScanRecords(napi_env env, napi_callback_info info) {
   void *data, *out_data;
   napi_value arraybuffer;
   if (napi_get_typedarray_info(env, argv[0], &type, &len, &data, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array) goto bad;
-  if (napi_get_typedarray_info(env, argv[3], &type, &out_len, &out_data, &arraybuffer, &offset) != napi_ok || type != napi_int32_array || out_len < 4) goto bad;
+  if (napi_get_typedarray_info(env, argv[3], &type, &out_len, &out_data, &arraybuffer, &offset) != napi_ok || type != napi_int32_array || out_len < 6) goto bad;
   int64_t from, max_line;
   if (napi_get_value_int64(env, argv[1], &from) != napi_ok || napi_get_value_int64(env, argv[2], &max_line) != napi_ok) goto bad;
   if (from < 0 || (uint64_t)from > len || max_line < 0) goto bad;
 
   const uint8_t *b = data;
   int32_t *out = out_data;
-  size_t pos = (size_t)from, records = 0, bytes = 0, first_start = 0, first_end = 0;
+  size_t pos = (size_t)from, records = 0, bytes = 0, first_start = 0, first_end = 0, first_ns_start = 0, first_ns_end = 0;
   // Counts and offsets go back as int32: a larger view (none the pipe makes) takes no fast path.
   while (len <= INT32_MAX && pos < len) {
     const uint8_t *newline = memchr(b + pos, '\n', len - pos);
@@ -179,12 +192,16 @@ static napi_value ScanRecords(napi_env env, napi_callback_info info) {
     size_t nl = (size_t)(newline - b), end = nl;
     if ((int64_t)(nl - pos) > max_line) break;
     if (end > pos && b[end - 1] == '\r') end--;
-    size_t ss, se;
-    if (end == pos || !scan_record(b, pos, end, &ss, &se)) break;
+    size_t ss, se, ns, ne;
+    if (end == pos || !scan_record(b, pos, end, &ss, &se, &ns, &ne)) break;
     if (records == 0) {
       first_start = ss;
       first_end = se;
-    } else if (se - ss != first_end - first_start || memcmp(b + ss, b + first_start, se - ss) != 0) {
+      first_ns_start = ns;
+      first_ns_end = ne;
+    } else if (se - ss != first_end - first_start || memcmp(b + ss, b + first_start, se - ss) != 0 ||
+               (ne != 0) != (first_ns_end != 0) || ne - ns != first_ns_end - first_ns_start ||
+               memcmp(b + ns, b + first_ns_start, ne - ns) != 0) {
       break;
     }
     records++;
@@ -195,12 +212,14 @@ static napi_value ScanRecords(napi_env env, napi_callback_info info) {
   out[1] = (int32_t)bytes;
   out[2] = (int32_t)first_start;
   out[3] = (int32_t)first_end;
+  out[4] = first_ns_end ? (int32_t)first_ns_start : -1;
+  out[5] = first_ns_end ? (int32_t)first_ns_end : -1;
   napi_value result;
   napi_create_int64(env, (int64_t)pos, &result);
   return result;
 
 bad:
-  napi_throw_type_error(env, NULL, "scanRecords(buf: Uint8Array, from: number, maxLineBytes: number, out: Int32Array(4))");
+  napi_throw_type_error(env, NULL, "scanRecords(buf: Uint8Array, from: number, maxLineBytes: number, out: Int32Array(6))");
   return NULL;
 }
 
