@@ -76,8 +76,7 @@ export class StreamSession {
       this.readExitReport(socket, rest);
       return true;
     }
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.track(socket);
     if (name === 'stdin') {
       // Anything the pod sends on its stdin connection is ignored; runner → pod only.
       socket.resume();
@@ -112,14 +111,19 @@ export class StreamSession {
     // The report comes with the hello, in one write: a connection that holds it back is dropped.
     const timer = setTimeout(() => socket.destroy(), HELLO_TIMEOUT_MS);
     socket.once('close', () => clearTimeout(timer));
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.track(socket);
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
       settle();
     });
     socket.once('end', () => socket.destroy());
     socket.resume();
+  }
+
+  /** A connection of this session, until it closes: destroy() drops it. */
+  private track(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   /** Drops every connection of this session (after the run, or to abort it). */

@@ -29,12 +29,6 @@ export const REDIS_MAX_RETRIES_PER_REQUEST = 20;
  */
 export const REDIS_SOCKET_TIMEOUT_MS = 15_000;
 
-/**
- * Clients refused on a certificate before they ever got in: they stop trying (createRedis).
- * Waiting changes neither our files nor Redis's certificate.
- */
-const refusals = new WeakMap<Redis, TlsVerificationError>();
-
 /** Each client's first connection: see firstConnection. */
 const firstConnections = new WeakMap<Redis, Promise<void>>();
 
@@ -49,6 +43,11 @@ const firstConnections = new WeakMap<Redis, Promise<void>>();
 const DROPPED_FIRST_TRIES = 4;
 
 export function createRedis(url: string, logger: Logger, options: { lazyConnect?: boolean; socketTimeoutMs?: number; tls?: TlsFiles | undefined } = {}): Redis {
+  /**
+   * Redis refused our certificates before this client ever got in: it stops trying. Waiting
+   * changes neither our files nor Redis's certificate.
+   */
+  let refusal: TlsVerificationError | undefined;
   const redis: Redis = new Redis(url, {
     // For a rediss:// URL: CA, client certificate and key (shared/tls.ts); none: the system's CAs.
     ...(options.tls ? { tls: options.tls } : {}),
@@ -59,7 +58,7 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // Reconnect for ever with jittered backoff: many runners cut off by one Redis restart come
     // back spread out instead of all at once. `times` counts from 1. No more tries once refused
     // on a certificate before ever getting in.
-    retryStrategy: (times): number | null => (refusals.has(redis) ? null : backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF)),
+    retryStrategy: (times): number | null => (refusal ? null : backoffDelay(times - 1, REDIS_RECONNECT_BACKOFF)),
     maxRetriesPerRequest: REDIS_MAX_RETRIES_PER_REQUEST,
     // Commands wait for the connection instead of failing at once: a sync outlives a restart.
     enableOfflineQueue: true,
@@ -90,7 +89,7 @@ export function createRedis(url: string, logger: Logger, options: { lazyConnect?
     // Once in, a certificate error is a change on Redis's side (a certificate being rotated),
     // which may be put right: tried again like any other loss.
     if (refused && !everReady) {
-      refusals.set(redis, refused);
+      refusal = refused;
       logger.error({ code: refused.code }, refused.message);
       settleFirst(refused);
     } else logger.warn({ err: (refused ?? err).message }, 'redis error');
